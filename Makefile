@@ -1,0 +1,59 @@
+# Developer entry points for the petition routing platform.
+#
+#   make up      start Kafka, PostgreSQL, Prometheus and the services (default ports, .run/)
+#   make status  one line per part of the local stack
+#   make down    stop exactly what `make up` started
+#   make test    run the test suite (integration tests use their own ports and folders)
+#
+# The local stack is driven by deploy/localstack.py; ports and folders come from the
+# PETITION_* environment variables documented there.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+VPY    := $(VENV)/bin/python
+# Stamp: the editable install is redone only when pyproject.toml changes.
+VENV_STAMP := $(VENV)/.installed
+
+.PHONY: help venv up up-infra down status test bench clean
+
+help:
+	@echo "targets: venv up up-infra down status test bench clean"
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+up: venv
+	$(VPY) deploy/localstack.py up
+
+# Kafka, PostgreSQL and Prometheus only (no migrations, no services).
+up-infra: venv
+	$(VPY) deploy/localstack.py up --infra-only
+
+# down/status need no install: they only read PID files and stop processes.
+down:
+	@$(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) deploy/localstack.py down
+
+status:
+	@$(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) deploy/localstack.py status
+
+test: venv
+	$(VPY) -m pytest -q
+
+bench: venv
+	$(VPY) -m bench
+
+# Removes build artefacts and caches. Refuses while the local stack runs, and keeps
+# .run/ (data, secrets) and the venv: `rm -rf .run .venv` by hand after `make down`.
+clean:
+	@if $(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) deploy/localstack.py status | grep -q ' running '; then \
+		echo "local stack is running: make down first"; exit 1; fi
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench-results
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""``petitionctl``: the operators' command line."""

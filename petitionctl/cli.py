@@ -1,0 +1,159 @@
+"""``petitionctl``: operators' commands (topics, migrations, department queues, SLA, model).
+
+Each subcommand imports what it needs when it runs, so ``petitionctl sla due`` or
+``petitionctl classify`` work without Kafka or PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Sequence
+
+from shared.settings import load_settings
+
+
+def _topics_ensure(args: argparse.Namespace) -> int:
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    from shared import topics
+
+    settings = load_settings()
+    admin = KafkaAdminClient(bootstrap_servers=args.bootstrap or settings.kafka_bootstrap, client_id="petitionctl")
+    try:
+        existing = set(admin.list_topics())
+        wanted = [NewTopic(t, topics.PARTITIONS, 1) for t in topics.CORE_TOPICS if t not in existing]
+        if args.departments:
+            from services.router.config import load_routing_table
+
+            for dept in load_routing_table().departments():
+                name = topics.department_topic(dept.code)
+                if name not in existing:
+                    wanted.append(NewTopic(name, 1, 1))
+        for i in range(0, len(wanted), 100):
+            try:
+                admin.create_topics(wanted[i : i + 100])
+            except TopicAlreadyExistsError:
+                pass
+        print(f"topics: {len(wanted)} created, {len(existing)} existed")
+    finally:
+        admin.close()
+    return 0
+
+
+def _db_migrate(args: argparse.Namespace) -> int:
+    from services.escalation.app import MIGRATIONS as ESC
+    from services.intake.app import MIGRATIONS as INTAKE
+    from services.router.app import MIGRATIONS as ROUTER
+    from shared.db import ensure_common_tables, migrate
+
+    async def run() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(args.dsn or load_settings().pg_dsn)
+        try:
+            for schema, folder in (("intake", INTAKE), ("router", ROUTER), ("escalation", ESC)):
+                applied = await migrate(conn, schema, folder)
+                await ensure_common_tables(conn, schema)
+                print(f"{schema}: {len(applied)} migration(s) applied")
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+    return 0
+
+
+def _queue(args: argparse.Namespace) -> int:
+    """Print a department's assignments as JSON lines, as the department's own system would."""
+    from kafka import KafkaConsumer
+
+    from shared import topics
+
+    settings = load_settings()
+    consumer = KafkaConsumer(
+        topics.department_topic(args.department),
+        bootstrap_servers=args.bootstrap or settings.kafka_bootstrap,
+        group_id=args.group or f"dept-{args.department}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=int(args.idle_timeout * 1000) if args.idle_timeout else float("inf"),
+    )
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    printed = 0
+    try:
+        for record in consumer:
+            try:
+                body = json.loads(record.value)
+            except ValueError:
+                print(f"skipping undecodable record at offset {record.offset}", file=sys.stderr)
+                continue
+            sys.stdout.write(json.dumps(body, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            consumer.commit()
+            printed += 1
+            if stop or (args.max_messages and printed >= args.max_messages):
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+    return 0
+
+
+def _sla_due(args: argparse.Namespace) -> int:
+    from services.escalation.sla_cli import run_due
+
+    return run_due(sys.stdin, sys.stdout, sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="petitionctl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    topics_p = sub.add_parser("topics", help="Kafka topics")
+    topics_sub = topics_p.add_subparsers(dest="topics_command", required=True)
+    ensure = topics_sub.add_parser("ensure", help="create every topic the platform uses (idempotent)")
+    ensure.add_argument("--bootstrap")
+    ensure.add_argument("--no-departments", dest="departments", action="store_false",
+                        help="skip the department assignment queues")
+    ensure.set_defaults(func=_topics_ensure)
+
+    db = sub.add_parser("db", help="database")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    mig = db_sub.add_parser("migrate", help="apply every service's migrations")
+    mig.add_argument("--dsn")
+    mig.set_defaults(func=_db_migrate)
+
+    queue = sub.add_parser("queue", help="print a department's assignment queue as JSON lines")
+    queue.add_argument("--department", required=True)
+    queue.add_argument("--bootstrap")
+    queue.add_argument("--group", help="consumer group (default dept-<code>)")
+    queue.add_argument("--max-messages", type=int, default=0)
+    queue.add_argument("--idle-timeout", type=float, default=0.0,
+                       help="exit after this many seconds without a new assignment (0: never)")
+    queue.set_defaults(func=_queue)
+
+    sla = sub.add_parser("sla", help="SLA deadlines")
+    sla_sub = sla.add_subparsers(dest="sla_command", required=True)
+    due = sla_sub.add_parser("due", help="compute deadlines for JSON lines on stdin")
+    due.set_defaults(func=_sla_due)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

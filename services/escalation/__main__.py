@@ -1,0 +1,17 @@
+"""``python -m services.escalation``: run the escalation worker."""
+
+import logging
+
+from services.escalation.app import build_app
+from shared.settings import load_settings
+from shared.worker import run_worker
+
+
+def main() -> None:
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    run_worker(build_app(settings), settings.log_level)
+
+
+if __name__ == "__main__":
+    main()

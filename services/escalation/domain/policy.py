@@ -1,0 +1,94 @@
+"""SLA policies: which clocks a petition gets, when each starts and stops, and its timers.
+
+Pure: built from the parsed ``policies.yaml``; time is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+UNITS = frozenset({"minute", "hour", "day", "workday"})
+
+
+@dataclass(frozen=True, slots=True)
+class ClockSpec:
+    name: str
+    amount: int
+    unit: str
+    starts: str  # "received" | "assigned"
+    stops_on: frozenset[str]
+    on_reassign: str  # "restart" | "keep"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    id: str
+    match: Mapping[str, str]
+    clocks: tuple[ClockSpec, ...]
+
+    def matches(self, facts: Mapping[str, str | None]) -> bool:
+        return all(facts.get(k) == v for k, v in self.match.items())
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyBook:
+    policies: tuple[Policy, ...]
+    warning_fractions: tuple[float, ...]
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> PolicyBook:
+        """Parse and validate; raises ValueError on a malformed book."""
+        fractions = tuple(sorted(float(f) for f in data.get("warning_fractions", [0.5, 0.75, 0.9])))
+        if any(not 0 < f < 1 for f in fractions):
+            raise ValueError("warning fractions must lie strictly between 0 and 1")
+        policies = []
+        for p in data["policies"]:
+            clocks = []
+            for name, spec in p["clocks"].items():
+                if spec["unit"] not in UNITS:
+                    raise ValueError(f"policy {p['id']} clock {name}: unknown unit {spec['unit']!r}")
+                if int(spec["amount"]) <= 0:
+                    raise ValueError(f"policy {p['id']} clock {name}: amount must be positive")
+                if spec.get("starts", "received") not in ("received", "assigned"):
+                    raise ValueError(f"policy {p['id']} clock {name}: starts must be received|assigned")
+                if spec.get("on_reassign", "keep") not in ("restart", "keep"):
+                    raise ValueError(f"policy {p['id']} clock {name}: on_reassign must be restart|keep")
+                clocks.append(
+                    ClockSpec(
+                        name=name,
+                        amount=int(spec["amount"]),
+                        unit=spec["unit"],
+                        starts=spec.get("starts", "received"),
+                        stops_on=frozenset(spec.get("stops_on", ["resolve"])),
+                        on_reassign=spec.get("on_reassign", "keep"),
+                    )
+                )
+            policies.append(Policy(p["id"], dict(p.get("match") or {}), tuple(clocks)))
+        if not policies or policies[-1].match:
+            raise ValueError("the last policy must match everything (an empty `match`)")
+        return cls(tuple(policies), fractions)
+
+    def select(self, *, channel: str | None, kind: str | None, priority: str | None) -> Policy:
+        facts = {"channel": channel, "kind": kind, "priority": priority}
+        for policy in self.policies:
+            if policy.matches(facts):
+                return policy
+        raise AssertionError("unreachable: the last policy matches everything")
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedTimer:
+    kind: str  # "warning" | "breach"
+    fraction: float
+    fire_at: datetime
+
+
+def plan_timers(started_at: datetime, due_at: datetime, fractions: tuple[float, ...]) -> list[PlannedTimer]:
+    """Warnings at each fraction of the natural time between start and due, then the breach."""
+    span = due_at - started_at
+    timers = [PlannedTimer("warning", f, started_at + span * f) for f in fractions]
+    timers.append(PlannedTimer("breach", 1.0, due_at))
+    return timers

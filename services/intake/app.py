@@ -1,0 +1,146 @@
+"""Intake's composition root: the HTTP API, the outbox relay and the read-model projector."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.intake.api import build_router, install_error_handlers
+from services.intake.projector import make_processor, run_projector
+from shared.db import create_pool, ensure_common_tables, migrate
+from shared.outbox import OutboxRelay
+from shared.settings import Settings
+from shared.worker import gather_checks
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "intake"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class BodyLimit:
+    """Answers 413 to a body larger than `limit` bytes, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._too_large(send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._too_large(send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send) -> None:
+        body = b'{"error":"body_too_large","message":"the request body exceeds the limit"}'
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class IntakeState:
+    """What the routes need, built in the lifespan."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pool: asyncpg.Pool | None = None
+        self.relay: OutboxRelay | None = None
+        self.hmac_key = settings.hmac_key.get_secret_value().encode()
+
+    def kick(self) -> None:
+        if self.relay is not None:
+            self.relay.kick()
+
+    async def readiness(self) -> dict[str, bool]:
+        async def pg() -> bool:
+            if self.pool is None:
+                return False
+            async with self.pool.acquire() as conn:
+                return bool(await asyncio.wait_for(conn.fetchval("SELECT 1"), 3))
+
+        async def kafka() -> bool:
+            return self.relay is not None and await self.relay.kafka_reachable()
+
+        return await gather_checks(postgres=pg(), kafka=kafka())
+
+
+def create_app(settings: Settings) -> FastAPI:
+    state = IntakeState(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not state.hmac_key:
+            raise RuntimeError("PETITION_HMAC_KEY must be set (make up generates one)")
+        pool = await create_pool(settings.pg_dsn, max_size=10)
+        async with pool.acquire() as conn:
+            await migrate(conn, SCHEMA, MIGRATIONS)
+            await ensure_common_tables(conn, SCHEMA)
+        state.pool = pool
+        state.relay = OutboxRelay(pool=pool, schema=SCHEMA, bootstrap=settings.kafka_bootstrap, service="intake")
+        relay = state.relay
+        tasks: list[asyncio.Task[Any]] = [
+            asyncio.create_task(relay.run(), name="outbox-relay"),
+            asyncio.create_task(
+                run_projector(
+                    bootstrap=settings.kafka_bootstrap,
+                    processor=make_processor(pool, lambda _r: relay.kick()),
+                ),
+                name="read-model",
+            ),
+        ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await pool.close()
+
+    app = FastAPI(
+        title="Petition intake API",
+        version="1",
+        description="12345 hotline / 信访 petitions: submit, act, look up.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(build_router(state))
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.state.intake = state
+    return app

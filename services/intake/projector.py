@@ -1,0 +1,163 @@
+"""Intake's read model: built by consuming the lifecycle topics (routed, SLA).
+
+Runs as a background task with a plain aiokafka consumer (not faust), so intake keeps taking
+petitions while Kafka is down; offsets are committed only after the batch's transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+
+from shared import topics
+from shared.consumer import BadInput, BatchProcessor, BatchResult, RawMessage
+from shared.events import (
+    PetitionRouted,
+    SlaBreached,
+    SlaClockArmed,
+    SlaClockStopped,
+    SlaWarning,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "intake"
+TRIAGE = "TRIAGE"
+
+
+async def _timeline(conn: asyncpg.Connection, event: Any, name: str, detail: dict[str, Any]) -> None:
+    await conn.execute(
+        "INSERT INTO intake.timeline (petition_id, at, event, detail, event_id)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+        event.petition_id, event.occurred_at, name, detail, event.event_id,
+    )
+
+
+async def _known(conn: asyncpg.Connection, petition_id: str) -> None:
+    if not await conn.fetchval("SELECT 1 FROM intake.petition WHERE id = $1", petition_id):
+        raise BadInput(f"event for unknown petition {petition_id}", code="unknown_petition")
+
+
+async def on_routed(conn: asyncpg.Connection, e: PetitionRouted, raw: RawMessage, r: BatchResult) -> None:
+    await _known(conn, e.petition_id)
+    status = "triage" if e.department_code == TRIAGE else "assigned"
+    await conn.execute(
+        """UPDATE intake.petition SET status = $2, category = $3, department_code = $4,
+             department_name = $5, assignment_no = $6, jurisdiction = $7, priority = $8,
+             rule = $9, updated_at = now()
+           WHERE id = $1 AND assignment_no < $6 AND status NOT IN ('resolved', 'closed')""",
+        e.petition_id, status, e.category, e.department_code, e.department_name,
+        e.assignment_no, e.jurisdiction.model_dump() if e.jurisdiction else None,
+        e.priority.value, e.rule,
+    )
+    await _timeline(
+        conn, e, "routed" if e.assignment_no == 1 else "reassigned",
+        {"department": e.department_code, "department_name": e.department_name,
+         "category": e.category, "rule": e.rule, "assignment_no": e.assignment_no},
+    )
+
+
+async def on_clock_armed(conn: asyncpg.Connection, e: SlaClockArmed, raw: RawMessage, r: BatchResult) -> None:
+    await _known(conn, e.petition_id)
+    await conn.execute(
+        """INSERT INTO intake.deadline (petition_id, clock, due_at, state, department_code, updated_at)
+           VALUES ($1, $2, $3, 'running', $4, $5)
+           ON CONFLICT (petition_id, clock) DO UPDATE SET due_at = EXCLUDED.due_at,
+             state = 'running', department_code = EXCLUDED.department_code,
+             updated_at = EXCLUDED.updated_at
+           WHERE intake.deadline.updated_at <= EXCLUDED.updated_at""",
+        e.petition_id, e.clock, e.due_at, e.department_code, e.occurred_at,
+    )
+    await _timeline(conn, e, "clock_armed", {"clock": e.clock, "due_at": e.due_at.isoformat(), "policy": e.policy})
+
+
+async def _clock_state(conn: asyncpg.Connection, e: Any, state: str) -> None:
+    await conn.execute(
+        """UPDATE intake.deadline SET state = $4, updated_at = greatest(updated_at, $5)
+           WHERE petition_id = $1 AND clock = $2 AND due_at = $3""",
+        e.petition_id, e.clock, e.due_at, state, e.occurred_at,
+    )
+
+
+async def on_warning(conn: asyncpg.Connection, e: SlaWarning, raw: RawMessage, r: BatchResult) -> None:
+    await _known(conn, e.petition_id)
+    await _clock_state(conn, e, "warned")
+    await _timeline(conn, e, "deadline_warning", {"clock": e.clock, "fraction": e.fraction})
+
+
+async def on_breached(conn: asyncpg.Connection, e: SlaBreached, raw: RawMessage, r: BatchResult) -> None:
+    await _known(conn, e.petition_id)
+    await _clock_state(conn, e, "breached")
+    await _timeline(conn, e, "deadline_breached", {"clock": e.clock, "department": e.department_code})
+
+
+async def on_stopped(conn: asyncpg.Connection, e: SlaClockStopped, raw: RawMessage, r: BatchResult) -> None:
+    await _known(conn, e.petition_id)
+    await conn.execute(
+        """UPDATE intake.deadline SET state = CASE WHEN state = 'breached' THEN 'breached_stopped'
+             ELSE 'stopped' END, updated_at = greatest(updated_at, $4)
+           WHERE petition_id = $1 AND clock = $2 AND due_at = $3""",
+        e.petition_id, e.clock, e.due_at, e.occurred_at,
+    )
+    await _timeline(conn, e, "clock_stopped", {"clock": e.clock, "reason": e.reason})
+
+
+def make_processor(pool: asyncpg.Pool, on_committed: Any) -> BatchProcessor:
+    return BatchProcessor(
+        pool=pool,
+        schema=SCHEMA,
+        service="intake",
+        consumer="intake-read-model",
+        dead_letter_topic=topics.DEAD_LETTER_INTAKE,
+        handlers={
+            "petition.routed": on_routed,
+            "sla.clock_armed": on_clock_armed,
+            "sla.warning": on_warning,
+            "sla.breached": on_breached,
+            "sla.clock_stopped": on_stopped,
+        },
+        on_committed=on_committed,
+    )
+
+
+async def run_projector(
+    *, bootstrap: str, processor: BatchProcessor, group_id: str = "petition-intake", batch: int = 500
+) -> None:
+    """Consume the lifecycle topics forever, reconnecting while Kafka is unavailable."""
+    while True:
+        consumer = AIOKafkaConsumer(
+            topics.PETITION_ROUTED,
+            topics.PETITION_SLA,
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        try:
+            await consumer.start()
+            while True:
+                records = await consumer.getmany(timeout_ms=500, max_records=batch)
+                messages = [
+                    RawMessage(m.topic, m.partition, m.offset, m.key, m.value or b"", m.timestamp)
+                    for part in records.values()
+                    for m in part
+                ]
+                if not messages:
+                    continue
+                await processor.process(messages)
+                await consumer.commit()
+        except asyncio.CancelledError:
+            raise
+        except (KafkaError, OSError) as exc:
+            log.warning("read-model consumer: %r; reconnecting", exc)
+            await asyncio.sleep(1.0)
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()

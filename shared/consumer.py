@@ -1,0 +1,219 @@
+"""The consumer core every service uses: decode, dedupe, apply, dead-letter, retry.
+
+Transport-neutral: a faust agent or an aiokafka loop hands a batch of raw messages to
+:meth:`BatchProcessor.process` and acknowledges them only after it returns. The rules:
+
+* a message that can never be processed (undecodable, invalid schema, rejected by the
+  handler as :class:`BadInput`, or a handler bug) goes to the service's dead-letter topic
+  with the reason and the original bytes, through the outbox, and the stream goes on;
+* every applied event and its ledger row (`processed_event`) commit in one transaction, so
+  a redelivered event is recognised and skipped;
+* a transient failure (database unreachable) retries the whole batch with back-off; when
+  the retries are exhausted the process exits *without* acknowledging, rather than skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from pydantic import ValidationError
+
+from shared import metrics
+from shared.db import OutboxMessage, add_to_outbox, claim_event
+from shared.events import parse_event
+
+log = logging.getLogger(__name__)
+
+
+class BadInput(Exception):
+    """A message that no retry will fix; it is dead-lettered with `code` as the reason."""
+
+    code = "bad_input"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """A consumed Kafka record, as the broker delivered it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int | None = None
+
+
+@dataclass(slots=True)
+class BatchResult:
+    applied: int = 0
+    repeats: int = 0
+    dead_lettered: int = 0
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+#: A handler applies one decoded event inside the caller's transaction.
+Handler = Callable[[asyncpg.Connection, Any, RawMessage, BatchResult], Awaitable[None]]
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+
+def dead_letter_message(
+    *, service: str, dead_letter_topic: str, message: RawMessage, reason: str, error: str
+) -> OutboxMessage:
+    """The dead-letter record: reason, error text, origin and the original bytes (base64)."""
+    body = {
+        "service": service,
+        "reason": reason,
+        "error": error[:2000],
+        "source_topic": message.topic,
+        "partition": message.partition,
+        "offset": message.offset,
+        "key_b64": base64.b64encode(message.key).decode() if message.key is not None else None,
+        "value_b64": base64.b64encode(message.value).decode(),
+        "failed_at": datetime.now(UTC).isoformat(),
+    }
+    return OutboxMessage(
+        topic=dead_letter_topic,
+        key=message.key,
+        value=json.dumps(body, ensure_ascii=False).encode(),
+        headers={"reason": reason, "source_topic": message.topic},
+    )
+
+
+class BatchProcessor:
+    """Applies batches of messages for one consumer of one service."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        schema: str,
+        service: str,
+        consumer: str,
+        dead_letter_topic: str,
+        handlers: dict[str, Handler],
+        decode: Callable[[bytes], Any] = parse_event,
+        on_committed: Callable[[BatchResult], None] | None = None,
+        max_attempts: int = 8,
+    ) -> None:
+        self._pool = pool
+        self._schema = schema
+        self._service = service
+        self._consumer = consumer
+        self._dlq = dead_letter_topic
+        self._handlers = handlers
+        self._decode = decode
+        self._on_committed = on_committed
+        self._max_attempts = max_attempts
+
+    async def process(self, messages: Sequence[RawMessage]) -> BatchResult:
+        """Apply `messages` in one transaction; retry transient failures, then exit."""
+        backoff = 0.2
+        for attempt in range(1, self._max_attempts + 1):
+            started = time.perf_counter()
+            try:
+                result = await self._apply(messages)
+            except TRANSIENT_ERRORS as exc:
+                metrics.TRANSIENT_RETRIES.labels(self._service).inc()
+                log.warning(
+                    "%s: transient failure on attempt %d/%d: %r",
+                    self._consumer, attempt, self._max_attempts, exc,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            metrics.BATCH_SECONDS.labels(self._service).observe(time.perf_counter() - started)
+            for callback in result.after_commit:
+                callback()
+            if self._on_committed is not None:
+                self._on_committed(result)
+            return result
+        log.critical(
+            "%s: giving up after %d attempts; stopping without acknowledging the batch",
+            self._consumer, self._max_attempts,
+        )
+        logging.shutdown()
+        os._exit(75)
+
+    async def _apply(self, messages: Sequence[RawMessage]) -> BatchResult:
+        result = BatchResult()
+        dead: list[OutboxMessage] = []
+
+        def dead_letter(message: RawMessage, reason: str, error: str) -> None:
+            dead.append(
+                dead_letter_message(
+                    service=self._service,
+                    dead_letter_topic=self._dlq,
+                    message=message,
+                    reason=reason,
+                    error=error,
+                )
+            )
+            metrics.DEAD_LETTERS.labels(self._service, message.topic, reason).inc()
+            log.warning(
+                "%s: dead-lettered %s[%d]@%d: %s: %s",
+                self._consumer, message.topic, message.partition, message.offset, reason, error[:300],
+            )
+
+        async with self._pool.acquire() as conn, conn.transaction():
+            for message in messages:
+                try:
+                    event = self._decode(message.value)
+                except ValidationError as exc:
+                    undecodable = any(e.get("type") == "json_invalid" for e in exc.errors())
+                    dead_letter(message, "undecodable" if undecodable else "invalid_schema", str(exc))
+                    continue
+                except (ValueError, UnicodeDecodeError) as exc:
+                    dead_letter(message, "undecodable", str(exc))
+                    continue
+                handler = self._handlers.get(getattr(event, "event_type", ""))
+                if handler is None:
+                    dead_letter(message, "unexpected_event_type", repr(getattr(event, "event_type", None)))
+                    continue
+                try:
+                    async with conn.transaction():
+                        if not await claim_event(conn, self._schema, self._consumer, event.event_id):
+                            result.repeats += 1
+                            metrics.EVENTS_CONSUMED.labels(self._service, message.topic, "repeat").inc()
+                            continue
+                        await handler(conn, event, message, result)
+                except TRANSIENT_ERRORS:
+                    raise
+                except BadInput as exc:
+                    dead_letter(message, exc.code, str(exc))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a handler bug must not stall the stream
+                    log.exception("%s: handler failed on %s", self._consumer, message.topic)
+                    dead_letter(message, "handler_error", repr(exc))
+                    continue
+                result.applied += 1
+                metrics.EVENTS_CONSUMED.labels(self._service, message.topic, "applied").inc()
+            if dead:
+                await add_to_outbox(conn, self._schema, dead)
+        result.dead_lettered = len(dead)
+        return result

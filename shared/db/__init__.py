@@ -1,0 +1,155 @@
+"""PostgreSQL helpers shared by the services: pools, migrations, the outbox, dedup.
+
+Each service owns one schema; these helpers take the schema name and never touch another's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 5) -> asyncpg.Pool:
+    """Open a pool; JSON/JSONB columns decode to Python objects."""
+
+    async def _init(conn: asyncpg.Connection) -> None:
+        for typ in ("json", "jsonb"):
+            await conn.set_type_codec(
+                typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+            )
+
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init)
+    assert pool is not None
+    return pool
+
+
+async def migrate(conn: asyncpg.Connection, schema: str, folder: Path) -> list[str]:
+    """Apply the numbered ``NNN_name.sql`` files of `folder` not yet applied to `schema`.
+
+    Safe to run from several processes at once: an advisory lock serialises them, and each
+    file is applied in its own transaction together with its bookkeeping row.
+    """
+    applied: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"migrate:{schema}")
+    try:
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(
+            f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {
+            r["version"]
+            for r in await conn.fetch(f'SELECT version FROM "{schema}".schema_migrations')
+        }
+        for path in sorted(folder.glob("[0-9][0-9][0-9]_*.sql")):
+            version = int(path.name[:3])
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+                await conn.execute(path.read_text(encoding="utf-8"))
+                await conn.execute(
+                    f'INSERT INTO "{schema}".schema_migrations (version, name) VALUES ($1, $2)',
+                    version,
+                    path.name,
+                )
+            applied.append(path.name)
+            log.info("applied migration %s.%s", schema, path.name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"migrate:{schema}")
+    return applied
+
+
+#: SQL shared by every service schema: the outbox and the processed-event ledger.
+COMMON_DDL = """
+CREATE TABLE IF NOT EXISTS {schema}.outbox (
+    id            bigserial PRIMARY KEY,
+    topic         text        NOT NULL,
+    key           bytea,
+    value         bytea       NOT NULL,
+    headers       jsonb       NOT NULL DEFAULT '{{}}'::jsonb,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    published_at  timestamptz
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON {schema}.outbox (id) WHERE published_at IS NULL;
+CREATE TABLE IF NOT EXISTS {schema}.processed_event (
+    consumer      text        NOT NULL,
+    event_id      uuid        NOT NULL,
+    processed_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, event_id)
+);
+"""
+
+
+async def ensure_common_tables(conn: asyncpg.Connection, schema: str) -> None:
+    """Create the outbox and processed-event tables of `schema` if missing."""
+    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    await conn.execute(COMMON_DDL.format(schema=f'"{schema}"'))
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """One message to publish after the transaction that wrote it commits."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str] | None = None
+
+
+async def add_to_outbox(
+    conn: asyncpg.Connection, schema: str, messages: Sequence[OutboxMessage]
+) -> None:
+    """Write `messages` to the outbox in the caller's transaction."""
+    if not messages:
+        return
+    await conn.executemany(
+        f'INSERT INTO "{schema}".outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)',
+        [(m.topic, m.key, m.value, m.headers or {}) for m in messages],
+    )
+
+
+async def claim_event(
+    conn: asyncpg.Connection, schema: str, consumer: str, event_id: Any
+) -> bool:
+    """Record that `consumer` processed `event_id`; False when it already had (a repeat).
+
+    Call inside the transaction that applies the event, so the state change and the ledger
+    row commit together.
+    """
+    row = await conn.fetchval(
+        f'INSERT INTO "{schema}".processed_event (consumer, event_id) VALUES ($1, $2)'
+        " ON CONFLICT DO NOTHING RETURNING 1",
+        consumer,
+        event_id,
+    )
+    return row is not None
+
+
+async def wait_for_postgres(dsn: str, timeout: float = 30.0) -> None:
+    """Wait until PostgreSQL accepts a connection (start-up ordering in tests and scripts)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=3)
+            await conn.close()
+            return
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.3)
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

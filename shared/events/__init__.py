@@ -1,0 +1,242 @@
+"""Event contracts: the only vocabulary services share.
+
+JSON on the wire, one frozen pydantic model per event type, discriminated by ``event_type``.
+Rules that must hold:
+
+* every event carries the envelope (`event_id`, `event_type`, `schema_version`,
+  `occurred_at` in UTC, `petition_id`, `causation_id`);
+* derived events get deterministic ids (:func:`shared.ids.derived_event_id`);
+* the Kafka key is the petition id as raw UTF-8 bytes (:func:`key_for`);
+* no raw personal data: petitioners appear only as a pseudonymous `petitioner_key`;
+* within a `schema_version` only additive changes; consumers accept the current and the
+  previous version (:data:`SUPPORTED_SCHEMA_VERSIONS`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
+
+
+class Channel(StrEnum):
+    HOTLINE = "hotline"
+    ONLINE = "online"
+    LETTER = "letter"
+    VISIT = "visit"
+    APP = "app"
+    FAX = "fax"
+
+
+class Kind(StrEnum):
+    SUGGESTION = "suggestion"
+    ACCUSATION = "accusation"
+    CLAIM = "claim"
+
+
+class Priority(StrEnum):
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class ActionType(StrEnum):
+    ACCEPT = "accept"
+    RETURN = "return"
+    RESOLVE = "resolve"
+    ASSIGN = "assign"
+    REQUEST_EXTENSION = "request_extension"
+    APPROVE_EXTENSION = "approve_extension"
+    REJECT_EXTENSION = "reject_extension"
+    PAUSE = "pause"
+    RESUME = "resume"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Location(_Frozen):
+    admin_code: str | None = None
+    address: str | None = None
+
+
+class Jurisdiction(_Frozen):
+    code: str
+    name: str
+    level: str
+
+
+class Envelope(_Frozen):
+    """Fields every event has."""
+
+    event_id: uuid.UUID
+    schema_version: int = SCHEMA_VERSION
+    occurred_at: datetime
+    petition_id: str = Field(min_length=1, max_length=64)
+    causation_id: uuid.UUID | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("occurred_at must be timezone-aware")
+        return value.astimezone(UTC)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _supported(cls, value: int) -> int:
+        if value not in SUPPORTED_SCHEMA_VERSIONS:
+            raise ValueError(f"unsupported schema_version {value}")
+        return value
+
+
+class PetitionSubmitted(Envelope):
+    """Intake made a petition durable (topic ``petition.submitted``)."""
+
+    event_type: Literal["petition.submitted"] = "petition.submitted"
+    tracking_code: str
+    title: str
+    content: str
+    channel: Channel
+    kind: Kind | None = None
+    petitioner_key: str | None = None
+    location: Location = Location()
+    persons: int = 1
+    received_at: datetime
+
+
+class PetitionRouted(Envelope):
+    """The router assigned a petition to one department (topic ``petition.routed``).
+
+    `assignment_no` counts assignments of this petition from 1; a reassignment after a
+    return has a higher number, and readers keep the highest.
+    """
+
+    event_type: Literal["petition.routed"] = "petition.routed"
+    assignment_no: int = Field(ge=1)
+    category: str | None
+    confidence: float | None = None
+    department_code: str
+    department_name: str
+    jurisdiction: Jurisdiction | None = None
+    rule: str
+    reason: str = "initial"
+    excluded_departments: tuple[str, ...] = ()
+    priority: Priority = Priority.NORMAL
+    kind: Kind | None = None
+    channel: Channel
+    received_at: datetime
+
+
+class DepartmentAssignment(Envelope):
+    """What a department's own queue (``dept.<code>.assignments``) receives: no PII."""
+
+    event_type: Literal["department.assignment"] = "department.assignment"
+    tracking_code: str
+    assignment_no: int
+    department_code: str
+    category: str | None
+    title: str
+    content: str
+    location: Location = Location()
+    priority: Priority = Priority.NORMAL
+    kind: Kind | None = None
+    rule: str
+    received_at: datetime
+
+
+class PetitionActionTaken(Envelope):
+    """A department or supervisor acted on a petition (topic ``petition.actions``)."""
+
+    event_type: Literal["petition.action_taken"] = "petition.action_taken"
+    action: ActionType
+    department_code: str
+    note: str = ""
+    target_department_code: str | None = None
+    assignment_no: int | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class ClockState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    WARNED = "warned"
+    BREACHED = "breached"
+    STOPPED = "stopped"
+
+
+class SlaClockArmed(Envelope):
+    event_type: Literal["sla.clock_armed"] = "sla.clock_armed"
+    clock: str
+    policy: str
+    department_code: str
+    started_at: datetime
+    due_at: datetime
+    calendar_missing: bool = False
+
+
+class SlaWarning(Envelope):
+    event_type: Literal["sla.warning"] = "sla.warning"
+    clock: str
+    department_code: str
+    fraction: float
+    due_at: datetime
+    lateness_seconds: float = 0.0
+
+
+class SlaBreached(Envelope):
+    event_type: Literal["sla.breached"] = "sla.breached"
+    clock: str
+    department_code: str
+    due_at: datetime
+    lateness_seconds: float = 0.0
+
+
+class SlaClockStopped(Envelope):
+    event_type: Literal["sla.clock_stopped"] = "sla.clock_stopped"
+    clock: str
+    department_code: str
+    reason: str
+    due_at: datetime
+
+
+AnyEvent = Annotated[
+    PetitionSubmitted
+    | PetitionRouted
+    | DepartmentAssignment
+    | PetitionActionTaken
+    | SlaClockArmed
+    | SlaWarning
+    | SlaBreached
+    | SlaClockStopped,
+    Field(discriminator="event_type"),
+]
+
+_ANY = TypeAdapter(AnyEvent)
+
+
+def parse_event(raw: bytes | str) -> AnyEvent:
+    """Decode one event from JSON bytes; raises ``pydantic.ValidationError`` on bad input."""
+    return _ANY.validate_json(raw)
+
+
+def encode_event(event: BaseModel) -> bytes:
+    """Encode an event as compact JSON bytes (the wire format)."""
+    return event.model_dump_json().encode()
+
+
+def key_for(petition_id: str) -> bytes:
+    """The Kafka key: the petition id as raw UTF-8 bytes, identical from every producer."""
+    return petition_id.encode()
+
+
+def utcnow() -> datetime:
+    """The current time; call only in adapters, never in domain code."""
+    return datetime.now(UTC)

@@ -1,0 +1,43 @@
+"""Settings read from the environment (``PETITION_*``), built when a service starts.
+
+Defaults are the local stack of ``make up``: everything on 127.0.0.1, no secrets. The one
+secret, the HMAC key that pseudonymises petitioners, has no default in production use; the
+local stack generates one into the run folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob of the platform, one environment variable each (prefix ``PETITION_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="PETITION_", extra="ignore", frozen=True)
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    pg_dsn: str = "postgresql://petition@127.0.0.1:5432/petition"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    router_port: int = 8081
+    escalation_port: int = 8082
+    intake_worker_port: int = 8083
+    run_dir: Path = REPO_ROOT / ".run"
+    hmac_key: SecretStr = Field(default=SecretStr(""))
+    max_body_bytes: int = 256 * 1024
+    batch_size: int = 200
+    batch_within_seconds: float = 0.05
+    timer_poll_seconds: float = 0.2
+    timer_batch_size: int = 1000
+    log_level: str = "INFO"
+    data_dir: Path = REPO_ROOT.parent / "shared" / "data"
+
+
+def load_settings() -> Settings:
+    """Build settings from the environment; call once in a composition root."""
+    return Settings()

@@ -1,0 +1,133 @@
+"""Glue between faust and the consumer core, shared by the router and escalation workers.
+
+faust is used for what it is good at (group membership, fetching, offset commits); our
+agents stay thin: take a batch of raw events, hand it to :class:`BatchProcessor`, and only
+then let faust acknowledge them. faust's own web server (on 127.0.0.1 and the service's own
+port) serves ``/healthz``, ``/readyz`` and ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import faust
+from prometheus_client import generate_latest
+
+from shared.consumer import BatchProcessor, RawMessage
+from shared.settings import Settings
+from shared.topics import PARTITIONS
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+def make_app(service: str, settings: Settings, *, web_port: int) -> faust.App:
+    """A faust app with raw codecs, explicit topics and its web server on loopback.
+
+    The app id is the consumer group id and the prefix of internal topics: never rename it.
+    """
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        f"petition-{service}",
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        key_serializer="raw",
+        value_serializer="raw",
+        store="memory://",
+        autodiscover=False,
+        datadir=str(settings.run_dir / f"faust-{service}-{web_port}"),
+        topic_partitions=PARTITIONS,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=500,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        web_enabled=True,
+        web_host="127.0.0.1",
+        web_bind="127.0.0.1",
+        web_port=web_port,
+        stream_wait_empty=False,
+    )
+
+
+def add_ops_pages(app: faust.App, readiness: ReadinessCheck) -> None:
+    """Register ``/healthz`` (alive), ``/readyz`` (Kafka and PostgreSQL) and ``/metrics``."""
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        checks = await readiness()
+        ok = all(checks.values())
+        return web.json({"ready": ok, "checks": checks}, status=200 if ok else 503)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type="text/plain")
+
+
+def raw_of(event: Any) -> RawMessage:
+    """The broker's record behind a faust event."""
+    message = event.message
+    return RawMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value if isinstance(message.value, bytes) else bytes(message.value),
+        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+    )
+
+
+def batch_agent(
+    app: faust.App,
+    topics: Sequence[str],
+    *,
+    name: str,
+    processor: Callable[[], BatchProcessor],
+    batch_size: int,
+    within: float,
+) -> None:
+    """Register an agent that feeds batches of raw records to the processor.
+
+    `concurrency` stays 1 (faust can commit past in-flight messages otherwise); throughput
+    comes from batching. ``take_events`` acknowledges a batch only after the loop body
+    returns, and the processor exits the process rather than return on a lost batch.
+    """
+    channel = app.topic(*topics, key_type=bytes, value_type=bytes)
+
+    async def agent(stream: Any) -> None:
+        async for events in stream.take_events(batch_size, within=within):
+            await processor().process([raw_of(e) for e in events])
+
+    agent.__name__ = name
+    agent.__qualname__ = name
+    app.agent(channel, name=name)(agent)
+
+
+def run_worker(app: faust.App, loglevel: str = "info") -> None:
+    """Run the faust worker in this process (blocks until SIGTERM)."""
+    sys.argv = [
+        sys.argv[0],
+        "worker",
+        "--loglevel",
+        loglevel.lower(),
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(app.conf.web_port),
+    ]
+    app.main()
+
+
+async def gather_checks(**checks: Awaitable[bool]) -> dict[str, bool]:
+    names = list(checks)
+    results = await asyncio.gather(*checks.values(), return_exceptions=True)
+    return {n: (r is True) for n, r in zip(names, results, strict=True)}

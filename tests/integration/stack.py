@@ -1,0 +1,117 @@
+"""Throw-away Kafka + PostgreSQL for integration tests (a plain module, not a conftest).
+
+Each call to `start_test_infra` starts a private single-node Kafka and a private
+PostgreSQL on free ports, with all their data under `tmp_root`. Nothing is shared with
+a stack started by `make up` (default ports, `.run/`), so both can run at once.
+
+Usage from a conftest (session scope: the broker takes a few seconds to start):
+
+    from tests.integration.stack import start_test_infra   # or sys.path tweak
+    infra = start_test_infra(tmp_path_factory.mktemp("infra"))
+    try:
+        ... infra.bootstrap, infra.dsn, infra.fresh_database("t1") ...
+    finally:
+        infra.stop()
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+if str(_DEPLOY) not in sys.path:
+    sys.path.insert(0, str(_DEPLOY))
+
+import localstack  # noqa: E402,F401  (deploy/localstack.py; re-exported for tests)
+from localstack import KafkaNode, PostgresNode, free_ports, service_env  # noqa: E402,F401
+
+#: 512 MB is plenty for tests if the log cleaner's dedupe buffer is shrunk from 128 MB
+#: (otherwise the cleaner alone asks for more than the heap and the broker dies).
+TEST_KAFKA_HEAP = "512m"
+TEST_KAFKA_PROPERTIES = {"log.cleaner.dedupe.buffer.size": "33554432"}
+
+
+@dataclass
+class Infra:
+    """Running test infrastructure: Kafka bootstrap address and PostgreSQL DSN."""
+
+    kafka: KafkaNode
+    postgres: PostgresNode
+    root: Path
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka.bootstrap
+
+    @property
+    def dsn(self) -> str:
+        """DSN of the `petition` database (owned by role `petition`)."""
+        return self.postgres.dsn
+
+    def fresh_database(self, name: str) -> str:
+        """Create (or re-create) an empty database owned by `petition`; returns its DSN."""
+        return self.postgres.create_database(name)
+
+    def service_env(self, hmac_key: str = "00" * 32, **ports: int) -> dict[str, str]:
+        """Environment for starting a service against this infra (see localstack.service_env).
+
+        Service HTTP ports not given as keyword arguments (PETITION_HTTP_PORT=..., etc.)
+        are picked free, so a test never collides with `make up` on 8080-8083; read them
+        back from the returned dict.
+        """
+        wanted = ["PETITION_HTTP_PORT", "PETITION_ROUTER_PORT", "PETITION_ESCALATION_PORT",
+                  "PETITION_INTAKE_WORKER_PORT"]
+        missing = [name for name in wanted if name not in ports]
+        all_ports: dict[str, int] = dict(zip(missing, free_ports(len(missing))))
+        all_ports.update(ports)
+        all_ports["PETITION_KAFKA_PORT"] = self.kafka.port
+        all_ports["PETITION_KAFKA_CONTROLLER_PORT"] = self.kafka.controller_port
+        all_ports["PETITION_PG_PORT"] = self.postgres.port
+        return service_env(self.bootstrap, self.dsn, hmac_key, all_ports, self.root)
+
+    def stop(self) -> None:
+        """Stop both servers; safe to call twice. Leaves the data folders for post-mortems."""
+        if self._stopped:
+            return
+        errors = []
+        for node in (self.kafka, self.postgres):
+            try:
+                node.stop()
+            except Exception as exc:  # noqa: BLE001 - stop the other one regardless
+                errors.append(exc)
+        self._stopped = True
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> "Infra":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def start_test_infra(tmp_root: Path | str, kafka_timeout: float = 90.0) -> Infra:
+    """Start Kafka and PostgreSQL (fast, non-durable mode) under `tmp_root`; wait ready.
+
+    Kafka is launched first and left booting in the background while PostgreSQL starts,
+    so the two startups overlap. On any failure, whatever started is stopped again.
+    """
+    root = Path(tmp_root).resolve()
+    kafka_port, controller_port, pg_port = free_ports(3)
+    kafka = KafkaNode(kafka_port, controller_port, root / "kafka", heap=TEST_KAFKA_HEAP,
+                      extra_properties=TEST_KAFKA_PROPERTIES)
+    postgres = PostgresNode(pg_port, root / "postgres", fast=True)
+    infra = Infra(kafka=kafka, postgres=postgres, root=root)
+    try:
+        kafka.start()
+        postgres.start()
+        postgres.wait_ready()
+        postgres.ensure_database()
+        kafka.wait_ready(timeout=kafka_timeout)
+    except BaseException:
+        infra.stop()
+        raise
+    return infra

@@ -1,0 +1,73 @@
+"""The router killed with SIGKILL while petitions flow: every petition routed exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import defaultdict
+
+import asyncpg
+import httpx
+import pytest
+
+from shared import topics
+from tests.integration.conftest import Stack, consume_all, parse, petition, wait_for
+
+pytestmark = pytest.mark.integration
+
+TOTAL = 150
+
+
+def test_router_sigkill_loses_and_duplicates_nothing(stack: Stack) -> None:
+    accepted: list[str] = []
+    errors: list[str] = []
+
+    def post_all() -> None:
+        with httpx.Client(base_url=stack.base_url, timeout=10) as c:
+            for i in range(TOTAL):
+                r = c.post("/v1/petitions", json=petition(title=f"第{i}号：A5区道路破损需要维修"))
+                if r.status_code == 202:
+                    accepted.append(r.json()["id"])
+                else:
+                    errors.append(r.text)
+                time.sleep(0.01)
+
+    poster = threading.Thread(target=post_all)
+    poster.start()
+    wait_for(lambda: len(accepted) >= TOTAL // 3, timeout=30, interval=0.02)
+    stack.kill("router")
+    time.sleep(1.0)
+    stack.start("router")
+    poster.join(timeout=60)
+    assert not errors
+    assert len(accepted) == TOTAL
+
+    async def decisions() -> dict[str, int]:
+        conn = await asyncpg.connect(stack.infra.dsn)
+        try:
+            rows = await conn.fetch(
+                "SELECT petition_id, count(*) AS n FROM router.decision_log"
+                " WHERE petition_id = ANY($1::text[]) GROUP BY petition_id",
+                accepted,
+            )
+            return {r["petition_id"]: r["n"] for r in rows}
+        finally:
+            await conn.close()
+
+    counts = wait_for(lambda: len(c := asyncio.run(decisions())) == TOTAL and c, timeout=60, interval=0.5)
+    assert set(counts.values()) == {1}
+
+    # On the bus: exactly one routing decision per petition (repeats carry the same event id).
+    by_petition: dict[str, set[str]] = defaultdict(set)
+    for record in consume_all(stack.infra.bootstrap, topics.PETITION_ROUTED):
+        event = parse(record)
+        by_petition[event["petition_id"]].add(event["event_id"])
+    assert all(len(by_petition[p]) == 1 for p in accepted), {
+        p: by_petition[p] for p in accepted if len(by_petition[p]) != 1
+    }
+    # and the read model shows each one routed once
+    with httpx.Client(base_url=stack.base_url, timeout=10) as c:
+        for pid in accepted[:: max(TOTAL // 30, 1)]:
+            body = wait_for(lambda pid=pid: (b := c.get(f"/v1/petitions/{pid}").json())["department"] and b)
+            assert [t["event"] for t in body["timeline"]].count("routed") == 1
