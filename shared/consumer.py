@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from shared import metrics
 from shared.db import OutboxMessage, add_to_outbox, claim_event
+import shared.events.all  # noqa: F401  (registers every event type)
 from shared.events import parse_event
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,9 @@ import hashlib
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 from typing import Annotated, Any, Literal
 
 import asyncpg
@@ -40,6 +42,9 @@ from shared.events import (
 from shared.ids import new_petition_id, new_tracking_code
 
 log = logging.getLogger(__name__)
+
+#: Times in answers are local (Asia/Shanghai), as operators and departments read them.
+LOCAL = ZoneInfo("Asia/Shanghai")
 
 Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 DepartmentCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{0,62}$")]
@@ -80,9 +85,14 @@ class PetitionAccepted(BaseModel):
 
 
 class ActionIn(_In):
-    action: Literal["accept", "return", "resolve"]
+    action: Literal[
+        "accept", "return", "resolve", "assign",
+        "request_extension", "approve_extension", "reject_extension", "pause", "resume",
+    ]
     department: DepartmentCode
     note: Annotated[str, StringConstraints(max_length=2000)] = ""
+    target_department: DepartmentCode | None = None
+    extension_days: int | None = Field(default=None, ge=1, le=30)
 
 
 class ActionAccepted(BaseModel):
@@ -99,11 +109,26 @@ class Problem(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-#: Which statuses each action may start from, and where it leads.
-TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
-    "accept": (frozenset({"assigned"}), "accepted"),
-    "return": (frozenset({"assigned", "accepted"}), "returned"),
-    "resolve": (frozenset({"assigned", "accepted"}), "resolved"),
+@dataclass(frozen=True)
+class ActionRule:
+    """Who may take an action, from which statuses, and where it leads (None: stays)."""
+
+    allowed_from: frozenset[str]
+    leads_to: str | None
+    by_holder: bool = True
+    note_required: bool = False
+
+
+ACTION_RULES: dict[str, ActionRule] = {
+    "accept": ActionRule(frozenset({"assigned"}), "accepted"),
+    "return": ActionRule(frozenset({"assigned", "accepted"}), "returned", note_required=True),
+    "resolve": ActionRule(frozenset({"assigned", "accepted"}), "resolved"),
+    "assign": ActionRule(frozenset({"triage"}), "triage"),
+    "request_extension": ActionRule(frozenset({"accepted", "paused"}), None, note_required=True),
+    "approve_extension": ActionRule(frozenset({"accepted", "paused"}), None, by_holder=False),
+    "reject_extension": ActionRule(frozenset({"accepted", "paused"}), None, by_holder=False, note_required=True),
+    "pause": ActionRule(frozenset({"accepted"}), "paused", note_required=True),
+    "resume": ActionRule(frozenset({"paused"}), None),
 }
 
 
@@ -244,30 +269,52 @@ def build_router(state: Any) -> APIRouter:
 
     @api.post("/v1/petitions/{ref}/actions", status_code=202, response_model=ActionAccepted)
     async def act(ref: str, body: ActionIn) -> ActionAccepted:
+        """A department (or the triage desk, or a supervisor) acts on a petition."""
         pool: asyncpg.Pool = state.pool
-        if body.action == "return" and not body.note:
-            raise Problem(422, "reason_required", "a return (退单) needs a reason in `note`")
-        allowed_from, target = TRANSITIONS[body.action]
+        rule = ACTION_RULES[body.action]
+        if rule.note_required and not body.note:
+            raise Problem(422, "reason_required", f"`{body.action}` needs a reason in `note`")
+        if body.action == "assign" and not body.target_department:
+            raise Problem(422, "target_required", "`assign` needs `target_department`")
         async with pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                "SELECT id, status, department_code, assignment_no FROM intake.petition"
+                "SELECT id, status, department_code, assignment_no, extension_state,"
+                " status_before_pause FROM intake.petition"
                 " WHERE id = $1 OR tracking_code = $1 FOR UPDATE",
                 ref,
             )
             if row is None:
                 raise Problem(404, "not_found", f"no petition {ref}")
-            if row["department_code"] != body.department:
+            if rule.by_holder and row["department_code"] != body.department:
                 raise Problem(
                     409, "not_holder",
                     f"department {body.department} does not hold petition {row['id']}"
                     f" (held by {row['department_code'] or 'nobody yet'})",
                 )
-            if row["status"] not in allowed_from:
+            if row["status"] not in rule.allowed_from:
                 raise Problem(
                     409, "invalid_state",
                     f"cannot {body.action} a petition in status {row['status']!r}",
                 )
+            target = rule.leads_to or row["status"]
+            extension_state = row["extension_state"]
+            if body.action == "request_extension":
+                if extension_state is not None:
+                    raise Problem(409, "extension_already_requested",
+                                  f"an extension was already {extension_state}; only one is allowed")
+                extension_state = "requested"
+            elif body.action in ("approve_extension", "reject_extension"):
+                if extension_state != "requested":
+                    raise Problem(409, "no_pending_extension", "there is no pending extension request")
+                if body.department == row["department_code"]:
+                    raise Problem(409, "not_supervisor", "the handling department cannot decide its own extension")
+                extension_state = "approved" if body.action == "approve_extension" else "rejected"
+            elif body.action == "resume":
+                target = row["status_before_pause"] or "accepted"
             now = utcnow()
+            extra: dict[str, Any] = {}
+            if body.extension_days is not None:
+                extra["extension_days"] = body.extension_days
             event = PetitionActionTaken(
                 event_id=uuid.uuid4(),
                 occurred_at=now,
@@ -275,17 +322,23 @@ def build_router(state: Any) -> APIRouter:
                 action=ActionType(body.action),
                 department_code=body.department,
                 note=body.note,
+                target_department_code=body.target_department,
                 assignment_no=row["assignment_no"],
+                extra=extra,
             )
             await conn.execute(
-                "UPDATE intake.petition SET status = $2, updated_at = now() WHERE id = $1",
-                row["id"], target,
+                "UPDATE intake.petition SET status = $2, extension_state = $3,"
+                " status_before_pause = CASE WHEN $2 = 'paused' THEN status ELSE status_before_pause END,"
+                " updated_at = now() WHERE id = $1",
+                row["id"], target, extension_state,
             )
+            detail: dict[str, Any] = {"department": body.department, "note": body.note}
+            if body.target_department:
+                detail["target_department"] = body.target_department
             await conn.execute(
                 "INSERT INTO intake.timeline (petition_id, at, event, detail, event_id)"
                 " VALUES ($1, $2, $3, $4, $5)",
-                row["id"], now, body.action, {"department": body.department, "note": body.note},
-                event.event_id,
+                row["id"], now, body.action, {**detail, **extra}, event.event_id,
             )
             await add_to_outbox(
                 conn, "intake",
@@ -327,13 +380,13 @@ def build_router(state: Any) -> APIRouter:
             "rule": row["rule"],
             "channel": row["channel"],
             "kind": row["kind"],
-            "received_at": row["received_at"].isoformat(),
+            "received_at": row["received_at"].astimezone(LOCAL).isoformat(),
             "deadlines": [
-                {"clock": d["clock"], "due_at": d["due_at"].isoformat(), "state": d["state"]}
+                {"clock": d["clock"], "due_at": d["due_at"].astimezone(LOCAL).isoformat(), "state": d["state"]}
                 for d in deadlines
             ],
             "timeline": [
-                {"at": t["at"].isoformat(), "event": t["event"], **(t["detail"] or {})} for t in timeline
+                {"at": t["at"].astimezone(LOCAL).isoformat(), "event": t["event"], **(t["detail"] or {})} for t in timeline
             ],
         }
 

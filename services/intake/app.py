@@ -13,6 +13,7 @@ import asyncpg
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.intake import api_escalation
 from services.intake.api import build_router, install_error_handlers
 from services.intake.projector import make_processor, run_projector
 from shared.db import create_pool, ensure_common_tables, migrate
@@ -141,6 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(build_router(state))
+    app.include_router(api_escalation.build_router(state))
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.state.intake = state
     return app

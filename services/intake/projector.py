@@ -108,6 +108,24 @@ async def on_stopped(conn: asyncpg.Connection, e: SlaClockStopped, raw: RawMessa
     await _timeline(conn, e, "clock_stopped", {"clock": e.clock, "reason": e.reason})
 
 
+#: Topics the read model is built from.
+READ_MODEL_TOPICS: tuple[str, ...] = (topics.PETITION_ROUTED, topics.PETITION_SLA, topics.ZERO_REPORT_STATUS)
+
+
+def handlers() -> dict[str, Any]:
+    """Every read-model handler, by event type (escalation projections live in their own module)."""
+    from services.intake import projections_escalation
+
+    return {
+        "petition.routed": on_routed,
+        "sla.clock_armed": on_clock_armed,
+        "sla.warning": on_warning,
+        "sla.breached": on_breached,
+        "sla.clock_stopped": on_stopped,
+        **projections_escalation.HANDLERS,
+    }
+
+
 def make_processor(pool: asyncpg.Pool, on_committed: Any) -> BatchProcessor:
     return BatchProcessor(
         pool=pool,
@@ -115,13 +133,7 @@ def make_processor(pool: asyncpg.Pool, on_committed: Any) -> BatchProcessor:
         service="intake",
         consumer="intake-read-model",
         dead_letter_topic=topics.DEAD_LETTER_INTAKE,
-        handlers={
-            "petition.routed": on_routed,
-            "sla.clock_armed": on_clock_armed,
-            "sla.warning": on_warning,
-            "sla.breached": on_breached,
-            "sla.clock_stopped": on_stopped,
-        },
+        handlers=handlers(),
         on_committed=on_committed,
     )
 
@@ -132,8 +144,7 @@ async def run_projector(
     """Consume the lifecycle topics forever, reconnecting while Kafka is unavailable."""
     while True:
         consumer = AIOKafkaConsumer(
-            topics.PETITION_ROUTED,
-            topics.PETITION_SLA,
+            *READ_MODEL_TOPICS,
             bootstrap_servers=bootstrap,
             group_id=group_id,
             enable_auto_commit=False,

@@ -207,24 +207,49 @@ class SlaClockStopped(Envelope):
     due_at: datetime
 
 
-AnyEvent = Annotated[
-    PetitionSubmitted
-    | PetitionRouted
-    | DepartmentAssignment
-    | PetitionActionTaken
-    | SlaClockArmed
-    | SlaWarning
-    | SlaBreached
-    | SlaClockStopped,
-    Field(discriminator="event_type"),
-]
-
-_ANY = TypeAdapter(AnyEvent)
+#: event_type -> model; each event module registers its models here (see :func:`register`).
+EVENT_TYPES: dict[str, type[Envelope]] = {}
 
 
-def parse_event(raw: bytes | str) -> AnyEvent:
-    """Decode one event from JSON bytes; raises ``pydantic.ValidationError`` on bad input."""
-    return _ANY.validate_json(raw)
+def register(*models: type[Envelope]) -> None:
+    """Make `models` decodable by :func:`parse_event` (called once per event module)."""
+    for model in models:
+        name = model.model_fields["event_type"].default
+        if name in EVENT_TYPES and EVENT_TYPES[name] is not model:
+            raise ValueError(f"event type {name!r} registered twice")
+        EVENT_TYPES[name] = model
+
+
+register(
+    PetitionSubmitted,
+    PetitionRouted,
+    DepartmentAssignment,
+    PetitionActionTaken,
+    SlaClockArmed,
+    SlaWarning,
+    SlaBreached,
+    SlaClockStopped,
+)
+
+_HEAD = TypeAdapter(dict[str, Any])
+
+
+def parse_event(raw: bytes | str) -> Any:
+    """Decode one event from JSON bytes; raises ``pydantic.ValidationError`` on bad input.
+
+    Importing :mod:`shared.events.all` first makes every event module's types decodable.
+    """
+    head = _HEAD.validate_json(raw)
+    model = EVENT_TYPES.get(str(head.get("event_type")))
+    if model is None:
+        return Unknown.model_validate(head)
+    return model.model_validate(head)
+
+
+class Unknown(Envelope):
+    """An event type this service does not know (dead-lettered as unexpected)."""
+
+    event_type: str = "unknown"
 
 
 def encode_event(event: BaseModel) -> bytes:
