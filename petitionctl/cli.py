@@ -110,6 +110,31 @@ def _queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _triage_export(args: argparse.Namespace) -> int:
+    """The triage desk's decisions as JSON lines: new labelled training data."""
+
+    async def run() -> int:
+        import asyncpg
+
+        conn = await asyncpg.connect(args.dsn or load_settings().pg_dsn)
+        try:
+            rows = await conn.fetch(
+                """SELECT petition_id, title, content, predicted_category, predicted_confidence,
+                          decided_category, department_code, decided_by, note, decided_at
+                   FROM router.triage_decision ORDER BY decided_at, petition_id"""
+            )
+        finally:
+            await conn.close()
+        for r in rows:
+            record = dict(r)
+            record["category"] = record.pop("decided_category")
+            record["decided_at"] = record["decided_at"].isoformat()
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return 0
+
+    return asyncio.run(run())
+
+
 def _sla_due(args: argparse.Namespace) -> int:
     from services.escalation.sla_cli import run_due
 
@@ -142,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--idle-timeout", type=float, default=0.0,
                        help="exit after this many seconds without a new assignment (0: never)")
     queue.set_defaults(func=_queue)
+
+    triage = sub.add_parser("triage", help="the triage desk")
+    triage_sub = triage.add_subparsers(dest="triage_command", required=True)
+    export = triage_sub.add_parser("export", help="print triage decisions as JSON lines (training data)")
+    export.add_argument("--dsn")
+    export.set_defaults(func=_triage_export)
 
     sla = sub.add_parser("sla", help="SLA deadlines")
     sla_sub = sla.add_subparsers(dest="sla_command", required=True)

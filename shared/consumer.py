@@ -120,6 +120,7 @@ class BatchProcessor:
         handlers: dict[str, Handler],
         decode: Callable[[bytes], Any] = parse_event,
         on_committed: Callable[[BatchResult], None] | None = None,
+        prepare: Callable[[list[Any]], Awaitable[None]] | None = None,
         max_attempts: int = 8,
     ) -> None:
         self._pool = pool
@@ -130,6 +131,7 @@ class BatchProcessor:
         self._handlers = handlers
         self._decode = decode
         self._on_committed = on_committed
+        self._prepare = prepare
         self._max_attempts = max_attempts
 
     async def process(self, messages: Sequence[RawMessage]) -> BatchResult:
@@ -161,41 +163,96 @@ class BatchProcessor:
         logging.shutdown()
         os._exit(75)
 
+    def _dead_letter(self, dead: list[OutboxMessage], message: RawMessage, reason: str, error: str) -> None:
+        dead.append(
+            dead_letter_message(
+                service=self._service,
+                dead_letter_topic=self._dlq,
+                message=message,
+                reason=reason,
+                error=error,
+            )
+        )
+        metrics.DEAD_LETTERS.labels(self._service, message.topic, reason).inc()
+        log.warning(
+            "%s: dead-lettered %s[%d]@%d: %s: %s",
+            self._consumer, message.topic, message.partition, message.offset, reason, error[:300],
+        )
+
+    def _decode_all(
+        self, messages: Sequence[RawMessage], dead: list[OutboxMessage]
+    ) -> list[tuple[RawMessage, Any, Handler]]:
+        decoded: list[tuple[RawMessage, Any, Handler]] = []
+        for message in messages:
+            try:
+                event = self._decode(message.value)
+            except ValidationError as exc:
+                undecodable = any(e.get("type") == "json_invalid" for e in exc.errors())
+                self._dead_letter(dead, message, "undecodable" if undecodable else "invalid_schema", str(exc))
+                continue
+            except (ValueError, UnicodeDecodeError) as exc:
+                self._dead_letter(dead, message, "undecodable", str(exc))
+                continue
+            handler = self._handlers.get(getattr(event, "event_type", ""))
+            if handler is None:
+                self._dead_letter(dead, message, "unexpected_event_type", repr(getattr(event, "event_type", None)))
+                continue
+            decoded.append((message, event, handler))
+        return decoded
+
+    async def _claim_all(self, conn: asyncpg.Connection, events: list[Any]) -> set[Any]:
+        """Record every event id of the batch in one round trip; returns the new ones."""
+        rows = await conn.fetch(
+            f'INSERT INTO "{self._schema}".processed_event (consumer, event_id)'
+            " SELECT $1, e FROM unnest($2::uuid[]) AS e ON CONFLICT DO NOTHING RETURNING event_id",
+            self._consumer,
+            list({e.event_id for e in events}),
+        )
+        return {r["event_id"] for r in rows}
+
     async def _apply(self, messages: Sequence[RawMessage]) -> BatchResult:
-        result = BatchResult()
+        """Fast path: the whole batch in one transaction without savepoints; if any event
+        fails, roll back and redo the batch event by event with a savepoint each, so only
+        the failing events are dead-lettered."""
         dead: list[OutboxMessage] = []
+        decoded = self._decode_all(messages, dead)
+        if self._prepare is not None and decoded:
+            await self._prepare([event for _, event, _ in decoded])
+        try:
+            return await self._apply_fast(decoded, dead)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:  # noqa: BLE001 - isolate the failing event on the slow path
+            log.info("%s: batch failed on the fast path; applying event by event", self._consumer)
+        return await self._apply_one_by_one(decoded, dead)
 
-        def dead_letter(message: RawMessage, reason: str, error: str) -> None:
-            dead.append(
-                dead_letter_message(
-                    service=self._service,
-                    dead_letter_topic=self._dlq,
-                    message=message,
-                    reason=reason,
-                    error=error,
-                )
-            )
-            metrics.DEAD_LETTERS.labels(self._service, message.topic, reason).inc()
-            log.warning(
-                "%s: dead-lettered %s[%d]@%d: %s: %s",
-                self._consumer, message.topic, message.partition, message.offset, reason, error[:300],
-            )
-
+    async def _apply_fast(
+        self, decoded: list[tuple[RawMessage, Any, Handler]], dead: list[OutboxMessage]
+    ) -> BatchResult:
+        result = BatchResult()
         async with self._pool.acquire() as conn, conn.transaction():
-            for message in messages:
-                try:
-                    event = self._decode(message.value)
-                except ValidationError as exc:
-                    undecodable = any(e.get("type") == "json_invalid" for e in exc.errors())
-                    dead_letter(message, "undecodable" if undecodable else "invalid_schema", str(exc))
+            fresh = await self._claim_all(conn, [event for _, event, _ in decoded]) if decoded else set()
+            seen: set[Any] = set()
+            for message, event, handler in decoded:
+                if event.event_id not in fresh or event.event_id in seen:
+                    result.repeats += 1
+                    metrics.EVENTS_CONSUMED.labels(self._service, message.topic, "repeat").inc()
                     continue
-                except (ValueError, UnicodeDecodeError) as exc:
-                    dead_letter(message, "undecodable", str(exc))
-                    continue
-                handler = self._handlers.get(getattr(event, "event_type", ""))
-                if handler is None:
-                    dead_letter(message, "unexpected_event_type", repr(getattr(event, "event_type", None)))
-                    continue
+                seen.add(event.event_id)
+                await handler(conn, event, message, result)
+                result.applied += 1
+                metrics.EVENTS_CONSUMED.labels(self._service, message.topic, "applied").inc()
+            if dead:
+                await add_to_outbox(conn, self._schema, dead)
+        result.dead_lettered = len(dead)
+        return result
+
+    async def _apply_one_by_one(
+        self, decoded: list[tuple[RawMessage, Any, Handler]], dead: list[OutboxMessage]
+    ) -> BatchResult:
+        result = BatchResult()
+        async with self._pool.acquire() as conn, conn.transaction():
+            for message, event, handler in decoded:
                 try:
                     async with conn.transaction():
                         if not await claim_event(conn, self._schema, self._consumer, event.event_id):
@@ -206,11 +263,11 @@ class BatchProcessor:
                 except TRANSIENT_ERRORS:
                     raise
                 except BadInput as exc:
-                    dead_letter(message, exc.code, str(exc))
+                    self._dead_letter(dead, message, exc.code, str(exc))
                     continue
                 except Exception as exc:  # noqa: BLE001 - a handler bug must not stall the stream
                     log.exception("%s: handler failed on %s", self._consumer, message.topic)
-                    dead_letter(message, "handler_error", repr(exc))
+                    self._dead_letter(dead, message, "handler_error", repr(exc))
                     continue
                 result.applied += 1
                 metrics.EVENTS_CONSUMED.labels(self._service, message.topic, "applied").inc()

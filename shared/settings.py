@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     timer_poll_seconds: float = 0.2
     timer_batch_size: int = 1000
     log_level: str = "INFO"
+    triage_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    routing_table_path: Path | None = None
+    gazetteer_path: Path | None = None
+    classifier: str = "model"  # "model" (the trained artefact) or "keywords"
+    table_reload_seconds: float = 2.0
     data_dir: Path = REPO_ROOT.parent / "shared" / "data"
 
 

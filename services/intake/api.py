@@ -92,6 +92,7 @@ class ActionIn(_In):
     department: DepartmentCode
     note: Annotated[str, StringConstraints(max_length=2000)] = ""
     target_department: DepartmentCode | None = None
+    category: Annotated[str, StringConstraints(min_length=1, max_length=20)] | None = None
     extension_days: int | None = Field(default=None, ge=1, le=30)
 
 
@@ -315,6 +316,8 @@ def build_router(state: Any) -> APIRouter:
             extra: dict[str, Any] = {}
             if body.extension_days is not None:
                 extra["extension_days"] = body.extension_days
+            if body.category is not None:
+                extra["category"] = body.category
             event = PetitionActionTaken(
                 event_id=uuid.uuid4(),
                 occurred_at=now,
@@ -378,6 +381,10 @@ def build_router(state: Any) -> APIRouter:
             "jurisdiction": row["jurisdiction"],
             "priority": row["priority"],
             "rule": row["rule"],
+            "repeat_of": row["repeat_of"],
+            "group_petition": row["group_petition"],
+            "accused_departments": list(row["accused_departments"] or []),
+            "persons": row["persons"],
             "channel": row["channel"],
             "kind": row["kind"],
             "received_at": row["received_at"].astimezone(LOCAL).isoformat(),

@@ -50,16 +50,18 @@ async def on_routed(conn: asyncpg.Connection, e: PetitionRouted, raw: RawMessage
     await conn.execute(
         """UPDATE intake.petition SET status = $2, category = $3, department_code = $4,
              department_name = $5, assignment_no = $6, jurisdiction = $7, priority = $8,
-             rule = $9, updated_at = now()
+             rule = $9, repeat_of = $10, group_petition = $11, accused_departments = $12,
+             updated_at = now()
            WHERE id = $1 AND assignment_no < $6 AND status NOT IN ('resolved', 'closed')""",
         e.petition_id, status, e.category, e.department_code, e.department_name,
         e.assignment_no, e.jurisdiction.model_dump() if e.jurisdiction else None,
-        e.priority.value, e.rule,
+        e.priority.value, e.rule, e.repeat_of, e.group_petition, list(e.accused_departments),
     )
     await _timeline(
         conn, e, "routed" if e.assignment_no == 1 else "reassigned",
         {"department": e.department_code, "department_name": e.department_name,
-         "category": e.category, "rule": e.rule, "assignment_no": e.assignment_no},
+         "category": e.category, "rule": e.rule, "assignment_no": e.assignment_no,
+         **({"repeat_of": e.repeat_of} if e.repeat_of else {})},
     )
 
 

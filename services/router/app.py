@@ -1,14 +1,18 @@
 """The router's composition root: classify, find the jurisdiction, assign one department.
 
-Consumes ``petition.submitted`` (route) and ``petition.actions`` (returns); writes its
-decision, ``petition.routed`` and the department's ``dept.<code>.assignments`` record in one
-transaction (the outbox), so a crash at any point neither loses nor duplicates a decision.
+Consumes ``petition.submitted`` (route) and ``petition.actions`` (returns, triage
+assignments); writes its decision, ``petition.routed`` and the department's
+``dept.<code>.assignments`` record in one transaction (the outbox), so a crash at any point
+neither loses nor duplicates a decision. A batch is classified in one call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -16,15 +20,19 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from services.router import metrics
-from services.router.config import load_keyword_classifier, load_routing_table
+from services.router.config import GAZETTEER, ROUTING, load_classifier, load_routing_table
+from services.router.domain.places import Area
+from services.router.domain.repeats import Earlier, find_original, signature
 from services.router.domain.routing import Decision, RoutingTable
 from shared import topics
 from shared.consumer import BadInput, BatchProcessor, BatchResult, RawMessage
 from shared.db import OutboxMessage, add_to_outbox, create_pool, ensure_common_tables, migrate
 from shared.events import (
     ActionType,
+    Channel,
     DepartmentAssignment,
     Jurisdiction,
+    Kind,
     Location,
     PetitionActionTaken,
     PetitionRouted,
@@ -43,8 +51,71 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "router"
 SERVICE = "router"
-MIGRATIONS = __import__("pathlib").Path(__file__).resolve().parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 GROUP_PETITION_PERSONS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """Everything the router publishes about one assignment."""
+
+    decision: Decision
+    assignment_no: int
+    category: str | None
+    confidence: float | None
+    reason: str
+    excluded: tuple[str, ...]
+    priority: Priority
+    kind: Kind | None
+    channel: Channel
+    tracking_code: str
+    title: str
+    content: str
+    location: Location
+    received_at: Any
+    persons: int
+    jurisdiction_source: str | None
+    repeat_of: str | None
+    group_petition: bool
+
+
+class TableSource:
+    """The routing table in force, re-read when its files change; a broken file is rejected."""
+
+    def __init__(self, routing_path: Path, gazetteer_path: Path) -> None:
+        self._paths = (routing_path, gazetteer_path)
+        self._stamp = self._mtimes()
+        self.table: RoutingTable = load_routing_table(*self._paths)
+        metrics.ROUTING_TABLE_INFO.labels(self.table.version).set(1)
+
+    def _mtimes(self) -> tuple[int, ...]:
+        return tuple(p.stat().st_mtime_ns for p in self._paths)
+
+    def maybe_reload(self) -> bool:
+        """Reload if a file changed; True when a new table came into force."""
+        try:
+            stamp = self._mtimes()
+        except OSError as exc:
+            log.error("routing table files unreadable (%s); keeping table %s", exc, self.table.version)
+            metrics.ROUTING_TABLE_RELOADS.labels("rejected").inc()
+            return False
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            table = load_routing_table(*self._paths)
+        except Exception as exc:  # noqa: BLE001 - any defect in the files rejects them
+            log.error("routing table rejected (%s: %s); keeping table %s", type(exc).__name__, exc, self.table.version)
+            metrics.ROUTING_TABLE_RELOADS.labels("rejected").inc()
+            return False
+        if table.version == self.table.version:
+            return False
+        metrics.ROUTING_TABLE_INFO.labels(self.table.version).set(0)
+        self.table = table
+        metrics.ROUTING_TABLE_INFO.labels(table.version).set(1)
+        metrics.ROUTING_TABLE_RELOADS.labels("loaded").inc()
+        log.info("routing table %s in force", table.version)
+        return True
 
 
 class Router:
@@ -52,14 +123,19 @@ class Router:
 
     def __init__(self, *, settings: Settings) -> None:
         self.settings = settings
-        self.table: RoutingTable = load_routing_table()
-        self.classifier: Any = load_keyword_classifier()
+        self.tables = TableSource(settings.routing_table_path or ROUTING, settings.gazetteer_path or GAZETTEER)
+        self.classifier: Any = load_classifier(settings.classifier)
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self._known_topics: set[str] = set()
         self._start_lock = asyncio.Lock()
         self._processor: BatchProcessor | None = None
-        metrics.ROUTING_TABLE_VERSION.labels(self.table.version).set(1)
+        self._predictions: dict[Any, Any] = {}
+        self._next_reload_check = 0.0
+
+    @property
+    def table(self) -> RoutingTable:
+        return self.tables.table
 
     async def start(self) -> None:
         """Connect, migrate and start the outbox relay (idempotent)."""
@@ -84,13 +160,25 @@ class Router:
                     "petition.submitted": self.on_submitted,
                     "petition.action_taken": self.on_action,
                 },
+                prepare=self.classify_batch,
                 on_committed=lambda _r: self.relay.kick() if self.relay else None,
             )
             self.pool = pool
 
-    def processor(self) -> BatchProcessor:
+    async def process(self, messages: list[RawMessage]) -> BatchResult:
+        await self.start()
+        self.maybe_reload()
         assert self._processor is not None
-        return self._processor
+        try:
+            return await self._processor.process(messages)
+        finally:
+            self._predictions.clear()
+
+    def maybe_reload(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_reload_check:
+            self._next_reload_check = now + self.settings.table_reload_seconds
+            self.tables.maybe_reload()
 
     async def readiness(self) -> dict[str, bool]:
         async def pg() -> bool:
@@ -123,141 +211,227 @@ class Router:
             await admin.close()
         return name
 
+    # --- classification -------------------------------------------------------------------
+
+    async def classify_batch(self, events: list[Any]) -> None:
+        """Classify every new petition of a batch in one call (the model is vectorised)."""
+        submitted = [e for e in events if isinstance(e, PetitionSubmitted)]
+        if not submitted:
+            return
+        started = time.perf_counter()
+        predictions = self.classifier.predict([(e.title, e.content) for e in submitted])
+        metrics.CLASSIFY_SECONDS.observe(time.perf_counter() - started)
+        for event, prediction in zip(submitted, predictions, strict=True):
+            self._predictions[event.event_id] = prediction
+
     # --- handlers -------------------------------------------------------------------------
 
     async def on_submitted(
         self, conn: asyncpg.Connection, event: PetitionSubmitted, raw: RawMessage, result: BatchResult
     ) -> None:
-        existing = await conn.fetchval(
-            "SELECT 1 FROM router.assignment WHERE petition_id = $1", event.petition_id
-        )
-        if existing:
+        if await conn.fetchval("SELECT 1 FROM router.assignment WHERE petition_id = $1", event.petition_id):
             return  # the same petition under another event id: already routed once
-        prediction = self.classifier.predict([(event.title, event.content)])[0]
+        prediction = self._predictions.get(event.event_id)
+        if prediction is None:
+            prediction = self.classifier.predict([(event.title, event.content)])[0]
+        table = self.table
         text = " ".join(filter(None, [event.title, event.content, event.location.address]))
-        area, _source = self.table.gazetteer.resolve(event.location.admin_code, text)
-        decision = self.table.decide(prediction.category, area)
-        priority = Priority.HIGH if event.persons >= GROUP_PETITION_PERSONS else Priority.NORMAL
+        area, source = table.gazetteer.resolve(event.location.admin_code, text)
+        group = event.persons >= GROUP_PETITION_PERSONS
+        priority = Priority.HIGH if group else Priority.NORMAL
+        accused = table.accused_units(text, area) if event.kind is Kind.ACCUSATION else ()
+        sig = signature(event.title, event.content)
+        repeat = await self._find_repeat(conn, event, sig)
+        category, confidence = prediction.category, prediction.confidence
+        if repeat is not None:
+            original_dept = table.department(repeat[1]) or table.triage
+            decision = Decision(original_dept, f"repeat-of:{repeat[0]}", area, accused)
+            if original_dept.code in accused:
+                decision = table.decide(category, area, text=text, accused=accused)
+        elif category is None or confidence < self.settings.triage_threshold:
+            decision = Decision(
+                table.triage, f"triage:low-confidence:{confidence:.2f}<{self.settings.triage_threshold:.2f}",
+                area, accused,
+            )
+        else:
+            decision = table.decide(category, area, text=text, accused=accused)
         await conn.execute(
             """INSERT INTO router.assignment (petition_id, tracking_code, assignment_no,
                  department_code, category, confidence, jurisdiction_code, rule, kind, channel,
-                 priority, petitioner_key, persons, title, content, location, received_at)
-               VALUES ($1,$2,1,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)""",
+                 priority, petitioner_key, persons, title, content, location, received_at,
+                 accused, repeat_of, group_petition)
+               VALUES ($1,$2,1,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)""",
             event.petition_id, event.tracking_code, decision.department.code,
-            prediction.category, prediction.confidence,
-            area.code if area else None, decision.rule,
+            category, confidence, area.code if area else None, decision.rule,
             event.kind.value if event.kind else None, event.channel.value, priority.value,
             event.petitioner_key, event.persons, event.title, event.content,
-            event.location.model_dump(), event.received_at,
+            event.location.model_dump(), event.received_at, list(accused),
+            repeat[0] if repeat else None, group,
         )
+        if event.petitioner_key:
+            await conn.execute(
+                "INSERT INTO router.petition_index VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                event.petition_id, event.petitioner_key, event.received_at, sorted(sig),
+            )
         await self._publish(
-            conn, event, decision,
-            assignment_no=1, category=prediction.category, confidence=prediction.confidence,
-            reason="initial", excluded=(), priority=priority, kind=event.kind,
-            channel=event.channel, tracking_code=event.tracking_code, title=event.title,
-            content=event.content, location=event.location, received_at=event.received_at,
-            result=result,
+            conn, event,
+            Routing(
+                decision=decision, assignment_no=1, category=category, confidence=confidence,
+                reason="repeat" if repeat else "initial", excluded=(), priority=priority,
+                kind=event.kind, channel=event.channel, tracking_code=event.tracking_code,
+                title=event.title, content=event.content, location=event.location,
+                received_at=event.received_at, persons=event.persons, jurisdiction_source=source,
+                repeat_of=repeat[0] if repeat else None, group_petition=group,
+            ),
+            result,
         )
         lag = (utcnow() - event.occurred_at).total_seconds()
         result.after_commit.append(lambda: metrics.SUBMIT_TO_ROUTED.observe(max(lag, 0.0)))
+        if repeat:
+            result.after_commit.append(metrics.REPEATS.inc)
+        if group:
+            result.after_commit.append(metrics.GROUP_PETITIONS.inc)
+        if decision.rule.startswith("accusation:"):
+            result.after_commit.append(metrics.ACCUSATIONS_RAISED.inc)
+
+    async def _find_repeat(
+        self, conn: asyncpg.Connection, event: PetitionSubmitted, sig: frozenset[str]
+    ) -> tuple[str, str] | None:
+        """(original petition id, its current department) when this is a repeat petition."""
+        if not event.petitioner_key:
+            return None
+        rows = await conn.fetch(
+            """SELECT i.petition_id, i.received_at, i.signature, a.department_code
+               FROM router.petition_index i JOIN router.assignment a USING (petition_id)
+               WHERE i.petitioner_key = $1 AND i.received_at >= $2::timestamptz - interval '90 days'
+                 AND i.received_at <= $2::timestamptz AND a.repeat_of IS NULL""",
+            event.petitioner_key, event.received_at,
+        )
+        earlier = [
+            Earlier(r["petition_id"], r["received_at"], frozenset(r["signature"]), r["department_code"])
+            for r in rows
+        ]
+        match = find_original(sig, event.received_at, earlier)
+        return (match.original.petition_id, match.original.department_code) if match else None
 
     async def on_action(
         self, conn: asyncpg.Connection, event: PetitionActionTaken, raw: RawMessage, result: BatchResult
     ) -> None:
-        if event.action is not ActionType.RETURN:
+        if event.action not in (ActionType.RETURN, ActionType.ASSIGN):
             return
         row = await conn.fetchrow(
             "SELECT * FROM router.assignment WHERE petition_id = $1 FOR UPDATE", event.petition_id
         )
         if row is None:
-            raise BadInput(f"return for unknown petition {event.petition_id}", code="unknown_petition")
+            raise BadInput(f"{event.action.value} for unknown petition {event.petition_id}", code="unknown_petition")
         if event.assignment_no is not None and event.assignment_no != row["assignment_no"]:
-            return  # a return of an earlier assignment: already superseded
+            return  # about an earlier assignment: already superseded
         if event.department_code != row["department_code"]:
             return
-        returned_by = [*row["returned_by"], event.department_code]
-        area = self.table.gazetteer.by_code(row["jurisdiction_code"]) if row["jurisdiction_code"] else None
-        decision = self.table.decide_after_return(row["category"], area, returned_by)
+        table = self.table
+        area = table.gazetteer.by_code(row["jurisdiction_code"]) if row["jurisdiction_code"] else None
+        returned_by = list(row["returned_by"])
+        category = row["category"]
+        if event.action is ActionType.RETURN:
+            returned_by.append(event.department_code)
+            text = f"{row['title']} {row['content']}"
+            decision = table.decide_after_return(
+                category, area, returned_by, text=text, accused=tuple(row["accused"])
+            )
+            reason = "returned"
+            returner = event.department_code
+            result.after_commit.append(lambda: metrics.RETURNS.labels(returner).inc())
+        else:
+            decision, category = self._triage_assignment(table, event, area, row)
+            reason = "triage"
+            await conn.execute(
+                """INSERT INTO router.triage_decision (petition_id, assignment_no, title, content,
+                     predicted_category, predicted_confidence, decided_category, department_code,
+                     decided_by, note, decided_at)
+                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) ON CONFLICT DO NOTHING""",
+                event.petition_id, row["assignment_no"], row["title"], row["content"],
+                row["category"], row["confidence"], category, decision.department.code,
+                event.department_code, event.note, event.occurred_at,
+            )
         assignment_no = row["assignment_no"] + 1
         await conn.execute(
             """UPDATE router.assignment SET assignment_no = $2, department_code = $3, rule = $4,
-                 returned_by = $5, updated_at = now() WHERE petition_id = $1""",
-            event.petition_id, assignment_no, decision.department.code, decision.rule, returned_by,
+                 returned_by = $5, category = $6, updated_at = now() WHERE petition_id = $1""",
+            event.petition_id, assignment_no, decision.department.code, decision.rule, returned_by, category,
         )
-        from shared.events import Channel, Kind  # local: enum parsing of stored text
-
-        metrics_return = event.department_code
         await self._publish(
-            conn, event, decision,
-            assignment_no=assignment_no, category=row["category"], confidence=row["confidence"],
-            reason="returned", excluded=tuple(returned_by), priority=Priority(row["priority"]),
-            kind=Kind(row["kind"]) if row["kind"] else None, channel=Channel(row["channel"]),
-            tracking_code=row["tracking_code"], title=row["title"], content=row["content"],
-            location=Location(**(row["location"] or {})), received_at=row["received_at"],
-            result=result,
+            conn, event,
+            Routing(
+                decision=decision, assignment_no=assignment_no, category=category,
+                confidence=row["confidence"], reason=reason, excluded=tuple(returned_by),
+                priority=Priority(row["priority"]), kind=Kind(row["kind"]) if row["kind"] else None,
+                channel=Channel(row["channel"]), tracking_code=row["tracking_code"], title=row["title"],
+                content=row["content"], location=Location(**(row["location"] or {})),
+                received_at=row["received_at"], persons=row["persons"], jurisdiction_source=None,
+                repeat_of=row["repeat_of"], group_petition=row["group_petition"],
+            ),
+            result,
         )
-        result.after_commit.append(lambda: metrics.RETURNS.labels(metrics_return).inc())
 
-    async def _publish(
-        self,
-        conn: asyncpg.Connection,
-        cause: Any,
-        decision: Decision,
-        *,
-        assignment_no: int,
-        category: str | None,
-        confidence: float | None,
-        reason: str,
-        excluded: tuple[str, ...],
-        priority: Priority,
-        kind: Any,
-        channel: Any,
-        tracking_code: str,
-        title: str,
-        content: str,
-        location: Location,
-        received_at: Any,
-        result: BatchResult,
-    ) -> None:
-        dept = decision.department
-        area = decision.jurisdiction
+    def _triage_assignment(
+        self, table: RoutingTable, event: PetitionActionTaken, area: Area | None, row: Any
+    ) -> tuple[Decision, str | None]:
+        """The triage desk's choice; an unknown or accused target keeps it at the desk, visibly."""
+        category = event.extra.get("category") or row["category"]
+        target = table.department(event.target_department_code or "")
+        if target is None:
+            return Decision(table.triage, f"triage:unknown-target:{event.target_department_code}", area), category
+        if target.code in row["accused"]:
+            return Decision(table.triage, f"triage:target-is-accused:{target.code}", area), category
+        return Decision(target, "triage:manual", area, tuple(row["accused"])), category
+
+    async def _publish(self, conn: asyncpg.Connection, cause: Any, r: Routing, result: BatchResult) -> None:
+        dept = r.decision.department
+        area = r.decision.jurisdiction
         now = utcnow()
-        jurisdiction = Jurisdiction(code=area.code, name=area.name, level=area.level) if area else None
         routed = PetitionRouted(
-            event_id=derived_event_id(cause.event_id, f"routed:{assignment_no}"),
+            event_id=derived_event_id(cause.event_id, f"routed:{r.assignment_no}"),
             occurred_at=now,
             petition_id=cause.petition_id,
             causation_id=cause.event_id,
-            assignment_no=assignment_no,
-            category=category,
-            confidence=confidence,
+            assignment_no=r.assignment_no,
+            category=r.category,
+            confidence=r.confidence,
             department_code=dept.code,
             department_name=dept.name,
-            jurisdiction=jurisdiction,
-            rule=decision.rule,
-            reason=reason,
-            excluded_departments=excluded,
-            priority=priority,
-            kind=kind,
-            channel=channel,
-            received_at=received_at,
+            jurisdiction=Jurisdiction(code=area.code, name=area.name, level=area.level) if area else None,
+            rule=r.decision.rule,
+            reason=r.reason,
+            excluded_departments=r.excluded,
+            priority=r.priority,
+            kind=r.kind,
+            channel=r.channel,
+            received_at=r.received_at,
+            jurisdiction_source=r.jurisdiction_source,
+            repeat_of=r.repeat_of,
+            group_petition=r.group_petition,
+            accused_departments=r.decision.accused,
+            table_version=self.table.version,
         )
         assignment = DepartmentAssignment(
-            event_id=derived_event_id(cause.event_id, f"assignment:{assignment_no}"),
+            event_id=derived_event_id(cause.event_id, f"assignment:{r.assignment_no}"),
             occurred_at=now,
             petition_id=cause.petition_id,
             causation_id=cause.event_id,
-            tracking_code=tracking_code,
-            assignment_no=assignment_no,
+            tracking_code=r.tracking_code,
+            assignment_no=r.assignment_no,
             department_code=dept.code,
-            category=category,
-            title=title,
-            content=content,
-            location=location,
-            priority=priority,
-            kind=kind,
-            rule=decision.rule,
-            received_at=received_at,
+            category=r.category,
+            title=r.title,
+            content=r.content,
+            location=r.location,
+            priority=r.priority,
+            kind=r.kind,
+            rule=r.decision.rule,
+            received_at=r.received_at,
+            repeat_of=r.repeat_of,
+            group_petition=r.group_petition,
+            persons=r.persons,
         )
         dept_topic = await self.ensure_department_topic(dept.code)
         key = key_for(cause.petition_id)
@@ -273,36 +447,26 @@ class Router:
             """INSERT INTO router.decision_log (petition_id, assignment_no, department_code, rule,
                  category, confidence, jurisdiction_code, table_version)
                VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING""",
-            cause.petition_id, assignment_no, dept.code, decision.rule, category, confidence,
+            cause.petition_id, r.assignment_no, dept.code, r.decision.rule, r.category, r.confidence,
             area.code if area else None, self.table.version,
         )
-        cat = category or "unclassified"
+        cat = r.category or "unclassified"
         result.after_commit.append(lambda: metrics.ROUTED.labels(cat, dept.code).inc())
         if dept.code == self.table.triage.code:
-            result.after_commit.append(lambda: metrics.TRIAGED.labels(decision.rule).inc())
+            why = r.decision.rule.split(":")[1] if ":" in r.decision.rule else r.decision.rule
+            result.after_commit.append(lambda: metrics.TRIAGED.labels(why).inc())
 
 
 def build_app(settings: Settings) -> Any:
     """Wire the faust app: agents on the router's input topics, ops pages, start-up task."""
     router = Router(settings=settings)
     app = make_app(SERVICE, settings, web_port=settings.router_port)
-
-    async def readiness() -> dict[str, bool]:
-        return await router.readiness()
-
-    add_ops_pages(app, readiness)
-
-    class _Lazy:
-        async def process(self, messages: list[RawMessage]) -> BatchResult:
-            await router.start()
-            return await router.processor().process(messages)
-
-    lazy = _Lazy()
+    add_ops_pages(app, router.readiness)
     batch_agent(
         app,
         [topics.PETITION_SUBMITTED, topics.PETITION_ACTIONS],
         name="route",
-        processor=lambda: lazy,  # type: ignore[arg-type,return-value]
+        processor=lambda: router,  # type: ignore[arg-type,return-value]
         batch_size=settings.batch_size,
         within=settings.batch_within_seconds,
     )
@@ -310,6 +474,10 @@ def build_app(settings: Settings) -> Any:
     @app.task
     async def _startup() -> None:
         await router.start()
+
+    @app.timer(interval=max(settings.table_reload_seconds, 0.5))
+    async def _reload() -> None:
+        router.maybe_reload()  # also checked before every batch; this covers idle periods
 
     app.router_service = router  # type: ignore[attr-defined]
     return app

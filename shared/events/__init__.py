@@ -56,6 +56,8 @@ class ActionType(StrEnum):
     REJECT_EXTENSION = "reject_extension"
     PAUSE = "pause"
     RESUME = "resume"
+    CONTACT = "contact"
+    CLOSE_SUPERVISION = "close_supervision"
 
 
 class _Frozen(BaseModel):
@@ -133,6 +135,11 @@ class PetitionRouted(Envelope):
     kind: Kind | None = None
     channel: Channel
     received_at: datetime
+    jurisdiction_source: str | None = None
+    repeat_of: str | None = None
+    group_petition: bool = False
+    accused_departments: tuple[str, ...] = ()
+    table_version: str | None = None
 
 
 class DepartmentAssignment(Envelope):
@@ -150,6 +157,9 @@ class DepartmentAssignment(Envelope):
     kind: Kind | None = None
     rule: str
     received_at: datetime
+    repeat_of: str | None = None
+    group_petition: bool = False
+    persons: int = 1
 
 
 class PetitionActionTaken(Envelope):

@@ -7,6 +7,7 @@ with a stack started by ``make up``.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -35,6 +36,10 @@ class Stack:
     env: dict[str, str]
     ports: dict[str, int]
     procs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def routing_table(self) -> Path:
+        return Path(self.env["PETITION_ROUTING_TABLE_PATH"])
 
     @property
     def base_url(self) -> str:
@@ -95,6 +100,14 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
     env = infra.service_env(hmac_key=uuid.uuid4().hex * 2, **ports)
     env["PETITION_RUN_DIR"] = str(run_dir)
     env["PETITION_LOG_LEVEL"] = "INFO"
+    # The router reads a copy of its table, so a test can change it while the router runs.
+    table_dir = run_dir / "router-data"
+    table_dir.mkdir()
+    for name in ("routing.yaml", "gazetteer.yaml"):
+        shutil.copy(REPO / "services" / "router" / "data" / name, table_dir / name)
+    env["PETITION_ROUTING_TABLE_PATH"] = str(table_dir / "routing.yaml")
+    env["PETITION_GAZETTEER_PATH"] = str(table_dir / "gazetteer.yaml")
+    env["PETITION_TABLE_RELOAD_SECONDS"] = "0.5"
     s = Stack(infra=infra, run_dir=run_dir, env=env, ports=ports)
     done = s.petitionctl("topics", "ensure", "--no-departments")
     assert done.returncode == 0, done.stderr
@@ -149,7 +162,8 @@ def petition(**overrides: Any) -> dict[str, Any]:
         "title": "A3区某小区物业长期不维修电梯",
         "content": "我是A市A3区某小区业主，小区电梯坏了三个月，物业公司一直不维修，老人上下楼很困难，请有关部门督促处理。",
         "channel": "hotline",
-        "petitioner": {"name": "张三", "phone": "13800000000"},
+        # a fresh petitioner each time: the same person with the same words is a repeat petition
+        "petitioner": {"name": "张三", "phone": f"138{uuid.uuid4().int % 10**8:08d}"},
     }
     body.update(overrides)
     return body

@@ -40,7 +40,7 @@ def test_submit_routed_clocks_accept_resolve(client: httpx.Client, stack: Stack)
     body = _routed(client, created["id"])
     assert body["status"] == "assigned"
     assert body["category"] == "城乡建设"
-    assert body["department"] == {"code": "A-HOUSING", "name": "A市住房和城乡建设局"}
+    assert body["department"] == {"code": "A3-HOUSING", "name": "A3区住房和城乡建设局"}
     clocks = {d["clock"]: d for d in body["deadlines"]}
     assert {"sign_for", "resolution"} <= set(clocks)
     assert all(d["state"] == "running" for d in clocks.values())
@@ -49,14 +49,14 @@ def test_submit_routed_clocks_accept_resolve(client: httpx.Client, stack: Stack)
     assert _get(client, created["tracking_code"])["id"] == created["id"]
 
     r = client.post(f"/v1/petitions/{created['id']}/actions",
-                    json={"action": "accept", "department": "A-HOUSING", "note": "已签收"})
+                    json={"action": "accept", "department": "A3-HOUSING", "note": "已签收"})
     assert r.status_code == 202, r.text
     assert r.json()["status"] == "accepted"
     wait_for(lambda: {d["clock"]: d["state"] for d in _get(client, created["id"])["deadlines"]}
              .get("sign_for") == "stopped")
 
     r = client.post(f"/v1/petitions/{created['id']}/actions",
-                    json={"action": "resolve", "department": "A-HOUSING", "note": "已督促物业维修"})
+                    json={"action": "resolve", "department": "A3-HOUSING", "note": "已督促物业维修"})
     assert r.status_code == 202, r.text
     final = wait_for(lambda: (b := _get(client, created["id"]))
                      and {d["clock"]: d["state"] for d in b["deadlines"]}.get("resolution") == "stopped" and b)
@@ -76,7 +76,7 @@ def test_department_queue_receives_assignment_without_pii(client: httpx.Client, 
     assert r.status_code == 202
     pid = r.json()["id"]
     dept = _routed(client, pid)["department"]["code"]
-    assert dept == "K-EDUCATION"
+    assert dept == "K1-EDUCATION"
     out = stack.petitionctl("queue", "--department", dept, "--max-messages", "1", "--idle-timeout", "20")
     assert out.returncode == 0, out.stderr
     lines = [json.loads(x) for x in out.stdout.splitlines() if x.strip()]
@@ -100,7 +100,7 @@ def test_return_is_reassigned_to_another_department(client: httpx.Client, stack:
     assert r.status_code == 202, r.text
     body = wait_for(lambda: (b := _get(client, pid))["department"]["code"] != first and b)
     assert body["status"] == "assigned"
-    assert body["department"]["code"] == "A3-GOV"
+    assert body["department"]["code"] == "A-HOUSING"
     assert body["rule"].startswith("reassign:")
     assert "reassigned" in [t["event"] for t in body["timeline"]]
     # the department that returned it no longer holds it
@@ -167,11 +167,12 @@ def test_bad_http_input_gets_4xx(client: httpx.Client, stack: Stack) -> None:
 
 def test_idempotency_key_returns_the_same_petition(client: httpx.Client, stack: Stack) -> None:
     key = uuid.uuid4().hex
-    first = client.post("/v1/petitions", json=petition(), headers={"Idempotency-Key": key})
-    again = client.post("/v1/petitions", json=petition(), headers={"Idempotency-Key": key})
+    body = petition()
+    first = client.post("/v1/petitions", json=body, headers={"Idempotency-Key": key})
+    again = client.post("/v1/petitions", json=body, headers={"Idempotency-Key": key})
     assert first.status_code == again.status_code == 202
     assert first.json()["id"] == again.json()["id"]
-    other = client.post("/v1/petitions", json=petition(title="另一件事"), headers={"Idempotency-Key": key})
+    other = client.post("/v1/petitions", json={**body, "title": "另一件事"}, headers={"Idempotency-Key": key})
     assert other.status_code == 409
 
 

@@ -44,11 +44,13 @@ def test_structured_code_wins_over_text(table: RoutingTable) -> None:
     assert table.gazetteer.resolve(None, "无") == (None, "none")
 
 
-def test_category_goes_to_the_city_bureau_of_the_place(table: RoutingTable) -> None:
+def test_category_goes_to_the_bureau_of_the_lowest_level(table: RoutingTable) -> None:
     area = table.gazetteer.extract("G5县")
     decision = table.decide("环境保护", area)
-    assert decision.department.code == "G-ENVIRONMENT"
-    assert decision.rule == "environment@city"
+    assert decision.department.code == "G5-ENVIRONMENT"
+    assert decision.rule == "environment@district"
+    city = table.decide("环境保护", table.gazetteer.extract("G市"))
+    assert (city.department.code, city.rule) == ("G-ENVIRONMENT", "environment@city")
 
 
 def test_no_category_falls_back_to_the_lowest_territorial_government(table: RoutingTable) -> None:
@@ -66,9 +68,10 @@ def test_no_jurisdiction_goes_to_the_provincial_department(table: RoutingTable) 
 def test_returns_exclude_every_returner_and_triage_after_two(table: RoutingTable) -> None:
     area = table.gazetteer.extract("A3区")
     first = table.decide("城乡建设", area)
+    assert first.department.code == "A3-HOUSING"
     second = table.decide_after_return("城乡建设", area, [first.department.code])
-    assert second.department.code == "A3-GOV"
-    assert second.rule.startswith("reassign:fallback:territorial")
+    assert second.department.code == "A-HOUSING"
+    assert second.rule == "reassign:construction@city"
     third = table.decide_after_return("城乡建设", area, [first.department.code, second.department.code])
     assert third.department.code == "TRIAGE"
 
@@ -102,3 +105,37 @@ def test_keyword_classifier_explains_obvious_cases() -> None:
     ])
     assert [p.category for p in got] == ["劳动和社会保障", "环境保护", None]
     assert 0 < got[0].confidence <= 1 and got[2].confidence == 0
+
+
+def test_second_level_rules_narrow_by_words_and_prefer_wins(table: RoutingTable) -> None:
+    area = table.gazetteer.extract("A3区")
+    assert table.decide("城乡建设", area, text="小区门口有人违章搭建").department.code == "A3-URBAN"
+    assert table.decide("城乡建设", area, text="宅基地纠纷").department.code == "A3-NATRES"
+    assert table.decide("城乡建设", area, text="电梯坏了").department.code == "A3-HOUSING"
+    assert table.decide("商贸旅游", area, text="超市卖过期食品").department.code == "A3-MARKET"
+    assert table.decide("商贸旅游", area, text="景区门票太贵").department.code == "A3-COMMERCE"
+
+
+def test_accusations_never_reach_the_accused_unit(table: RoutingTable) -> None:
+    area = table.gazetteer.extract("A3区")
+    accused = table.accused_units("举报A3区住建局工作人员收受开发商好处", area)
+    assert accused == ("A3-HOUSING",)
+    decision = table.decide("城乡建设", area, text="电梯", accused=accused)
+    assert decision.department.code == "A3-GOV"
+    assert decision.rule == "accusation:above:A3-HOUSING"
+    # a bare unit name means the unit of the petition's own place
+    assert table.accused_units("举报住建局不作为", table.gazetteer.extract("K8县")) == ("K8-HOUSING",)
+    # the district government accused: the city government takes it
+    both = table.accused_units("举报区政府和住建局", area)
+    assert set(both) == {"A3-GOV", "A3-HOUSING"}
+    assert table.decide("城乡建设", area, accused=both).department.code == "A-GOV"
+    # a bare "政府" names no unit
+    assert table.accused_units("请政府帮忙处理", area) == ()
+
+
+def test_superior_units(table: RoutingTable) -> None:
+    dept = table.department
+    assert table.superior(dept("A3-HOUSING")).code == "A3-GOV"  # type: ignore[arg-type,union-attr]
+    assert table.superior(dept("A3-GOV")).code == "A-GOV"  # type: ignore[arg-type,union-attr]
+    assert table.superior(dept("A-GOV")).code == "P-GOV"  # type: ignore[arg-type,union-attr]
+    assert table.superior(dept("P-GOV")) is None  # type: ignore[arg-type]

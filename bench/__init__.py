@@ -1,0 +1,1 @@
+"""Benchmarks (make bench): each `<name>_bench.py` module has `main(argv) -> int`."""

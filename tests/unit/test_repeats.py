@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from services.router.domain.repeats import Earlier, find_original, signature
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+FIRST = signature("A3区某小区物业长期不维修电梯", "小区电梯坏了三个月，物业公司一直不维修，老人上下楼很困难")
+FOLLOW_UP = signature("电梯还是没修", "上次反映的小区电梯坏了的问题，物业公司还是不维修，老人上下楼很困难，请尽快处理")
+OTHER = signature("K1区学校收补课费", "某中学组织学生周末补课并收取费用，家长意见很大")
+
+
+def test_a_reworded_follow_up_within_90_days_is_a_repeat_of_the_first() -> None:
+    earlier = [Earlier("p1", T0, FIRST, "A3-HOUSING"), Earlier("p2", T0 + timedelta(days=3), OTHER, "K1-EDUCATION")]
+    match = find_original(FOLLOW_UP, T0 + timedelta(days=30), earlier)
+    assert match is not None and match.original.petition_id == "p1"
+    assert match.similarity >= 0.4
+
+
+def test_other_matters_and_old_ones_are_not_repeats() -> None:
+    assert find_original(OTHER, T0 + timedelta(days=1), [Earlier("p1", T0, FIRST, "X")]) is None
+    assert find_original(FOLLOW_UP, T0 + timedelta(days=91), [Earlier("p1", T0, FIRST, "X")]) is None
+    assert find_original(FOLLOW_UP, T0 - timedelta(days=1), [Earlier("p1", T0, FIRST, "X")]) is None
