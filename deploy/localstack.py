@@ -387,9 +387,13 @@ def _kafka_uuid() -> str:
     """A random Kafka Uuid (22 chars, URL-safe base64 of 16 bytes, no padding).
 
     Generated here rather than with `StorageTool random-uuid`, which would cost one more
-    JVM start (~1-2 s) on every fresh node.
+    JVM start (~1-2 s) on every fresh node. Never starts with '-': StorageTool's argument
+    parser would read such an id as an option.
     """
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not value.startswith("-"):
+            return value
 
 
 class KafkaNode:
@@ -480,7 +484,7 @@ class KafkaNode:
             self.cluster_id_file.write_text(cluster_id + "\n")
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         _run(self._java_argv("kafka.tools.StorageTool", "format", "--ignore-formatted",
-                             "-t", cluster_id, "-c", str(self.config_file)),
+                             "--cluster-id", cluster_id, "-c", str(self.config_file)),
              log_file=self.data_dir / "logs" / "format.log", timeout=120)
 
     def _service(self) -> ServiceProcess:

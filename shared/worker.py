@@ -114,11 +114,12 @@ def batch_agent(
 
 def run_worker(app: faust.App, loglevel: str = "info") -> None:
     """Run the faust worker in this process (blocks until SIGTERM)."""
+    level = {"warning": "warn", "critical": "crit"}.get(loglevel.lower(), loglevel.lower())
     sys.argv = [
         sys.argv[0],
         "worker",
         "--loglevel",
-        loglevel.lower(),
+        level,
         "--web-host",
         "127.0.0.1",
         "--web-port",

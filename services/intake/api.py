@@ -86,7 +86,7 @@ class PetitionAccepted(BaseModel):
 
 class ActionIn(_In):
     action: Literal[
-        "accept", "return", "resolve", "assign",
+        "accept", "return", "resolve", "assign", "contact",
         "request_extension", "approve_extension", "reject_extension", "pause", "resume",
     ]
     department: DepartmentCode
@@ -125,6 +125,7 @@ ACTION_RULES: dict[str, ActionRule] = {
     "return": ActionRule(frozenset({"assigned", "accepted"}), "returned", note_required=True),
     "resolve": ActionRule(frozenset({"assigned", "accepted"}), "resolved"),
     "assign": ActionRule(frozenset({"triage"}), "triage"),
+    "contact": ActionRule(frozenset({"assigned", "accepted"}), None),
     "request_extension": ActionRule(frozenset({"accepted", "paused"}), None, note_required=True),
     "approve_extension": ActionRule(frozenset({"accepted", "paused"}), None, by_holder=False),
     "reject_extension": ActionRule(frozenset({"accepted", "paused"}), None, by_holder=False, note_required=True),

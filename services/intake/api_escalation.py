@@ -1,11 +1,264 @@
-"""HTTP routes for 督办 (supervision orders) and zero reports (filled in by issue 4)."""
+"""HTTP routes for 督办 (supervision orders) and zero reports (零报告).
+
+* ``GET /v1/supervision?unit=&state=`` lists the 督办 addressed to a unit (open by default).
+* ``POST /v1/supervision/{id}/close`` a supervisor closes one: any unit but the supervised
+  (handling) unit itself; published as a ``close_supervision`` action on ``petition.actions``
+  for the escalation service, which owns the record.
+* ``POST /v1/zero-reports`` a unit reports for a period (an empty ``incidents`` list is a zero
+  report) → ``zero_report.submitted``. One report per unit and period: the same report again
+  answers the first one's ``202`` (idempotent), a different one ``409 already_submitted``.
+* ``GET /v1/zero-reports?unit=&period=`` the unit's verdicts per period and its compliance
+  rates (报送率 reporting rate, 及时率 timeliness rate).
+
+Commands answer ``202`` only after the change and its outbox row are committed together.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import json
+import re
+import uuid
+from datetime import date
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+import asyncpg
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from services.intake.api import LOCAL, DepartmentCode, Problem
+from shared import topics
+from shared.db import OutboxMessage, add_to_outbox
+from shared.events import ActionType, PetitionActionTaken, encode_event, key_for, utcnow
+from shared.events.escalation import ZeroReportSubmitted, key_for_unit
+
+_PERIOD = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$|^(\d{4})-W(\d{2})$|^(\d{4})-(\d{2})-H[12]$|^(\d{4})-(\d{2})$")
+
+Incident = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+def valid_period(value: str) -> str:
+    """Check a period id's shape and calendar (daily, ISO weekly, half-monthly, monthly)."""
+    m = _PERIOD.match(value)
+    if m is None:
+        raise ValueError("period must look like 2026-11-22, 2026-W47, 2026-11-H2 or 2026-11")
+    try:
+        if m[1]:
+            date(int(m[1]), int(m[2]), int(m[3]))
+        elif m[4]:
+            date.fromisocalendar(int(m[4]), int(m[5]), 1)
+        else:
+            year, month = (m[6], m[7]) if m[6] else (m[8], m[9])
+            date(int(year), int(month), 1)
+    except ValueError:
+        raise ValueError(f"period {value!r} names no real date") from None
+    return value
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ZeroReportIn(_In):
+    unit: DepartmentCode
+    period: str
+    incidents: list[Incident] = Field(max_length=1000)
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: str) -> str:
+        return valid_period(value)
+
+
+class ZeroReportAccepted(BaseModel):
+    id: str
+    unit: str
+    period: str
+    status: str
+
+
+class CloseSupervisionIn(_In):
+    department: DepartmentCode
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class SupervisionClosing(BaseModel):
+    id: str
+    status: str
+
+
+def _iso(value: Any) -> str | None:
+    return value.astimezone(LOCAL).isoformat() if value is not None else None
+
+
+def _supervision(row: Any, now: Any) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "petition_id": row["petition_id"],
+        "tracking_code": row["tracking_code"],
+        "clock": row["clock"],
+        "step": row["step"],
+        "level": row["level"],
+        "target_unit": row["target_unit"],
+        "supervised_unit": row["supervised_unit"],
+        "rule": row["rule"],
+        "opened_at": _iso(row["opened_at"]),
+        "due_at": _iso(row["due_at"]),
+        "overdue": row["state"] == "open" and row["due_at"] <= now,
+        "state": row["state"],
+        "close_requested_by": row["close_requested_by"],
+        "closed_by": row["closed_by"],
+        "closed_at": _iso(row["closed_at"]),
+    }
 
 
 def build_router(state: Any) -> APIRouter:
-    return APIRouter()
+    api = APIRouter()
+
+    @api.get("/v1/supervision")
+    async def list_supervision(
+        unit: Annotated[str, Query(pattern=r"^[A-Z0-9][A-Z0-9-]{0,62}$")],
+        state_: Annotated[Literal["open", "closed", "all"], Query(alias="state")] = "open",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> dict[str, Any]:
+        pool: asyncpg.Pool = state.pool
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT s.*, p.tracking_code FROM intake.supervision s
+                   LEFT JOIN intake.petition p ON p.id = s.petition_id
+                   WHERE s.target_unit = $1 AND ($2 = 'all' OR s.state = $2)
+                   ORDER BY s.opened_at, s.id LIMIT $3""",
+                unit, state_, limit,
+            )
+        now = utcnow()
+        return {"unit": unit, "state": state_, "items": [_supervision(r, now) for r in rows]}
+
+    @api.post("/v1/supervision/{supervision_id}/close", status_code=202, response_model=SupervisionClosing)
+    async def close_supervision(supervision_id: uuid.UUID, body: CloseSupervisionIn) -> SupervisionClosing:
+        pool: asyncpg.Pool = state.pool
+        async with pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT * FROM intake.supervision WHERE id = $1 FOR UPDATE", supervision_id
+            )
+            if row is None:
+                raise Problem(404, "not_found", f"no 督办 {supervision_id}")
+            if row["state"] == "closed":
+                raise Problem(409, "already_closed", f"督办 {supervision_id} is closed")
+            if row["close_requested_by"] is not None:
+                raise Problem(409, "already_closing",
+                              f"督办 {supervision_id} is being closed by {row['close_requested_by']}")
+            if body.department == row["supervised_unit"]:
+                raise Problem(409, "not_supervisor", "the supervised unit cannot close its own 督办")
+            now = utcnow()
+            event = PetitionActionTaken(
+                event_id=uuid.uuid4(), occurred_at=now, petition_id=row["petition_id"],
+                action=ActionType.CLOSE_SUPERVISION, department_code=body.department, note=body.note,
+                extra={"supervision_id": str(supervision_id)},
+            )
+            await conn.execute(
+                "UPDATE intake.supervision SET close_requested_by = $2, close_requested_at = $3 WHERE id = $1",
+                supervision_id, body.department, now,
+            )
+            await conn.execute(
+                "INSERT INTO intake.timeline (petition_id, at, event, detail, event_id)"
+                " SELECT $1, $2, 'close_supervision', $3, $4 WHERE EXISTS"
+                " (SELECT 1 FROM intake.petition WHERE id = $1)",
+                row["petition_id"], now,
+                {"department": body.department, "note": body.note, "supervision_id": str(supervision_id)},
+                event.event_id,
+            )
+            await add_to_outbox(conn, "intake", [
+                OutboxMessage(topics.PETITION_ACTIONS, key_for(row["petition_id"]), encode_event(event))
+            ])
+        state.kick()
+        return SupervisionClosing(id=str(supervision_id), status="closing")
+
+    @api.post("/v1/zero-reports", status_code=202, response_model=ZeroReportAccepted)
+    async def submit_zero_report(body: ZeroReportIn) -> ZeroReportAccepted:
+        pool: asyncpg.Pool = state.pool
+        digest = hashlib.sha256(
+            json.dumps({"incidents": body.incidents}, ensure_ascii=False, sort_keys=True).encode()
+        ).hexdigest()
+        now = utcnow()
+        submission_id = uuid.uuid4()
+        async with pool.acquire() as conn, conn.transaction():
+            stored = await conn.fetchrow(
+                """INSERT INTO intake.zero_report_submission (unit, period, submission_id, incidents,
+                     request_hash, submitted_at) VALUES ($1,$2,$3,$4,$5,$6)
+                   ON CONFLICT (unit, period) DO NOTHING RETURNING submission_id""",
+                body.unit, body.period, submission_id, body.incidents, digest, now,
+            )
+            if stored is None:
+                existing = await conn.fetchrow(
+                    "SELECT submission_id, request_hash FROM intake.zero_report_submission"
+                    " WHERE unit = $1 AND period = $2",
+                    body.unit, body.period,
+                )
+                if existing["request_hash"] != digest:
+                    raise Problem(409, "already_submitted",
+                                  f"{body.unit} already reported for {body.period}; one report per period")
+                return ZeroReportAccepted(id=str(existing["submission_id"]), unit=body.unit,
+                                          period=body.period, status="submitted")
+            event = ZeroReportSubmitted(
+                event_id=uuid.uuid4(), occurred_at=now, unit=body.unit, period=body.period,
+                incidents=tuple(body.incidents), submitted_at=now, submission_id=submission_id,
+            )
+            await add_to_outbox(conn, "intake", [
+                OutboxMessage(topics.ZERO_REPORT_SUBMITTED, key_for_unit(body.unit), encode_event(event))
+            ])
+        state.kick()
+        return ZeroReportAccepted(id=str(submission_id), unit=body.unit, period=body.period, status="submitted")
+
+    @api.get("/v1/zero-reports")
+    async def zero_report_compliance(
+        unit: Annotated[str, Query(pattern=r"^[A-Z0-9][A-Z0-9-]{0,62}$")],
+        period: Annotated[str | None, Query(max_length=20)] = None,
+    ) -> dict[str, Any]:
+        if period is not None:
+            try:
+                valid_period(period)
+            except ValueError as exc:
+                raise Problem(422, "invalid_period", str(exc)) from None
+        pool: asyncpg.Pool = state.pool
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT coalesce(s.period, z.period) AS period, s.status, s.rule, s.due_at,
+                          coalesce(s.submitted_at, z.submitted_at) AS submitted_at,
+                          coalesce(s.incidents, jsonb_array_length(z.incidents)) AS incidents,
+                          s.escalated_to, z.submission_id
+                   FROM (SELECT * FROM intake.zero_report_status WHERE unit = $1) s
+                   FULL JOIN (SELECT * FROM intake.zero_report_submission WHERE unit = $1) z
+                     ON z.period = s.period
+                   WHERE $2::text IS NULL OR coalesce(s.period, z.period) = $2
+                   ORDER BY 1""",
+                unit, period,
+            )
+        items = [
+            {
+                "period": r["period"],
+                "status": r["status"] or "submitted",  # submitted, verdict not in yet
+                "rule": r["rule"],
+                "due_at": _iso(r["due_at"]),
+                "submitted_at": _iso(r["submitted_at"]),
+                "incidents": r["incidents"],
+                "escalated_to": r["escalated_to"],
+                "submission_id": str(r["submission_id"]) if r["submission_id"] else None,
+            }
+            for r in rows
+        ]
+        judged = [i for i in items if i["status"] in ("on_time", "late", "missing")]
+        counts = {s: sum(1 for i in judged if i["status"] == s) for s in ("on_time", "late", "missing")}
+        total = len(judged)
+        return {
+            "unit": unit,
+            "period": period,
+            "periods": items,
+            "compliance": {
+                "periods": total,
+                **counts,
+                "reporting_rate": round((counts["on_time"] + counts["late"]) / total, 4) if total else None,
+                "timeliness_rate": round(counts["on_time"] / total, 4) if total else None,
+            },
+        }
+
+    return api

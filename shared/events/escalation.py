@@ -1,11 +1,154 @@
-"""Events of the escalation ladder, 督办 and zero reports (registered into shared.events).
+"""Events of the escalation ladder, 督办, clock moves and zero reports (registered into shared.events).
 
 Kept in a module of its own so the escalation contracts can grow without touching the
 petition lifecycle ones.
+
+* Petition events (topic ``petition.sla``, keyed by petition id): :class:`SlaEscalated`
+  (one ladder step, which opens a 督办), :class:`SupervisionClosed`, and the clock moves
+  :class:`SlaClockPaused`, :class:`SlaClockResumed`, :class:`SlaDeadlineExtended`.
+* Zero-report events are about a reporting unit, not a petition: they use
+  :class:`UnitEnvelope` (no `petition_id`) and are keyed by the unit code as raw UTF-8
+  bytes (:func:`key_for_unit`): :class:`ZeroReportSubmitted` (``zero_report.submitted``,
+  written by intake) and :class:`ZeroReportStatus` (``zero_report.status``, by escalation).
 """
 
 from __future__ import annotations
 
-from shared.events import register
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
 
-register()
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.events import SCHEMA_VERSION, SUPPORTED_SCHEMA_VERSIONS, Envelope, register
+
+
+class SlaEscalated(Envelope):
+    """A breached clock went one step up the ladder; a 督办 was opened for `target_unit`.
+
+    `step` counts from 1; steps past the last level repeat it (`repeat`). `rule` names how
+    the target unit was found (e.g. ``ladder:superior_unit:bureau->government_of_area``).
+    """
+
+    event_type: Literal["sla.escalated"] = "sla.escalated"
+    clock: str
+    department_code: str
+    step: int = Field(ge=1)
+    level: str
+    target_unit: str
+    rule: str
+    repeat: bool = False
+    due_at: datetime
+    supervision_id: uuid.UUID
+    supervision_due_at: datetime
+    lateness_seconds: float = 0.0
+
+
+class SupervisionClosed(Envelope):
+    """A supervisor closed a 督办."""
+
+    event_type: Literal["sla.supervision_closed"] = "sla.supervision_closed"
+    supervision_id: uuid.UUID
+    target_unit: str
+    closed_by: str
+    note: str = ""
+
+
+class SlaClockPaused(Envelope):
+    event_type: Literal["sla.clock_paused"] = "sla.clock_paused"
+    clock: str
+    department_code: str
+    due_at: datetime
+    remaining_seconds: float
+
+
+class SlaClockResumed(Envelope):
+    """A paused clock counts again; `due_at` is the new deadline (`previous_due_at` the old)."""
+
+    event_type: Literal["sla.clock_resumed"] = "sla.clock_resumed"
+    clock: str
+    department_code: str
+    previous_due_at: datetime
+    due_at: datetime
+    paused_seconds: float
+
+
+class SlaDeadlineExtended(Envelope):
+    """An approved extension (延期) moved the deadline, once."""
+
+    event_type: Literal["sla.deadline_extended"] = "sla.deadline_extended"
+    clock: str
+    department_code: str
+    approved_by: str
+    days: int
+    previous_due_at: datetime
+    due_at: datetime
+    rule: str
+
+
+class UnitEnvelope(BaseModel):
+    """Envelope of events about a reporting unit rather than a petition (no `petition_id`)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: uuid.UUID
+    schema_version: int = SCHEMA_VERSION
+    occurred_at: datetime
+    unit: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{0,62}$")
+    causation_id: uuid.UUID | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("occurred_at must be timezone-aware")
+        return value.astimezone(UTC)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _supported(cls, value: int) -> int:
+        if value not in SUPPORTED_SCHEMA_VERSIONS:
+            raise ValueError(f"unsupported schema_version {value}")
+        return value
+
+
+class ZeroReportSubmitted(UnitEnvelope):
+    """A unit submitted its report for `period` (``incidents`` empty: a zero report)."""
+
+    event_type: Literal["zero_report.submitted"] = "zero_report.submitted"
+    period: str
+    incidents: tuple[str, ...] = ()
+    submitted_at: datetime
+    submission_id: uuid.UUID
+
+
+class ZeroReportStatus(UnitEnvelope):
+    """Escalation's verdict on one unit's period: on_time, late, missing (or unscheduled).
+
+    A missing report names the supervising unit it was escalated to (`escalated_to`).
+    """
+
+    event_type: Literal["zero_report.status"] = "zero_report.status"
+    period: str
+    status: Literal["on_time", "late", "missing", "unscheduled"]
+    rule: str
+    due_at: datetime | None = None
+    submitted_at: datetime | None = None
+    incidents: int = 0
+    escalated_to: str | None = None
+
+
+def key_for_unit(unit: str) -> bytes:
+    """The Kafka key of a unit's zero-report events: the unit code as raw UTF-8 bytes."""
+    return unit.encode()
+
+
+register(
+    SlaEscalated,
+    SupervisionClosed,
+    SlaClockPaused,
+    SlaClockResumed,
+    SlaDeadlineExtended,
+    ZeroReportSubmitted,  # type: ignore[arg-type]  # unit events have no petition_id
+    ZeroReportStatus,  # type: ignore[arg-type]
+)

@@ -21,16 +21,33 @@ class ClockSpec:
     starts: str  # "received" | "assigned"
     stops_on: frozenset[str]
     on_reassign: str  # "restart" | "keep"
+    pausable: bool = False
+    extension_max_days: int = 0  # 0: no extension (延期) allowed on this clock
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
     id: str
-    match: Mapping[str, str]
+    match: Mapping[str, Any]
     clocks: tuple[ClockSpec, ...]
 
     def matches(self, facts: Mapping[str, str | None]) -> bool:
-        return all(facts.get(k) == v for k, v in self.match.items())
+        """True when every key of `match` fits `facts`.
+
+        A scalar must equal the fact; a list matches any of its values; ``category_prefix``
+        (a list) matches a category path (``一级/二级/三级``) that starts with one of them.
+        """
+        for key, wanted in self.match.items():
+            if key == "category_prefix":
+                category = facts.get("category") or ""
+                if not any(category == p or category.startswith(p + "/") for p in wanted):
+                    return False
+            elif isinstance(wanted, (list, tuple)):
+                if facts.get(key) not in wanted:
+                    return False
+            elif facts.get(key) != wanted:
+                return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +67,8 @@ class PolicyBook:
             for name, spec in p["clocks"].items():
                 if spec["unit"] not in UNITS:
                     raise ValueError(f"policy {p['id']} clock {name}: unknown unit {spec['unit']!r}")
+                if int((spec.get("extension") or {}).get("max_days", 0)) < 0:
+                    raise ValueError(f"policy {p['id']} clock {name}: extension max_days must be >= 0")
                 if int(spec["amount"]) <= 0:
                     raise ValueError(f"policy {p['id']} clock {name}: amount must be positive")
                 if spec.get("starts", "received") not in ("received", "assigned"):
@@ -64,6 +83,8 @@ class PolicyBook:
                         starts=spec.get("starts", "received"),
                         stops_on=frozenset(spec.get("stops_on", ["resolve"])),
                         on_reassign=spec.get("on_reassign", "keep"),
+                        pausable=bool(spec.get("pausable", False)),
+                        extension_max_days=int((spec.get("extension") or {}).get("max_days", 0)),
                     )
                 )
             policies.append(Policy(p["id"], dict(p.get("match") or {}), tuple(clocks)))
@@ -71,12 +92,24 @@ class PolicyBook:
             raise ValueError("the last policy must match everything (an empty `match`)")
         return cls(tuple(policies), fractions)
 
-    def select(self, *, channel: str | None, kind: str | None, priority: str | None) -> Policy:
-        facts = {"channel": channel, "kind": kind, "priority": priority}
+    def select(
+        self, *, channel: str | None, kind: str | None, priority: str | None,
+        category: str | None = None,
+    ) -> Policy:
+        """The first policy whose `match` fits the petition (its id names the rule)."""
+        facts = {"channel": channel, "kind": kind, "priority": priority, "category": category}
         for policy in self.policies:
             if policy.matches(facts):
                 return policy
         raise AssertionError("unreachable: the last policy matches everything")
+
+
+def find_clock(book: PolicyBook, policy_id: str, clock: str) -> ClockSpec | None:
+    """The spec of `clock` in policy `policy_id` (None when the book no longer has it)."""
+    for policy in book.policies:
+        if policy.id == policy_id:
+            return next((c for c in policy.clocks if c.name == clock), None)
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,244 @@
+"""The escalation ladder (四级联动): who is told, and when, after a deadline is missed.
+
+A breach starts the ladder. Step 1 fires `levels[0].delay` after the breach, each further
+step that level's delay after the previous step; after the last level the ladder repeats
+at the last level every `repeat_every` until the clock is stopped. Every step names its
+level, the unit it targets, and the rule that chose that unit; every step opens a 督办
+(supervision order) whose reply is due `supervision_due` after the step.
+
+Units are department codes ``<area token>-<TYPE>`` (``A-HOUSING`` = A市住房和城乡建设局,
+``A3-GOV`` = A3区人民政府, ``P-…`` = the province). The mapping, all data-driven through
+:class:`UnitRules`:
+
+* ``handling_unit``: the department holding the petition.
+* ``superior_unit``: for a functional bureau ``X-TYPE`` the people's government of the same
+  area ``X-GOV``; for a government ``X-GOV`` the government of the area above (district
+  ``A3`` → city ``A`` → province ``P``).
+* ``district``: the people's government of the district / county of the petition's
+  jurisdiction (``A3区`` → ``A3-GOV``); when the jurisdiction is not at district level, the
+  district of the handling unit's own area.
+* ``city``: the city's 12345 / 信访 office ``<city letter>-12345`` (from the jurisdiction,
+  else from the handling unit's area); the province office when no city is known.
+
+A level whose unit cannot be determined, or names a unit an earlier level already targets,
+is skipped (the skip names its rule), so the ladder never tells the same unit twice in a
+row. Pure: only the standard library; time is passed in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.escalation.domain.calendar import WorkCalendar
+from services.escalation.domain.deadlines import Unit, compute_due
+
+__all__ = [
+    "LEVELS",
+    "Delay",
+    "Ladder",
+    "LadderStep",
+    "UnitRules",
+    "plan_step",
+    "resolve_targets",
+]
+
+LEVELS = ("handling_unit", "superior_unit", "district", "city")
+
+_CODE = re.compile(r"^(?P<area>[A-Z][0-9]*)-(?P<type>[A-Z0-9]+)$")
+_DISTRICT_TOKEN = re.compile(r"^(?P<city>[A-Z])[0-9]+$")
+_CITY_TOKEN = re.compile(r"^[A-Z]$")
+_JURISDICTION_TOKEN = re.compile(r"^(?P<token>[A-Z][0-9]*)")
+
+
+@dataclass(frozen=True, slots=True)
+class Delay:
+    amount: int
+    unit: Unit
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any], where: str) -> Delay:
+        try:
+            unit = Unit(data["unit"])
+        except (KeyError, ValueError):
+            raise ValueError(f"{where}: unit must be one of {[u.value for u in Unit]}") from None
+        amount = data.get("amount")
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            raise ValueError(f"{where}: amount must be a non-negative int")
+        return cls(amount, unit)
+
+    def after(self, moment: datetime, calendar: WorkCalendar) -> datetime:
+        return compute_due(moment, self.amount, self.unit, calendar).due
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRules:
+    """How ladder levels map to department codes (see the module docstring)."""
+
+    government_type: str = "GOV"
+    city_office_type: str = "12345"
+    province_token: str = "P"
+
+
+@dataclass(frozen=True, slots=True)
+class LevelSpec:
+    level: str
+    delay: Delay
+
+
+@dataclass(frozen=True, slots=True)
+class Ladder:
+    levels: tuple[LevelSpec, ...]
+    repeat_every: Delay
+    supervision_due: Delay
+    units: UnitRules
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Ladder:
+        """Parse ``ladder.yaml``; raises ValueError on a malformed ladder."""
+        levels = []
+        for i, item in enumerate(data.get("levels") or []):
+            level = item.get("level")
+            if level not in LEVELS:
+                raise ValueError(f"ladder level {i}: unknown level {level!r}; known: {LEVELS}")
+            levels.append(LevelSpec(level, Delay.parse(item.get("delay") or {}, f"ladder level {level}")))
+        if not levels:
+            raise ValueError("the ladder needs at least one level")
+        repeat = Delay.parse(data.get("repeat_every") or {}, "repeat_every")
+        if repeat.amount == 0:
+            raise ValueError("repeat_every must be positive (the ladder would spin)")
+        units = UnitRules(**(data.get("units") or {}))
+        return cls(tuple(levels), repeat, Delay.parse(data.get("supervision_due") or {}, "supervision_due"), units)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    level: str
+    unit: str | None
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class LadderStep:
+    """One escalation step: fire it at `fire_at`, tell `target_unit`, open a 督办."""
+
+    step: int  # 1-based; steps past the last level repeat the last level
+    level: str
+    target_unit: str
+    rule: str
+    fire_at: datetime
+    supervision_due_at: datetime
+    repeat: bool
+
+
+def _area(code: str) -> tuple[str, str] | None:
+    m = _CODE.match(code)
+    return (m["area"], m["type"]) if m else None
+
+
+def _parent_area(area: str, rules: UnitRules) -> str | None:
+    if m := _DISTRICT_TOKEN.match(area):
+        return m["city"] if m["city"] != rules.province_token else None
+    if _CITY_TOKEN.match(area) and area != rules.province_token:
+        return rules.province_token
+    return None
+
+
+def _jurisdiction_token(jurisdiction: Mapping[str, Any] | None) -> str | None:
+    if not jurisdiction:
+        return None
+    m = _JURISDICTION_TOKEN.match(str(jurisdiction.get("name") or ""))
+    return m["token"] if m else None
+
+
+def _target(level: str, handling: str, jurisdiction: Mapping[str, Any] | None, rules: UnitRules) -> Target:
+    gov = rules.government_type
+    own = _area(handling)
+    j_token = _jurisdiction_token(jurisdiction)
+    j_level = (jurisdiction or {}).get("level")
+    if level == "handling_unit":
+        return Target(level, handling, "handling_unit:holder")
+    if level == "superior_unit":
+        if own is None:
+            return Target(level, None, "superior_unit:no_area_in_code")
+        area, typ = own
+        if typ != gov:
+            return Target(level, f"{area}-{gov}", "superior_unit:bureau->government_of_area")
+        parent = _parent_area(area, rules)
+        if parent is None:
+            return Target(level, None, "superior_unit:no_area_above")
+        return Target(level, f"{parent}-{gov}", "superior_unit:government->government_above")
+    if level == "district":
+        if j_token and j_level == "district" and _DISTRICT_TOKEN.match(j_token):
+            return Target(level, f"{j_token}-{gov}", "district:jurisdiction")
+        if own is not None and _DISTRICT_TOKEN.match(own[0]):
+            return Target(level, f"{own[0]}-{gov}", "district:handling_unit_area")
+        return Target(level, None, "district:unknown")
+    # city
+    for token, rule in ((j_token, "city:jurisdiction"), (own[0] if own else None, "city:handling_unit_area")):
+        if token and token != rules.province_token:
+            city = token[0]
+            return Target(level, f"{city}-{rules.city_office_type}", rule)
+    return Target(level, f"{rules.province_token}-{rules.city_office_type}", "city:province_office")
+
+
+def resolve_targets(
+    ladder: Ladder, handling_unit: str, jurisdiction: Mapping[str, Any] | None
+) -> list[Target]:
+    """The ladder's levels with their units; skipped levels are dropped.
+
+    A level is skipped when its unit is unknown or an earlier level already targets it.
+    """
+    seen: set[str] = set()
+    targets: list[Target] = []
+    for spec in ladder.levels:
+        target = _target(spec.level, handling_unit, jurisdiction, ladder.units)
+        if target.unit is None or target.unit in seen:
+            continue
+        seen.add(target.unit)
+        targets.append(target)
+    return targets
+
+
+def plan_step(
+    ladder: Ladder,
+    step: int,
+    *,
+    previous_at: datetime,
+    handling_unit: str,
+    jurisdiction: Mapping[str, Any] | None,
+    calendar: WorkCalendar,
+) -> LadderStep:
+    """Plan ladder step `step` (1-based), which follows the breach (step 1) or step-1.
+
+    `previous_at` is when the breach fell due (for step 1) or when the previous step was
+    planned to fire; basing each step on the plan, not on when it actually fired, keeps the
+    schedule from drifting, so a service that was down catches up the steps it missed.
+    Levels skipped by :func:`resolve_targets` take no time: their delay is not added.
+    """
+    if step < 1:
+        raise ValueError(f"ladder steps count from 1, got {step}")
+    targets = resolve_targets(ladder, handling_unit, jurisdiction)
+    delays = {spec.level: spec.delay for spec in ladder.levels}
+    if step <= len(targets):
+        target = targets[step - 1]
+        delay = delays[target.level]
+        repeat = False
+    else:
+        target = targets[-1]
+        delay = ladder.repeat_every
+        repeat = True
+    fire_at = delay.after(previous_at, calendar)
+    assert target.unit is not None
+    return LadderStep(
+        step=step,
+        level=target.level,
+        target_unit=target.unit,
+        rule=f"ladder:{target.rule}" + (":repeat" if repeat else ""),
+        fire_at=fire_at,
+        supervision_due_at=ladder.supervision_due.after(fire_at, calendar),
+        repeat=repeat,
+    )

@@ -1,0 +1,325 @@
+"""Escalation against the real broker and database: the ladder and 督办, extension / pause /
+resume, two instances firing every timer exactly once, catch-up after downtime, zero reports.
+
+Time is moved by *ageing* a petition's rows (shifting its clocks and pending timers into the
+past in one transaction), which is what the service sees when that much time has passed.
+The module replaces the session stack's escalation by two instances of its own (small timer
+batches, a test obligations file) and restores the original afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import httpx
+import pytest
+
+from shared import topics
+from shared.ids import EVENT_NAMESPACE
+from tests.integration.conftest import Stack, consume_all, localstack, parse, petition, wait_for
+from tests.integration.stack import free_ports
+
+pytestmark = pytest.mark.integration
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+class Instances:
+    def __init__(self, stack: Stack, root: Path) -> None:
+        self.stack = stack
+        self.root = root
+        self.procs: dict[str, Any] = {}
+        self.ports: dict[str, int] = {}
+        today = datetime.now(SHANGHAI).date()
+        self.today, self.yesterday = today, today - timedelta(days=1)
+        self.obligations = root / "obligations.yaml"
+        self.obligations.write_text(json.dumps({
+            "version": 1,
+            "obligations": [
+                {"unit": "Z1-S01", "supervising_unit": "Z1-GOV", "cadence": "daily", "cutoff": "00:00",
+                 "grace": {"amount": 1, "unit": "day"}, "since": self.yesterday.isoformat()},
+                {"unit": "Z1-S02", "supervising_unit": "Z1-GOV", "cadence": "daily", "cutoff": "23:59",
+                 "since": today.isoformat()},
+            ],
+        }))
+
+    def start(self, name: str) -> None:
+        port = self.ports.setdefault(name, free_ports(1)[0])
+        env = dict(self.stack.env)
+        env.update({
+            "PETITION_ESCALATION_PORT": str(port),
+            "PETITION_TIMER_BATCH_SIZE": "50",
+            "PETITION_ESCALATION_INSTANCE_ID": name,
+            "PETITION_ESCALATION_OBLIGATIONS_PATH": str(self.obligations),
+            "PETITION_ESCALATION_ZERO_REPORT_POLL_SECONDS": "1",
+        })
+        run_dir = self.root / name
+        run_dir.mkdir(exist_ok=True)
+        env["PETITION_RUN_DIR"] = str(run_dir)
+        proc = localstack.service_process("escalation", env, run_dir)
+        proc.start()
+        self.procs[name] = proc
+        if not localstack.wait_http_ready(f"http://127.0.0.1:{port}/readyz", 90, proc):
+            raise RuntimeError(f"{name} not ready:\n{localstack.tail(proc.log_file, 60)}")
+
+    def stop(self, name: str) -> None:
+        self.procs[name].stop()
+
+
+@pytest.fixture(scope="module")
+def instances(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instances]:
+    stack.stop("escalation")
+    inst = Instances(stack, tmp_path_factory.mktemp("escalation-instances"))
+    try:
+        inst.start("esc-a")
+        inst.start("esc-b")
+        yield inst
+    finally:
+        for proc in inst.procs.values():
+            proc.stop()
+        stack.start("escalation")
+
+
+def _db(stack: Stack, query: str, *args: Any) -> list[asyncpg.Record]:
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(stack.infra.dsn)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def _age(stack: Stack, petition_ids: list[str], by: timedelta) -> None:
+    """Move the petitions' clocks and pending timers `by` into the past (time passes)."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(stack.infra.dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    "UPDATE escalation.clock SET started_at = started_at - $2::interval, due_at = due_at - $2::interval"
+                    " WHERE petition_id = ANY($1::text[])", petition_ids, by)
+                await conn.execute(
+                    "UPDATE escalation.timer SET fire_at = fire_at - $2::interval, clock_due_at = clock_due_at - $2::interval"
+                    " WHERE petition_id = ANY($1::text[]) AND state = 'pending'", petition_ids, by)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def _submit(client: httpx.Client, **overrides: Any) -> str:
+    r = client.post("/v1/petitions", json=petition(**overrides))
+    assert r.status_code == 202, r.text
+    return str(r.json()["id"])
+
+
+def _armed(stack: Stack, pids: list[str], clocks_each: int) -> None:
+    wait_for(lambda: _db(stack, "SELECT count(*) AS n FROM escalation.clock WHERE petition_id = ANY($1::text[])",
+                         pids)[0]["n"] == clocks_each * len(pids), timeout=60)
+
+
+def _overdue_pending(stack: Stack, pids: list[str]) -> int:
+    return int(_db(stack, "SELECT count(*) AS n FROM escalation.timer WHERE petition_id = ANY($1::text[])"
+                          " AND state = 'pending' AND fire_at <= now()", pids)[0]["n"])
+
+
+def _get(client: httpx.Client, pid: str) -> dict[str, Any]:
+    r = client.get(f"/v1/petitions/{pid}")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _act(client: httpx.Client, pid: str, action: str, department: str, **extra: Any) -> httpx.Response:
+    return client.post(f"/v1/petitions/{pid}/actions", json={"action": action, "department": department, **extra})
+
+
+def test_breach_climbs_the_ladder_and_a_supervisor_closes_a_supervision_order(
+    client: httpx.Client, stack: Stack, instances: Instances
+) -> None:
+    pid = _submit(client)
+    _armed(stack, [pid], 3)
+    # the router gives a district matter to the district bureau (A3区住房和城乡建设局)
+    assert _get(client, pid)["department"]["code"] == "A3-HOUSING"
+    _age(stack, [pid], timedelta(days=40))
+    wait_for(lambda: _overdue_pending(stack, [pid]) == 0, timeout=60)
+
+    sla = [parse(m) for m in consume_all(stack.infra.bootstrap, topics.PETITION_SLA, idle_ms=1500)]
+    steps = [e for e in sla if e.get("petition_id") == pid and e["event_type"] == "sla.escalated"
+             and e["clock"] == "resolution"]
+    steps.sort(key=lambda e: e["step"])
+    # district level = A3-GOV, already told as the bureau's superior: skipped
+    assert [(e["level"], e["target_unit"]) for e in steps[:3]] == [
+        ("handling_unit", "A3-HOUSING"), ("superior_unit", "A3-GOV"), ("city", "A-12345"),
+    ]
+    assert all(e["level"] == "city" and e["repeat"] for e in steps[3:]) and len(steps) > 3
+    assert [e["step"] for e in steps] == list(range(1, len(steps) + 1))
+
+    # GET /v1/supervision lists each unit's open 督办 for this petition
+    def open_for(unit: str) -> list[dict[str, Any]]:
+        r = client.get("/v1/supervision", params={"unit": unit})
+        assert r.status_code == 200, r.text
+        return [s for s in r.json()["items"] if s["petition_id"] == pid and s["clock"] == "resolution"]
+
+    mine = wait_for(lambda: open_for("A3-GOV"), timeout=20)
+    assert mine[0]["level"] == "superior_unit" and mine[0]["supervised_unit"] == "A3-HOUSING"
+    assert mine[0]["rule"] == "ladder:superior_unit:bureau->government_of_area"
+    assert len(wait_for(lambda: len(x := open_for("A-12345")) >= 2 and x)) >= 2
+
+    sid = mine[0]["id"]
+    r = client.post(f"/v1/supervision/{sid}/close", json={"department": "A3-HOUSING", "note": "已办"})
+    assert r.status_code == 409 and r.json()["error"] == "not_supervisor"
+    r = client.post(f"/v1/supervision/{sid}/close", json={"department": "A3-GOV", "note": "已督促落实"})
+    assert r.status_code == 202, r.text
+    r = client.post(f"/v1/supervision/{sid}/close", json={"department": "A3-GOV"})
+    assert r.status_code == 409
+    assert client.post(f"/v1/supervision/{uuid.uuid4()}/close", json={"department": "A3-GOV"}).status_code == 404
+    assert client.get("/v1/supervision", params={"unit": "a3-gov"}).status_code == 422
+    wait_for(lambda: not open_for("A3-GOV"))
+    closed = client.get("/v1/supervision", params={"unit": "A3-GOV", "state": "closed"}).json()["items"]
+    assert any(s["id"] == sid and s["closed_by"] == "A3-GOV" for s in closed)
+
+    # resolving stops the clocks: the ladder stops with them
+    assert _act(client, pid, "accept", "A3-HOUSING").status_code == 202
+    assert _act(client, pid, "resolve", "A3-HOUSING", note="已解决").status_code == 202
+    wait_for(lambda: _db(stack, "SELECT count(*) AS n FROM escalation.timer WHERE petition_id = $1"
+                                " AND state = 'pending'", pid)[0]["n"] == 0)
+
+
+def test_extension_then_pause_and_resume_move_the_resolution_deadline(
+    client: httpx.Client, stack: Stack, instances: Instances
+) -> None:
+    pid = _submit(client, channel="letter")
+    _armed(stack, [pid], 3)
+
+    def due(clock: str = "resolution") -> tuple[str, str]:
+        d = {x["clock"]: x for x in _get(client, pid)["deadlines"]}[clock]
+        return d["due_at"], d["state"]
+
+    original, _ = due()
+    holder = _get(client, pid)["department"]["code"]
+    assert _act(client, pid, "accept", holder).status_code == 202
+    assert _act(client, pid, "request_extension", holder, note="需现场勘验", extension_days=20).status_code == 202
+    assert _act(client, pid, "approve_extension", "A-GOV", note="同意延期").status_code == 202
+    extended = wait_for(lambda: (d := due())[0] != original and d)[0]
+    gained = datetime.fromisoformat(extended) - datetime.fromisoformat(original)
+    assert timedelta(days=20) <= gained <= timedelta(days=23)  # +20 days, moved off a rest day
+    timeline = _get(client, pid)["timeline"]
+    ext = [t for t in timeline if t["event"] == "deadline_extended"]
+    assert len(ext) == 1 and ext[0]["days"] == 20 and ext[0]["approved_by"] == "A-GOV"
+    # only one extension
+    assert _act(client, pid, "request_extension", holder, note="再延").status_code == 409
+
+    assert _act(client, pid, "pause", holder, note="等待信访人补充材料").status_code == 202
+    wait_for(lambda: due()[1] == "paused")
+    time.sleep(2.0)
+    assert _act(client, pid, "resume", holder).status_code == 202
+    resumed = wait_for(lambda: (d := due())[1] == "running" and d)[0]
+    shift = datetime.fromisoformat(resumed) - datetime.fromisoformat(extended)
+    assert timedelta(seconds=1.5) < shift < timedelta(seconds=30)  # moved by the time paused
+    row = _db(stack, "SELECT paused_seconds, extended_days FROM escalation.clock WHERE petition_id = $1"
+                     " AND clock = 'resolution'", pid)[0]
+    assert row["extended_days"] == 20 and row["paused_seconds"] == pytest.approx(shift.total_seconds(), abs=0.01)
+    # the timers follow the new deadline: the pending breach is at the resumed due
+    breach = _db(stack, "SELECT fire_at FROM escalation.timer WHERE petition_id = $1 AND clock = 'resolution'"
+                        " AND kind = 'breach' AND state = 'pending'", pid)
+    assert [r["fire_at"] for r in breach] == [datetime.fromisoformat(resumed)]
+
+
+def test_two_instances_fire_every_timer_exactly_once_and_catch_up_after_downtime(
+    client: httpx.Client, stack: Stack, instances: Instances
+) -> None:
+    pids = [_submit(client, title=f"第{i}号：A3区小区电梯故障") for i in range(40)]
+    _armed(stack, pids, 3)
+    _age(stack, pids, timedelta(days=20))  # every warning and breach due, ladders cascade
+    wait_for(lambda: _overdue_pending(stack, pids) == 0, timeout=90)
+
+    # stop both; let more time pass while down; restart: what fell due meanwhile fires
+    instances.stop("esc-a")
+    instances.stop("esc-b")
+    _age(stack, pids, timedelta(days=10))
+    due_while_down = _overdue_pending(stack, pids)
+    assert due_while_down > 0
+    time.sleep(2.0)
+    instances.start("esc-a")
+    instances.start("esc-b")
+    wait_for(lambda: _overdue_pending(stack, pids) == 0, timeout=90)
+
+    fired = _db(stack, "SELECT id, fired_by, lateness_seconds, kind FROM escalation.timer"
+                       " WHERE petition_id = ANY($1::text[]) AND state = 'fired'", pids)
+    assert {r["fired_by"] for r in fired} == {"esc-a", "esc-b"}  # both took part
+    assert max(r["lateness_seconds"] for r in fired) > 10 * 86400  # downtime shows as lateness
+    expected = {str(uuid.uuid5(EVENT_NAMESPACE, f"timer:{r['id']}")) for r in fired}
+
+    def on_bus() -> Counter[str]:
+        ids: Counter[str] = Counter()
+        for m in consume_all(stack.infra.bootstrap, topics.PETITION_SLA, idle_ms=1500):
+            e = parse(m)
+            if e.get("petition_id") in set(pids) and e["event_type"] in ("sla.warning", "sla.breached", "sla.escalated"):
+                ids[e["event_id"]] += 1
+        return ids
+
+    published = wait_for(lambda: (c := on_bus()) and set(c) >= expected and c, timeout=30)
+    assert set(published) == expected  # none missed, none invented
+    assert max(published.values()) == 1  # none published twice
+    outbox = _db(stack, "SELECT count(*) AS n, count(DISTINCT value) AS d FROM escalation.outbox")[0]
+    assert outbox["n"] == outbox["d"]
+
+
+def test_zero_reports_missing_escalated_late_marked_and_second_submission_consistent(
+    client: httpx.Client, stack: Stack, instances: Instances
+) -> None:
+    today, yesterday = instances.today.isoformat(), instances.yesterday.isoformat()
+    tomorrow = (instances.today + timedelta(days=1)).isoformat()
+
+    def report(unit: str, period: str | None = None) -> dict[str, Any]:
+        params = {"unit": unit, **({"period": period} if period else {})}
+        r = client.get("/v1/zero-reports", params=params)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    # yesterday's period closed before these instances ever ran: caught up, missing, escalated
+    missing = wait_for(lambda: (b := report("Z1-S01", yesterday))["periods"] and b, timeout=30)["periods"][0]
+    assert missing["status"] == "missing" and missing["escalated_to"] == "Z1-GOV"
+
+    body = {"unit": "Z1-S01", "period": today, "incidents": []}
+    first = client.post("/v1/zero-reports", json=body)
+    assert first.status_code == 202, first.text
+    again = client.post("/v1/zero-reports", json=body)
+    assert again.status_code == 202 and again.json()["id"] == first.json()["id"]
+    other = client.post("/v1/zero-reports", json={**body, "incidents": ["某小区发生火情，已扑灭"]})
+    assert other.status_code == 409 and other.json()["error"] == "already_submitted"
+    late = wait_for(lambda: (p := report("Z1-S01", today)["periods"]) and p[0]["status"] == "late" and p[0])
+    assert late["rule"] == "late:within_grace"  # cut-off 00:00 today, grace one day
+
+    assert client.post("/v1/zero-reports", json={"unit": "Z1-S02", "period": tomorrow,
+                                                 "incidents": ["无"]}).status_code == 202
+    on_time = wait_for(lambda: (p := report("Z1-S02", tomorrow)["periods"]) and p[0]["status"] == "on_time" and p[0])
+    assert on_time["incidents"] == 1
+
+    compliance = report("Z1-S01")["compliance"]
+    assert (compliance["missing"], compliance["late"], compliance["on_time"]) == (1, 1, 0)
+    assert compliance["reporting_rate"] == 0.5 and compliance["timeliness_rate"] == 0.0
+
+    # one verdict per period on the bus although two instances evaluate
+    statuses = [parse(m) for m in consume_all(stack.infra.bootstrap, topics.ZERO_REPORT_STATUS, idle_ms=1500)]
+    yesterdays = [s for s in statuses if s["unit"] == "Z1-S01" and s["period"] == yesterday]
+    assert [s["status"] for s in yesterdays] == ["missing"]
+
+    for bad in ({"unit": "Z1-S01", "period": "2026-13", "incidents": []},
+                {"unit": "z1", "period": today, "incidents": []},
+                {"unit": "Z1-S01", "period": today}):
+        r = client.post("/v1/zero-reports", json=bad)
+        assert r.status_code == 422, r.text

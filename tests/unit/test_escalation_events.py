@@ -1,0 +1,74 @@
+"""Escalation event contracts (round trips, unit envelope) and the hotline tier policies."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from services.escalation.app import load_policies
+from shared import events
+from shared.events import escalation as esc
+
+NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+SAMPLES = [
+    esc.SlaEscalated(event_id=uuid.uuid4(), occurred_at=NOW, petition_id="p-1", clock="resolution",
+                     department_code="A3-HOUSING", step=2, level="superior_unit", target_unit="A3-GOV",
+                     rule="ladder:superior_unit:bureau->government_of_area", due_at=NOW,
+                     supervision_id=uuid.uuid4(), supervision_due_at=NOW),
+    esc.SupervisionClosed(event_id=uuid.uuid4(), occurred_at=NOW, petition_id="p-1", supervision_id=uuid.uuid4(),
+                          target_unit="A3-GOV", closed_by="A3-GOV", note="已督促"),
+    esc.SlaClockPaused(event_id=uuid.uuid4(), occurred_at=NOW, petition_id="p-1", clock="resolution",
+                       department_code="A3-HOUSING", due_at=NOW, remaining_seconds=3600.0),
+    esc.SlaClockResumed(event_id=uuid.uuid4(), occurred_at=NOW, petition_id="p-1", clock="resolution",
+                        department_code="A3-HOUSING", previous_due_at=NOW, due_at=NOW, paused_seconds=5.0),
+    esc.SlaDeadlineExtended(event_id=uuid.uuid4(), occurred_at=NOW, petition_id="p-1", clock="resolution",
+                            department_code="A3-HOUSING", approved_by="A3-GOV", days=20, previous_due_at=NOW,
+                            due_at=NOW, rule="extension:requested_days"),
+    esc.ZeroReportSubmitted(event_id=uuid.uuid4(), occurred_at=NOW, unit="A3-S01", period="2026-11-22",
+                            incidents=(), submitted_at=NOW, submission_id=uuid.uuid4()),
+    esc.ZeroReportStatus(event_id=uuid.uuid4(), occurred_at=NOW, unit="A3-S01", period="2026-11-21",
+                         status="missing", rule="missing:regular:daily", due_at=NOW, escalated_to="A3-GOV"),
+]
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.event_type)
+def test_round_trip_through_the_registry(event: object) -> None:
+    assert events.parse_event(events.encode_event(event)) == event  # type: ignore[arg-type]
+
+
+def test_unit_events_have_no_petition_and_are_keyed_by_unit() -> None:
+    raw = json.loads(events.encode_event(SAMPLES[-1]))
+    assert "petition_id" not in raw and raw["unit"] == "A3-S01"
+    assert esc.key_for_unit("A3-S01") == b"A3-S01"
+    with pytest.raises(ValidationError):
+        events.parse_event(json.dumps({**raw, "status": "sort_of"}))
+    with pytest.raises(ValidationError):
+        events.parse_event(json.dumps({**raw, "occurred_at": "2026-11-22T10:00:00"}))
+
+
+@pytest.mark.parametrize(
+    ("facts", "policy", "resolution"),
+    [
+        ({"channel": "hotline", "priority": "urgent"}, "hotline-urgent", (2, "hour")),
+        ({"channel": "hotline", "priority": "normal", "category": "城乡建设/城市建设和市政管理/自来水供应"},
+         "hotline-utilities", (24, "hour")),
+        ({"channel": "hotline", "priority": "high", "category": "城乡建设"}, "hotline-complex", (15, "day")),
+        ({"channel": "hotline", "priority": "normal", "category": "城乡建设"}, "hotline-ordinary", (7, "day")),
+        ({"channel": "letter", "priority": "normal"}, "xinfang-default", (60, "day")),
+    ],
+)
+def test_hotline_tiers_and_xinfang_defaults(facts: dict, policy: str, resolution: tuple[int, str]) -> None:
+    book = load_policies()
+    chosen = book.select(channel=facts["channel"], kind=None, priority=facts["priority"], category=facts.get("category"))
+    assert chosen.id == policy
+    clocks = {c.name: c for c in chosen.clocks}
+    assert (clocks["resolution"].amount, clocks["resolution"].unit) == resolution
+    assert clocks["resolution"].pausable
+    if policy == "xinfang-default":
+        assert clocks["resolution"].extension_max_days == 30 and clocks["acceptance"].amount == 15
+    else:
+        assert "first_contact" in clocks and "contact" in clocks["first_contact"].stops_on
