@@ -135,6 +135,64 @@ def _triage_export(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _classify(args: argparse.Namespace) -> int:
+    """The router's own decision code on JSON lines: category, confidence, department, rule.
+
+    Reads ``{"id", "title", "content"}`` (optionally ``kind``, ``admin_code``, ``persons``)
+    per line on stdin and writes one line per input, in input order; needs no Kafka or
+    PostgreSQL. A line that is not valid gets ``{"id": …, "error": …}`` at its position.
+    """
+    from services.router.classify import Classifier
+
+    settings = load_settings()
+    clf = Classifier.from_settings(settings, classifier=args.classifier)
+    batch: list[tuple[int, dict[str, object] | str]] = []
+    failed = 0
+
+    def flush() -> None:
+        nonlocal failed
+        good = [(i, x) for i, x in batch if isinstance(x, dict)]
+        results = dict(zip([i for i, _ in good], clf.classify([x for _, x in good]), strict=True))
+        for i, item in batch:
+            if isinstance(item, str):
+                failed += 1
+                sys.stdout.write(json.dumps({"id": None, "error": item}, ensure_ascii=False) + "\n")
+            else:
+                sys.stdout.write(json.dumps(results[i], ensure_ascii=False) + "\n")
+        batch.clear()
+
+    for n, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or not isinstance(item.get("title", ""), str) \
+                    or not isinstance(item.get("content", ""), str):
+                raise ValueError("expected an object with string title and content")
+            if not (item.get("title") or item.get("content")):
+                raise ValueError("title and content are both empty")
+            batch.append((n, item))
+        except ValueError as exc:
+            batch.append((n, f"line {n}: {exc}"))
+        if len(batch) >= 512:
+            flush()
+    flush()
+    sys.stdout.flush()
+    return 1 if failed else 0
+
+
+def _model_train(args: argparse.Namespace) -> int:
+    from services.router.classification.train import main_train
+
+    return int(main_train(args.rest) or 0)
+
+
+def _model_evaluate(args: argparse.Namespace) -> int:
+    from services.router.classification.train import main_evaluate
+
+    return int(main_evaluate(args.rest) or 0)
+
+
 def _sla_due(args: argparse.Namespace) -> int:
     from services.escalation.sla_cli import run_due
 
@@ -167,6 +225,21 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--idle-timeout", type=float, default=0.0,
                        help="exit after this many seconds without a new assignment (0: never)")
     queue.set_defaults(func=_queue)
+
+    classify = sub.add_parser("classify", help="classify and route JSON lines from stdin (no services needed)")
+    classify.add_argument("--classifier", choices=["model", "keywords"], default=None,
+                          help="default: the trained model (PETITION_CLASSIFIER)")
+    classify.set_defaults(func=_classify)
+
+    model = sub.add_parser("model", help="the category classifier")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    train = model_sub.add_parser("train", help="rebuild the model artefact reproducibly", add_help=False)
+    train.add_argument("rest", nargs=argparse.REMAINDER)
+    train.set_defaults(func=_model_train)
+    evaluate = model_sub.add_parser("evaluate", help="stratified 5-fold CV macro-F1 and per-class scores",
+                                    add_help=False)
+    evaluate.add_argument("rest", nargs=argparse.REMAINDER)
+    evaluate.set_defaults(func=_model_evaluate)
 
     triage = sub.add_parser("triage", help="the triage desk")
     triage_sub = triage.add_subparsers(dest="triage_command", required=True)

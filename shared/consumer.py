@@ -69,6 +69,8 @@ class BatchResult:
 
 #: A handler applies one decoded event inside the caller's transaction.
 Handler = Callable[[asyncpg.Connection, Any, RawMessage, BatchResult], Awaitable[None]]
+#: A batch handler applies consecutive events of one type at once (fewer round trips).
+BatchHandler = Callable[[asyncpg.Connection, list[tuple[Any, RawMessage]], BatchResult], Awaitable[None]]
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -121,6 +123,7 @@ class BatchProcessor:
         decode: Callable[[bytes], Any] = parse_event,
         on_committed: Callable[[BatchResult], None] | None = None,
         prepare: Callable[[list[Any]], Awaitable[None]] | None = None,
+        batch_handlers: dict[str, BatchHandler] | None = None,
         max_attempts: int = 8,
     ) -> None:
         self._pool = pool
@@ -132,6 +135,7 @@ class BatchProcessor:
         self._decode = decode
         self._on_committed = on_committed
         self._prepare = prepare
+        self._batch_handlers = batch_handlers or {}
         self._max_attempts = max_attempts
 
     async def process(self, messages: Sequence[RawMessage]) -> BatchResult:
@@ -233,15 +237,33 @@ class BatchProcessor:
         async with self._pool.acquire() as conn, conn.transaction():
             fresh = await self._claim_all(conn, [event for _, event, _ in decoded]) if decoded else set()
             seen: set[Any] = set()
+            run: list[tuple[Any, RawMessage]] = []
+            run_type = ""
+
+            async def flush() -> None:
+                if run:
+                    await self._batch_handlers[run_type](conn, list(run), result)
+                    run.clear()
+
             for message, event, handler in decoded:
                 if event.event_id not in fresh or event.event_id in seen:
                     result.repeats += 1
                     metrics.EVENTS_CONSUMED.labels(self._service, message.topic, "repeat").inc()
                     continue
                 seen.add(event.event_id)
-                await handler(conn, event, message, result)
+                event_type = event.event_type
+                if event_type in self._batch_handlers:
+                    if event_type != run_type:
+                        await flush()
+                        run_type = event_type
+                    run.append((event, message))
+                else:
+                    await flush()
+                    run_type = ""
+                    await handler(conn, event, message, result)
                 result.applied += 1
                 metrics.EVENTS_CONSUMED.labels(self._service, message.topic, "applied").inc()
+            await flush()
             if dead:
                 await add_to_outbox(conn, self._schema, dead)
         result.dead_lettered = len(dead)

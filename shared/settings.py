@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     run_dir: Path = REPO_ROOT / ".run"
     hmac_key: SecretStr = Field(default=SecretStr(""))
     max_body_bytes: int = 256 * 1024
-    batch_size: int = 200
+    batch_size: int = 500
     batch_within_seconds: float = 0.05
     timer_poll_seconds: float = 0.2
     timer_batch_size: int = 1000

@@ -17,6 +17,7 @@ from services.intake import api_escalation
 from services.intake.api import build_router, install_error_handlers
 from services.intake.projector import make_processor, run_projector
 from shared.db import create_pool, ensure_common_tables, migrate
+from shared.lag import run_lag_collector
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.worker import gather_checks
@@ -123,6 +124,8 @@ def create_app(settings: Settings) -> FastAPI:
                 ),
                 name="read-model",
             ),
+            # consumer lag of every platform group, exported by intake (one collector suffices)
+            asyncio.create_task(run_lag_collector(bootstrap=settings.kafka_bootstrap), name="consumer-lag"),
         ]
         try:
             yield

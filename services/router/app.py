@@ -132,6 +132,7 @@ class Router:
         self._processor: BatchProcessor | None = None
         self._predictions: dict[Any, Any] = {}
         self._next_reload_check = 0.0
+        self._admin: AIOKafkaAdminClient | None = None
 
     @property
     def table(self) -> RoutingTable:
@@ -146,6 +147,9 @@ class Router:
             async with pool.acquire() as conn:
                 await migrate(conn, SCHEMA, MIGRATIONS)
                 await ensure_common_tables(conn, SCHEMA)
+            # Every department's queue exists before the first petition is routed (one admin
+            # call; later table reloads add theirs on first use).
+            await self.ensure_department_topics({d.code for d in self.table.departments()})
             self.relay = OutboxRelay(
                 pool=pool, schema=SCHEMA, bootstrap=self.settings.kafka_bootstrap, service=SERVICE
             )
@@ -160,6 +164,7 @@ class Router:
                     "petition.submitted": self.on_submitted,
                     "petition.action_taken": self.on_action,
                 },
+                batch_handlers={"petition.submitted": self.on_submitted_batch},
                 prepare=self.classify_batch,
                 on_committed=lambda _r: self.relay.kick() if self.relay else None,
             )
@@ -192,24 +197,38 @@ class Router:
 
         return await gather_checks(postgres=pg(), kafka=kafka())
 
-    async def ensure_department_topic(self, code: str) -> str:
-        """Create the department's queue the first time it gets work (topics are explicit)."""
-        name = topics.department_topic(code)
-        if name in self._known_topics:
-            return name
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
-        await admin.start()
+    async def ensure_department_topics(self, codes: set[str]) -> None:
+        """Create the queues of departments getting their first work (topics are explicit).
+
+        One admin round trip for all the batch's new departments; known topics cost nothing.
+        """
+        missing = {topics.department_topic(c) for c in codes} - self._known_topics
+        if not missing:
+            return
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
+            await admin.start()
+            self._admin = admin
         try:
-            existing = set(await admin.list_topics())
-            if name not in existing:
+            self._known_topics.update(await self._admin.list_topics())
+            missing -= self._known_topics
+            names = sorted(missing)
+            for i in range(0, len(names), 500):
                 try:
-                    await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+                    response = await self._admin.create_topics(
+                        [NewTopic(n, num_partitions=1, replication_factor=1) for n in names[i : i + 500]]
+                    )
                 except TopicAlreadyExistsError:
-                    pass
-            self._known_topics.update(existing | {name})
-        finally:
-            await admin.close()
-        return name
+                    continue
+                for topic, code, *_ in getattr(response, "topic_errors", getattr(response, "topics", [])):
+                    if code not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS
+                        raise RuntimeError(f"cannot create topic {topic}: error code {code}")
+            self._known_topics.update(missing)
+        except Exception:
+            admin, self._admin = self._admin, None
+            if admin is not None:
+                await admin.close()
+            raise
 
     # --- classification -------------------------------------------------------------------
 
@@ -229,90 +248,132 @@ class Router:
     async def on_submitted(
         self, conn: asyncpg.Connection, event: PetitionSubmitted, raw: RawMessage, result: BatchResult
     ) -> None:
-        if await conn.fetchval("SELECT 1 FROM router.assignment WHERE petition_id = $1", event.petition_id):
-            return  # the same petition under another event id: already routed once
-        prediction = self._predictions.get(event.event_id)
-        if prediction is None:
-            prediction = self.classifier.predict([(event.title, event.content)])[0]
+        await self.on_submitted_batch(conn, [(event, raw)], result)
+
+    async def on_submitted_batch(
+        self, conn: asyncpg.Connection, items: list[tuple[PetitionSubmitted, RawMessage]], result: BatchResult
+    ) -> None:
+        """Route a run of new petitions with a handful of round trips for the whole run."""
         table = self.table
-        text = " ".join(filter(None, [event.title, event.content, event.location.address]))
-        area, source = table.gazetteer.resolve(event.location.admin_code, text)
-        group = event.persons >= GROUP_PETITION_PERSONS
-        priority = Priority.HIGH if group else Priority.NORMAL
-        accused = table.accused_units(text, area) if event.kind is Kind.ACCUSATION else ()
-        sig = signature(event.title, event.content)
-        repeat = await self._find_repeat(conn, event, sig)
-        category, confidence = prediction.category, prediction.confidence
-        if repeat is not None:
-            original_dept = table.department(repeat[1]) or table.triage
-            decision = Decision(original_dept, f"repeat-of:{repeat[0]}", area, accused)
-            if original_dept.code in accused:
-                decision = table.decide(category, area, text=text, accused=accused)
-        elif category is None or confidence < self.settings.triage_threshold:
-            decision = Decision(
-                table.triage, f"triage:low-confidence:{confidence:.2f}<{self.settings.triage_threshold:.2f}",
-                area, accused,
+        existing = {
+            r["petition_id"]
+            for r in await conn.fetch(
+                "SELECT petition_id FROM router.assignment WHERE petition_id = ANY($1::text[])",
+                [e.petition_id for e, _ in items],
             )
-        else:
-            decision = table.decide(category, area, text=text, accused=accused)
-        await conn.execute(
+        }
+        earlier = await self._earlier_petitions(conn, [e for e, _ in items])
+        threshold = table.triage_threshold if table.triage_threshold is not None else self.settings.triage_threshold
+        plans: list[tuple[PetitionSubmitted, Routing, Area | None, frozenset[str]]] = []
+        for event, _raw in items:
+            if event.petition_id in existing:
+                continue  # the same petition under another event id: already routed once
+            existing.add(event.petition_id)
+            prediction = self._predictions.get(event.event_id)
+            if prediction is None:
+                prediction = self.classifier.predict([(event.title, event.content)])[0]
+            text = " ".join(filter(None, [event.title, event.content, event.location.address]))
+            area, source = table.gazetteer.resolve(event.location.admin_code, text)
+            group = event.persons >= GROUP_PETITION_PERSONS
+            accused = table.accused_units(text, area) if event.kind is Kind.ACCUSATION else ()
+            sig: frozenset[str] = frozenset()
+            match = None
+            if event.petitioner_key:  # only a known person can repeat; anonymous ones skip the cost
+                sig = signature(event.title, event.content)
+                match = find_original(sig, event.received_at, earlier.get(event.petitioner_key, []))
+            category, confidence = prediction.category, prediction.confidence
+            repeat_of = match.original.petition_id if match else None
+            if match is not None and match.original.department_code not in accused:
+                dept = table.department(match.original.department_code) or table.triage
+                decision = Decision(dept, f"repeat-of:{repeat_of}", area, accused)
+            elif category is None or confidence < threshold:
+                decision = Decision(
+                    table.triage, f"triage:low-confidence:{confidence:.2f}<{threshold:.2f}", area, accused
+                )
+            else:
+                decision = table.decide(category, area, text=text, accused=accused)
+            if event.petitioner_key and match is None:
+                earlier.setdefault(event.petitioner_key, []).append(
+                    Earlier(event.petition_id, event.received_at, sig, decision.department.code)
+                )
+            routing = Routing(
+                decision=decision, assignment_no=1, category=category, confidence=confidence,
+                reason="repeat" if match else "initial", excluded=(),
+                priority=Priority.HIGH if group else Priority.NORMAL,
+                kind=event.kind, channel=event.channel, tracking_code=event.tracking_code,
+                title=event.title, content=event.content, location=event.location,
+                received_at=event.received_at, persons=event.persons, jurisdiction_source=source,
+                repeat_of=repeat_of, group_petition=group,
+            )
+            plans.append((event, routing, area, sig))
+        if not plans:
+            return
+        await conn.executemany(
             """INSERT INTO router.assignment (petition_id, tracking_code, assignment_no,
                  department_code, category, confidence, jurisdiction_code, rule, kind, channel,
                  priority, petitioner_key, persons, title, content, location, received_at,
                  accused, repeat_of, group_petition)
                VALUES ($1,$2,1,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)""",
-            event.petition_id, event.tracking_code, decision.department.code,
-            category, confidence, area.code if area else None, decision.rule,
-            event.kind.value if event.kind else None, event.channel.value, priority.value,
-            event.petitioner_key, event.persons, event.title, event.content,
-            event.location.model_dump(), event.received_at, list(accused),
-            repeat[0] if repeat else None, group,
+            [
+                (
+                    e.petition_id, e.tracking_code, r.decision.department.code, r.category,
+                    r.confidence, area.code if area else None, r.decision.rule,
+                    e.kind.value if e.kind else None, e.channel.value, r.priority.value,
+                    e.petitioner_key, e.persons, e.title, e.content, e.location.model_dump(),
+                    e.received_at, list(r.decision.accused), r.repeat_of, r.group_petition,
+                )
+                for e, r, area, _ in plans
+            ],
         )
-        if event.petitioner_key:
-            await conn.execute(
-                "INSERT INTO router.petition_index VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                event.petition_id, event.petitioner_key, event.received_at, sorted(sig),
-            )
-        await self._publish(
-            conn, event,
-            Routing(
-                decision=decision, assignment_no=1, category=category, confidence=confidence,
-                reason="repeat" if repeat else "initial", excluded=(), priority=priority,
-                kind=event.kind, channel=event.channel, tracking_code=event.tracking_code,
-                title=event.title, content=event.content, location=event.location,
-                received_at=event.received_at, persons=event.persons, jurisdiction_source=source,
-                repeat_of=repeat[0] if repeat else None, group_petition=group,
-            ),
-            result,
-        )
-        lag = (utcnow() - event.occurred_at).total_seconds()
-        result.after_commit.append(lambda: metrics.SUBMIT_TO_ROUTED.observe(max(lag, 0.0)))
-        if repeat:
-            result.after_commit.append(metrics.REPEATS.inc)
-        if group:
-            result.after_commit.append(metrics.GROUP_PETITIONS.inc)
-        if decision.rule.startswith("accusation:"):
-            result.after_commit.append(metrics.ACCUSATIONS_RAISED.inc)
-
-    async def _find_repeat(
-        self, conn: asyncpg.Connection, event: PetitionSubmitted, sig: frozenset[str]
-    ) -> tuple[str, str] | None:
-        """(original petition id, its current department) when this is a repeat petition."""
-        if not event.petitioner_key:
-            return None
-        rows = await conn.fetch(
-            """SELECT i.petition_id, i.received_at, i.signature, a.department_code
-               FROM router.petition_index i JOIN router.assignment a USING (petition_id)
-               WHERE i.petitioner_key = $1 AND i.received_at >= $2::timestamptz - interval '90 days'
-                 AND i.received_at <= $2::timestamptz AND a.repeat_of IS NULL""",
-            event.petitioner_key, event.received_at,
-        )
-        earlier = [
-            Earlier(r["petition_id"], r["received_at"], frozenset(r["signature"]), r["department_code"])
-            for r in rows
+        index_rows = [
+            (e.petition_id, e.petitioner_key, e.received_at, sorted(sig))
+            for e, _, _, sig in plans
+            if e.petitioner_key
         ]
-        match = find_original(sig, event.received_at, earlier)
-        return (match.original.petition_id, match.original.department_code) if match else None
+        if index_rows:
+            await conn.executemany(
+                "INSERT INTO router.petition_index VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                index_rows,
+            )
+        await self._publish_many(conn, [(e, r) for e, r, _, _ in plans], result)
+        now = utcnow()
+        lags = [max((now - e.occurred_at).total_seconds(), 0.0) for e, _, _, _ in plans]
+        repeats = sum(1 for _, r, _, _ in plans if r.repeat_of)
+        groups = sum(1 for _, r, _, _ in plans if r.group_petition)
+        raised = sum(1 for _, r, _, _ in plans if r.decision.rule.startswith("accusation:"))
+
+        def observe() -> None:
+            for lag in lags:
+                metrics.SUBMIT_TO_ROUTED.observe(lag)
+            metrics.REPEATS.inc(repeats)
+            metrics.GROUP_PETITIONS.inc(groups)
+            metrics.ACCUSATIONS_RAISED.inc(raised)
+
+        result.after_commit.append(observe)
+
+    async def _earlier_petitions(
+        self, conn: asyncpg.Connection, events: list[PetitionSubmitted]
+    ) -> dict[str, list[Earlier]]:
+        """Earlier original petitions of the batch's petitioners within the repeat window."""
+        keyed = [e for e in events if e.petitioner_key]
+        if not keyed:
+            return {}
+        rows = await conn.fetch(
+            """SELECT i.petitioner_key, i.petition_id, i.received_at, i.signature, a.department_code
+               FROM router.petition_index i JOIN router.assignment a USING (petition_id)
+               WHERE i.petitioner_key = ANY($1::text[]) AND a.repeat_of IS NULL
+                 AND i.received_at >= $2::timestamptz - interval '90 days'
+                 AND i.received_at <= $3::timestamptz""",
+            list({e.petitioner_key for e in keyed}),
+            min(e.received_at for e in keyed),
+            max(e.received_at for e in keyed),
+        )
+        out: dict[str, list[Earlier]] = {}
+        for r in rows:
+            out.setdefault(r["petitioner_key"], []).append(
+                Earlier(r["petition_id"], r["received_at"], frozenset(r["signature"]), r["department_code"])
+            )
+        return out
 
     async def on_action(
         self, conn: asyncpg.Connection, event: PetitionActionTaken, raw: RawMessage, result: BatchResult
@@ -359,8 +420,8 @@ class Router:
                  returned_by = $5, category = $6, updated_at = now() WHERE petition_id = $1""",
             event.petition_id, assignment_no, decision.department.code, decision.rule, returned_by, category,
         )
-        await self._publish(
-            conn, event,
+        await self._publish_many(
+            conn, [(event,
             Routing(
                 decision=decision, assignment_no=assignment_no, category=category,
                 confidence=row["confidence"], reason=reason, excluded=tuple(returned_by),
@@ -369,7 +430,7 @@ class Router:
                 content=row["content"], location=Location(**(row["location"] or {})),
                 received_at=row["received_at"], persons=row["persons"], jurisdiction_source=None,
                 repeat_of=row["repeat_of"], group_petition=row["group_petition"],
-            ),
+            ))],
             result,
         )
 
@@ -385,76 +446,94 @@ class Router:
             return Decision(table.triage, f"triage:target-is-accused:{target.code}", area), category
         return Decision(target, "triage:manual", area, tuple(row["accused"])), category
 
-    async def _publish(self, conn: asyncpg.Connection, cause: Any, r: Routing, result: BatchResult) -> None:
-        dept = r.decision.department
-        area = r.decision.jurisdiction
+    async def _publish_many(
+        self, conn: asyncpg.Connection, decided: list[tuple[Any, Routing]], result: BatchResult
+    ) -> None:
+        """Write each decision's events to the outbox and the decision log (bulk)."""
+        await self.ensure_department_topics({r.decision.department.code for _, r in decided})
         now = utcnow()
-        routed = PetitionRouted(
-            event_id=derived_event_id(cause.event_id, f"routed:{r.assignment_no}"),
-            occurred_at=now,
-            petition_id=cause.petition_id,
-            causation_id=cause.event_id,
-            assignment_no=r.assignment_no,
-            category=r.category,
-            confidence=r.confidence,
-            department_code=dept.code,
-            department_name=dept.name,
-            jurisdiction=Jurisdiction(code=area.code, name=area.name, level=area.level) if area else None,
-            rule=r.decision.rule,
-            reason=r.reason,
-            excluded_departments=r.excluded,
-            priority=r.priority,
-            kind=r.kind,
-            channel=r.channel,
-            received_at=r.received_at,
-            jurisdiction_source=r.jurisdiction_source,
-            repeat_of=r.repeat_of,
-            group_petition=r.group_petition,
-            accused_departments=r.decision.accused,
-            table_version=self.table.version,
-        )
-        assignment = DepartmentAssignment(
-            event_id=derived_event_id(cause.event_id, f"assignment:{r.assignment_no}"),
-            occurred_at=now,
-            petition_id=cause.petition_id,
-            causation_id=cause.event_id,
-            tracking_code=r.tracking_code,
-            assignment_no=r.assignment_no,
-            department_code=dept.code,
-            category=r.category,
-            title=r.title,
-            content=r.content,
-            location=r.location,
-            priority=r.priority,
-            kind=r.kind,
-            rule=r.decision.rule,
-            received_at=r.received_at,
-            repeat_of=r.repeat_of,
-            group_petition=r.group_petition,
-            persons=r.persons,
-        )
-        dept_topic = await self.ensure_department_topic(dept.code)
-        key = key_for(cause.petition_id)
-        await add_to_outbox(
-            conn,
-            SCHEMA,
-            [
-                OutboxMessage(topics.PETITION_ROUTED, key, encode_event(routed)),
-                OutboxMessage(dept_topic, key, encode_event(assignment)),
-            ],
-        )
-        await conn.execute(
+        version = self.table.version
+        messages: list[OutboxMessage] = []
+        log_rows = []
+        for cause, r in decided:
+            dept = r.decision.department
+            area = r.decision.jurisdiction
+            routed = PetitionRouted(
+                event_id=derived_event_id(cause.event_id, f"routed:{r.assignment_no}"),
+                occurred_at=now,
+                petition_id=cause.petition_id,
+                causation_id=cause.event_id,
+                assignment_no=r.assignment_no,
+                category=r.category,
+                confidence=r.confidence,
+                department_code=dept.code,
+                department_name=dept.name,
+                jurisdiction=Jurisdiction(code=area.code, name=area.name, level=area.level) if area else None,
+                rule=r.decision.rule,
+                reason=r.reason,
+                excluded_departments=r.excluded,
+                priority=r.priority,
+                kind=r.kind,
+                channel=r.channel,
+                received_at=r.received_at,
+                jurisdiction_source=r.jurisdiction_source,
+                repeat_of=r.repeat_of,
+                group_petition=r.group_petition,
+                accused_departments=r.decision.accused,
+                table_version=version,
+            )
+            assignment = DepartmentAssignment(
+                event_id=derived_event_id(cause.event_id, f"assignment:{r.assignment_no}"),
+                occurred_at=now,
+                petition_id=cause.petition_id,
+                causation_id=cause.event_id,
+                tracking_code=r.tracking_code,
+                assignment_no=r.assignment_no,
+                department_code=dept.code,
+                category=r.category,
+                title=r.title,
+                content=r.content,
+                location=r.location,
+                priority=r.priority,
+                kind=r.kind,
+                rule=r.decision.rule,
+                received_at=r.received_at,
+                repeat_of=r.repeat_of,
+                group_petition=r.group_petition,
+                persons=r.persons,
+            )
+            key = key_for(cause.petition_id)
+            messages.append(OutboxMessage(topics.PETITION_ROUTED, key, encode_event(routed)))
+            messages.append(OutboxMessage(topics.department_topic(dept.code), key, encode_event(assignment)))
+            log_rows.append(
+                (cause.petition_id, r.assignment_no, dept.code, r.decision.rule, r.category,
+                 r.confidence, area.code if area else None, version)
+            )
+        await add_to_outbox(conn, SCHEMA, messages)
+        await conn.executemany(
             """INSERT INTO router.decision_log (petition_id, assignment_no, department_code, rule,
                  category, confidence, jurisdiction_code, table_version)
                VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING""",
-            cause.petition_id, r.assignment_no, dept.code, r.decision.rule, r.category, r.confidence,
-            area.code if area else None, self.table.version,
+            log_rows,
         )
-        cat = r.category or "unclassified"
-        result.after_commit.append(lambda: metrics.ROUTED.labels(cat, dept.code).inc())
-        if dept.code == self.table.triage.code:
-            why = r.decision.rule.split(":")[1] if ":" in r.decision.rule else r.decision.rule
-            result.after_commit.append(lambda: metrics.TRIAGED.labels(why).inc())
+        triage = self.table.triage.code
+        counts: dict[tuple[str, str], int] = {}
+        triaged: dict[str, int] = {}
+        for _, r in decided:
+            k = (r.category or "unclassified", r.decision.department.code)
+            counts[k] = counts.get(k, 0) + 1
+            if r.decision.department.code == triage:
+                rule = r.decision.rule
+                why = rule.split(":")[1] if ":" in rule else rule
+                triaged[why] = triaged.get(why, 0) + 1
+
+        def observe() -> None:
+            for (cat, code), n in counts.items():
+                metrics.ROUTED.labels(cat, code).inc(n)
+            for why, n in triaged.items():
+                metrics.TRIAGED.labels(why).inc(n)
+
+        result.after_commit.append(observe)
 
 
 def build_app(settings: Settings) -> Any:

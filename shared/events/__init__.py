@@ -14,6 +14,7 @@ Rules that must hold:
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -242,14 +243,23 @@ register(
 )
 
 _HEAD = TypeAdapter(dict[str, Any])
+_EVENT_TYPE = re.compile(rb'"event_type"\s*:\s*"([a-z_.]+)"')
 
 
 def parse_event(raw: bytes | str) -> Any:
     """Decode one event from JSON bytes; raises ``pydantic.ValidationError`` on bad input.
 
     Importing :mod:`shared.events.all` first makes every event module's types decodable.
+    The type is found with a cheap scan so the common case is a single validating parse;
+    anything unusual (no or several ``event_type`` keys) takes the careful two-step path.
     """
-    head = _HEAD.validate_json(raw)
+    data = raw.encode() if isinstance(raw, str) else raw
+    found = _EVENT_TYPE.findall(data)
+    if len(found) == 1:
+        model = EVENT_TYPES.get(found[0].decode())
+        if model is not None:
+            return model.model_validate_json(data)
+    head = _HEAD.validate_json(data)
     model = EVENT_TYPES.get(str(head.get("event_type")))
     if model is None:
         return Unknown.model_validate(head)

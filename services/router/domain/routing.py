@@ -65,8 +65,12 @@ class RoutingTable:
         triage: Department,
         version: str,
         aliases: Mapping[str, tuple[str, ...]] | None = None,
+        triage_threshold: float | None = None,
     ) -> None:
         self.gazetteer = gazetteer
+        #: Below this classifier confidence a petition goes to the triage desk (None: the
+        #: service's configured default applies).
+        self.triage_threshold = triage_threshold
         self.version = version
         self.triage = triage
         self._departments = {d.code: d for d in departments}
@@ -126,9 +130,13 @@ class RoutingTable:
             raise ValueError("the GOV department type is required: it is the fallback (兜底)")
         t = data["triage_department"]
         triage = Department(t["code"], t["name"], "TRIAGE", None)
+        threshold = t.get("below_confidence")
+        if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
+            raise ValueError("triage_department.below_confidence must lie between 0 and 1")
         return cls(
             gazetteer=gazetteer, departments=departments, rules=rules, triage=triage,
             version=version, aliases=aliases,
+            triage_threshold=float(threshold) if threshold is not None else None,
         )
 
     def departments(self) -> list[Department]:

@@ -1,0 +1,186 @@
+"""Router throughput through the real broker, side by side with a bare passthrough.
+
+Starts a private Kafka broker and PostgreSQL, loads N petitions (real citizen texts from
+../shared/data when present) into ``petition.submitted``, then runs (1) the passthrough
+(``bench/passthrough.py``: faust consume + produce, no work) and (2) the router, each as its
+own process with a fresh consumer group over the same N records, and reports records/second
+from the first output record to the last. The ratio router/passthrough is the figure.
+Also measures classification texts/second in one process.
+
+Reproduce: ``make bench`` or ``.venv/bin/python -m bench router``
+(``BENCH_ROUTER_N`` sets N, default 20000).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.machine import describe
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _texts(limit: int) -> list[tuple[str, str]]:
+    data = Path(os.environ.get("PETITION_DATA_DIR", REPO.parent / "shared" / "data"))
+    out: list[tuple[str, str]] = []
+    for name in ("petitions-labeled.csv", "petitions-unlabeled.csv"):
+        path = data / name
+        if path.exists():
+            with path.open(encoding="utf-8") as f:
+                out.extend((r["title"], r["content"]) for r in csv.DictReader(f))
+    if not out:
+        out = [
+            ("A3区某小区电梯长期故障", "小区电梯坏了三个月，物业一直不维修。"),
+            ("K1区学校违规收费", "某中学组织周末补课并收费，家长意见很大。"),
+            ("公交车不按时发车", "M5市的公交车经常晚点半小时以上。"),
+        ]
+    return out[:limit]
+
+
+def _events(n: int) -> list[tuple[bytes, bytes]]:
+    from shared.events import Channel, Location, PetitionSubmitted, encode_event, key_for
+
+    texts = _texts(100_000)
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    out = []
+    for i in range(n):
+        title, content = texts[i % len(texts)]
+        pid = str(uuid.UUID(int=rng.getrandbits(128)))
+        event = PetitionSubmitted(
+            event_id=uuid.UUID(int=rng.getrandbits(128)),
+            occurred_at=now,
+            petition_id=pid,
+            tracking_code=f"XF-BENCH{i:07d}",
+            title=title,
+            content=content,
+            channel=Channel.ONLINE,
+            petitioner_key=f"bench-{rng.randrange(n)}" if i % 3 == 0 else None,
+            location=Location(),
+            received_at=now,
+        )
+        out.append((key_for(pid), encode_event(event)))
+    return out
+
+
+def _end_offsets(bootstrap: str, topic: str) -> int:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        return sum(consumer.end_offsets(parts).values())
+    finally:
+        consumer.close()
+
+
+def _measure(bootstrap: str, topic: str, baseline: int, expected: int, timeout: float, proc: object) -> tuple[float, float]:
+    """Poll the output topic; seconds from the first output record to the last, and the rate."""
+    first = last = None
+    if expected <= 0:
+        return 0.0, 0.0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.exited():  # type: ignore[attr-defined]
+            raise RuntimeError(f"the process under test died; see {proc.log_file}")  # type: ignore[attr-defined]
+        produced = _end_offsets(bootstrap, topic) - baseline
+        now = time.monotonic()
+        if produced > 0 and first is None:
+            first = now
+        if produced >= expected:
+            last = now
+            break
+        time.sleep(0.05)
+    if first is None or last is None:
+        raise RuntimeError(f"only {_end_offsets(bootstrap, topic) - baseline}/{expected} records within {timeout}s")
+    span = max(last - first, 1e-6)
+    return span, (expected - 1) / span
+
+
+def _classify_rate() -> tuple[str, float, int]:
+    from services.router.config import load_classifier
+
+    clf = load_classifier()
+    texts = _texts(100_000)
+    batch = 256
+    done = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < 10:
+        for i in range(0, len(texts), batch):
+            clf.predict(texts[i : i + batch])
+            done += len(texts[i : i + batch])
+            if time.perf_counter() - started >= 10:
+                break
+    return type(clf).__name__, done / (time.perf_counter() - started), done
+
+
+def main(argv: list[str]) -> int:
+    sys.path.insert(0, str(REPO / "deploy"))
+    import localstack
+
+    from tests.integration.stack import start_test_infra
+
+    n = int(os.environ.get("BENCH_ROUTER_N", "20000"))
+    warm = int(os.environ.get("BENCH_ROUTER_WARMUP", "5000"))
+    print(f"machine: {describe()}")
+    name, rate, done = _classify_rate()
+    print(f"classification ({name}, one process, batches of 256): {rate:,.0f} texts/s over {done:,} texts")
+
+    tmp = Path(tempfile.mkdtemp(prefix="router-bench-"))
+    infra = start_test_infra(tmp)
+    procs = []
+    try:
+        ports = dict(zip(["PETITION_HTTP_PORT", "PETITION_ROUTER_PORT", "PETITION_ESCALATION_PORT",
+                          "PETITION_INTAKE_WORKER_PORT"], localstack.free_ports(4), strict=True))
+        env = infra.service_env(hmac_key="00" * 32, **ports)
+        env["PETITION_RUN_DIR"] = str(tmp / "run")
+        env["PETITION_LOG_LEVEL"] = "WARNING"
+        import subprocess
+
+        subprocess.run([str(REPO / ".venv/bin/petitionctl"), "topics", "ensure", "--no-departments"],
+                       env=env, check=True, capture_output=True)
+        from kafka import KafkaProducer
+
+        from shared import topics
+
+        events = _events(warm + n)
+        producer = KafkaProducer(bootstrap_servers=infra.bootstrap, linger_ms=20, batch_size=512 * 1024)
+        for key, value in events:
+            producer.send(topics.PETITION_SUBMITTED, key=key, value=value)
+        producer.flush()
+        producer.close()
+        print(f"loaded {warm:,} warm-up + {n:,} measured petitions into {topics.PETITION_SUBMITTED}"
+              f" ({topics.PARTITIONS} partitions); rates are over the measured ones only")
+
+        results = {}
+        for label, argv_ in (
+            ("passthrough", [str(REPO / ".venv/bin/python"), "-m", "bench.passthrough"]),
+            ("router", [str(REPO / ".venv/bin/python"), "-m", "services.router"]),
+        ):
+            baseline = _end_offsets(infra.bootstrap, topics.PETITION_ROUTED)
+            proc = localstack.ServiceProcess(label, argv_, env=env, run_dir=tmp / "run", cwd=REPO)
+            proc.start()
+            procs.append(proc)
+            _measure(infra.bootstrap, topics.PETITION_ROUTED, baseline, warm, timeout=300, proc=proc)
+            span, rate = _measure(infra.bootstrap, topics.PETITION_ROUTED, baseline + warm, n, timeout=300, proc=proc)
+            results[label] = rate
+            print(f"{label:12s}: {n:,} records in {span:.2f}s = {rate:,.0f} records/s")
+            if os.environ.get("BENCH_PROFILE") and label == "router":
+                print(subprocess.run(["py-spy", "dump", "--pid", str(proc.pid)], capture_output=True, text=True).stdout[:3000])
+            proc.stop()
+        ratio = results["router"] / results["passthrough"]
+        print(f"router / passthrough = {ratio:.0%} (target >= 50%)")
+        print("reproduce: .venv/bin/python -m bench router   (BENCH_ROUTER_N to change N)")
+    finally:
+        for proc in procs:
+            proc.stop()
+        infra.stop()
+    return 0
