@@ -308,15 +308,19 @@ class Router:
             plans.append((event, routing, area, sig))
         if not plans:
             return
-        await conn.executemany(
-            """INSERT INTO router.assignment (petition_id, tracking_code, assignment_no,
-                 department_code, category, confidence, jurisdiction_code, rule, kind, channel,
-                 priority, petitioner_key, persons, title, content, location, received_at,
-                 accused, repeat_of, group_petition)
-               VALUES ($1,$2,1,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)""",
-            [
+        # Bulk COPY: the claim above and the existence check make these rows new.
+        await conn.copy_records_to_table(
+            "assignment",
+            schema_name=SCHEMA,
+            columns=(
+                "petition_id", "tracking_code", "assignment_no", "department_code", "category",
+                "confidence", "jurisdiction_code", "rule", "kind", "channel", "priority",
+                "petitioner_key", "persons", "title", "content", "location", "received_at",
+                "accused", "repeat_of", "group_petition",
+            ),
+            records=[
                 (
-                    e.petition_id, e.tracking_code, r.decision.department.code, r.category,
+                    e.petition_id, e.tracking_code, 1, r.decision.department.code, r.category,
                     r.confidence, area.code if area else None, r.decision.rule,
                     e.kind.value if e.kind else None, e.channel.value, r.priority.value,
                     e.petitioner_key, e.persons, e.title, e.content, e.location.model_dump(),
@@ -331,9 +335,9 @@ class Router:
             if e.petitioner_key
         ]
         if index_rows:
-            await conn.executemany(
-                "INSERT INTO router.petition_index VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                index_rows,
+            await conn.copy_records_to_table(
+                "petition_index", schema_name=SCHEMA,
+                columns=("petition_id", "petitioner_key", "received_at", "signature"), records=index_rows,
             )
         await self._publish_many(conn, [(e, r) for e, r, _, _ in plans], result)
         now = utcnow()
@@ -510,11 +514,11 @@ class Router:
                  r.confidence, area.code if area else None, version)
             )
         await add_to_outbox(conn, SCHEMA, messages)
-        await conn.executemany(
-            """INSERT INTO router.decision_log (petition_id, assignment_no, department_code, rule,
-                 category, confidence, jurisdiction_code, table_version)
-               VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING""",
-            log_rows,
+        await conn.copy_records_to_table(
+            "decision_log", schema_name=SCHEMA,
+            columns=("petition_id", "assignment_no", "department_code", "rule", "category",
+                     "confidence", "jurisdiction_code", "table_version"),
+            records=log_rows,
         )
         triage = self.table.triage.code
         counts: dict[tuple[str, str], int] = {}

@@ -22,14 +22,29 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 5) -> asyn
     """Open a pool; JSON/JSONB columns decode to Python objects."""
 
     async def _init(conn: asyncpg.Connection) -> None:
-        for typ in ("json", "jsonb"):
-            await conn.set_type_codec(
-                typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-            )
+        await init_connection(conn)
 
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init)
     assert pool is not None
     return pool
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """JSON and JSONB as Python objects, in binary format so COPY can carry them too."""
+    await conn.set_type_codec(
+        "json",
+        encoder=lambda v: json.dumps(v, ensure_ascii=False).encode(),
+        decoder=lambda b: json.loads(b),
+        schema="pg_catalog",
+        format="binary",
+    )
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: b"\x01" + json.dumps(v, ensure_ascii=False).encode(),
+        decoder=lambda b: json.loads(b[1:]),
+        schema="pg_catalog",
+        format="binary",
+    )
 
 
 async def migrate(conn: asyncpg.Connection, schema: str, folder: Path) -> list[str]:
@@ -112,6 +127,15 @@ async def add_to_outbox(
 ) -> None:
     """Write `messages` to the outbox in the caller's transaction."""
     if not messages:
+        return
+    if len(messages) >= 8 and not any(m.headers for m in messages):
+        # COPY is several times cheaper than row-by-row inserts for a batch's messages
+        await conn.copy_records_to_table(
+            "outbox",
+            schema_name=schema,
+            columns=("topic", "key", "value"),
+            records=[(m.topic, m.key, m.value) for m in messages],
+        )
         return
     await conn.executemany(
         f'INSERT INTO "{schema}".outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)',
