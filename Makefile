@@ -3,7 +3,10 @@
 #   make up      start Kafka, PostgreSQL, Prometheus and the services (default ports, .run/)
 #   make status  one line per part of the local stack
 #   make down    stop exactly what `make up` started
-#   make test    run the test suite (integration tests use their own ports and folders)
+#   make test    run the test suite (integration tests use their own ports and folders;
+#                tests/ops runs `promtool check rules` and the alert rules' unit tests)
+#   make demo    a few minutes of petitions, department actions and zero reports against
+#                `make up`, then checks every Grafana panel query returns data
 #
 # The local stack is driven by deploy/localstack.py; ports and folders come from the
 # PETITION_* environment variables documented there.
@@ -18,10 +21,10 @@ VPY    := $(VENV)/bin/python
 # Stamp: the editable install is redone only when pyproject.toml changes.
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help venv up up-infra down status test bench clean
+.PHONY: help venv up up-infra down status test bench clean demo
 
 help:
-	@echo "targets: venv up up-infra down status test bench clean"
+	@echo "targets: venv up up-infra down status test demo bench clean"
 
 venv: $(VENV_STAMP)
 
@@ -46,6 +49,15 @@ status:
 
 test: venv
 	$(VPY) -m pytest -q
+
+# Demo load for the dashboards (needs `make up`): DEMO_SECONDS and DEMO_RATE tune it.
+DEMO_SECONDS ?= 180
+DEMO_RATE    ?= 1
+demo: venv
+	$(VPY) deploy/demo.py --duration $(DEMO_SECONDS) --rate $(DEMO_RATE) \
+		--base-url http://127.0.0.1:$${PETITION_HTTP_PORT:-8080} \
+		--kafka-bootstrap 127.0.0.1:$${PETITION_KAFKA_PORT:-9092} --poison 2
+	$(VPY) deploy/grafana/check_panels.py --prometheus http://127.0.0.1:$${PETITION_PROMETHEUS_PORT:-9090} --wait 60
 
 bench: venv
 	$(VPY) -m bench

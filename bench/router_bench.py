@@ -105,6 +105,39 @@ def _measure(bootstrap: str, topic: str, baseline: int, expected: int, timeout: 
     return span, (expected - 1) / span
 
 
+class _Sampler:
+    """Diagnostics: decisions committed vs outbox rows still unpublished, twice a second."""
+
+    def __init__(self, dsn: str) -> None:
+        import threading
+
+        self._dsn, self._rows, self._stop = dsn, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import asyncio
+
+        import asyncpg
+
+        async def loop() -> None:
+            conn = await asyncpg.connect(self._dsn)
+            t0 = time.monotonic()
+            while not self._stop.is_set():
+                decided = await conn.fetchval("SELECT count(*) FROM router.decision_log")
+                pending = await conn.fetchval("SELECT count(*) FROM router.outbox WHERE published_at IS NULL")
+                self._rows.append((time.monotonic() - t0, decided, pending))
+                await asyncio.sleep(0.5)
+            await conn.close()
+
+        asyncio.run(loop())
+
+    def stop(self) -> str:
+        self._stop.set()
+        self._thread.join()
+        return "t(s) decided pending-outbox: " + "  ".join(f"{t:.1f}:{d}/{p}" for t, d, p in self._rows)
+
+
 def _classify_rate() -> tuple[str, float, int]:
     from services.router.config import load_classifier
 
@@ -170,7 +203,10 @@ def main(argv: list[str]) -> int:
             proc.start()
             procs.append(proc)
             _measure(infra.bootstrap, topics.PETITION_ROUTED, baseline, warm, timeout=300, proc=proc)
+            sampler = _Sampler(infra.dsn) if label == "router" and os.environ.get("BENCH_DIAG") else None
             span, rate = _measure(infra.bootstrap, topics.PETITION_ROUTED, baseline + warm, n, timeout=300, proc=proc)
+            if sampler is not None:
+                print(sampler.stop())
             results[label] = rate
             print(f"{label:12s}: {n:,} records in {span:.2f}s = {rate:,.0f} records/s")
             if os.environ.get("BENCH_PROFILE") and label == "router":

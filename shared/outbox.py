@@ -27,8 +27,10 @@ def make_producer(bootstrap: str) -> AIOKafkaProducer:
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=True,
-        linger_ms=2,
+        linger_ms=5,
         max_batch_size=256 * 1024,
+        # one request may carry a whole relay batch spread over many department queues
+        max_request_size=16 * 1024 * 1024,
         request_timeout_ms=15000,
     )
 
@@ -43,7 +45,7 @@ class OutboxRelay:
         schema: str,
         bootstrap: str,
         service: str,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         idle_poll_seconds: float = 0.1,
     ) -> None:
         self._pool = pool

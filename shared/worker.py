@@ -128,6 +128,21 @@ def run_worker(app: faust.App, loglevel: str = "info") -> None:
     app.main()
 
 
+async def pg_and_kafka_ready(pool: Any, relay: Any) -> dict[str, bool]:
+    """Readiness of a service: PostgreSQL answers a query and a Kafka metadata round trip works."""
+
+    async def pg() -> bool:
+        if pool is None:
+            return False
+        async with pool.acquire() as conn:
+            return bool(await asyncio.wait_for(conn.fetchval("SELECT 1"), 3))
+
+    async def kafka() -> bool:
+        return relay is not None and bool(await relay.kafka_reachable())
+
+    return await gather_checks(postgres=pg(), kafka=kafka())
+
+
 async def gather_checks(**checks: Awaitable[bool]) -> dict[str, bool]:
     names = list(checks)
     results = await asyncio.gather(*checks.values(), return_exceptions=True)

@@ -9,6 +9,12 @@ periods missed while the service was down are caught up, and refreshes the open-
 
 Timer kinds: ``warning`` (a fraction of the period), ``breach`` (the deadline), ``escalate``
 (ladder step `step`, planned when the breach or the previous step fires).
+
+督办 are durable deadlines too: an open 督办 past its ``due_at`` is claimed from the
+``supervision_due`` partial index with ``SKIP LOCKED``, marked ``overdue_at`` and escalated
+one level above the unit that let it lapse (a new 督办, level ``overdue``), with its event,
+in one transaction. A missing zero report opens a 督办 (level ``zero_report``) for the
+supervising unit; every 督办 about that period closes when the unit reports for it.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import os
 import socket
 import uuid
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +36,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.escalation import metrics
 from services.escalation.calendar_source import load_calendar
 from services.escalation.domain import clockmath
+from services.escalation.domain.calendar import known_until
 from services.escalation.domain.deadlines import SHANGHAI, compute_due
-from services.escalation.domain.ladder import Ladder, plan_step
+from services.escalation.domain.ladder import OVERDUE_LEVEL, Ladder, plan_overdue, plan_step
+from services.escalation.domain.rates import RATE_CLOCKS, ClockTally, department_rates
 from services.escalation.domain.policy import ClockSpec, PolicyBook, find_clock, plan_timers
 from services.escalation.domain.zero_report import (
     Obligation,
@@ -61,14 +69,16 @@ from shared.events.escalation import (
     SlaDeadlineExtended,
     SlaEscalated,
     SupervisionClosed,
+    SupervisionOverdue,
     ZeroReportStatus,
     ZeroReportSubmitted,
+    ZeroReportSupervisionOverdue,
     key_for_unit,
 )
 from shared.ids import EVENT_NAMESPACE, derived_event_id
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
-from shared.worker import add_ops_pages, batch_agent, gather_checks, make_app
+from shared.worker import add_ops_pages, batch_agent, make_app, pg_and_kafka_ready
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +104,8 @@ class EscalationSettings(BaseSettings):
     instance_id: str = ""
     zero_report_poll_seconds: float = 5.0
     gauge_refresh_seconds: float = 15.0
+    #: 三率 are computed over the clocks started in the last `rate_window_days` days
+    rate_window_days: int = 30
     #: concurrent timer claimers per instance: one builds events while another waits on
     #: PostgreSQL (SKIP LOCKED keeps them apart, as it keeps instances apart)
     timer_concurrency: int = 2
@@ -129,6 +141,15 @@ class Escalation:
         self._processor: BatchProcessor | None = None
         self._start_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._open_clocks = metrics.GaugeFamily(metrics.OPEN_CLOCKS)
+        self._open_supervisions = metrics.GaugeFamily(metrics.OPEN_SUPERVISIONS)
+        self._rates = metrics.GaugeFamily(metrics.DEPARTMENT_RATE)
+        self.set_calendar_gauge(utcnow())
+
+    def set_calendar_gauge(self, now: datetime) -> None:
+        """petition_calendar_known_until_timestamp_seconds from the loaded calendar."""
+        until = known_until(self.calendar, now.astimezone(SHANGHAI).date())
+        metrics.CALENDAR_KNOWN_UNTIL.set(datetime.combine(until, time(0), tzinfo=SHANGHAI).timestamp())
 
     async def start(self, *, run_loops: bool = True) -> None:
         async with self._start_lock:
@@ -164,16 +185,7 @@ class Escalation:
         return self._processor
 
     async def readiness(self) -> dict[str, bool]:
-        async def pg() -> bool:
-            if self.pool is None:
-                return False
-            async with self.pool.acquire() as conn:
-                return bool(await conn.fetchval("SELECT 1"))
-
-        async def kafka() -> bool:
-            return self.relay is not None and await self.relay.kafka_reachable()
-
-        return await gather_checks(postgres=pg(), kafka=kafka())
+        return await pg_and_kafka_ready(self.pool, self.relay)
 
     # --- clocks ---------------------------------------------------------------------------
 
@@ -593,6 +605,7 @@ class Escalation:
             metrics.BREACHES.labels(clock).inc(n)
         for level, n in Counter(escalations).items():
             metrics.ESCALATIONS.labels(level).inc(n)
+            metrics.SUPERVISION_ORDERS.labels(level).inc(n)
         if self.relay is not None and out_value:
             self.relay.kick()
         return len(rows)
@@ -629,12 +642,25 @@ class Escalation:
         )
         if row is None:
             return  # this period's report was already received (a replay or a second copy)
+        # the report the 督办 asked for is in: every 督办 about this period closes
+        await conn.execute(
+            "UPDATE escalation.supervision SET state = 'closed', closed_at = $3, closed_by = $1,"
+            " close_note = 'report received' WHERE subject = 'zero_report' AND report_unit = $1"
+            " AND report_period = $2 AND state = 'open'",
+            e.unit, e.period, e.submitted_at,
+        )
         await add_to_outbox(conn, SCHEMA, [self._status_message(ZeroReportStatus(
             event_id=derived_event_id(e.event_id, "zero_report_status"), occurred_at=utcnow(),
             causation_id=e.event_id, unit=e.unit, period=e.period, status=status, rule=rule, due_at=due,
             submitted_at=e.submitted_at, incidents=len(e.incidents), escalated_to=row["escalated_to"],
         ))])
-        result.after_commit.append(lambda: metrics.ZERO_REPORTS.labels(status).inc())
+
+        def count() -> None:
+            metrics.ZERO_REPORTS.labels(status).inc()
+            if status in ("on_time", "late"):
+                metrics.ZERO_REPORTS_RECEIVED.labels(status).inc()
+
+        result.after_commit.append(count)
 
     async def evaluate_zero_reports(self, now: datetime) -> int:
         """Mark every period closed by `now` without a report as missing; returns how many.
@@ -644,7 +670,7 @@ class Escalation:
         instances overlap. Periods that closed while the service was down are caught up.
         """
         assert self.pool is not None
-        missing = 0
+        missing = opened = 0
         for unit, ob in self.obligations.items():
             async with self.pool.acquire() as conn, conn.transaction():
                 start = datetime.combine(ob.since, datetime.min.time(), tzinfo=SHANGHAI)
@@ -671,10 +697,25 @@ class Escalation:
                     )
                     if inserted is None:
                         continue  # reported (or already judged)
+                    supervision_id, supervision_due = None, None
+                    if ob.supervising_unit:
+                        supervision_id = uuid.uuid5(EVENT_NAMESPACE, f"zero_report_supervision:{unit}:{s.period.id}")
+                        supervision_due = self.ladder.supervision_due.after(now, self.calendar)
+                        await conn.execute(
+                            """INSERT INTO escalation.supervision (id, petition_id, clock, step, level,
+                                 target_unit, supervised_unit, rule, opened_at, due_at, subject,
+                                 report_unit, report_period)
+                               VALUES ($1, NULL, NULL, 1, $2, $3, $4, $5, $6, $7, 'zero_report', $4, $8)
+                               ON CONFLICT (id) DO NOTHING""",
+                            supervision_id, metrics.ZERO_REPORT_LEVEL, ob.supervising_unit, unit,
+                            f"zero_report:{rule}", now, supervision_due, s.period.id,
+                        )
+                        opened += 1
                     out.append(self._status_message(ZeroReportStatus(
                         event_id=uuid.uuid5(EVENT_NAMESPACE, f"zero_report:{unit}:{s.period.id}:missing"),
                         occurred_at=now, unit=unit, period=s.period.id, status="missing", rule=rule,
                         due_at=s.due_at, escalated_to=ob.supervising_unit,
+                        supervision_id=supervision_id, supervision_due_at=supervision_due,
                     )))
                 await conn.execute(
                     "UPDATE escalation.zero_report_cursor SET evaluated_until = $2 WHERE unit = $1", unit, now
@@ -684,26 +725,109 @@ class Escalation:
         if missing:
             metrics.ZERO_REPORTS.labels("missing").inc(missing)
             metrics.ZERO_REPORT_ESCALATIONS.inc(missing)
+            metrics.SUPERVISION_ORDERS.labels(metrics.ZERO_REPORT_LEVEL).inc(opened)
             if self.relay is not None:
                 self.relay.kick()
         return missing
 
-    async def refresh_gauges(self) -> None:
+    async def fire_overdue_supervisions(self, now: datetime, limit: int = 200) -> int:
+        """Escalate up to `limit` open 督办 whose own deadline passed by `now`; how many.
+
+        The 督办's ``due_at`` is its durable timer: claimed with ``SKIP LOCKED`` through the
+        ``supervision_due`` partial index (open and not yet overdue), marked ``overdue_at``,
+        and, when the addressed unit has one above it, followed by a new 督办 for that unit
+        (level ``overdue``, supervising the lapsed unit; it can lapse in turn, one level up
+        each time, up to the province). The event goes to ``petition.sla`` for a petition's
+        督办 and to ``zero_report.status`` for a missing report's. One transaction.
+        """
         assert self.pool is not None
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """SELECT * FROM escalation.supervision
+                   WHERE state = 'open' AND overdue_at IS NULL AND due_at <= $1
+                   ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
+                now, limit,
+            )
+            if not rows:
+                return 0
+            opened: list[tuple[Any, ...]] = []
+            out: list[OutboxMessage] = []
+            for r in rows:
+                step = plan_overdue(self.ladder, r["target_unit"], now=now, calendar=self.calendar)
+                new_id = uuid.uuid5(EVENT_NAMESPACE, f"supervision_overdue:{r['id']}") if step.target_unit else None
+                if step.target_unit is not None:
+                    opened.append((new_id, r["petition_id"], r["clock"], r["step"], OVERDUE_LEVEL, step.target_unit,
+                                   r["target_unit"], step.rule, now, step.due_at, r["subject"], r["report_unit"],
+                                   r["report_period"], r["id"]))
+                common: dict[str, Any] = {
+                    "event_id": uuid.uuid5(EVENT_NAMESPACE, f"supervision_overdue_event:{r['id']}"),
+                    "occurred_at": now, "supervision_id": r["id"], "level": r["level"],
+                    "target_unit": r["target_unit"], "due_at": r["due_at"], "rule": step.rule,
+                    "escalated_to": step.target_unit, "escalated_supervision_id": new_id,
+                    "escalated_due_at": step.due_at,
+                }
+                if r["subject"] == "zero_report":
+                    out.append(self._status_message(ZeroReportSupervisionOverdue(  # type: ignore[arg-type]
+                        unit=r["report_unit"], period=r["report_period"], **common)))
+                else:
+                    out.append(_sla(r["petition_id"], SupervisionOverdue(
+                        petition_id=r["petition_id"], clock=r["clock"], **common)))
+            await conn.execute(
+                "UPDATE escalation.supervision SET overdue_at = $2 WHERE id = ANY($1::uuid[])",
+                [r["id"] for r in rows], now,
+            )
+            if opened:
+                await conn.executemany(
+                    """INSERT INTO escalation.supervision (id, petition_id, clock, step, level, target_unit,
+                         supervised_unit, rule, opened_at, due_at, subject, report_unit, report_period, parent_id)
+                       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) ON CONFLICT (id) DO NOTHING""",
+                    opened,
+                )
+            await add_to_outbox(conn, SCHEMA, out)
+        for level, n in Counter(r["level"] for r in rows).items():
+            metrics.SUPERVISIONS_OVERDUE.labels(level).inc(n)
+        if opened:
+            metrics.SUPERVISION_ORDERS.labels(OVERDUE_LEVEL).inc(len(opened))
+        if self.relay is not None:
+            self.relay.kick()
+        return len(rows)
+
+    async def refresh_gauges(self, now: datetime | None = None) -> None:
+        """Open clocks by department, open 督办, 三率, units missing a report, the calendar."""
+        assert self.pool is not None
+        now = now or utcnow()
+        since = now - timedelta(days=self.config.rate_window_days)
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT clock, state, count(*) AS n FROM escalation.clock WHERE state <> 'stopped'"
-                " GROUP BY clock, state"
+                "SELECT department_code, clock, state, count(*) AS n FROM escalation.clock"
+                " WHERE state <> 'stopped' GROUP BY department_code, clock, state"
             )
             supervision = await conn.fetch(
                 "SELECT level, count(*) AS n FROM escalation.supervision WHERE state = 'open' GROUP BY level"
             )
-        metrics.OPEN_CLOCKS.clear()
-        for r in rows:
-            metrics.OPEN_CLOCKS.labels(r["clock"], r["state"]).set(r["n"])
-        metrics.OPEN_SUPERVISIONS.clear()
-        for r in supervision:
-            metrics.OPEN_SUPERVISIONS.labels(r["level"]).set(r["n"])
+            tallies: list[ClockTally] = []
+            for clock, reasons in RATE_CLOCKS.values():
+                tallies += [ClockTally(r["department_code"], clock, r["met"], r["decided"]) for r in await conn.fetch(
+                    """SELECT department_code,
+                         count(*) FILTER (WHERE state = 'stopped' AND stop_reason = ANY($4::text[])
+                                            AND stopped_at <= due_at) AS met,
+                         count(*) FILTER (WHERE state = 'stopped' OR due_at <= $1) AS decided
+                       FROM escalation.clock WHERE started_at >= $2 AND clock = $3
+                       GROUP BY department_code""",
+                    now, since, clock, list(reasons),
+                )]
+            missing_units = await conn.fetchval(
+                """SELECT count(*) FROM (
+                     SELECT DISTINCT ON (unit) unit, status FROM escalation.zero_report_period
+                     WHERE unit = ANY($1::text[]) AND due_at <= $2 ORDER BY unit, due_at DESC
+                   ) latest WHERE status = 'missing'""",
+                list(self.obligations), now,
+            )
+        self._open_clocks.replace({(r["department_code"], r["clock"], r["state"]): r["n"] for r in rows})
+        self._open_supervisions.replace({(r["level"],): r["n"] for r in supervision})
+        self._rates.replace({key: ratio for key, ratio in department_rates(tallies).items()})
+        metrics.ZERO_REPORTS_MISSING_UNITS.set(missing_units or 0)
+        self.set_calendar_gauge(now)
 
     async def _next_due_in(self, cap: float) -> float:
         """Seconds until the earliest pending timer (at most `cap`): sleep exactly that long."""
@@ -727,16 +851,22 @@ class Escalation:
                 await asyncio.sleep(1.0)
 
     async def run_timers(self) -> None:
-        """Fire due timers forever (several claimers); evaluate zero reports and refresh gauges."""
+        """Fire due timers forever (several claimers); evaluate zero reports, escalate lapsed 督办,
+        refresh the gauges every `gauge_refresh_seconds`."""
         limit = self.settings.timer_batch_size
         loops = [asyncio.create_task(self._fire_loop(limit)) for _ in range(max(1, self.config.timer_concurrency))]
+        refreshed = float("-inf")
         try:
             while True:
                 try:
                     await self.evaluate_zero_reports(utcnow())
-                    await self.refresh_gauges()
+                    while await self.fire_overdue_supervisions(utcnow()) >= 200:
+                        pass
+                    if asyncio.get_running_loop().time() - refreshed >= self.config.gauge_refresh_seconds:
+                        await self.refresh_gauges()
+                        refreshed = asyncio.get_running_loop().time()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
-                    log.warning("zero-report / gauge loop: %r", exc)
+                    log.warning("zero-report / 督办 / gauge loop: %r", exc)
                 await asyncio.sleep(min(self.config.zero_report_poll_seconds, self.config.gauge_refresh_seconds))
         finally:
             for task in loops:

@@ -3,13 +3,26 @@ per-petition labels)."""
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.escalation.domain.ladder import LEVELS, OVERDUE_LEVEL
+
 CLOCKS_ARMED = Counter("petition_sla_clocks_armed_total", "Clocks armed, by clock.", ["clock"])
 CLOCKS_STOPPED = Counter("petition_sla_clocks_stopped_total", "Clocks stopped, by clock and reason.", ["clock", "reason"])
 WARNINGS = Counter("petition_sla_warnings_total", "Deadline warnings issued, by clock.", ["clock"])
 BREACHES = Counter("petition_sla_breaches_total", "Deadlines missed, by clock.", ["clock"])
 ESCALATIONS = Counter(
-    "petition_sla_escalations_total",
+    "petition_escalations_total",
     "Ladder steps taken after a breach (each opens a 督办), by ladder level.",
+    ["level"],
+)
+SUPERVISION_ORDERS = Counter(
+    "petition_supervision_orders_total",
+    "督办 (supervision orders) opened, by level: the ladder levels, zero_report (a missing zero"
+    " report), overdue (an earlier 督办 lapsed).",
+    ["level"],
+)
+SUPERVISIONS_OVERDUE = Counter(
+    "petition_supervisions_overdue_total",
+    "督办 whose own deadline passed while open, by the lapsed order's level.",
     ["level"],
 )
 SUPERVISIONS_CLOSED = Counter(
@@ -33,13 +46,66 @@ CALENDAR_MISSING = Counter(
     "Deadlines computed into a year the holiday calendar does not know (Mon-Fri fallback used).",
 )
 OPEN_CLOCKS = Gauge(
-    "petition_sla_open_clocks", "Open clocks by clock and state (refreshed from the database).", ["clock", "state"]
+    "petition_sla_open_clocks",
+    "Open clocks by department, clock and state (running, warned, breached, paused; refreshed from the database).",
+    ["department", "clock", "state"],
+)
+DEPARTMENT_RATE = Gauge(
+    "petition_department_rate_ratio",
+    "三率 per department over the clocks started in the rate window: response (签收 in time),"
+    " resolution (办结 in time). Only departments with a decided clock in the window.",
+    ["department", "rate"],
+)
+CALENDAR_KNOWN_UNTIL = Gauge(
+    "petition_calendar_known_until_timestamp_seconds",
+    "End of the last year the statutory holiday calendar knows without a gap from this year on.",
 )
 ZERO_REPORTS = Counter(
     "petition_zero_reports_total",
     "Zero-report verdicts per unit period, by status (on_time, late, missing, unscheduled).",
     ["status"],
 )
+ZERO_REPORTS_RECEIVED = Counter(
+    "petition_zero_reports_received_total",
+    "Zero reports received for a scheduled period, by timeliness (on_time, late).",
+    ["timeliness"],
+)
+ZERO_REPORTS_MISSING_UNITS = Gauge(
+    "petition_zero_reports_missing_units",
+    "Reporting units whose latest due period has no report (漏报; refreshed from the database).",
+)
 ZERO_REPORT_ESCALATIONS = Counter(
     "petition_zero_report_escalations_total", "Missing zero reports escalated to the supervising unit."
 )
+
+# Known label values start at 0, so rates and ratios have a series before the first event.
+for _t in ("on_time", "late"):
+    ZERO_REPORTS_RECEIVED.labels(_t)
+
+ZERO_REPORT_LEVEL = "zero_report"
+for _level in LEVELS:
+    ESCALATIONS.labels(_level)
+for _level in (*LEVELS, ZERO_REPORT_LEVEL, OVERDUE_LEVEL):
+    SUPERVISION_ORDERS.labels(_level)
+    SUPERVISIONS_OVERDUE.labels(_level)
+
+
+class GaugeFamily:
+    """Replace all label sets of a labelled gauge at once: new values set, vanished ones removed.
+
+    Unlike ``clear()`` followed by ``set()``, a scrape in between never sees the family empty.
+    """
+
+    def __init__(self, gauge: Gauge) -> None:
+        self.gauge = gauge
+        self._current: set[tuple[str, ...]] = set()
+
+    def replace(self, values: dict[tuple[str, ...], float]) -> None:
+        for labels, value in values.items():
+            self.gauge.labels(*labels).set(value)
+        for labels in self._current - set(values):
+            try:
+                self.gauge.remove(*labels)
+            except KeyError:
+                pass
+        self._current = set(values)

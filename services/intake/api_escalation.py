@@ -1,9 +1,13 @@
 """HTTP routes for 督办 (supervision orders) and zero reports (零报告).
 
-* ``GET /v1/supervision?unit=&state=`` lists the 督办 addressed to a unit (open by default).
+* ``GET /v1/supervision?unit=&state=`` lists the 督办 addressed to a unit (open by default):
+  a petition's (``subject: petition``) or a unit's missing zero report (``subject:
+  zero_report``, ``report_unit`` / ``report_period``, no petition); ``parent_id`` names the
+  lapsed 督办 an ``overdue`` one escalates, ``overdue_at`` when this one lapsed.
 * ``POST /v1/supervision/{id}/close`` a supervisor closes one: any unit but the supervised
   (handling) unit itself; published as a ``close_supervision`` action on ``petition.actions``
-  for the escalation service, which owns the record.
+  for the escalation service, which owns the record. A zero-report 督办 is not closed by
+  hand (``409 closes_on_report``): it closes when the unit reports for the period.
 * ``POST /v1/zero-reports`` a unit reports for a period (an empty ``incidents`` list is a zero
   report) → ``zero_report.submitted``. One report per unit and period: the same report again
   answers the first one's ``202`` (idempotent), a different one ``409 already_submitted``.
@@ -104,7 +108,12 @@ def _supervision(row: Any, now: Any) -> dict[str, Any]:
         "rule": row["rule"],
         "opened_at": _iso(row["opened_at"]),
         "due_at": _iso(row["due_at"]),
-        "overdue": row["state"] == "open" and row["due_at"] <= now,
+        "overdue": row["state"] == "open" and (row["due_at"] <= now or row["overdue_at"] is not None),
+        "overdue_at": _iso(row["overdue_at"]),
+        "subject": row["subject"],
+        "report_unit": row["report_unit"],
+        "report_period": row["report_period"],
+        "parent_id": str(row["parent_id"]) if row["parent_id"] else None,
         "state": row["state"],
         "close_requested_by": row["close_requested_by"],
         "closed_by": row["closed_by"],
@@ -144,6 +153,9 @@ def build_router(state: Any) -> APIRouter:
                 raise Problem(404, "not_found", f"no 督办 {supervision_id}")
             if row["state"] == "closed":
                 raise Problem(409, "already_closed", f"督办 {supervision_id} is closed")
+            if row["subject"] == "zero_report":
+                raise Problem(409, "closes_on_report",
+                              f"督办 {supervision_id} closes when {row['report_unit']} reports for {row['report_period']}")
             if row["close_requested_by"] is not None:
                 raise Problem(409, "already_closing",
                               f"督办 {supervision_id} is being closed by {row['close_requested_by']}")

@@ -20,7 +20,7 @@ from shared.db import create_pool, ensure_common_tables, migrate
 from shared.lag import run_lag_collector
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
-from shared.worker import gather_checks
+from shared.worker import pg_and_kafka_ready
 
 log = logging.getLogger(__name__)
 
@@ -89,16 +89,7 @@ class IntakeState:
             self.relay.kick()
 
     async def readiness(self) -> dict[str, bool]:
-        async def pg() -> bool:
-            if self.pool is None:
-                return False
-            async with self.pool.acquire() as conn:
-                return bool(await asyncio.wait_for(conn.fetchval("SELECT 1"), 3))
-
-        async def kafka() -> bool:
-            return self.relay is not None and await self.relay.kafka_reachable()
-
-        return await gather_checks(postgres=pg(), kafka=kafka())
+        return await pg_and_kafka_ready(self.pool, self.relay)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -2,7 +2,10 @@
 
 Merged into intake's projector (:func:`services.intake.projector.handlers`), which consumes
 ``petition.routed``, ``petition.sla`` and ``zero_report.status``. Every handler is
-idempotent (upserts guarded by the event's time; timeline rows keyed by event id).
+idempotent (upserts guarded by the event's time; timeline rows keyed by event id; 督办 rows
+keyed by their id). 督办 have a subject: a petition's clock, or a unit's missing zero report
+(no petition; closed when the unit reports for the period). A lapsed 督办 gets ``overdue_at``
+and the one escalated above it a ``parent_id``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from shared.events.escalation import (
     SlaDeadlineExtended,
     SlaEscalated,
     SupervisionClosed,
+    SupervisionOverdue,
     ZeroReportStatus,
+    ZeroReportSupervisionOverdue,
 )
 
 
@@ -73,6 +78,55 @@ async def on_supervision_closed(
     })
 
 
+async def _open_escalated(conn: asyncpg.Connection, e: Any, parent: Any) -> None:
+    """Mark the lapsed 督办 and open the one escalated above it (same subject)."""
+    await conn.execute("UPDATE intake.supervision SET overdue_at = $2 WHERE id = $1 AND overdue_at IS NULL",
+                       e.supervision_id, e.occurred_at)
+    if e.escalated_supervision_id is None or e.escalated_to is None or parent is None:
+        return
+    await conn.execute(
+        """INSERT INTO intake.supervision (id, petition_id, clock, step, level, target_unit, supervised_unit,
+             rule, opened_at, due_at, subject, report_unit, report_period, parent_id)
+           VALUES ($1,$2,$3,$4,'overdue',$5,$6,$7,$8,$9,$10,$11,$12,$13) ON CONFLICT (id) DO NOTHING""",
+        e.escalated_supervision_id, parent["petition_id"], parent["clock"], parent["step"], e.escalated_to,
+        e.target_unit, e.rule, e.occurred_at, e.escalated_due_at, parent["subject"], parent["report_unit"],
+        parent["report_period"], e.supervision_id,
+    )
+
+
+async def _parent(conn: asyncpg.Connection, supervision_id: Any) -> Any:
+    return await conn.fetchrow(
+        "SELECT petition_id, clock, step, subject, report_unit, report_period FROM intake.supervision WHERE id = $1",
+        supervision_id,
+    )
+
+
+async def on_supervision_overdue(
+    conn: asyncpg.Connection, e: SupervisionOverdue, raw: RawMessage, r: BatchResult
+) -> None:
+    await _known(conn, e.petition_id)
+    parent = await _parent(conn, e.supervision_id)
+    if parent is None:  # the 督办 itself was never projected: rebuild what the event says
+        parent = {"petition_id": e.petition_id, "clock": e.clock, "step": 1, "subject": "petition",
+                  "report_unit": None, "report_period": None}
+    await _open_escalated(conn, e, parent)
+    await _timeline(conn, e, "supervision_overdue", {
+        "supervision_id": str(e.supervision_id), "clock": e.clock, "level": e.level,
+        "target_unit": e.target_unit, "escalated_to": e.escalated_to, "rule": e.rule,
+        "escalated_supervision_id": str(e.escalated_supervision_id) if e.escalated_supervision_id else None,
+    })
+
+
+async def on_zero_report_supervision_overdue(
+    conn: asyncpg.Connection, e: ZeroReportSupervisionOverdue, raw: RawMessage, r: BatchResult
+) -> None:
+    parent = await _parent(conn, e.supervision_id)
+    if parent is None:
+        parent = {"petition_id": None, "clock": None, "step": 1, "subject": "zero_report",
+                  "report_unit": e.unit, "report_period": e.period}
+    await _open_escalated(conn, e, parent)
+
+
 async def on_paused(conn: asyncpg.Connection, e: SlaClockPaused, raw: RawMessage, r: BatchResult) -> None:
     await _known(conn, e.petition_id)
     await _move_deadline(conn, e, "paused")
@@ -118,13 +172,33 @@ async def on_zero_report_status(
         e.unit, e.period, e.status, e.rule, e.due_at, e.submitted_at, e.incidents, e.escalated_to,
         e.occurred_at,
     )
+    if e.supervision_id is not None and e.escalated_to and e.supervision_due_at is not None:
+        # a missing report opened a 督办 for the supervising unit
+        await conn.execute(
+            """INSERT INTO intake.supervision (id, petition_id, clock, step, level, target_unit,
+                 supervised_unit, rule, opened_at, due_at, subject, report_unit, report_period)
+               VALUES ($1, NULL, NULL, 1, 'zero_report', $2, $3, $4, $5, $6, 'zero_report', $3, $7)
+               ON CONFLICT (id) DO NOTHING""",
+            e.supervision_id, e.escalated_to, e.unit, f"zero_report:{e.rule}", e.occurred_at,
+            e.supervision_due_at, e.period,
+        )
+    if e.status in ("on_time", "late") and e.submitted_at is not None:
+        # the report is in: every 督办 about the period closes (escalation closed them too)
+        await conn.execute(
+            """UPDATE intake.supervision SET state = 'closed', closed_by = $1, closed_at = $3,
+                 close_note = 'report received'
+               WHERE subject = 'zero_report' AND report_unit = $1 AND report_period = $2 AND state = 'open'""",
+            e.unit, e.period, e.submitted_at,
+        )
 
 
 HANDLERS: dict[str, Any] = {
     "sla.escalated": on_escalated,
     "sla.supervision_closed": on_supervision_closed,
+    "sla.supervision_overdue": on_supervision_overdue,
     "sla.clock_paused": on_paused,
     "sla.clock_resumed": on_resumed,
     "sla.deadline_extended": on_extended,
     "zero_report.status": on_zero_report_status,
+    "zero_report.supervision_overdue": on_zero_report_supervision_overdue,
 }

@@ -45,7 +45,7 @@ from shared.events import (
 from shared.ids import derived_event_id
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
-from shared.worker import add_ops_pages, batch_agent, gather_checks, make_app
+from shared.worker import add_ops_pages, batch_agent, make_app, pg_and_kafka_ready
 
 log = logging.getLogger(__name__)
 
@@ -186,16 +186,7 @@ class Router:
             self.tables.maybe_reload()
 
     async def readiness(self) -> dict[str, bool]:
-        async def pg() -> bool:
-            if self.pool is None:
-                return False
-            async with self.pool.acquire() as conn:
-                return bool(await conn.fetchval("SELECT 1"))
-
-        async def kafka() -> bool:
-            return self.relay is not None and await self.relay.kafka_reachable()
-
-        return await gather_checks(postgres=pg(), kafka=kafka())
+        return await pg_and_kafka_ready(self.pool, self.relay)
 
     async def ensure_department_topics(self, codes: set[str]) -> None:
         """Create the queues of departments getting their first work (topics are explicit).

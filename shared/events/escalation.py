@@ -5,11 +5,14 @@ petition lifecycle ones.
 
 * Petition events (topic ``petition.sla``, keyed by petition id): :class:`SlaEscalated`
   (one ladder step, which opens a 督办), :class:`SupervisionClosed`, and the clock moves
-  :class:`SlaClockPaused`, :class:`SlaClockResumed`, :class:`SlaDeadlineExtended`.
+  :class:`SlaClockPaused`, :class:`SlaClockResumed`, :class:`SlaDeadlineExtended`, and
+  :class:`SupervisionOverdue` (a petition's 督办 lapsed; escalated one level up).
 * Zero-report events are about a reporting unit, not a petition: they use
   :class:`UnitEnvelope` (no `petition_id`) and are keyed by the unit code as raw UTF-8
   bytes (:func:`key_for_unit`): :class:`ZeroReportSubmitted` (``zero_report.submitted``,
-  written by intake) and :class:`ZeroReportStatus` (``zero_report.status``, by escalation).
+  written by intake) and :class:`ZeroReportStatus` (``zero_report.status``, by escalation;
+  a missing report opens a 督办 for the supervising unit, named in the event), and
+  :class:`ZeroReportSupervisionOverdue` (that 督办 lapsed; also on ``zero_report.status``).
 """
 
 from __future__ import annotations
@@ -52,6 +55,26 @@ class SupervisionClosed(Envelope):
     target_unit: str
     closed_by: str
     note: str = ""
+
+
+class SupervisionOverdue(Envelope):
+    """A petition's 督办 passed its own due time while still open.
+
+    When the addressed unit has a unit above it (:func:`ladder.superior_of`), a new 督办 is
+    opened for that unit (`escalated_supervision_id`, level ``overdue``), supervising the unit
+    that let the first one lapse; at the top (the province) the lapse is only published.
+    """
+
+    event_type: Literal["sla.supervision_overdue"] = "sla.supervision_overdue"
+    supervision_id: uuid.UUID
+    clock: str
+    level: str
+    target_unit: str
+    due_at: datetime
+    rule: str
+    escalated_to: str | None = None
+    escalated_supervision_id: uuid.UUID | None = None
+    escalated_due_at: datetime | None = None
 
 
 class SlaClockPaused(Envelope):
@@ -136,6 +159,28 @@ class ZeroReportStatus(UnitEnvelope):
     submitted_at: datetime | None = None
     incidents: int = 0
     escalated_to: str | None = None
+    #: the 督办 opened for `escalated_to` about a missing report (additive, schema 1)
+    supervision_id: uuid.UUID | None = None
+    supervision_due_at: datetime | None = None
+
+
+class ZeroReportSupervisionOverdue(UnitEnvelope):
+    """The 督办 about `unit`'s missing report for `period` lapsed while open.
+
+    Escalated like :class:`SupervisionOverdue`: a new 督办 for the unit above `target_unit`
+    when there is one. Every 督办 about the period closes when `unit` reports for it.
+    """
+
+    event_type: Literal["zero_report.supervision_overdue"] = "zero_report.supervision_overdue"
+    period: str
+    supervision_id: uuid.UUID
+    level: str
+    target_unit: str
+    due_at: datetime
+    rule: str
+    escalated_to: str | None = None
+    escalated_supervision_id: uuid.UUID | None = None
+    escalated_due_at: datetime | None = None
 
 
 def key_for_unit(unit: str) -> bytes:
@@ -146,9 +191,11 @@ def key_for_unit(unit: str) -> bytes:
 register(
     SlaEscalated,
     SupervisionClosed,
+    SupervisionOverdue,
     SlaClockPaused,
     SlaClockResumed,
     SlaDeadlineExtended,
     ZeroReportSubmitted,  # type: ignore[arg-type]  # unit events have no petition_id
     ZeroReportStatus,  # type: ignore[arg-type]
+    ZeroReportSupervisionOverdue,  # type: ignore[arg-type]
 )

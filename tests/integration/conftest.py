@@ -159,8 +159,8 @@ def consume_all(bootstrap: str, topic: str, *, idle_ms: int = 3000) -> list[Any]
 def petition(**overrides: Any) -> dict[str, Any]:
     """A petition as an operator would post it (texts written for the tests)."""
     body: dict[str, Any] = {
-        "title": "A3区某小区物业长期不维修电梯",
-        "content": "我是A市A3区某小区业主，小区电梯坏了三个月，物业公司一直不维修，老人上下楼很困难，请有关部门督促处理。",
+        "title": "A3区某小区拆迁安置房迟迟不能交房",
+        "content": "我是A市A3区某小区的拆迁户，安置房承诺两年前交房，至今仍未建成，开发商一再拖延，请住建部门督促处理。",
         "channel": "hotline",
         # a fresh petitioner each time: the same person with the same words is a repeat petition
         "petitioner": {"name": "张三", "phone": f"138{uuid.uuid4().int % 10**8:08d}"},

@@ -50,6 +50,8 @@ class Instances:
                  "grace": {"amount": 1, "unit": "day"}, "since": self.yesterday.isoformat()},
                 {"unit": "Z1-S02", "supervising_unit": "Z1-GOV", "cadence": "daily", "cutoff": "23:59",
                  "since": today.isoformat()},
+                {"unit": "Z1-S03", "supervising_unit": "Z1-GOV", "cadence": "daily", "cutoff": "00:00",
+                 "grace": {"amount": 1, "unit": "day"}, "since": self.yesterday.isoformat()},
             ],
         }))
 
@@ -208,6 +210,8 @@ def test_extension_then_pause_and_resume_move_the_resolution_deadline(
         d = {x["clock"]: x for x in _get(client, pid)["deadlines"]}[clock]
         return d["due_at"], d["state"]
 
+    # the read model follows escalation's clocks asynchronously
+    wait_for(lambda: "resolution" in {x["clock"] for x in _get(client, pid)["deadlines"]}, timeout=30)
     original, _ = due()
     holder = _get(client, pid)["department"]["code"]
     assert _act(client, pid, "accept", holder).status_code == 202
@@ -241,7 +245,7 @@ def test_extension_then_pause_and_resume_move_the_resolution_deadline(
 def test_two_instances_fire_every_timer_exactly_once_and_catch_up_after_downtime(
     client: httpx.Client, stack: Stack, instances: Instances
 ) -> None:
-    pids = [_submit(client, title=f"第{i}号：A3区小区电梯故障") for i in range(40)]
+    pids = [_submit(client, title=f"第{i}号：A3区拆迁安置房迟迟不能交房") for i in range(40)]
     _armed(stack, pids, 3)
     _age(stack, pids, timedelta(days=20))  # every warning and breach due, ladders cascade
     wait_for(lambda: _overdue_pending(stack, pids) == 0, timeout=90)
@@ -323,3 +327,82 @@ def test_zero_reports_missing_escalated_late_marked_and_second_submission_consis
                 {"unit": "Z1-S01", "period": today}):
         r = client.post("/v1/zero-reports", json=bad)
         assert r.status_code == 422, r.text
+
+
+def _lapse(stack: Stack, where: str, *args: Any) -> None:
+    """Move the due time of the open 督办 matching `where` into the past (their time passes)."""
+    _db(stack, "UPDATE escalation.supervision SET due_at = now() - interval '1 minute'"
+               f" WHERE state = 'open' AND overdue_at IS NULL AND {where} RETURNING id", *args)
+
+
+def _supervision(client: httpx.Client, unit: str, state: str = "open") -> list[dict[str, Any]]:
+    r = client.get("/v1/supervision", params={"unit": unit, "state": state})
+    assert r.status_code == 200, r.text
+    return list(r.json()["items"])
+
+
+def test_a_lapsed_supervision_order_escalates_one_level_up(
+    client: httpx.Client, stack: Stack, instances: Instances
+) -> None:
+    from services.escalation.app import load_ladder
+    from services.escalation.domain.ladder import superior_of
+
+    pid = _submit(client)
+    _armed(stack, [pid], 3)
+    holder = _get(client, pid)["department"]["code"]  # whichever department the router chose
+    above, rule = superior_of(holder, load_ladder().units)
+    assert above is not None, holder
+    _age(stack, [pid], timedelta(days=40))
+    wait_for(lambda: _overdue_pending(stack, [pid]) == 0, timeout=60)
+    # each breached clock climbs its own ladder: follow the resolution clock's
+    first = wait_for(lambda: [s for s in _supervision(client, holder) if s["petition_id"] == pid
+                              and s["clock"] == "resolution" and s["level"] == "handling_unit"], timeout=20)[0]
+    assert first["subject"] == "petition" and first["overdue_at"] is None
+
+    _lapse(stack, "petition_id = $1 AND clock = 'resolution' AND level = 'handling_unit'", pid)
+    # the 催办 to the handling unit lapsed: the unit above it gets a 督办 about the handling unit
+    up = wait_for(lambda: [s for s in _supervision(client, above) if s["parent_id"] == first["id"]],
+                  timeout=30)[0]
+    assert (up["level"], up["supervised_unit"], up["petition_id"]) == ("overdue", holder, pid)
+    assert up["rule"] == f"overdue:{rule}"
+    lapsed = [s for s in _supervision(client, holder) if s["id"] == first["id"]][0]
+    assert lapsed["overdue"] and lapsed["overdue_at"]
+    timeline = _get(client, pid)["timeline"]
+    assert [(t["clock"], t["escalated_to"]) for t in timeline if t["event"] == "supervision_overdue"] == [
+        ("resolution", above)]
+    sla = [parse(m) for m in consume_all(stack.infra.bootstrap, topics.PETITION_SLA, idle_ms=1500)]
+    overdue = [e for e in sla if e["event_type"] == "sla.supervision_overdue" and e["petition_id"] == pid]
+    assert len(overdue) == 1 and overdue[0]["escalated_supervision_id"] == up["id"]
+    # the escalated 督办 is closed like any other, by its supervisor
+    r = client.post(f"/v1/supervision/{up['id']}/close", json={"department": above, "note": "已约谈"})
+    assert r.status_code == 202, r.text
+
+
+def test_a_missing_zero_report_opens_a_supervision_order_that_closes_on_the_report(
+    client: httpx.Client, stack: Stack, instances: Instances
+) -> None:
+    yesterday = instances.yesterday.isoformat()
+    mine = wait_for(lambda: [s for s in _supervision(client, "Z1-GOV") if s["report_unit"] == "Z1-S03"],
+                    timeout=30)
+    assert len(mine) == 1
+    order = mine[0]
+    assert (order["subject"], order["level"], order["report_period"], order["supervised_unit"]) == (
+        "zero_report", "zero_report", yesterday, "Z1-S03")
+    assert order["petition_id"] is None and order["rule"].startswith("zero_report:missing:")
+    r = client.post(f"/v1/supervision/{order['id']}/close", json={"department": "Z1-GOV"})
+    assert r.status_code == 409 and r.json()["error"] == "closes_on_report"
+
+    # the supervising unit lets it lapse too: the unit above it (Z-GOV) is told
+    _lapse(stack, "subject = 'zero_report' AND report_unit = $1", "Z1-S03")
+    up = wait_for(lambda: [s for s in _supervision(client, "Z-GOV") if s["parent_id"] == order["id"]], timeout=30)[0]
+    assert (up["level"], up["subject"], up["report_unit"], up["supervised_unit"]) == (
+        "overdue", "zero_report", "Z1-S03", "Z1-GOV")
+
+    # the unit finally reports for the period: late, and every 督办 about it closes
+    r = client.post("/v1/zero-reports", json={"unit": "Z1-S03", "period": yesterday, "incidents": []})
+    assert r.status_code == 202, r.text
+    wait_for(lambda: not [s for s in _supervision(client, "Z-GOV") if s["report_unit"] == "Z1-S03"], timeout=30)
+    closed = [s for s in _supervision(client, "Z1-GOV", "closed") if s["report_unit"] == "Z1-S03"]
+    assert [(s["id"], s["closed_by"]) for s in closed] == [(order["id"], "Z1-S03")]
+    rows = _db(stack, "SELECT state FROM escalation.supervision WHERE report_unit = 'Z1-S03'")
+    assert {r["state"] for r in rows} == {"closed"}

@@ -34,8 +34,8 @@ def test_accusation_goes_one_level_above_the_accused_unit(client: httpx.Client, 
     pid = _post(
         client,
         kind="accusation",
-        title="举报A3区住建局工作人员在小区物业维修资金审批中收受好处",
-        content="A3区住建局某工作人员在审批我们小区物业维修资金时收受开发商好处，导致电梯长期不能维修，请查处。",
+        title="举报A3区住建局工作人员在拆迁安置房分配中收受好处",
+        content="A3区住建局某工作人员在我们小区拆迁安置房分配中收受开发商好处，导致安置房迟迟不能交房，请查处。",
     )
     body = _routed(client, pid)
     assert body["department"]["code"] == "A3-GOV"
@@ -55,16 +55,16 @@ def test_repeat_petition_is_linked_and_goes_to_the_same_department(client: httpx
     follow_up = _post(
         client,
         petitioner=person,
-        title="电梯还是没有修",
-        content="上次反映的小区电梯坏了的问题，物业公司还是一直不维修，老人上下楼很困难，请尽快处理。",
+        title="安置房还是没有交房",
+        content="上次反映的拆迁安置房迟迟不能交房的问题，开发商还是一再拖延，至今没有交房，请尽快处理。",
     )
     body = _routed(client, follow_up)
     assert body["repeat_of"] == first
     assert body["department"]["code"] == first_dept
     assert body["rule"] == f"repeat-of:{first}"
     # someone else with the same words is not a repeat
-    other = _post(client, petitioner={"phone": "13700001111"}, title="电梯还是没有修",
-                  content="上次反映的小区电梯坏了的问题，物业公司还是一直不维修，老人上下楼很困难。")
+    other = _post(client, petitioner={"phone": "13700001111"}, title="安置房还是没有交房",
+                  content="上次反映的拆迁安置房迟迟不能交房的问题，开发商还是一再拖延，至今没有交房。")
     assert _routed(client, other)["repeat_of"] is None
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-__all__ = ["WorkCalendar"]
+__all__ = ["WorkCalendar", "known_until"]
 
 _SATURDAY = 5
 
@@ -60,3 +60,16 @@ class WorkCalendar:
     def is_known(self, day: date) -> bool:
         """True when the official holiday arrangement for `day`'s year is in the calendar."""
         return day.year in self.known_years
+
+
+def known_until(calendar: WorkCalendar, today: date) -> date:
+    """The first day the calendar no longer knows, looking forward from `today`.
+
+    The years known without a gap from `today`'s year on count; the answer is 1 January of
+    the first year after them (the end, at 24:00, of the last known year). A calendar that
+    does not know `today`'s year answers 1 January of that year, already in the past.
+    """
+    year = today.year
+    while year in calendar.known_years:
+        year += 1
+    return date(year, 1, 1)

@@ -38,13 +38,20 @@ from services.escalation.domain.deadlines import Unit, compute_due
 
 __all__ = [
     "LEVELS",
+    "OVERDUE_LEVEL",
     "Delay",
     "Ladder",
     "LadderStep",
+    "OverdueStep",
     "UnitRules",
+    "plan_overdue",
     "plan_step",
     "resolve_targets",
+    "superior_of",
 ]
+
+#: the level of a 督办 opened because an earlier 督办's own deadline passed while open
+OVERDUE_LEVEL = "overdue"
 
 LEVELS = ("handling_unit", "superior_unit", "district", "city")
 
@@ -242,3 +249,36 @@ def plan_step(
         supervision_due_at=ladder.supervision_due.after(fire_at, calendar),
         repeat=repeat,
     )
+
+
+def superior_of(unit: str, rules: UnitRules) -> tuple[str | None, str]:
+    """The unit above `unit` (the ``superior_unit`` rule) and the rule that found it."""
+    target = _target("superior_unit", unit, None, rules)
+    return target.unit, target.rule
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueStep:
+    """What to do when a 督办 addressed to `overdue_unit` passed its due time still open.
+
+    `target_unit` is the unit above the one that let it lapse, which receives a new 督办 (due
+    `due_at`) supervising `overdue_unit`; None when there is no unit above (the province), in
+    which case the lapse is only published and counted.
+    """
+
+    overdue_unit: str
+    target_unit: str | None
+    rule: str
+    due_at: datetime | None
+
+
+def plan_overdue(ladder: Ladder, overdue_unit: str, *, now: datetime, calendar: WorkCalendar) -> OverdueStep:
+    """Escalate a lapsed 督办 one level above the unit it was addressed to.
+
+    The chain is bounded: each lapse moves one government level up, and the province has none
+    above it. The new 督办 gets the ladder's usual `supervision_due`, counted from `now`.
+    """
+    unit, rule = superior_of(overdue_unit, ladder.units)
+    if unit is None or unit == overdue_unit:
+        return OverdueStep(overdue_unit, None, f"overdue:{rule}:no_unit_above", None)
+    return OverdueStep(overdue_unit, unit, f"overdue:{rule}", ladder.supervision_due.after(now, calendar))
