@@ -240,16 +240,19 @@ class Demo:
         return "resolve" if roll < 0.7 else None
 
     def zero_reports(self, today: date) -> None:
-        for unit, cadence in reporting_units():
+        units = reporting_units()
+        for unit, cadence in units:
             body = {"unit": unit, "period": period_id(cadence, today), "incidents": []}
             r = self.client.post("/v1/zero-reports", json=body)
             if r.status_code in (404, 405):
                 self.tally["zero_report:endpoint_missing"] += 1
                 return
             self.tally["zero_report" if r.status_code < 300 else f"zero_report:http_{r.status_code}"] += 1
-        for path in ("/v1/zero-reports", "/v1/supervision"):
-            r = self.client.get(path)
-            self.tally[f"get {path}:{'ok' if r.status_code == 200 else r.status_code}"] += 1
+        # a supervisor looking at compliance and open 督办 (both lists need the unit)
+        for unit, _cadence in units[:1]:
+            for path in ("/v1/zero-reports", "/v1/supervision"):
+                r = self.client.get(path, params={"unit": unit})
+                self.tally[f"get {path}:{'ok' if r.status_code == 200 else r.status_code}"] += 1
 
 
 def send_poison(bootstrap: str, count: int) -> int:
