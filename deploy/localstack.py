@@ -1097,12 +1097,16 @@ def service_exists(name: str) -> bool:
 
 
 def wait_http_ready(url: str, timeout: float, proc: ServiceProcess | None = None) -> bool:
-    """Poll GET `url` until 200; gives up early when `proc` died."""
+    """Poll GET `url` until 200; gives up early when `proc` died.
+
+    "Died" is judged by the process handle when we started it ourselves (exact), not by the
+    PID file and /proc, which can briefly disagree while a sibling instance is being stopped.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if http_ok(url):
             return True
-        if proc is not None and not proc.is_running():
+        if proc is not None and proc.exited():
             return False
         time.sleep(0.5)
     return False

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import zlib
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -47,6 +48,7 @@ class OutboxRelay:
         service: str,
         batch_size: int = 5000,
         idle_poll_seconds: float = 0.1,
+        producers: int = 4,
     ) -> None:
         self._pool = pool
         self._schema = schema
@@ -55,7 +57,8 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle = idle_poll_seconds
         self._kick = asyncio.Event()
-        self._producer: AIOKafkaProducer | None = None
+        self._producer_count = max(1, producers)
+        self._producers: list[AIOKafkaProducer] = []
         self._producer_lock = asyncio.Lock()
         self.connected = False
 
@@ -63,33 +66,45 @@ class OutboxRelay:
         """Tell the relay new rows were committed, so it publishes without waiting to poll."""
         self._kick.set()
 
-    async def _ensure_producer(self) -> AIOKafkaProducer:
+    async def _ensure_producer(self) -> list[AIOKafkaProducer]:
         async with self._producer_lock:
-            return await self._start_producer()
+            return await self._start_producers()
 
-    async def _start_producer(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            producer = make_producer(self._bootstrap)
+    async def _start_producers(self) -> list[AIOKafkaProducer]:
+        """Several idempotent producers: one alone keeps a single request in flight and caps
+        the relay at a few thousand messages a second across many department queues. Each
+        topic always goes through the same producer, so per-partition order is kept."""
+        if not self._producers:
+            started: list[AIOKafkaProducer] = []
             try:
-                await producer.start()
+                for _ in range(self._producer_count):
+                    producer = make_producer(self._bootstrap)
+                    started.append(producer)
+                    await producer.start()
+                    # Learn every topic's partitions up front: otherwise the first message to
+                    # each of thousands of department queues waits for a metadata round trip.
+                    cluster = await producer.client.fetch_all_metadata()
+                    await producer.client.set_topics(list(cluster.topics()))
             except BaseException:
-                with contextlib.suppress(Exception):
-                    await producer.stop()
+                for producer in started:
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
                 raise
-            self._producer = producer
+            self._producers = started
             self.connected = True
-        return self._producer
+        return self._producers
 
     async def _drop_producer(self) -> None:
-        producer, self._producer = self._producer, None
+        producers, self._producers = self._producers, []
         self.connected = False
-        if producer is not None:
+        for producer in producers:
             with contextlib.suppress(Exception):
                 await producer.stop()
 
     async def publish_once(self) -> int:
         """Publish up to one batch of pending rows; returns how many were published."""
-        producer = await self._ensure_producer()
+        producers = await self._ensure_producer()
+        count = len(producers)
         schema = self._schema
         async with self._pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval(
@@ -106,6 +121,7 @@ class OutboxRelay:
             futures = []
             for row in rows:
                 headers = [(k, str(v).encode()) for k, v in (row["headers"] or {}).items()]
+                producer = producers[zlib.crc32(row["topic"].encode()) % count]
                 futures.append(
                     await producer.send(
                         row["topic"], value=row["value"], key=row["key"], headers=headers
@@ -162,8 +178,8 @@ class OutboxRelay:
     async def kafka_reachable(self, timeout: float = 3.0) -> bool:
         """True when a metadata round trip to the broker succeeds."""
         try:
-            producer = await asyncio.wait_for(self._ensure_producer(), timeout)
-            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout)
+            producers = await asyncio.wait_for(self._ensure_producer(), timeout)
+            await asyncio.wait_for(producers[0].client.fetch_all_metadata(), timeout)
             return True
         except Exception:  # noqa: BLE001 - readiness answers yes or no
             return False
