@@ -76,13 +76,12 @@ class Jurisdiction(_Frozen):
     level: str
 
 
-class Envelope(_Frozen):
-    """Fields every event has."""
+class BaseEnvelope(_Frozen):
+    """Fields every event has, whatever it is about."""
 
     event_id: uuid.UUID
     schema_version: int = SCHEMA_VERSION
     occurred_at: datetime
-    petition_id: str = Field(min_length=1, max_length=64)
     causation_id: uuid.UUID | None = None
 
     @field_validator("occurred_at")
@@ -98,6 +97,12 @@ class Envelope(_Frozen):
         if value not in SUPPORTED_SCHEMA_VERSIONS:
             raise ValueError(f"unsupported schema_version {value}")
         return value
+
+
+class Envelope(BaseEnvelope):
+    """The envelope of events about a petition: keyed and partitioned by `petition_id`."""
+
+    petition_id: str = Field(min_length=1, max_length=64)
 
 
 class PetitionSubmitted(Envelope):
@@ -219,10 +224,10 @@ class SlaClockStopped(Envelope):
 
 
 #: event_type -> model; each event module registers its models here (see :func:`register`).
-EVENT_TYPES: dict[str, type[Envelope]] = {}
+EVENT_TYPES: dict[str, type[BaseEnvelope]] = {}
 
 
-def register(*models: type[Envelope]) -> None:
+def register(*models: type[BaseEnvelope]) -> None:
     """Make `models` decodable by :func:`parse_event` (called once per event module)."""
     for model in models:
         name = model.model_fields["event_type"].default

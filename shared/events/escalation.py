@@ -18,12 +18,12 @@ petition lifecycle ones.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
-from shared.events import SCHEMA_VERSION, SUPPORTED_SCHEMA_VERSIONS, Envelope, register
+from shared.events import BaseEnvelope, Envelope, register
 
 
 class SlaEscalated(Envelope):
@@ -109,30 +109,10 @@ class SlaDeadlineExtended(Envelope):
     rule: str
 
 
-class UnitEnvelope(BaseModel):
+class UnitEnvelope(BaseEnvelope):
     """Envelope of events about a reporting unit rather than a petition (no `petition_id`)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    event_id: uuid.UUID
-    schema_version: int = SCHEMA_VERSION
-    occurred_at: datetime
     unit: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{0,62}$")
-    causation_id: uuid.UUID | None = None
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("occurred_at must be timezone-aware")
-        return value.astimezone(UTC)
-
-    @field_validator("schema_version")
-    @classmethod
-    def _supported(cls, value: int) -> int:
-        if value not in SUPPORTED_SCHEMA_VERSIONS:
-            raise ValueError(f"unsupported schema_version {value}")
-        return value
 
 
 class ZeroReportSubmitted(UnitEnvelope):
