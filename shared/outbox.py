@@ -118,6 +118,7 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
+            await self._learn_topics(producers, {row["topic"] for row in rows})
             futures = []
             for row in rows:
                 headers = [(k, str(v).encode()) for k, v in (row["headers"] or {}).items()]
@@ -134,6 +135,18 @@ class OutboxRelay:
             )
         metrics.OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
         return len(rows)
+
+    @staticmethod
+    async def _learn_topics(producers: list[AIOKafkaProducer], topics: set[str]) -> None:
+        """Ask once for the partitions of every topic of the batch a producer does not know
+        yet (new department queues), instead of one metadata round trip per first message."""
+        waits = []
+        for topic in topics:
+            producer = producers[zlib.crc32(topic.encode()) % len(producers)]
+            if producer.client.cluster.partitions_for_topic(topic) is None:
+                waits.append(producer.client.add_topic(topic))  # concurrent calls share one request
+        if waits:
+            await asyncio.wait_for(asyncio.gather(*waits), 30)
 
     async def prune(self, keep_seconds: float = 3600.0) -> None:
         """Delete rows published more than `keep_seconds` ago (they are on Kafka now)."""
