@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 TARGET = 3000.0
 
 
-def _texts() -> tuple[list[tuple[str, str]], str]:
+def load_texts() -> tuple[list[tuple[str, str]], str]:
+    """Real petition texts from ../shared/data (never copied into the repo), or written ones."""
     data = Path(os.environ.get("PETITION_DATA_DIR", REPO.parent / "shared" / "data"))
     out: list[tuple[str, str]] = []
     for name in ("petitions-labeled.csv", "petitions-unlabeled.csv"):
@@ -45,7 +46,7 @@ def main(argv: list[str]) -> int:
 
     batch = int(os.environ.get("BENCH_CLASSIFY_BATCH", "256"))
     min_seconds = float(os.environ.get("BENCH_CLASSIFY_SECONDS", "10"))
-    texts, source = _texts()
+    texts, source = load_texts()
     chars = sum(len(t) + len(c) for t, c in texts) / len(texts)
 
     started = time.perf_counter()

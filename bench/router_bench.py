@@ -13,7 +13,6 @@ Reproduce: ``make bench`` or ``.venv/bin/python -m bench router``
 
 from __future__ import annotations
 
-import csv
 import os
 import random
 import sys
@@ -29,20 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _texts(limit: int) -> list[tuple[str, str]]:
-    data = Path(os.environ.get("PETITION_DATA_DIR", REPO.parent / "shared" / "data"))
-    out: list[tuple[str, str]] = []
-    for name in ("petitions-labeled.csv", "petitions-unlabeled.csv"):
-        path = data / name
-        if path.exists():
-            with path.open(encoding="utf-8") as f:
-                out.extend((r["title"], r["content"]) for r in csv.DictReader(f))
-    if not out:
-        out = [
-            ("A3区某小区电梯长期故障", "小区电梯坏了三个月，物业一直不维修。"),
-            ("K1区学校违规收费", "某中学组织周末补课并收费，家长意见很大。"),
-            ("公交车不按时发车", "M5市的公交车经常晚点半小时以上。"),
-        ]
-    return out[:limit]
+    from bench.classify_bench import load_texts
+
+    return load_texts()[0][:limit]
 
 
 def _events(n: int) -> list[tuple[bytes, bytes]]:

@@ -14,7 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from shared.consumer import BadInput, BatchResult, RawMessage
+from services.intake.projector import add_timeline, require_petition
+from shared.consumer import BatchResult, RawMessage
 from shared.events.escalation import (
     SlaClockPaused,
     SlaClockResumed,
@@ -27,19 +28,6 @@ from shared.events.escalation import (
 )
 
 
-async def _timeline(conn: asyncpg.Connection, e: Any, name: str, detail: dict[str, Any]) -> None:
-    await conn.execute(
-        "INSERT INTO intake.timeline (petition_id, at, event, detail, event_id)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-        e.petition_id, e.occurred_at, name, detail, e.event_id,
-    )
-
-
-async def _known(conn: asyncpg.Connection, petition_id: str) -> None:
-    if not await conn.fetchval("SELECT 1 FROM intake.petition WHERE id = $1", petition_id):
-        raise BadInput(f"event for unknown petition {petition_id}", code="unknown_petition")
-
-
 async def _move_deadline(conn: asyncpg.Connection, e: Any, state: str) -> None:
     await conn.execute(
         """UPDATE intake.deadline SET due_at = $3, state = $4, updated_at = $5
@@ -49,7 +37,7 @@ async def _move_deadline(conn: asyncpg.Connection, e: Any, state: str) -> None:
 
 
 async def on_escalated(conn: asyncpg.Connection, e: SlaEscalated, raw: RawMessage, r: BatchResult) -> None:
-    await _known(conn, e.petition_id)
+    await require_petition(conn, e.petition_id)
     await conn.execute(
         """INSERT INTO intake.supervision (id, petition_id, clock, step, level, target_unit,
              supervised_unit, rule, opened_at, due_at)
@@ -57,7 +45,7 @@ async def on_escalated(conn: asyncpg.Connection, e: SlaEscalated, raw: RawMessag
         e.supervision_id, e.petition_id, e.clock, e.step, e.level, e.target_unit,
         e.department_code, e.rule, e.occurred_at, e.supervision_due_at,
     )
-    await _timeline(conn, e, "escalated", {
+    await add_timeline(conn, e, "escalated", {
         "clock": e.clock, "step": e.step, "level": e.level, "target_unit": e.target_unit,
         "rule": e.rule, "supervision_id": str(e.supervision_id),
         "supervision_due_at": e.supervision_due_at.isoformat(),
@@ -67,13 +55,13 @@ async def on_escalated(conn: asyncpg.Connection, e: SlaEscalated, raw: RawMessag
 async def on_supervision_closed(
     conn: asyncpg.Connection, e: SupervisionClosed, raw: RawMessage, r: BatchResult
 ) -> None:
-    await _known(conn, e.petition_id)
+    await require_petition(conn, e.petition_id)
     await conn.execute(
         """UPDATE intake.supervision SET state = 'closed', closed_by = $2, closed_at = $3, close_note = $4
            WHERE id = $1""",
         e.supervision_id, e.closed_by, e.occurred_at, e.note,
     )
-    await _timeline(conn, e, "supervision_closed", {
+    await add_timeline(conn, e, "supervision_closed", {
         "supervision_id": str(e.supervision_id), "closed_by": e.closed_by, "target_unit": e.target_unit,
     })
 
@@ -104,13 +92,13 @@ async def _parent(conn: asyncpg.Connection, supervision_id: Any) -> Any:
 async def on_supervision_overdue(
     conn: asyncpg.Connection, e: SupervisionOverdue, raw: RawMessage, r: BatchResult
 ) -> None:
-    await _known(conn, e.petition_id)
+    await require_petition(conn, e.petition_id)
     parent = await _parent(conn, e.supervision_id)
     if parent is None:  # the 督办 itself was never projected: rebuild what the event says
         parent = {"petition_id": e.petition_id, "clock": e.clock, "step": 1, "subject": "petition",
                   "report_unit": None, "report_period": None}
     await _open_escalated(conn, e, parent)
-    await _timeline(conn, e, "supervision_overdue", {
+    await add_timeline(conn, e, "supervision_overdue", {
         "supervision_id": str(e.supervision_id), "clock": e.clock, "level": e.level,
         "target_unit": e.target_unit, "escalated_to": e.escalated_to, "rule": e.rule,
         "escalated_supervision_id": str(e.escalated_supervision_id) if e.escalated_supervision_id else None,
@@ -128,20 +116,20 @@ async def on_zero_report_supervision_overdue(
 
 
 async def on_paused(conn: asyncpg.Connection, e: SlaClockPaused, raw: RawMessage, r: BatchResult) -> None:
-    await _known(conn, e.petition_id)
+    await require_petition(conn, e.petition_id)
     await _move_deadline(conn, e, "paused")
-    await _timeline(conn, e, "clock_paused", {"clock": e.clock, "remaining_seconds": e.remaining_seconds})
+    await add_timeline(conn, e, "clock_paused", {"clock": e.clock, "remaining_seconds": e.remaining_seconds})
 
 
 async def on_resumed(conn: asyncpg.Connection, e: SlaClockResumed, raw: RawMessage, r: BatchResult) -> None:
-    await _known(conn, e.petition_id)
+    await require_petition(conn, e.petition_id)
     await _move_deadline(conn, e, "running")
-    await _timeline(conn, e, "clock_resumed", {"clock": e.clock, "due_at": e.due_at.isoformat(),
+    await add_timeline(conn, e, "clock_resumed", {"clock": e.clock, "due_at": e.due_at.isoformat(),
                                                 "paused_seconds": e.paused_seconds})
 
 
 async def on_extended(conn: asyncpg.Connection, e: SlaDeadlineExtended, raw: RawMessage, r: BatchResult) -> None:
-    await _known(conn, e.petition_id)
+    await require_petition(conn, e.petition_id)
     await conn.execute(
         """UPDATE intake.deadline SET due_at = $3,
              state = CASE WHEN state = 'breached' AND $3 > $4 THEN 'running' ELSE state END,
@@ -149,7 +137,7 @@ async def on_extended(conn: asyncpg.Connection, e: SlaDeadlineExtended, raw: Raw
            WHERE petition_id = $1 AND clock = $2 AND updated_at <= $4""",
         e.petition_id, e.clock, e.due_at, e.occurred_at,
     )
-    await _timeline(conn, e, "deadline_extended", {
+    await add_timeline(conn, e, "deadline_extended", {
         "clock": e.clock, "days": e.days, "approved_by": e.approved_by,
         "previous_due_at": e.previous_due_at.isoformat(), "due_at": e.due_at.isoformat(), "rule": e.rule,
     })

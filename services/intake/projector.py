@@ -31,7 +31,8 @@ SCHEMA = "intake"
 TRIAGE = "TRIAGE"
 
 
-async def _timeline(conn: asyncpg.Connection, event: Any, name: str, detail: dict[str, Any]) -> None:
+async def add_timeline(conn: asyncpg.Connection, event: Any, name: str, detail: dict[str, Any]) -> None:
+    """Record `event` on its petition's timeline once (a redelivery adds nothing)."""
     await conn.execute(
         "INSERT INTO intake.timeline (petition_id, at, event, detail, event_id)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
@@ -39,13 +40,14 @@ async def _timeline(conn: asyncpg.Connection, event: Any, name: str, detail: dic
     )
 
 
-async def _known(conn: asyncpg.Connection, petition_id: str) -> None:
+async def require_petition(conn: asyncpg.Connection, petition_id: str) -> None:
+    """Reject (dead-letter) an event about a petition intake never received."""
     if not await conn.fetchval("SELECT 1 FROM intake.petition WHERE id = $1", petition_id):
         raise BadInput(f"event for unknown petition {petition_id}", code="unknown_petition")
 
 
 async def on_routed(conn: asyncpg.Connection, e: PetitionRouted, raw: RawMessage, r: BatchResult) -> None:
-    await _known(conn, e.petition_id)
+    await require_petition(conn, e.petition_id)
     status = "triage" if e.department_code == TRIAGE else "assigned"
     await conn.execute(
         """UPDATE intake.petition SET status = $2, category = $3, department_code = $4,
@@ -57,7 +59,7 @@ async def on_routed(conn: asyncpg.Connection, e: PetitionRouted, raw: RawMessage
         e.assignment_no, e.jurisdiction.model_dump() if e.jurisdiction else None,
         e.priority.value, e.rule, e.repeat_of, e.group_petition, list(e.accused_departments),
     )
-    await _timeline(
+    await add_timeline(
         conn, e, "routed" if e.assignment_no == 1 else "reassigned",
         {"department": e.department_code, "department_name": e.department_name,
          "category": e.category, "rule": e.rule, "assignment_no": e.assignment_no,
@@ -66,7 +68,7 @@ async def on_routed(conn: asyncpg.Connection, e: PetitionRouted, raw: RawMessage
 
 
 async def on_clock_armed(conn: asyncpg.Connection, e: SlaClockArmed, raw: RawMessage, r: BatchResult) -> None:
-    await _known(conn, e.petition_id)
+    await require_petition(conn, e.petition_id)
     await conn.execute(
         """INSERT INTO intake.deadline (petition_id, clock, due_at, state, department_code, updated_at)
            VALUES ($1, $2, $3, 'running', $4, $5)
@@ -76,7 +78,7 @@ async def on_clock_armed(conn: asyncpg.Connection, e: SlaClockArmed, raw: RawMes
            WHERE intake.deadline.updated_at <= EXCLUDED.updated_at""",
         e.petition_id, e.clock, e.due_at, e.department_code, e.occurred_at,
     )
-    await _timeline(conn, e, "clock_armed", {"clock": e.clock, "due_at": e.due_at.isoformat(), "policy": e.policy})
+    await add_timeline(conn, e, "clock_armed", {"clock": e.clock, "due_at": e.due_at.isoformat(), "policy": e.policy})
 
 
 async def _clock_state(conn: asyncpg.Connection, e: Any, state: str) -> None:
@@ -88,26 +90,26 @@ async def _clock_state(conn: asyncpg.Connection, e: Any, state: str) -> None:
 
 
 async def on_warning(conn: asyncpg.Connection, e: SlaWarning, raw: RawMessage, r: BatchResult) -> None:
-    await _known(conn, e.petition_id)
+    await require_petition(conn, e.petition_id)
     await _clock_state(conn, e, "warned")
-    await _timeline(conn, e, "deadline_warning", {"clock": e.clock, "fraction": e.fraction})
+    await add_timeline(conn, e, "deadline_warning", {"clock": e.clock, "fraction": e.fraction})
 
 
 async def on_breached(conn: asyncpg.Connection, e: SlaBreached, raw: RawMessage, r: BatchResult) -> None:
-    await _known(conn, e.petition_id)
+    await require_petition(conn, e.petition_id)
     await _clock_state(conn, e, "breached")
-    await _timeline(conn, e, "deadline_breached", {"clock": e.clock, "department": e.department_code})
+    await add_timeline(conn, e, "deadline_breached", {"clock": e.clock, "department": e.department_code})
 
 
 async def on_stopped(conn: asyncpg.Connection, e: SlaClockStopped, raw: RawMessage, r: BatchResult) -> None:
-    await _known(conn, e.petition_id)
+    await require_petition(conn, e.petition_id)
     await conn.execute(
         """UPDATE intake.deadline SET state = CASE WHEN state = 'breached' THEN 'breached_stopped'
              ELSE 'stopped' END, updated_at = greatest(updated_at, $4)
            WHERE petition_id = $1 AND clock = $2 AND due_at = $3""",
         e.petition_id, e.clock, e.due_at, e.occurred_at,
     )
-    await _timeline(conn, e, "clock_stopped", {"clock": e.clock, "reason": e.reason})
+    await add_timeline(conn, e, "clock_stopped", {"clock": e.clock, "reason": e.reason})
 
 
 #: Topics the read model is built from.
