@@ -1,18 +1,26 @@
 """A bare consume-and-produce passthrough: the baseline the router's throughput is compared to.
 
-Same framework and settings as the router (faust, raw codecs, batches of the same size,
-an idempotent acks=all producer) but no work: each record of ``petition.submitted`` is
-produced unchanged to ``petition.routed``. Run: ``python -m bench.passthrough``.
+Same framework and settings as the router (faust, raw codecs, batches of the same size) and
+the same publishing code as the router's outbox relay (``shared.outbox.Publisher``: idempotent
+acks=all producers, one record batch per partition), but no work and no database: each record
+of ``petition.submitted`` is produced unchanged to the router's output topics, the way the
+router writes two records per petition: one to ``petition.routed`` and one to a department
+queue (``dept.<code>.assignments``, picked from the routing table's departments by a hash of
+the key). ``BENCH_PASSTHROUGH_OUTPUTS=routed`` produces to ``petition.routed`` only.
+
+Run: ``python -m bench.passthrough``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import os
+import zlib
 from typing import Any
 
+from services.router.config import load_routing_table
 from shared import topics
-from shared.outbox import make_producer
+from shared.outbox import Publisher, Record
 from shared.settings import load_settings
 from shared.worker import make_app, run_worker
 
@@ -20,23 +28,23 @@ from shared.worker import make_app, run_worker
 def main() -> None:
     settings = load_settings()
     logging.basicConfig(level="WARNING")
-    app = make_app("bench-passthrough", settings, web_port=settings.router_port)
-    producer_box: dict[str, Any] = {}
+    with_queues = os.environ.get("BENCH_PASSTHROUGH_OUTPUTS", "routed,department") != "routed"
+    # one consumer group per mode, so each run reads the whole topic from the start
+    app = make_app(f"bench-passthrough{'-queues' if with_queues else ''}", settings, web_port=settings.router_port)
+    publisher = Publisher(settings.kafka_bootstrap)
+    queues = sorted(topics.department_topic(d.code) for d in load_routing_table().departments())
     source = app.topic(topics.PETITION_SUBMITTED, key_type=bytes, value_type=bytes)
 
     @app.agent(source, name="passthrough")
     async def passthrough(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
-            producer = producer_box.get("p")
-            if producer is None:
-                producer = make_producer(settings.kafka_bootstrap)
-                await producer.start()
-                producer_box["p"] = producer
-            futures = [
-                await producer.send(topics.PETITION_ROUTED, value=e.message.value, key=e.message.key)
-                for e in events
-            ]
-            await asyncio.gather(*futures)
+            records = []
+            for e in events:
+                key, value = e.message.key, e.message.value
+                records.append(Record(topics.PETITION_ROUTED, key, value))
+                if with_queues:
+                    records.append(Record(queues[zlib.crc32(key or b"") % len(queues)], key, value))
+            await publisher.publish(records)
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:

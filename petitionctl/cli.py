@@ -39,10 +39,31 @@ def _topics_ensure(args: argparse.Namespace) -> int:
                 admin.create_topics(wanted[i : i + 100])
             except TopicAlreadyExistsError:
                 pass
+        _wait_until_writable(admin, {t.name for t in wanted}, args.wait)
         print(f"topics: {len(wanted)} created, {len(existing)} existed")
     finally:
         admin.close()
     return 0
+
+
+def _wait_until_writable(admin: object, names: set[str], timeout: float) -> None:
+    """Return once every topic in `names` has partition leaders (created is not yet usable)."""
+    import time
+
+    from shared import topics
+
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while pending:
+        ordered = sorted(pending)
+        described: list[dict] = []
+        for i in range(0, len(ordered), 500):
+            described += admin.describe_topics(ordered[i : i + 500])  # type: ignore[attr-defined]
+        pending = topics.topics_not_ready(described, pending)
+        if pending and time.monotonic() > deadline:
+            raise SystemExit(f"error: {len(pending)} topics still have no leader after {timeout:.0f}s")
+        if pending:
+            time.sleep(0.25)
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
@@ -209,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     ensure.add_argument("--bootstrap")
     ensure.add_argument("--no-departments", dest="departments", action="store_false",
                         help="skip the department assignment queues")
+    ensure.add_argument("--wait", type=float, default=180.0, metavar="SECONDS",
+                        help="how long to wait for new topics' partition leaders (default 180)")
     ensure.set_defaults(func=_topics_ensure)
 
     db = sub.add_parser("db", help="database")

@@ -46,3 +46,26 @@ def department_topic(code: str) -> str:
     if not _DEPARTMENT_CODE.match(code):
         raise ValueError(f"invalid department code {code!r}")
     return f"dept.{code}.assignments"
+
+
+def topics_not_ready(described: list[dict], wanted: set[str]) -> set[str]:
+    """Topics of `wanted` that cannot take writes yet, from a metadata answer.
+
+    `described` is the per-topic metadata an admin client returns (``describe_topics``:
+    dicts with ``topic`` (aiokafka) or ``name`` (kafka-python), ``error_code`` and
+    ``partitions``, each with ``leader`` or ``leader_id``). A freshly created topic is listed
+    before its partitions have a leader (a single broker takes tens of seconds to bring up a
+    few thousand new partitions); writing to it then only bounces off
+    ``NOT_LEADER_OR_FOLLOWER`` and metadata retries, so whoever creates topics waits until
+    this set is empty.
+    """
+    ready = set()
+    for topic in described:
+        name = topic.get("topic", topic.get("name"))
+        partitions = topic.get("partitions") or []
+        if topic.get("error_code", 0) == 0 and partitions and all(
+            p.get("error_code", 0) == 0 and p.get("leader", p.get("leader_id", -1)) >= 0
+            for p in partitions
+        ):
+            ready.add(name)
+    return set(wanted) - ready

@@ -22,7 +22,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from services.router import metrics
 from services.router.config import GAZETTEER, ROUTING, load_classifier, load_routing_table
 from services.router.domain.places import Area
-from services.router.domain.repeats import Earlier, find_original, signature
+from services.router.domain.repeats import Earlier, find_original, from_bigrams, pack, signature, unpack
 from services.router.domain.routing import Decision, RoutingTable
 from shared import topics
 from shared.consumer import BadInput, BatchProcessor, BatchResult, RawMessage
@@ -214,12 +214,31 @@ class Router:
                 for topic, code, *_ in getattr(response, "topic_errors", getattr(response, "topics", [])):
                     if code not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS
                         raise RuntimeError(f"cannot create topic {topic}: error code {code}")
+            await self._wait_until_writable(set(names))
             self._known_topics.update(missing)
         except Exception:
             admin, self._admin = self._admin, None
             if admin is not None:
                 await admin.close()
             raise
+
+    async def _wait_until_writable(self, names: set[str], timeout: float = 120.0) -> None:
+        """Wait until every new queue has a partition leader, so the relay's first writes to
+        them land instead of bouncing between retries and metadata refreshes."""
+        assert self._admin is not None
+        deadline = time.monotonic() + timeout
+        pending = set(names)
+        while pending:
+            described = []
+            ordered = sorted(pending)
+            for i in range(0, len(ordered), 500):
+                described += await self._admin.describe_topics(ordered[i : i + 500])
+            pending = topics.topics_not_ready(described, pending)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(pending)} new department queues have no leader after {timeout:.0f}s")
+            await asyncio.sleep(0.25)
 
     # --- classification -------------------------------------------------------------------
 
@@ -255,7 +274,7 @@ class Router:
         }
         earlier = await self._earlier_petitions(conn, [e for e, _ in items])
         threshold = table.triage_threshold if table.triage_threshold is not None else self.settings.triage_threshold
-        plans: list[tuple[PetitionSubmitted, Routing, Area | None, frozenset[str]]] = []
+        plans: list[tuple[PetitionSubmitted, Routing, Area | None, frozenset[int]]] = []
         for event, _raw in items:
             if event.petition_id in existing:
                 continue  # the same petition under another event id: already routed once
@@ -267,7 +286,7 @@ class Router:
             area, source = table.gazetteer.resolve(event.location.admin_code, text)
             group = event.persons >= GROUP_PETITION_PERSONS
             accused = table.accused_units(text, area) if event.kind is Kind.ACCUSATION else ()
-            sig: frozenset[str] = frozenset()
+            sig: frozenset[int] = frozenset()
             match = None
             if event.petitioner_key:  # only a known person can repeat; anonymous ones skip the cost
                 sig = signature(event.title, event.content)
@@ -321,14 +340,14 @@ class Router:
             ],
         )
         index_rows = [
-            (e.petition_id, e.petitioner_key, e.received_at, sorted(sig))
+            (e.petition_id, e.petitioner_key, e.received_at, pack(sig))
             for e, _, _, sig in plans
             if e.petitioner_key
         ]
         if index_rows:
             await conn.copy_records_to_table(
                 "petition_index", schema_name=SCHEMA,
-                columns=("petition_id", "petitioner_key", "received_at", "signature"), records=index_rows,
+                columns=("petition_id", "petitioner_key", "received_at", "bigrams"), records=index_rows,
             )
         await self._publish_many(conn, [(e, r) for e, r, _, _ in plans], result)
         now = utcnow()
@@ -354,7 +373,7 @@ class Router:
         if not keyed:
             return {}
         rows = await conn.fetch(
-            """SELECT i.petitioner_key, i.petition_id, i.received_at, i.signature, a.department_code
+            """SELECT i.petitioner_key, i.petition_id, i.received_at, i.bigrams, i.signature, a.department_code
                FROM router.petition_index i JOIN router.assignment a USING (petition_id)
                WHERE i.petitioner_key = ANY($1::text[]) AND a.repeat_of IS NULL
                  AND i.received_at >= $2::timestamptz - interval '90 days'
@@ -366,7 +385,12 @@ class Router:
         out: dict[str, list[Earlier]] = {}
         for r in rows:
             out.setdefault(r["petitioner_key"], []).append(
-                Earlier(r["petition_id"], r["received_at"], frozenset(r["signature"]), r["department_code"])
+                Earlier(
+                    r["petition_id"],
+                    r["received_at"],
+                    unpack(r["bigrams"]) if r["bigrams"] is not None else from_bigrams(r["signature"]),
+                    r["department_code"],
+                )
             )
         return out
 

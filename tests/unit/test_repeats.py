@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.router.domain.repeats import Earlier, find_original, signature
+import pytest
+
+from services.router.domain.repeats import Earlier, find_original, from_bigrams, pack, signature, unpack
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 FIRST = signature("A3区某小区物业长期不维修电梯", "小区电梯坏了三个月，物业公司一直不维修，老人上下楼很困难")
@@ -21,3 +23,18 @@ def test_other_matters_and_old_ones_are_not_repeats() -> None:
     assert find_original(OTHER, T0 + timedelta(days=1), [Earlier("p1", T0, FIRST, "X")]) is None
     assert find_original(FOLLOW_UP, T0 + timedelta(days=91), [Earlier("p1", T0, FIRST, "X")]) is None
     assert find_original(FOLLOW_UP, T0 - timedelta(days=1), [Earlier("p1", T0, FIRST, "X")]) is None
+
+
+def test_a_signature_survives_the_index_format_and_old_rows_still_compare() -> None:
+    assert unpack(pack(FIRST)) == FIRST
+    assert unpack(pack(frozenset())) == frozenset()
+    text = "某小区物业长期不维修电梯"
+    old_row = [text[i : i + 2] for i in range(len(text) - 1)]  # text[] rows before migration 003
+    assert from_bigrams(old_row) <= FIRST
+    match = find_original(FOLLOW_UP, T0 + timedelta(days=5), [Earlier("p1", T0, from_bigrams(old_row), "X")])
+    assert match is not None
+
+
+def test_a_damaged_packed_signature_is_refused() -> None:
+    with pytest.raises(ValueError):
+        unpack(b"\x00" * 7)

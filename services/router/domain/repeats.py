@@ -11,7 +11,11 @@ are ever compared, so the threshold of 0.4 leaves a wide margin.
 from __future__ import annotations
 
 import re
+import sys
+from array import array
 from collections.abc import Iterable
+from itertools import repeat
+from operator import lshift, or_
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,13 +24,42 @@ THRESHOLD = 0.4
 _NOISE = re.compile(r"[\s\W_0-9a-zA-Z]+", re.UNICODE)
 
 
-def signature(title: str, content: str, limit: int = 400) -> frozenset[str]:
-    """The bigram set of a petition's text (title plus the first `limit` characters)."""
-    text = _NOISE.sub("", f"{title}{content[:limit]}")
-    return frozenset(text[i : i + 2] for i in range(len(text) - 1))
+def signature(title: str, content: str, limit: int = 400) -> frozenset[int]:
+    """The bigram set of a petition's text (title plus the first `limit` characters).
+
+    A bigram ``ab`` is the integer ``ord(a) << 21 | ord(b)`` (code points are below 2**21),
+    so a signature packs into a compact byte string for the index (:func:`pack`)."""
+    codes = array("I", _NOISE.sub("", f"{title}{content[:limit]}").encode("utf-32-le"))
+    if sys.byteorder != "little":
+        codes.byteswap()
+    return frozenset(map(or_, map(lshift, codes, repeat(21, len(codes) - 1)), codes[1:]))
 
 
-def similarity(a: frozenset[str], b: frozenset[str]) -> float:
+def pack(sig: frozenset[int]) -> bytes:
+    """The signature as sorted little-endian 64-bit integers (what the index stores)."""
+    values = array("q", sorted(sig))
+    if sys.byteorder != "little":
+        values.byteswap()
+    return values.tobytes()
+
+
+def unpack(data: bytes) -> frozenset[int]:
+    """Inverse of :func:`pack`; raises ValueError on bytes that are not whole integers."""
+    if len(data) % 8:
+        raise ValueError(f"a packed signature is a multiple of 8 bytes, got {len(data)}")
+    values = array("q")
+    values.frombytes(data)
+    if sys.byteorder != "little":
+        values.byteswap()
+    return frozenset(values)
+
+
+def from_bigrams(bigrams: Iterable[str]) -> frozenset[int]:
+    """A signature from the bigram strings older index rows hold (migration 003)."""
+    return frozenset(ord(b[0]) << 21 | ord(b[1]) for b in bigrams if len(b) == 2)
+
+
+def similarity(a: frozenset[int], b: frozenset[int]) -> float:
     if not a or not b:
         return 0.0
     return len(a & b) / min(len(a), len(b))
@@ -36,7 +69,7 @@ def similarity(a: frozenset[str], b: frozenset[str]) -> float:
 class Earlier:
     petition_id: str
     received_at: datetime
-    signature: frozenset[str]
+    signature: frozenset[int]
     department_code: str
 
 
@@ -47,7 +80,7 @@ class RepeatMatch:
 
 
 def find_original(
-    sig: frozenset[str], received_at: datetime, earlier: Iterable[Earlier], *, threshold: float = THRESHOLD
+    sig: frozenset[int], received_at: datetime, earlier: Iterable[Earlier], *, threshold: float = THRESHOLD
 ) -> RepeatMatch | None:
     """The earliest petition of the same person within the window with similar text."""
     best: RepeatMatch | None = None
