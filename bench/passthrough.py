@@ -13,12 +13,11 @@ Run: ``python -m bench.passthrough``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import zlib
 from typing import Any
 
-from services.router.config import load_routing_table
 from shared import topics
 from shared.outbox import Publisher, Record
 from shared.settings import load_settings
@@ -32,7 +31,10 @@ def main() -> None:
     # one consumer group per mode, so each run reads the whole topic from the start
     app = make_app(f"bench-passthrough{'-queues' if with_queues else ''}", settings, web_port=settings.router_port)
     publisher = Publisher(settings.kafka_bootstrap)
-    queues = sorted(topics.department_topic(d.code) for d in load_routing_table().departments())
+    routes: dict[str, str] = {}
+    if with_queues:
+        with open(os.environ["BENCH_PASSTHROUGH_ROUTES"], encoding="utf-8") as f:
+            routes = {k: topics.department_topic(v) for k, v in json.load(f).items()}
     source = app.topic(topics.PETITION_SUBMITTED, key_type=bytes, value_type=bytes)
 
     @app.agent(source, name="passthrough")
@@ -43,7 +45,7 @@ def main() -> None:
                 key, value = e.message.key, e.message.value
                 records.append(Record(topics.PETITION_ROUTED, key, value))
                 if with_queues:
-                    records.append(Record(queues[zlib.crc32(key or b"") % len(queues)], key, value))
+                    records.append(Record(routes[(key or b"").decode()], key, value))
             await publisher.publish(records)
 
     @app.page("/readyz")

@@ -13,6 +13,7 @@ Reproduce: ``make bench`` or ``.venv/bin/python -m bench router``
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sys
@@ -56,6 +57,22 @@ def _events(n: int) -> list[tuple[bytes, bytes]]:
             received_at=now,
         )
         out.append((key_for(pid), encode_event(event)))
+    return out
+
+
+def _routes(events: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Petition key -> the department the router's decision code picks (classification,
+    jurisdiction, routing table; repeats aside), so the passthrough fans out like the router."""
+    from services.router.classify import Classifier
+    from shared.events import parse_event
+    from shared.settings import load_settings
+
+    clf = Classifier.from_settings(load_settings())
+    out: dict[str, str] = {}
+    for i in range(0, len(events), 1000):
+        chunk = [parse_event(v) for _, v in events[i : i + 1000]]
+        decided = clf.classify([{"id": e.petition_id, "title": e.title, "content": e.content} for e in chunk])
+        out.update({d["id"]: d["department"] for d in decided})
     return out
 
 
@@ -192,12 +209,17 @@ def main(argv: list[str]) -> int:
         print(f"loaded {warm:,} warm-up + {n:,} measured petitions into {topics.PETITION_SUBMITTED}"
               f" ({topics.PARTITIONS} partitions); rates are over the measured ones only")
 
+        routes_file = tmp / "routes.json"
+        started = time.perf_counter()
+        routes_file.write_text(json.dumps(_routes(events)), encoding="utf-8")
+        print(f"departments of the {len(events):,} petitions by the router's decision code "
+              f"(for the passthrough's fan-out) in {time.perf_counter() - started:.1f}s")
         results = {}
         offsets = _Offsets(infra.bootstrap, topics.PETITION_ROUTED)
         python = str(REPO / ".venv/bin/python")
         runs = (
             ("passthrough", "routed + department queue", [python, "-m", "bench.passthrough"],
-             {"BENCH_PASSTHROUGH_OUTPUTS": "routed,department"}),
+             {"BENCH_PASSTHROUGH_OUTPUTS": "routed,department", "BENCH_PASSTHROUGH_ROUTES": str(routes_file)}),
             ("passthrough-1", "routed only", [python, "-m", "bench.passthrough"],
              {"BENCH_PASSTHROUGH_OUTPUTS": "routed"}),
             ("router", "routed + department queue, via its outbox", [python, "-m", "services.router"], {}),

@@ -278,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["model"] and argv[1:2] in (["train"], ["evaluate"]):
+        # their options belong to the training module's own parser (argparse's REMAINDER
+        # would not take a leading "--seed 1")
+        from services.router.classification.train import main_evaluate, main_train
+
+        return int((main_train if argv[1] == "train" else main_evaluate)(argv[2:]) or 0)
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

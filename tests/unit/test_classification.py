@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 
 from services.router.classification import ARTEFACT_DIR, CategoryClassifier, Prediction
-from services.router.classification.model import ARRAYS_FILE, META_FILE, KeyIndex, normalise_text, term_key
+from services.router.classification.model import (
+    ARRAYS_FILE,
+    META_FILE,
+    KeyIndex,
+    normalise_plain,
+    normalise_text,
+    term_key,
+)
 
 # Handwritten, deliberately plain examples (not taken from the data set).
 OBVIOUS = [
@@ -111,13 +118,17 @@ def test_predictions_are_deterministic_and_batch_independent(clf: CategoryClassi
 
 
 def test_text_normalisation_and_keys() -> None:
-    assert normalise_text("AB  c\n\n d") == "ab c d"
-    assert normalise_text(None) == ""
-    assert term_key("a") == ord("a")
-    assert term_key("中") < 1 << 21 <= term_key("\x00a")
-    assert term_key("ab") != term_key("ba")
+    assert normalise_plain("AB  c\n\n d") == "ab c d"
+    assert normalise_plain(None) == ""
+    assert normalise_text("A3区2019年12月  收费300元") == "a0区0年0月 收费0元"
+    ids = {"a": 1, "b": 2, "中": 3}
+    assert term_key("a", ids) == 1 << 60 | 1 << 45
+    assert term_key("ab", ids) != term_key("ba", ids)
+    assert len({term_key(t, ids) for t in ("a", "ab", "aba", "abab", "中", "中a")}) == 6
     with pytest.raises(ValueError):
-        term_key("abc")
+        term_key("ababa", ids)
+    with pytest.raises(KeyError):
+        term_key("ax", ids)
 
 
 @pytest.mark.parametrize("n_keys", [0, 1, 7, 5000])
@@ -143,21 +154,23 @@ def test_key_index_finds_exactly_the_vocabulary_terms(n_keys: int) -> None:
     assert index.lookup(np.zeros(0, dtype=np.int64)).shape == (0,)
 
 
-def test_numpy_inference_matches_sklearn() -> None:
+def test_numpy_inference_matches_the_training_side_path() -> None:
+    """The exported arrays, read by the numpy code that serves, score new texts exactly as
+    the training side (string analyzers, scikit-learn) does: every view, every field."""
     data_dir = _data_dir()
     if data_dir is None:
         pytest.skip("data set not present")
-    from services.router.classification.train import fit, load_data
+    from services.router.classification.train import Corpus, fit, load_data
 
     d = load_data(data_dir)
+    corpus = Corpus(d)
     n = 700
-    fitted = fit(d.titles[:n], d.contents[:n], d.labels[:n], d.unlabeled_titles[:1000], d.unlabeled_contents[:1000])
-    titles = d.titles[n:] + d.unlabeled_titles[-200:] + ["", "标题"]
-    contents = d.contents[n:] + d.unlabeled_contents[-200:] + ["", ""]
+    fitted = fit(corpus, np.arange(n))
+    titles = d.titles[n:] + d.unlabeled_titles[-200:] + ["", "标题", "ＡＢＣ  全角 2019"]
+    contents = d.contents[n:] + d.unlabeled_contents[-200:] + ["", "", "\t 电梯故障 12345"]
     ours = fitted.classifier()
     items = list(zip(titles, contents, strict=True))
-    np.testing.assert_allclose(ours.decision_function(items), fitted.sklearn_decision(titles, contents), atol=1e-9)
-    np.testing.assert_allclose(ours.predict_proba(items), fitted.sklearn_proba(titles, contents), atol=1e-9)
+    np.testing.assert_allclose(ours.predict_proba(items), fitted.reference_proba(titles, contents), atol=1e-9)
 
 
 def test_committed_artefact_fits_the_data() -> None:

@@ -2,20 +2,27 @@
 
 The artefact is two files in one directory:
 
-* ``model.json``: metadata (format, categories, feature spec, provenance).
+* ``model.json``: metadata (format, categories, views, provenance).
 * ``model.npz``: plain numeric arrays, loaded with ``allow_pickle=False``.
 
-Features (see ``train.py`` for how they are fitted): for each field (title, content) the text
-is lower-cased and runs of whitespace collapsed, then every character and every pair of
-adjacent characters is looked up in that field's vocabulary. A term is encoded as an integer
-key: a single character is its code point ``c``; a pair ``ab`` is ``((a + 1) << 21) | b``
-(code points are < 2**21, so the two ranges never collide). Each field's vector is
-``(1 + log tf) * idf``, L2-normalised; the title vector is scaled by ``title_weight``, the two
-are concatenated and L2-normalised again. A linear model gives one decision score per class
-and a small multinomial logistic layer over those scores gives calibrated probabilities.
+The model has *views* of the text, each a linear model over n-gram tf-idf features:
 
-Vocabulary keys are stored sorted, so a term's column is its position in the key array and
-lookup is one ``np.searchsorted`` over the whole batch.
+* ``char``: character 1-2-grams of the normalised text (lower-cased, whitespace runs
+  collapsed, digit runs to ``0``);
+* ``lexicon``: the 2-4-character substrings of the text that are dictionary words (the word
+  list is applied at training time, when the vocabulary is chosen; at inference a substring
+  counts when it is in the vocabulary, which is a subset of the word list).
+
+For each view and field (title, content) every n-gram in the view's range is looked up in
+the field's vocabulary; the row is ``(1 + log tf) * idf``, L2-normalised; the title row is
+scaled by its weight, the two are concatenated and L2-normalised again, and the view's
+linear model gives one score per class. A multinomial logistic layer over all views' scores
+(fitted on out-of-fold scores) gives calibrated probabilities.
+
+A term is encoded as an integer key: its characters' positions in the view's character table
+(1-based, 15 bits each, at most 4 characters) packed behind its length (``len << 60``); a text
+character missing from the table can be in no vocabulary term. Vocabulary keys are stored
+sorted; lookup goes through :class:`KeyIndex`.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,38 +40,44 @@ import scipy.sparse as sp
 ARTEFACT_DIR = Path(__file__).resolve().parent / "artefacts"
 META_FILE = "model.json"
 ARRAYS_FILE = "model.npz"
-FORMAT = "petition-category-linear/1"
+FORMAT = "petition-category-linear/2"
 FIELDS = ("title", "content")
+MAX_TERM = 4
+_ID_BITS = 15
+MAX_CHARS = (1 << _ID_BITS) - 1
 
 _WHITESPACE = re.compile(r"\s\s+")
-_PAIR_SHIFT = 21
+_DIGITS = re.compile(r"\d+")
 
 
-def normalise_text(text: str | None) -> str:
-    """The preprocessing applied before n-grams, shared by training and inference."""
+def normalise_plain(text: str | None) -> str:
+    """Lower-case and collapse runs of whitespace (the lexicon view's preprocessing)."""
     if not text:
         return ""
     return _WHITESPACE.sub(" ", text.lower())
 
 
-def term_key(term: str) -> int:
-    """Integer key of a 1- or 2-character term (see module docstring)."""
-    if len(term) == 1:
-        return ord(term)
-    if len(term) == 2:
-        return ((ord(term[0]) + 1) << _PAIR_SHIFT) | ord(term[1])
-    raise ValueError(f"only 1- and 2-character terms are supported, got {term!r}")
+def normalise_text(text: str | None) -> str:
+    """The char view's preprocessing: :func:`normalise_plain`, then every run of digits to
+    ``0`` (a date, an amount or a house number says nothing about the category)."""
+    return _DIGITS.sub("0", normalise_plain(text))
 
 
-@dataclass(frozen=True)
-class Prediction:
-    category: str
-    confidence: float
-    scores: dict[str, float] = field(default_factory=dict, compare=False)
+NORMALISERS: dict[str, Callable[[str | None], str]] = {"char": normalise_text, "plain": normalise_plain}
+
+
+def term_key(term: str, char_ids: dict[str, int]) -> int:
+    """Integer key of a 1-4-character term (see module docstring); KeyError if a character
+    is not in the table."""
+    if not 1 <= len(term) <= MAX_TERM:
+        raise ValueError(f"terms have 1 to {MAX_TERM} characters, got {term!r}")
+    key = len(term) << 60
+    for i, ch in enumerate(term):
+        key |= char_ids[ch] << (_ID_BITS * (MAX_TERM - 1 - i))
+    return key
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: Fibonacci hashing
-_SMALL = 1 << 21  # keys below are code points
 
 
 class KeyIndex:
@@ -77,10 +90,6 @@ class KeyIndex:
 
     def __init__(self, keys: np.ndarray) -> None:
         keys = np.ascontiguousarray(keys, dtype=np.int64)
-        # Single characters (keys below 2**21) are looked up directly by code point.
-        small = keys[keys < _SMALL]
-        self._direct = np.full(int(small.max()) + 1 if small.size else 1, -1, dtype=np.int64)
-        self._direct[small] = np.flatnonzero(keys < _SMALL)
         bits = max(4, int(np.ceil(np.log2(max(len(keys), 1) * 4))))
         self._mask = (1 << bits) - 1
         self._shift = np.uint64(64 - bits)
@@ -107,9 +116,7 @@ class KeyIndex:
         """Positions of `keys` in the sorted array, -1 for keys not in it."""
         keys = np.asarray(keys, dtype=np.int64)
         pos = np.full(len(keys), -1, dtype=np.int64)
-        small = keys < len(self._direct)
-        pos[small] = self._direct[keys[small]]
-        active = np.flatnonzero(keys >= _SMALL)
+        active = np.arange(len(keys))
         slot = self._home(keys)
         while active.size:
             s = slot[active]
@@ -133,20 +140,10 @@ class _Field:
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", KeyIndex(self.keys))
 
-    def tfidf(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """L2-normalised sublinear tf-idf rows over this field's vocabulary."""
-        n_docs = len(texts)
+    def tfidf(self, keys: np.ndarray, owner: np.ndarray, n_docs: int) -> sp.csr_matrix:
+        """L2-normalised sublinear tf-idf rows from the term keys of a batch (``owner``: the
+        document of each key, in any order)."""
         n_feat = len(self.keys)
-        lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n_docs)
-        joined = "".join(texts)
-        if not joined:
-            return sp.csr_matrix((n_docs, n_feat), dtype=np.float64)
-        cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
-        doc = np.repeat(np.arange(n_docs, dtype=np.int64), lens)
-        same = doc[:-1] == doc[1:]
-        pairs = ((cps[:-1][same] + 1) << _PAIR_SHIFT) | cps[1:][same]
-        keys = np.concatenate([cps, pairs])
-        owner = np.concatenate([doc, doc[:-1][same]])
         pos = self.index.lookup(keys)
         hit = pos >= 0
         code = owner[hit] * n_feat + pos[hit]
@@ -160,22 +157,87 @@ class _Field:
         return sp.csr_matrix((vals, cols, indptr), shape=(n_docs, n_feat))
 
 
+@dataclass(frozen=True)
+class _View:
+    name: str
+    ngram: tuple[int, int]
+    normalise: Callable[[str | None], str]
+    chars: np.ndarray  # int64 code points of the character table, position + 1 = id
+    fields: tuple[_Field, ...]
+    intercept: np.ndarray
+    char_id: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        table = np.zeros(int(self.chars.max()) + 1 if self.chars.size else 1, dtype=np.int64)
+        table[self.chars] = np.arange(1, len(self.chars) + 1)
+        object.__setattr__(self, "char_id", table)
+
+    def terms(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Keys of every n-gram of the (already normalised) texts made of known characters,
+        and the document each belongs to."""
+        n_docs = len(texts)
+        lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n_docs)
+        joined = "".join(texts)
+        if not joined:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        ids = np.zeros(len(cps), dtype=np.int64)
+        known = cps < len(self.char_id)
+        ids[known] = self.char_id[cps[known]]
+        doc = np.repeat(np.arange(n_docs, dtype=np.int64), lens)
+        keys, owners = [], []
+        lo, hi = self.ngram
+        for n in range(lo, hi + 1):
+            m = len(ids) - n + 1
+            if m <= 0:
+                break
+            ok = doc[:m] == doc[n - 1 :]
+            key = np.full(m, n << 60, dtype=np.int64)
+            for j in range(n):
+                part = ids[j : j + m]
+                ok &= part > 0
+                key |= part << (_ID_BITS * (MAX_TERM - 1 - j))
+            keys.append(key[ok])
+            owners.append(doc[:m][ok])
+        return np.concatenate(keys), np.concatenate(owners)
+
+    def scores(self, columns: Sequence[Sequence[str]]) -> np.ndarray:
+        n = len(columns[0])
+        k = len(self.intercept)
+        scores = np.zeros((n, k))
+        sq_norm = np.zeros(n)
+        for f, texts in zip(self.fields, columns, strict=True):
+            keys, owner = self.terms([self.normalise(t) for t in texts])
+            x = f.tfidf(keys, owner, n)
+            scores += f.weight * (x @ f.coef)
+            present = np.diff(x.indptr) > 0
+            sq_norm += present * (f.weight * f.weight)
+        norm = np.sqrt(sq_norm)
+        norm[norm == 0] = 1.0
+        return scores / norm[:, None] + self.intercept
+
+
+@dataclass(frozen=True)
+class Prediction:
+    category: str
+    confidence: float
+    scores: dict[str, float] = field(default_factory=dict, compare=False)
+
+
 class CategoryClassifier:
     """Predicts the 一级 category of a petition from its title and content."""
 
     def __init__(
         self,
         categories: Sequence[str],
-        fields: Sequence[_Field],
-        intercept: np.ndarray,
+        views: Sequence[_View],
         calib_coef: np.ndarray,
         calib_intercept: np.ndarray,
         version: str,
         meta: dict | None = None,
     ) -> None:
         self.categories: tuple[str, ...] = tuple(categories)
-        self._fields = tuple(fields)
-        self._intercept = np.asarray(intercept, dtype=np.float64)
+        self._views = tuple(views)
         self._calib_coef = np.asarray(calib_coef, dtype=np.float64)
         self._calib_intercept = np.asarray(calib_intercept, dtype=np.float64)
         self.version = version
@@ -198,49 +260,50 @@ class CategoryClassifier:
     @classmethod
     def from_arrays(cls, meta: dict, arrays: dict[str, np.ndarray], version: str = "unsaved") -> CategoryClassifier:
         categories = list(meta["categories"])
-        weights = meta["features"]["field_weights"]
-        fields = []
-        for name in FIELDS:
-            f = _Field(
-                keys=np.ascontiguousarray(arrays[f"{name}_keys"], dtype=np.int64),
-                idf=np.ascontiguousarray(arrays[f"{name}_idf"], dtype=np.float64),
-                coef=np.ascontiguousarray(arrays[f"{name}_coef"], dtype=np.float64),
-                weight=float(weights[name]),
+        k = len(categories)
+        views = []
+        for spec in meta["views"]:
+            name = spec["name"]
+            fields = []
+            for fname in FIELDS:
+                f = _Field(
+                    keys=np.ascontiguousarray(arrays[f"{name}.{fname}.keys"], dtype=np.int64),
+                    idf=np.ascontiguousarray(arrays[f"{name}.{fname}.idf"], dtype=np.float64),
+                    coef=np.ascontiguousarray(arrays[f"{name}.{fname}.coef"], dtype=np.float64),
+                    weight=float(spec["field_weights"][fname]),
+                )
+                if f.coef.shape != (len(f.keys), k) or f.idf.shape != f.keys.shape:
+                    raise ValueError(f"inconsistent array shapes for {name}.{fname}")
+                fields.append(f)
+            lo, hi = spec["ngram_range"]
+            if not 1 <= lo <= hi <= MAX_TERM:
+                raise ValueError(f"view {name}: n-gram range {lo}-{hi} outside 1-{MAX_TERM}")
+            views.append(
+                _View(
+                    name=name,
+                    ngram=(int(lo), int(hi)),
+                    normalise=NORMALISERS[spec["normalise"]],
+                    chars=np.ascontiguousarray(arrays[f"{name}.chars"], dtype=np.int64),
+                    fields=tuple(fields),
+                    intercept=np.asarray(arrays[f"{name}.intercept"], dtype=np.float64),
+                )
             )
-            if f.coef.shape != (len(f.keys), len(categories)) or f.idf.shape != f.keys.shape:
-                raise ValueError(f"inconsistent array shapes for field {name}")
-            fields.append(f)
-        return cls(
-            categories,
-            fields,
-            arrays["intercept"],
-            arrays["calib_coef"],
-            arrays["calib_intercept"],
-            version,
-            meta,
-        )
+        calib_coef = arrays["calib_coef"]
+        if calib_coef.shape != (k, k * len(views)):
+            raise ValueError("calibration layer does not match the views")
+        return cls(categories, views, calib_coef, arrays["calib_intercept"], version, meta)
 
     # --------------------------------------------------------------- inference
-    def decision_function(self, items: Sequence[tuple[str, str]]) -> np.ndarray:
-        """Raw linear scores, shape (n, n_classes): the same as the trained linear SVM."""
+    def view_scores(self, items: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Every view's raw linear scores side by side, shape (n, n_views * n_classes)."""
         n = len(items)
-        k = len(self.categories)
         if n == 0:
-            return np.zeros((0, k))
+            return np.zeros((0, len(self.categories) * len(self._views)))
         columns = list(zip(*items, strict=True))
-        scores = np.zeros((n, k))
-        sq_norm = np.zeros(n)
-        for f, texts in zip(self._fields, columns, strict=True):
-            x = f.tfidf([normalise_text(t) for t in texts])
-            scores += f.weight * (x @ f.coef)
-            present = np.diff(x.indptr) > 0
-            sq_norm += present * (f.weight * f.weight)
-        norm = np.sqrt(sq_norm)
-        norm[norm == 0] = 1.0
-        return scores / norm[:, None] + self._intercept
+        return np.hstack([v.scores(columns) for v in self._views])
 
     def predict_proba(self, items: Sequence[tuple[str, str]]) -> np.ndarray:
-        d = self.decision_function(items)
+        d = self.view_scores(items)
         z = d @ self._calib_coef.T + self._calib_intercept
         z -= z.max(axis=1, keepdims=True)
         np.exp(z, out=z)
@@ -261,5 +324,6 @@ class CategoryClassifier:
         return self.predict([(title, content)])[0]
 
     def __repr__(self) -> str:
-        n = sum(len(f.keys) for f in self._fields)
-        return f"CategoryClassifier(version={self.version!r}, categories={len(self.categories)}, features={n})"
+        n = sum(len(f.keys) for v in self._views for f in v.fields)
+        names = "+".join(v.name for v in self._views)
+        return f"CategoryClassifier(version={self.version!r}, views={names}, categories={len(self.categories)}, features={n})"

@@ -1,13 +1,25 @@
 """Training and evaluation of the 一级 category classifier (scikit-learn at train time only).
 
-Model: per-field character 1-2-gram tf-idf (title and content separately; vocabulary = terms
-seen in at least ``min_df`` labelled training texts, idf fitted on the labelled training texts
-plus the unlabelled petitions), title scaled by ``title_weight``, the concatenation
-L2-normalised, one-vs-rest linear SVMs whose inputs are scaled per class by naive-Bayes
-log-count ratios (NB-SVM; the scaling folds into the exported weights), and a multinomial logistic layer fitted on
-out-of-fold SVM scores for calibrated probabilities. Everything is exported as plain arrays
-(see ``model.py``), and evaluation runs through the exported numpy inference path, so the
-reported figures are those of the code that serves predictions.
+Recipe (chosen by stratified 5-fold CV on the labelled set, seeds 0-2; see ``HYPERPARAMS``):
+
+* **Training rows**: the labelled petitions plus pseudo-documents from the board's taxonomy
+  (``category-taxonomy.csv``, only the 一级 categories being learnt): for every row its 二级
+  and 三级 names together, its 三级 name alone, and per 二级 its name followed by all its 三级
+  names ("其他" dropped). They teach what the categories cover (公共汽车 and 地铁 are 城乡建设,
+  特种设备 is 商贸旅游) where 963 messages are too few. Each is used as title and content.
+* **Unlabelled petitions** (``petitions-unlabeled.csv`` + ``petitions-with-replies.csv``,
+  minus the rows that repeat a labelled one) only inform the idf.
+* **Two views**, each a one-vs-rest linear SVM over NB-scaled features (NB-SVM: each class's
+  features are scaled by naive-Bayes log-count ratios of term presence; the scaling folds into
+  the exported weights): ``char``, character 1-2-grams of the text with digit runs folded;
+  ``lexicon``, the 2-4-character substrings that are words of jieba's dictionary. Per field
+  (title, content): vocabulary = terms in at least ``min_df`` training rows, sublinear tf,
+  smooth idf over training + unlabelled rows, L2; title scaled by ``title_weight``.
+* **Calibration and stacking**: a multinomial logistic regression over both views' scores,
+  fitted on out-of-fold scores of the labelled training rows, gives the probabilities.
+
+Everything is exported as plain arrays (see ``model.py``) and evaluation scores through the
+exported numpy inference path, so the reported figures are those of the serving code.
 
 CLI (wired as ``petitionctl model train`` / ``petitionctl model evaluate``)::
 
@@ -26,9 +38,10 @@ import os
 import sys
 import time
 import zipfile
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -39,28 +52,32 @@ from services.router.classification.model import (
     ARTEFACT_DIR,
     FIELDS,
     FORMAT,
+    MAX_CHARS,
     META_FILE,
+    NORMALISERS,
     CategoryClassifier,
-    normalise_text,
     term_key,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LABELED_FILE = "petitions-labeled.csv"
-UNLABELED_FILE = "petitions-unlabeled.csv"
+UNLABELED_FILES = ("petitions-unlabeled.csv", "petitions-with-replies.csv")
+TAXONOMY_FILE = "category-taxonomy.csv"
 
-# Chosen by stratified 5-fold CV on the labelled set (seeds 0-2); see the report in the PR.
-# ``nb_alpha``: smoothing of the per-class NB log-count ratios that rescale the features seen
-# by each one-vs-rest SVM (NB-SVM); ``None`` turns the scaling off (plain linear SVM).
 HYPERPARAMS: dict = {
-    "ngram_range": [1, 2],
     "min_df": 2,
     "title_weight": 0.7,
     "svm_C": 5.0,
+    "nb_alpha": 1.0,
     "calibration_C": 1.0,
     "calibration_folds": 5,
-    "nb_alpha": 1.0,
 }
+
+#: The views: n-gram range, preprocessing and which substrings are terms.
+VIEWS: tuple[dict, ...] = (
+    {"name": "char", "ngram_range": [1, 2], "normalise": "char", "terms": "all"},
+    {"name": "lexicon", "ngram_range": [2, 4], "normalise": "plain", "terms": "jieba-dictionary"},
+)
 
 
 def default_data_dir() -> Path:
@@ -76,6 +93,7 @@ class Dataset:
     labels: list[str]
     unlabeled_titles: list[str]
     unlabeled_contents: list[str]
+    taxonomy: list[tuple[str, str]]  # (pseudo-document, 一级 category)
     sha256: dict[str, str]
 
 
@@ -85,6 +103,22 @@ def _read_csv(path: Path) -> tuple[list[dict[str, str]], str]:
     return rows, hashlib.sha256(raw).hexdigest()
 
 
+def taxonomy_documents(rows: Sequence[dict[str, str]], categories: set[str]) -> list[tuple[str, str]]:
+    """Pseudo-documents from taxonomy rows (一级分类, 二级分类, 三级分类) of `categories`."""
+
+    def clean(name: str) -> str:
+        return "" if name.strip() == "其他" else name.strip()
+
+    mine = [r for r in rows if r["一级分类"].strip() in categories]
+    docs = [(clean(r["二级分类"]) + clean(r["三级分类"]), r["一级分类"].strip()) for r in mine]
+    docs += [(clean(r["三级分类"]), r["一级分类"].strip()) for r in mine]
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for r in mine:
+        groups[(r["一级分类"].strip(), r["二级分类"].strip())].append(clean(r["三级分类"]))
+    docs += [(clean(second) + "，" + "，".join(thirds), first) for (first, second), thirds in groups.items()]
+    return [(text, category) for text, category in docs if text]
+
+
 def load_data(data_dir: Path | None = None) -> Dataset:
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     labeled_path = data_dir / LABELED_FILE
@@ -92,206 +126,298 @@ def load_data(data_dir: Path | None = None) -> Dataset:
         raise FileNotFoundError(f"{labeled_path} not found (set PETITION_DATA_DIR or pass --data-dir)")
     labeled, lsha = _read_csv(labeled_path)
     sha = {LABELED_FILE: lsha}
-    unlabeled: list[dict[str, str]] = []
-    unlabeled_path = data_dir / UNLABELED_FILE
-    if unlabeled_path.exists():
-        unlabeled, usha = _read_csv(unlabeled_path)
-        sha[UNLABELED_FILE] = usha
     labeled = [r for r in labeled if (r.get("category") or "").strip()]
+    seen_titles = {(r["title"] or "").strip() for r in labeled}
+    seen_openings = {(r["content"] or "").strip()[:50] for r in labeled}
+    unlabeled: list[dict[str, str]] = []
+    for name in UNLABELED_FILES:
+        path = data_dir / name
+        if path.exists():
+            rows, usha = _read_csv(path)
+            sha[name] = usha
+            # a row repeating a labelled message would let a test fold's text into training
+            unlabeled += [
+                r for r in rows
+                if (r["title"] or "").strip() not in seen_titles
+                and (r["content"] or "").strip()[:50] not in seen_openings
+            ]
+    taxonomy: list[tuple[str, str]] = []
+    taxonomy_path = data_dir / TAXONOMY_FILE
+    if taxonomy_path.exists():
+        rows, tsha = _read_csv(taxonomy_path)
+        sha[TAXONOMY_FILE] = tsha
+        taxonomy = taxonomy_documents(rows, {r["category"].strip() for r in labeled})
     return Dataset(
         titles=[r["title"] or "" for r in labeled],
         contents=[r["content"] or "" for r in labeled],
         labels=[r["category"].strip() for r in labeled],
         unlabeled_titles=[r["title"] or "" for r in unlabeled],
         unlabeled_contents=[r["content"] or "" for r in unlabeled],
+        taxonomy=taxonomy,
         sha256=sha,
     )
 
 
+# --------------------------------------------------------------------------- terms
+@lru_cache(maxsize=1)
+def _lexicon() -> frozenset[str]:
+    """jieba's dictionary words of 2-4 characters (the lexicon view's possible terms)."""
+    import jieba
+
+    jieba.setLogLevel(60)
+    jieba.initialize()
+    return frozenset(w for w, freq in jieba.dt.FREQ.items() if freq > 0 and 2 <= len(w) <= 4)
+
+
+def analyzer(view: dict) -> Callable[[str], list[str]]:
+    """The terms of one text for `view`, as strings (the training-side twin of
+    ``model._View.terms``, which must find exactly these)."""
+    normalise = NORMALISERS[view["normalise"]]
+    lo, hi = view["ngram_range"]
+    if view["terms"] == "all":
+        def terms(text: str) -> list[str]:
+            t = normalise(text)
+            return [t[i : i + n] for n in range(lo, hi + 1) for i in range(len(t) - n + 1)]
+        return terms
+    lexicon = _lexicon()
+
+    def words(text: str) -> list[str]:
+        t = normalise(text)
+        return [w for n in range(lo, hi + 1) for i in range(len(t) - n + 1) if (w := t[i : i + n]) in lexicon]
+    return words
+
+
 # --------------------------------------------------------------------------- fitting
+class Corpus:
+    """Term counts of every text, per view and field, computed once per process: a fit
+    (or each of the CV's many fits) then only slices rows and columns."""
+
+    def __init__(self, data: Dataset) -> None:
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        self.data = data
+        self.categories = sorted(set(data.labels))
+        self.y = np.array([self.categories.index(c) for c in data.labels])
+        self.y_taxonomy = np.array([self.categories.index(c) for _, c in data.taxonomy], dtype=np.int64)
+        tax = [t for t, _ in data.taxonomy]
+        texts = {"title": (data.titles, tax, data.unlabeled_titles), "content": (data.contents, tax, data.unlabeled_contents)}
+        self.counts: dict[tuple[str, str], tuple[list[str], sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]] = {}
+        for view in VIEWS:
+            terms_of = analyzer(view)
+            for name in FIELDS:
+                labelled, taxonomy, unlabeled = texts[name]
+                vec = CountVectorizer(analyzer=terms_of, dtype=np.float64)
+                every = vec.fit_transform(list(labelled) + list(taxonomy) + list(unlabeled)).tocsr()
+                terms = vec.get_feature_names_out().tolist()
+                a, b = len(labelled), len(labelled) + len(taxonomy)
+                self.counts[(view["name"], name)] = (terms, every[:a], every[a:b], every[b:])
+
+
+def _nbsvm(X: sp.csr_matrix, y: np.ndarray, k: int, hp: dict, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One-vs-rest linear SVMs over NB log-count-ratio scaled features; returns effective
+    weights (n_features, k) for the unscaled features and intercepts (k,)."""
+    from sklearn.svm import LinearSVC
+
+    present = (X > 0).astype(np.float64).tocsr()
+    coef = np.zeros((X.shape[1], k))
+    intercept = np.zeros(k)
+    alpha = hp["nb_alpha"]
+    for c in range(k):
+        inside = y == c
+        p = alpha + np.asarray(present[inside].sum(axis=0)).ravel()
+        q = alpha + np.asarray(present[~inside].sum(axis=0)).ravel()
+        r = np.log(p / p.sum()) - np.log(q / q.sum())
+        m = LinearSVC(C=hp["svm_C"], random_state=seed, max_iter=5000)
+        m.fit(X @ sp.diags(r), inside.astype(np.int64))
+        coef[:, c] = r * m.coef_.ravel()
+        intercept[c] = m.intercept_[0]
+    return coef, intercept
+
+
+@dataclass
+class FittedView:
+    """One view's model in training-side form: vocabulary strings, idf and weights."""
+
+    spec: dict
+    terms: dict[str, list[str]]
+    idf: dict[str, np.ndarray]
+    coef: dict[str, np.ndarray]
+    intercept: np.ndarray
+    weights: dict[str, float]
+
+    def features(self, counts: dict[str, sp.csr_matrix]) -> sp.csr_matrix:
+        from sklearn.preprocessing import normalize
+
+        parts = []
+        for name in FIELDS:
+            m = counts[name].copy().tocsr()
+            m.data = 1.0 + np.log(m.data)
+            parts.append(self.weights[name] * normalize(m @ sp.diags(self.idf[name])))
+        return normalize(sp.hstack(parts).tocsr())
+
+    def scores(self, counts: dict[str, sp.csr_matrix]) -> np.ndarray:
+        X = self.features(counts)
+        return np.asarray(X @ np.vstack([self.coef[n] for n in FIELDS])) + self.intercept
+
+    def count(self, titles: Sequence[str], contents: Sequence[str]) -> dict[str, sp.csr_matrix]:
+        """Counts of new texts over this view's vocabulary, by the training-side analyzer."""
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        terms_of = analyzer(self.spec)
+        out = {}
+        for name, texts in zip(FIELDS, (titles, contents), strict=True):
+            vec = CountVectorizer(analyzer=terms_of, vocabulary={t: i for i, t in enumerate(self.terms[name])}, dtype=np.float64)
+            out[name] = vec.transform(list(texts)).tocsr()
+        return out
+
+
+def _fit_view(corpus: Corpus, view: dict, rows: np.ndarray, hp: dict, seed: int) -> FittedView:
+    k = len(corpus.categories)
+    y = np.concatenate([corpus.y[rows], corpus.y_taxonomy])
+    terms, idf, counts = {}, {}, {}
+    for name in FIELDS:
+        all_terms, labelled, taxonomy, unlabeled = corpus.counts[(view["name"], name)]
+        train = sp.vstack([labelled[rows], taxonomy]).tocsr()
+        df = np.asarray((train > 0).sum(axis=0)).ravel()
+        cols = np.flatnonzero(df >= hp["min_df"])
+        df_all = df[cols] + np.asarray((unlabeled[:, cols] > 0).sum(axis=0)).ravel()
+        n_docs = train.shape[0] + unlabeled.shape[0]
+        terms[name] = [all_terms[i] for i in cols]
+        idf[name] = np.log((1.0 + n_docs) / (1.0 + df_all)) + 1.0
+        counts[name] = train[:, cols]
+    weights = {"title": float(hp["title_weight"]), "content": 1.0}
+    fitted = FittedView(view, terms, idf, {}, np.zeros(k), weights)
+    coef, intercept = _nbsvm(fitted.features(counts), y, k, hp, seed)
+    offset = 0
+    for name in FIELDS:
+        n = len(terms[name])
+        fitted.coef[name] = coef[offset : offset + n]
+        offset += n
+    fitted.intercept = intercept
+    return fitted
+
+
+def _view_counts(corpus: Corpus, fitted: FittedView, rows: np.ndarray) -> dict[str, sp.csr_matrix]:
+    """Counts of labelled `rows` over a fitted view's vocabulary (from the corpus counts)."""
+    out = {}
+    for name in FIELDS:
+        all_terms, labelled, _, _ = corpus.counts[(fitted.spec["name"], name)]
+        position = {t: i for i, t in enumerate(all_terms)}
+        cols = np.array([position[t] for t in fitted.terms[name]], dtype=np.int64)
+        out[name] = labelled[rows][:, cols]
+    return out
+
+
 @dataclass
 class Fitted:
-    """The sklearn objects (kept only in memory) and their exported arrays."""
-
     categories: list[str]
-    vectorizers: dict  # field -> TfidfVectorizer
-    svm: object
-    calibrator: object
-    arrays: dict[str, np.ndarray]
+    views: list[FittedView]
+    calib_coef: np.ndarray
+    calib_intercept: np.ndarray
+    oof_scores: np.ndarray
     meta: dict
-    oof_decision: np.ndarray  # out-of-fold SVM scores on the training rows (used for calibration)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     def classifier(self) -> CategoryClassifier:
         return CategoryClassifier.from_arrays(self.meta, self.arrays)
 
-    def sklearn_features(self, titles: Sequence[str], contents: Sequence[str]) -> sp.csr_matrix:
-        from sklearn.preprocessing import normalize
-
-        w = self.meta["features"]["field_weights"]
-        parts = [
-            w["title"] * self.vectorizers["title"].transform(list(titles)),
-            w["content"] * self.vectorizers["content"].transform(list(contents)),
-        ]
-        return normalize(sp.hstack(parts).tocsr())
-
-    def sklearn_decision(self, titles: Sequence[str], contents: Sequence[str]) -> np.ndarray:
-        return self.svm.decision_function(self.sklearn_features(titles, contents))  # type: ignore[attr-defined]
-
-    def sklearn_proba(self, titles: Sequence[str], contents: Sequence[str]) -> np.ndarray:
-        return self.calibrator.predict_proba(self.sklearn_decision(titles, contents))  # type: ignore[attr-defined]
+    def reference_proba(self, titles: Sequence[str], contents: Sequence[str]) -> np.ndarray:
+        """Probabilities by the training-side path (string analyzers + scikit-learn), for
+        checking the exported numpy path against it."""
+        z = np.hstack([v.scores(v.count(titles, contents)) for v in self.views])
+        z = z @ self.calib_coef.T + self.calib_intercept
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(axis=1, keepdims=True)
 
 
-class NBSVM:
-    """One-vs-rest linear SVMs over NB log-count-ratio scaled features (NB-SVM).
-
-    For class ``c`` the feature ``j`` is multiplied by ``r_cj = log((p_cj/|p_c|) / (q_cj/|q_c|))``
-    where ``p_c``/``q_c`` are ``alpha`` + the document frequencies of ``j`` in / outside class ``c``.
-    The scaling is linear, so the effective weights ``coef_[c] = r_c * w_c`` apply to the
-    unscaled features: inference stays a plain linear model.
-    """
-
-    def __init__(self, C: float, alpha: float | None, seed: int) -> None:
-        self.C, self.alpha, self.seed = C, alpha, seed
-
-    def fit(self, X: sp.csr_matrix, y: np.ndarray, n_classes: int) -> NBSVM:
-        from sklearn.svm import LinearSVC
-
-        if self.alpha is None:
-            m = LinearSVC(C=self.C, random_state=self.seed, max_iter=5000).fit(X, y)
-            self.coef_, self.intercept_ = np.asarray(m.coef_, dtype=np.float64), np.asarray(m.intercept_, dtype=np.float64)
-            return self
-        present = (X > 0).astype(np.float64).tocsr()
-        coef = np.zeros((n_classes, X.shape[1]))
-        intercept = np.zeros(n_classes)
-        for c in range(n_classes):
-            inside = y == c
-            p = self.alpha + np.asarray(present[inside].sum(axis=0)).ravel()
-            q = self.alpha + np.asarray(present[~inside].sum(axis=0)).ravel()
-            r = np.log(p / p.sum()) - np.log(q / q.sum())
-            m = LinearSVC(C=self.C, random_state=self.seed, max_iter=5000)
-            m.fit(X @ sp.diags(r), inside.astype(np.int64))
-            coef[c] = r * m.coef_.ravel()
-            intercept[c] = m.intercept_[0]
-        self.coef_, self.intercept_ = coef, intercept
-        return self
-
-    def decision_function(self, X: sp.csr_matrix) -> np.ndarray:
-        return np.asarray(X @ self.coef_.T) + self.intercept_
-
-
-def _vectorizer(vocabulary: dict[str, int] | None, hp: dict):
-    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
-
-    common = dict(
-        analyzer="char",
-        ngram_range=tuple(hp["ngram_range"]),
-        preprocessor=normalise_text,
-        lowercase=False,
-        dtype=np.float64,
-    )
-    if vocabulary is None:
-        return CountVectorizer(min_df=hp["min_df"], **common)
-    return TfidfVectorizer(vocabulary=vocabulary, sublinear_tf=True, norm="l2", smooth_idf=True, **common)
-
-
-def fit(
-    titles: Sequence[str],
-    contents: Sequence[str],
-    labels: Sequence[str],
-    unlabeled_titles: Sequence[str] = (),
-    unlabeled_contents: Sequence[str] = (),
-    seed: int = 0,
-    hyperparams: dict | None = None,
-) -> Fitted:
+def fit(corpus: Corpus, rows: Sequence[int] | None = None, seed: int = 0, hyperparams: dict | None = None) -> Fitted:
+    """Fit the whole recipe on the labelled `rows` (all by default) plus the taxonomy."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
-    from sklearn.preprocessing import normalize
+
     hp = {**HYPERPARAMS, **(hyperparams or {})}
-    if max(hp["ngram_range"]) > 2:
-        raise ValueError("the exported format supports character n-grams up to length 2")
-    categories = sorted(set(labels))
-    if len(categories) < 3:
-        raise ValueError("need at least three categories")
-    y = np.array([categories.index(c) for c in labels])
-    field_weights = {"title": float(hp["title_weight"]), "content": 1.0}
-    texts = {"title": list(titles), "content": list(contents)}
-    unlabeled = {"title": list(unlabeled_titles), "content": list(unlabeled_contents)}
-
-    vectorizers = {}
-    parts = []
-    for name in FIELDS:
-        vocab = _vectorizer(None, hp).fit(texts[name]).vocabulary_
-        # Sorted integer keys define the column order, so the sklearn matrix and the
-        # exported arrays share columns.
-        terms = sorted(vocab, key=term_key)
-        vec = _vectorizer({t: i for i, t in enumerate(terms)}, hp).fit(texts[name] + unlabeled[name])
-        vectorizers[name] = vec
-        parts.append(field_weights[name] * vec.transform(texts[name]))
-    X = normalize(sp.hstack(parts).tocsr())
-
-    def svm() -> NBSVM:
-        return NBSVM(C=hp["svm_C"], alpha=hp["nb_alpha"], seed=seed)
-
-    model = svm().fit(X, y, len(categories))
-
-    oof = np.zeros((len(y), len(categories)))
+    rows = np.arange(len(corpus.y)) if rows is None else np.asarray(rows, dtype=np.int64)
+    y = corpus.y[rows]
+    categories = corpus.categories
+    k = len(categories)
+    if len(set(y.tolist())) != k:
+        raise ValueError("every category needs training rows")
+    views = [_fit_view(corpus, v, rows, hp, seed) for v in VIEWS]
+    oof = np.zeros((len(rows), k * len(VIEWS)))
     skf = StratifiedKFold(hp["calibration_folds"], shuffle=True, random_state=seed)
-    for tr, te in skf.split(X, y):
-        oof[te] = svm().fit(X[tr], y[tr], len(categories)).decision_function(X[te])
-    calibrator = LogisticRegression(C=hp["calibration_C"], max_iter=2000).fit(oof, y)
+    for tr, te in skf.split(np.zeros(len(rows)), y):
+        for j, v in enumerate(VIEWS):
+            inner = _fit_view(corpus, v, rows[tr], hp, seed)
+            oof[te, j * k : (j + 1) * k] = inner.scores(_view_counts(corpus, inner, rows[te]))
+    calibrator = LogisticRegression(C=hp["calibration_C"], max_iter=3000).fit(oof, y)
+    fitted = Fitted(categories, views, calibrator.coef_, calibrator.intercept_, oof, {})
+    fitted.arrays, fitted.meta = _export(fitted, hp, seed, corpus)
+    return fitted
 
-    arrays: dict[str, np.ndarray] = {}
-    offset = 0
-    coef = model.coef_.T  # (n_features, n_classes)
-    for name in FIELDS:
-        vec = vectorizers[name]
-        n = len(vec.vocabulary_)
-        terms = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
-        arrays[f"{name}_keys"] = np.array([term_key(t) for t in terms], dtype=np.int64)
-        arrays[f"{name}_idf"] = np.asarray(vec.idf_, dtype=np.float64)
-        arrays[f"{name}_coef"] = np.ascontiguousarray(coef[offset : offset + n], dtype=np.float64)
-        offset += n
-        assert np.all(np.diff(arrays[f"{name}_keys"]) > 0)
-    arrays["intercept"] = np.asarray(model.intercept_, dtype=np.float64)
-    arrays["calib_coef"] = np.asarray(calibrator.coef_, dtype=np.float64)
-    arrays["calib_intercept"] = np.asarray(calibrator.intercept_, dtype=np.float64)
 
+def _export(fitted: Fitted, hp: dict, seed: int, corpus: Corpus) -> tuple[dict[str, np.ndarray], dict]:
     import sklearn
 
+    arrays: dict[str, np.ndarray] = {}
+    view_meta = []
+    for v in fitted.views:
+        name = v.spec["name"]
+        chars = sorted({ch for f in FIELDS for t in v.terms[f] for ch in t})
+        if len(chars) > MAX_CHARS:
+            raise ValueError(f"view {name}: {len(chars)} distinct characters, the key format holds {MAX_CHARS}")
+        char_ids = {ch: i + 1 for i, ch in enumerate(chars)}
+        arrays[f"{name}.chars"] = np.array([ord(ch) for ch in chars], dtype=np.int64)
+        for f in FIELDS:
+            keys = np.array([term_key(t, char_ids) for t in v.terms[f]], dtype=np.int64)
+            order = np.argsort(keys, kind="stable")
+            arrays[f"{name}.{f}.keys"] = keys[order]
+            arrays[f"{name}.{f}.idf"] = np.asarray(v.idf[f][order], dtype=np.float64)
+            arrays[f"{name}.{f}.coef"] = np.ascontiguousarray(v.coef[f][order], dtype=np.float64)
+            if len(keys) and not np.all(np.diff(arrays[f"{name}.{f}.keys"]) > 0):
+                raise AssertionError("term keys collide")
+        arrays[f"{name}.intercept"] = np.asarray(v.intercept, dtype=np.float64)
+        view_meta.append({
+            "name": name,
+            "ngram_range": list(v.spec["ngram_range"]),
+            "normalise": v.spec["normalise"],
+            "terms": v.spec["terms"],
+            "field_weights": v.weights,
+            "n_features": {f: len(v.terms[f]) for f in FIELDS},
+        })
+    arrays["calib_coef"] = np.asarray(fitted.calib_coef, dtype=np.float64)
+    arrays["calib_intercept"] = np.asarray(fitted.calib_intercept, dtype=np.float64)
+    data = corpus.data
     meta = {
         "format": FORMAT,
-        "categories": categories,
+        "categories": fitted.categories,
+        "views": view_meta,
         "features": {
-            "analyzer": "char",
-            "ngram_range": list(hp["ngram_range"]),
-            "min_df": hp["min_df"],
-            "preprocessing": "lowercase; runs of 2+ whitespace -> one space",
             "tf": "1 + log(count)",
-            "idf": "smooth: ln((1 + n) / (1 + df)) + 1, over labelled training + unlabelled texts",
-            "field_weights": field_weights,
-            "n_features": {name: int(len(arrays[f"{name}_keys"])) for name in FIELDS},
+            "idf": "smooth: ln((1 + n) / (1 + df)) + 1, over training rows (labelled + taxonomy) and unlabelled texts",
+            "min_df": hp["min_df"],
+            "char normalise": "lower-case; runs of 2+ whitespace -> one space; digit runs -> 0",
+            "lexicon": "substrings of 2-4 characters that are words (freq > 0) of jieba's dictionary",
         },
         "model": {
-            "type": (
-                "one-vs-rest linear SVM (liblinear) on L2-normalised concatenated field vectors"
-                + ("" if hp["nb_alpha"] is None else ", each class's features scaled by NB log-count ratios")
-            ),
+            "type": "per view: one-vs-rest linear SVM (liblinear) on NB log-count-ratio scaled features",
             "svm_C": hp["svm_C"],
             "nb_alpha": hp["nb_alpha"],
-            "calibration": "multinomial logistic regression on out-of-fold SVM scores",
+            "calibration": "multinomial logistic regression over all views' out-of-fold scores",
             "calibration_C": hp["calibration_C"],
             "calibration_folds": hp["calibration_folds"],
         },
         "training": {
             "seed": seed,
-            "n_labeled": len(y),
-            "n_unlabeled": len(unlabeled["title"]),
-            "class_counts": {c: int(n) for c, n in sorted(Counter(labels).items())},
+            "n_labeled": int(len(fitted.oof_scores)),
+            "n_taxonomy_documents": len(data.taxonomy),
+            "n_unlabeled": len(data.unlabeled_titles),
+            "class_counts": {c: int(n) for c, n in sorted(Counter(corpus.categories[i] for i in corpus.y).items())},
             "sklearn_version": sklearn.__version__,
             "numpy_version": np.__version__,
         },
     }
-    return Fitted(categories, vectorizers, model, calibrator, arrays, meta, oof)
+    return arrays, meta
 
 
 # --------------------------------------------------------------------------- artefact io
@@ -339,7 +465,7 @@ class TrainReport:
     n_features: int
     class_counts: dict[str, int]
     train_accuracy: float
-    oof_macro_f1: float  # from the calibration folds (vocabulary fitted on all rows: slightly optimistic)
+    oof_macro_f1: float  # the char view alone on the calibration folds (indicative)
     artefact_bytes: int
     seconds: float
 
@@ -350,7 +476,7 @@ class TrainReport:
                 f"labelled texts: {self.n_labeled}; unlabelled texts (idf only): {self.n_unlabeled}",
                 f"features: {self.n_features}",
                 f"training accuracy: {self.train_accuracy:.4f}",
-                f"calibration-fold macro-F1 (indicative; use `evaluate` for CV): {self.oof_macro_f1:.4f}",
+                f"char view alone, calibration folds: macro-F1 {self.oof_macro_f1:.4f} (indicative; `evaluate` gives the CV figure)",
                 f"trained in {self.seconds:.1f}s",
             ]
         )
@@ -439,29 +565,24 @@ def train(data_dir: Path | None = None, out_dir: Path | None = None, seed: int =
     started = time.perf_counter()
     data = load_data(data_dir)
     out = Path(out_dir) if out_dir is not None else ARTEFACT_DIR
-    fitted = fit(
-        data.titles,
-        data.contents,
-        data.labels,
-        data.unlabeled_titles,
-        data.unlabeled_contents,
-        seed=seed,
-    )
+    corpus = Corpus(data)
+    fitted = fit(corpus, seed=seed)
     fitted.meta["training"]["data_sha256"] = data.sha256
     write_artefact(out, fitted.meta, fitted.arrays)
     clf = CategoryClassifier.load(out)
-    y = np.array([fitted.categories.index(c) for c in data.labels])
+    y = corpus.y
     pred = clf.predict_proba(list(zip(data.titles, data.contents, strict=True))).argmax(axis=1)
     k = len(fitted.categories)
+    oof_pred = fitted.oof_scores[:, :k].argmax(axis=1)  # the char view alone, out of fold
     return TrainReport(
         out_dir=str(out),
         version=clf.version,
         n_labeled=len(y),
         n_unlabeled=len(data.unlabeled_titles),
-        n_features=sum(fitted.meta["features"]["n_features"].values()),
+        n_features=sum(sum(v["n_features"].values()) for v in fitted.meta["views"]),
         class_counts=fitted.meta["training"]["class_counts"],
         train_accuracy=float(np.mean(pred == y)),
-        oof_macro_f1=_macro_f1(y, fitted.oof_decision.argmax(axis=1), k),
+        oof_macro_f1=_macro_f1(y, oof_pred, k),
         artefact_bytes=(out / META_FILE).stat().st_size + (out / ARRAYS_FILE).stat().st_size,
         seconds=time.perf_counter() - started,
     )
@@ -473,24 +594,16 @@ def evaluate(data_dir: Path | None = None, folds: int = 5, seed: int = 0) -> Eva
 
     started = time.perf_counter()
     data = load_data(data_dir)
-    categories = sorted(set(data.labels))
+    corpus = Corpus(data)
+    categories = corpus.categories
     k = len(categories)
-    y = np.array([categories.index(c) for c in data.labels])
+    y = corpus.y
     items = list(zip(data.titles, data.contents, strict=True))
     proba = np.zeros((len(y), k))
     fold_f1 = []
     skf = StratifiedKFold(folds, shuffle=True, random_state=seed)
     for tr, te in skf.split(np.zeros(len(y)), y):
-        fitted = fit(
-            [data.titles[i] for i in tr],
-            [data.contents[i] for i in tr],
-            [data.labels[i] for i in tr],
-            data.unlabeled_titles,
-            data.unlabeled_contents,
-            seed=seed,
-        )
-        if fitted.categories != categories:
-            raise RuntimeError("a training fold is missing a category; use fewer folds")
+        fitted = fit(corpus, tr, seed=seed)
         proba[te] = fitted.classifier().predict_proba([items[i] for i in te])
         fold_f1.append(_macro_f1(y[te], proba[te].argmax(axis=1), k))
     pred = proba.argmax(axis=1)
