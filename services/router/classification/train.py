@@ -76,7 +76,7 @@ HYPERPARAMS: dict = {
 #: The views: n-gram range, preprocessing and which substrings are terms.
 VIEWS: tuple[dict, ...] = (
     {"name": "char", "ngram_range": [1, 2], "normalise": "char", "terms": "all"},
-    {"name": "lexicon", "ngram_range": [2, 4], "normalise": "plain", "terms": "jieba-dictionary"},
+    {"name": "lexicon", "ngram_range": [2, 3], "normalise": "plain", "terms": "jieba-dictionary"},
 )
 
 
