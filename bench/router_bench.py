@@ -1,14 +1,24 @@
 """Router throughput through the real broker, side by side with a bare passthrough.
 
-Starts a private Kafka broker and PostgreSQL, loads N petitions (real citizen texts from
-../shared/data when present) into ``petition.submitted``, then runs (1) the passthrough
-(``bench/passthrough.py``: faust consume + produce, no work) and (2) the router, each as its
-own process with a fresh consumer group over the same N records, and reports records/second
-from the first output record to the last. The ratio router/passthrough is the figure.
-Also measures classification texts/second in one process.
+Starts a private Kafka broker and PostgreSQL, creates every topic (department queues
+included, leaders elected: as a deployment does before services start), loads N petitions
+(real citizen texts from ../shared/data when present) into ``petition.submitted``, then runs
+three processes one after the other, each with a fresh consumer group over the same records:
+
+1. ``passthrough``: ``bench/passthrough.py``, faust consume + produce with the relay's own
+   publishing code and no other work, writing what the router writes: each record to
+   ``petition.routed`` and to the department queue the router's decision code picks for it
+   (computed before the run), so the same fan-out over the same partitions;
+2. ``passthrough-1``: the same, ``petition.routed`` only (a lower bar: half the records);
+3. ``router``: the real service (classification, jurisdiction, repeats, PostgreSQL
+   transaction, outbox, relay).
+
+Each rate is petitions/second from the first ``petition.routed`` record of the measured ones
+to the last. The figure is router / passthrough. Also measures classification texts/second in
+one process.
 
 Reproduce: ``make bench`` or ``.venv/bin/python -m bench router``
-(``BENCH_ROUTER_N`` sets N, default 20000).
+(``BENCH_ROUTER_N`` sets N, default 20000; ``BENCH_DIAG=1`` samples decided vs unpublished rows).
 """
 
 from __future__ import annotations
