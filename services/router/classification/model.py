@@ -65,6 +65,14 @@ def normalise_text(text: str | None) -> str:
 
 NORMALISERS: dict[str, Callable[[str | None], str]] = {"char": normalise_text, "plain": normalise_plain}
 
+def _unchanged(text: str) -> str:
+    return text
+
+
+#: The same preprocessing, applied to text that already went through :func:`normalise_plain`
+#: (inference does that once per text for all views).
+_AFTER_PLAIN: dict[str, Callable[[str], str]] = {"char": lambda t: _DIGITS.sub("0", t), "plain": _unchanged}
+
 
 def term_key(term: str, char_ids: dict[str, int]) -> int:
     """Integer key of a 1-4-character term (see module docstring); KeyError if a character
@@ -161,7 +169,7 @@ class _Field:
 class _View:
     name: str
     ngram: tuple[int, int]
-    normalise: Callable[[str | None], str]
+    normalise: Callable[[str], str]  # applied after normalise_plain
     chars: np.ndarray  # int64 code points of the character table, position + 1 = id
     fields: tuple[_Field, ...]
     intercept: np.ndarray
@@ -202,12 +210,13 @@ class _View:
         return np.concatenate(keys), np.concatenate(owners)
 
     def scores(self, columns: Sequence[Sequence[str]]) -> np.ndarray:
+        """Scores of texts already through :func:`normalise_plain`, one column per field."""
         n = len(columns[0])
         k = len(self.intercept)
         scores = np.zeros((n, k))
         sq_norm = np.zeros(n)
         for f, texts in zip(self.fields, columns, strict=True):
-            keys, owner = self.terms([self.normalise(t) for t in texts])
+            keys, owner = self.terms([self.normalise(t) for t in texts] if self.normalise is not _unchanged else texts)
             x = f.tfidf(keys, owner, n)
             scores += f.weight * (x @ f.coef)
             present = np.diff(x.indptr) > 0
@@ -282,7 +291,7 @@ class CategoryClassifier:
                 _View(
                     name=name,
                     ngram=(int(lo), int(hi)),
-                    normalise=NORMALISERS[spec["normalise"]],
+                    normalise=_AFTER_PLAIN[spec["normalise"]],
                     chars=np.ascontiguousarray(arrays[f"{name}.chars"], dtype=np.int64),
                     fields=tuple(fields),
                     intercept=np.asarray(arrays[f"{name}.intercept"], dtype=np.float64),
@@ -299,7 +308,7 @@ class CategoryClassifier:
         n = len(items)
         if n == 0:
             return np.zeros((0, len(self.categories) * len(self._views)))
-        columns = list(zip(*items, strict=True))
+        columns = [[normalise_plain(t) for t in column] for column in zip(*items, strict=True)]
         return np.hstack([v.scores(columns) for v in self._views])
 
     def predict_proba(self, items: Sequence[tuple[str, str]]) -> np.ndarray:
