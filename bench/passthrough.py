@@ -5,8 +5,10 @@ the same publishing code as the router's outbox relay (``shared.outbox.Publisher
 acks=all producers, one record batch per partition), but no work and no database: each record
 of ``petition.submitted`` is produced unchanged to the router's output topics, the way the
 router writes two records per petition: one to ``petition.routed`` and one to a department
-queue (``dept.<code>.assignments``, picked from the routing table's departments by a hash of
-the key). ``BENCH_PASSTHROUGH_OUTPUTS=routed`` produces to ``petition.routed`` only.
+queue (``dept.<code>.assignments``: the department the router's decision code picks for the
+petition, read from the JSON file ``BENCH_PASSTHROUGH_ROUTES``, petition key -> code).
+``BENCH_PASSTHROUGH_OUTPUTS=routed`` produces to ``petition.routed`` only;
+``BENCH_PASSTHROUGH_GROUP`` names the consumer group (a fresh one reads from the start).
 
 Run: ``python -m bench.passthrough``.
 """
@@ -29,7 +31,8 @@ def main() -> None:
     logging.basicConfig(level="WARNING")
     with_queues = os.environ.get("BENCH_PASSTHROUGH_OUTPUTS", "routed,department") != "routed"
     # one consumer group per mode, so each run reads the whole topic from the start
-    app = make_app(f"bench-passthrough{'-queues' if with_queues else ''}", settings, web_port=settings.router_port)
+    group = os.environ.get("BENCH_PASSTHROUGH_GROUP") or f"bench-passthrough{'-queues' if with_queues else ''}"
+    app = make_app(group, settings, web_port=settings.router_port)
     publisher = Publisher(settings.kafka_bootstrap)
     routes: dict[str, str] = {}
     if with_queues:

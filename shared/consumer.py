@@ -67,6 +67,15 @@ class BatchResult:
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A decoded batch: the events to apply and the dead letters found while decoding."""
+
+    messages: Sequence[RawMessage]
+    decoded: list[tuple[RawMessage, Any, Any]]
+    dead: list[OutboxMessage]
+
+
 #: A handler applies one decoded event inside the caller's transaction.
 Handler = Callable[[asyncpg.Connection, Any, RawMessage, BatchResult], Awaitable[None]]
 #: A batch handler applies consecutive events of one type at once (fewer round trips).
@@ -140,11 +149,27 @@ class BatchProcessor:
 
     async def process(self, messages: Sequence[RawMessage]) -> BatchResult:
         """Apply `messages` in one transaction; retry transient failures, then exit."""
+        return await self.apply(await self.prepare(messages))
+
+    async def prepare(self, messages: Sequence[RawMessage]) -> Prepared:
+        """Decode the batch and run the `prepare` hook (no database, no state): a pipelined
+        consumer prepares the next batch while the previous one is applied."""
+        dead: list[OutboxMessage] = []
+        decoded = self._decode_all(messages, dead)
+        if self._prepare is not None and decoded:
+            try:
+                await self._prepare([event for _, event, _ in decoded])
+            except Exception:  # noqa: BLE001 - the hook only precomputes; handlers do without it
+                log.exception("%s: prepare hook failed; the handlers compute without it", self._consumer)
+        return Prepared(messages, decoded, dead)
+
+    async def apply(self, prepared: Prepared) -> BatchResult:
+        """Apply a prepared batch in one transaction; retry transient failures, then exit."""
         backoff = 0.2
         for attempt in range(1, self._max_attempts + 1):
             started = time.perf_counter()
             try:
-                result = await self._apply(messages)
+                result = await self._apply(prepared)
             except TRANSIENT_ERRORS as exc:
                 metrics.TRANSIENT_RETRIES.labels(self._service).inc()
                 log.warning(
@@ -214,21 +239,17 @@ class BatchProcessor:
         )
         return {r["event_id"] for r in rows}
 
-    async def _apply(self, messages: Sequence[RawMessage]) -> BatchResult:
+    async def _apply(self, prepared: Prepared) -> BatchResult:
         """Fast path: the whole batch in one transaction without savepoints; if any event
         fails, roll back and redo the batch event by event with a savepoint each, so only
         the failing events are dead-lettered."""
-        dead: list[OutboxMessage] = []
-        decoded = self._decode_all(messages, dead)
-        if self._prepare is not None and decoded:
-            await self._prepare([event for _, event, _ in decoded])
         try:
-            return await self._apply_fast(decoded, dead)
+            return await self._apply_fast(prepared.decoded, list(prepared.dead))
         except TRANSIENT_ERRORS:
             raise
         except Exception:  # noqa: BLE001 - isolate the failing event on the slow path
             log.info("%s: batch failed on the fast path; applying event by event", self._consumer)
-        return await self._apply_one_by_one(decoded, dead)
+        return await self._apply_one_by_one(prepared.decoded, list(prepared.dead))
 
     async def _apply_fast(
         self, decoded: list[tuple[RawMessage, Any, Handler]], dead: list[OutboxMessage]

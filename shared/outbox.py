@@ -174,6 +174,10 @@ class OutboxRelay:
         self._idle = idle_poll_seconds
         self._kick = asyncio.Event()
         self._publisher = Publisher(bootstrap, producers=producers)
+        # what the metrics say, also kept here for a relay running in a child process
+        self.published_total = 0
+        self.errors_total = 0
+        self.backlog = 0
 
     @property
     def connected(self) -> bool:
@@ -217,6 +221,7 @@ class OutboxRelay:
                 [row["id"] for row in rows],
             )
         metrics.OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
+        self.published_total += len(rows)
         return len(rows)
 
     async def prune(self, keep_seconds: float = 3600.0) -> None:
@@ -231,6 +236,7 @@ class OutboxRelay:
                 f'SELECT count(*) FROM "{self._schema}".outbox WHERE published_at IS NULL'
             )
         metrics.OUTBOX_BACKLOG.labels(self._service).set(backlog)
+        self.backlog = backlog
 
     async def run(self) -> None:
         """Publish forever; back off while Kafka or PostgreSQL is unavailable."""
@@ -247,6 +253,7 @@ class OutboxRelay:
                         next_prune = loop.time() + 5.0
                 except (KafkaError, OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
                     metrics.OUTBOX_PUBLISH_ERRORS.labels(self._service).inc()
+                    self.errors_total += 1
                     log.warning("outbox relay (%s): %r; retrying in %.1fs", self._schema, exc, backoff)
                     await self._publisher.stop()
                     await asyncio.sleep(backoff)

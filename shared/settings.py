@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     routing_table_path: Path | None = None
     gazetteer_path: Path | None = None
     classifier: str = "model"  # "model" (the trained artefact) or "keywords"
+    # worker processes that classify beside the router's event loop (0: in the loop itself)
+    classify_workers: int = Field(default=1, ge=0, le=16)
+    # the router's outbox relay in a child process (false: a task of its event loop)
+    relay_process: bool = True
     table_reload_seconds: float = 2.0
     data_dir: Path = REPO_ROOT.parent / "shared" / "data"
 

@@ -9,6 +9,7 @@ port) serves ``/healthz``, ``/readyz`` and ``/metrics``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,7 +24,22 @@ from shared.topics import PARTITIONS
 
 log = logging.getLogger(__name__)
 
+#: batches a pipelined agent has taken but not yet committed
+PIPELINE_DEPTH = 3
+
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+class QuietWorker(faust.Worker):
+    """faust's worker without its terminal spinner.
+
+    At log level WARNING or above faust keeps the spinner, and to spin it on every log
+    record it sets the root logger to DEBUG: every library's debug call then builds a
+    record (aiokafka logs one per produced batch), a few per cent of a busy worker's CPU.
+    """
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
 
 
 def make_app(service: str, settings: Settings, *, web_port: int) -> faust.App:
@@ -52,6 +68,7 @@ def make_app(service: str, settings: Settings, *, web_port: int) -> faust.App:
         web_bind="127.0.0.1",
         web_port=web_port,
         stream_wait_empty=False,
+        Worker=QuietWorker,
     )
 
 
@@ -94,12 +111,21 @@ def batch_agent(
     processor: Callable[[], BatchProcessor],
     batch_size: int,
     within: float,
+    pipelined: bool = False,
 ) -> None:
     """Register an agent that feeds batches of raw records to the processor.
 
     `concurrency` stays 1 (faust can commit past in-flight messages otherwise); throughput
     comes from batching. ``take_events`` acknowledges a batch only after the loop body
     returns, and the processor exits the process rather than return on a lost batch.
+
+    ``pipelined``: the agent hands each batch on and goes back for the next, so faust fills
+    batch N+2 while the processor's ``prepare`` (decoding, CPU work in worker processes)
+    runs on N+1 and ``apply`` (the transaction) on N; at most ``PIPELINE_DEPTH`` batches are
+    in flight. Batches are still applied one at a time and in order, and a message is
+    acknowledged only after the transaction that applied it committed: each one holds an
+    extra reference (faust's own mechanism for a message several streams share) that is
+    released after the commit.
     """
     channel = app.topic(*topics, key_type=bytes, value_type=bytes)
 
@@ -107,9 +133,35 @@ def batch_agent(
         async for events in stream.take_events(batch_size, within=within):
             await processor().process([raw_of(e) for e in events])
 
-    agent.__name__ = name
-    agent.__qualname__ = name
-    app.agent(channel, name=name)(agent)
+    async def apply_in_turn(previous: asyncio.Future[None] | None, prepared: asyncio.Future[Any],
+                            messages: list[Any]) -> None:
+        ready = await prepared
+        if previous is not None:
+            await previous  # batches commit one at a time, in the order they were consumed
+        await processor().apply(ready)
+        for message in messages:
+            message.ack(app.consumer)
+
+    async def pipelined_agent(stream: Any) -> None:
+        in_flight: collections.deque[asyncio.Future[None]] = collections.deque()
+        try:
+            async for events in stream.take_events(batch_size, within=within):
+                messages = [e.message for e in events]
+                for message in messages:
+                    message.incref()  # released by apply_in_turn, after the commit
+                prepared = asyncio.ensure_future(processor().prepare([raw_of(e) for e in events]))
+                previous = in_flight[-1] if in_flight else None
+                in_flight.append(asyncio.ensure_future(apply_in_turn(previous, prepared, messages)))
+                while in_flight and (in_flight[0].done() or len(in_flight) >= PIPELINE_DEPTH):
+                    await in_flight.popleft()  # raises if that batch failed: the agent stops
+        finally:
+            if in_flight:
+                await asyncio.shield(asyncio.gather(*in_flight, return_exceptions=True))
+
+    body = pipelined_agent if pipelined else agent
+    body.__name__ = name
+    body.__qualname__ = name
+    app.agent(channel, name=name)(body)
 
 
 def run_worker(app: faust.App, loglevel: str = "info") -> None:

@@ -20,12 +20,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from services.router import metrics
+from services.router.classification.offload import OffloadedClassifier
 from services.router.config import GAZETTEER, ROUTING, load_classifier, load_routing_table
 from services.router.domain.places import Area
 from services.router.domain.repeats import Earlier, find_original, from_bigrams, pack, signature, unpack
 from services.router.domain.routing import Decision, RoutingTable
 from shared import topics
-from shared.consumer import BadInput, BatchProcessor, BatchResult, RawMessage
+from shared.consumer import BadInput, BatchProcessor, BatchResult, Prepared, RawMessage
 from shared.db import OutboxMessage, add_to_outbox, create_pool, ensure_common_tables, migrate
 from shared.events import (
     ActionType,
@@ -44,6 +45,7 @@ from shared.events import (
 )
 from shared.ids import derived_event_id
 from shared.outbox import OutboxRelay
+from shared.relay_process import RelayProcess, notify
 from shared.settings import Settings
 from shared.worker import add_ops_pages, batch_agent, make_app, pg_and_kafka_ready
 
@@ -126,13 +128,14 @@ class Router:
         self.tables = TableSource(settings.routing_table_path or ROUTING, settings.gazetteer_path or GAZETTEER)
         self.classifier: Any = load_classifier(settings.classifier)
         self.pool: asyncpg.Pool | None = None
-        self.relay: OutboxRelay | None = None
+        self.relay: OutboxRelay | RelayProcess | None = None
         self._known_topics: set[str] = set()
         self._start_lock = asyncio.Lock()
         self._processor: BatchProcessor | None = None
         self._predictions: dict[Any, Any] = {}
         self._next_reload_check = 0.0
         self._admin: AIOKafkaAdminClient | None = None
+        self._offload: OffloadedClassifier | None = None
 
     @property
     def table(self) -> RoutingTable:
@@ -150,9 +153,21 @@ class Router:
             # Every department's queue exists before the first petition is routed (one admin
             # call; later table reloads add theirs on first use).
             await self.ensure_department_topics({d.code for d in self.table.departments()})
-            self.relay = OutboxRelay(
-                pool=pool, schema=SCHEMA, bootstrap=self.settings.kafka_bootstrap, service=SERVICE
-            )
+            if self.settings.classify_workers > 0:
+                offload = OffloadedClassifier(
+                    self.settings.classifier, workers=self.settings.classify_workers, local=self.classifier
+                )
+                await offload.warm_up()
+                self._offload = offload
+            if self.settings.relay_process:
+                self.relay = RelayProcess(
+                    dsn=self.settings.pg_dsn, schema=SCHEMA, bootstrap=self.settings.kafka_bootstrap,
+                    service=SERVICE, log_level=self.settings.log_level,
+                )
+            else:
+                self.relay = OutboxRelay(
+                    pool=pool, schema=SCHEMA, bootstrap=self.settings.kafka_bootstrap, service=SERVICE
+                )
             asyncio.get_running_loop().create_task(self.relay.run())
             self._processor = BatchProcessor(
                 pool=pool,
@@ -171,13 +186,24 @@ class Router:
             self.pool = pool
 
     async def process(self, messages: list[RawMessage]) -> BatchResult:
+        return await self.apply(await self.prepare(messages))
+
+    async def prepare(self, messages: list[RawMessage]) -> Prepared:
+        """Decode and classify a batch (the CPU part; the pipelined agent overlaps it with
+        the previous batch's transaction)."""
         await self.start()
+        assert self._processor is not None
+        return await self._processor.prepare(messages)
+
+    async def apply(self, prepared: Prepared) -> BatchResult:
+        """Route a prepared batch in one transaction."""
         self.maybe_reload()
         assert self._processor is not None
         try:
-            return await self._processor.process(messages)
+            return await self._processor.apply(prepared)
         finally:
-            self._predictions.clear()
+            for _, event, _ in prepared.decoded:
+                self._predictions.pop(getattr(event, "event_id", None), None)
 
     def maybe_reload(self) -> None:
         now = time.monotonic()
@@ -248,10 +274,17 @@ class Router:
         if not submitted:
             return
         started = time.perf_counter()
-        predictions = self.classifier.predict([(e.title, e.content) for e in submitted])
+        if self._offload is not None:
+            # the repeat signature of a known petitioner's text is pure CPU too: same trip
+            done = await self._offload.predict_with_signatures(
+                [(e.title, e.content, e.petitioner_key is not None) for e in submitted]
+            )
+        else:
+            predictions = self.classifier.predict([(e.title, e.content) for e in submitted])
+            done = [(p, None) for p in predictions]
         metrics.CLASSIFY_SECONDS.observe(time.perf_counter() - started)
-        for event, prediction in zip(submitted, predictions, strict=True):
-            self._predictions[event.event_id] = prediction
+        for event, prepared in zip(submitted, done, strict=True):
+            self._predictions[event.event_id] = prepared
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -274,12 +307,12 @@ class Router:
         }
         earlier = await self._earlier_petitions(conn, [e for e, _ in items])
         threshold = table.triage_threshold if table.triage_threshold is not None else self.settings.triage_threshold
-        plans: list[tuple[PetitionSubmitted, Routing, Area | None, frozenset[int]]] = []
+        plans: list[tuple[PetitionSubmitted, Routing, Area | None, bytes | None]] = []
         for event, _raw in items:
             if event.petition_id in existing:
                 continue  # the same petition under another event id: already routed once
             existing.add(event.petition_id)
-            prediction = self._predictions.get(event.event_id)
+            prediction, packed = self._predictions.get(event.event_id) or (None, None)
             if prediction is None:
                 prediction = self.classifier.predict([(event.title, event.content)])[0]
             text = " ".join(filter(None, [event.title, event.content, event.location.address]))
@@ -289,7 +322,11 @@ class Router:
             sig: frozenset[int] = frozenset()
             match = None
             if event.petitioner_key:  # only a known person can repeat; anonymous ones skip the cost
-                sig = signature(event.title, event.content)
+                if packed is None:
+                    sig = signature(event.title, event.content)
+                    packed = pack(sig)
+                else:
+                    sig = unpack(packed)
                 match = find_original(sig, event.received_at, earlier.get(event.petitioner_key, []))
             category, confidence = prediction.category, prediction.confidence
             repeat_of = match.original.petition_id if match else None
@@ -315,7 +352,7 @@ class Router:
                 received_at=event.received_at, persons=event.persons, jurisdiction_source=source,
                 repeat_of=repeat_of, group_petition=group,
             )
-            plans.append((event, routing, area, sig))
+            plans.append((event, routing, area, packed))
         if not plans:
             return
         # Bulk COPY: the claim above and the existence check make these rows new.
@@ -340,8 +377,8 @@ class Router:
             ],
         )
         index_rows = [
-            (e.petition_id, e.petitioner_key, e.received_at, pack(sig))
-            for e, _, _, sig in plans
+            (e.petition_id, e.petitioner_key, e.received_at, packed)
+            for e, _, _, packed in plans
             if e.petitioner_key
         ]
         if index_rows:
@@ -529,6 +566,7 @@ class Router:
                  r.confidence, area.code if area else None, version)
             )
         await add_to_outbox(conn, SCHEMA, messages)
+        await notify(conn, SCHEMA)  # wakes the relay process at commit
         await conn.copy_records_to_table(
             "decision_log", schema_name=SCHEMA,
             columns=("petition_id", "assignment_no", "department_code", "rule", "category",
@@ -567,6 +605,7 @@ def build_app(settings: Settings) -> Any:
         processor=lambda: router,  # type: ignore[arg-type,return-value]
         batch_size=settings.batch_size,
         within=settings.batch_within_seconds,
+        pipelined=True,
     )
 
     @app.task

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections import defaultdict
@@ -17,6 +18,26 @@ from tests.integration.conftest import Stack, consume_all, parse, petition, wait
 pytestmark = pytest.mark.integration
 
 TOTAL = 150
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def _children(parent: int) -> set[int]:
+    return {int(d) for d in os.listdir("/proc") if d.isdigit() and _ppid(int(d)) == parent}
 
 
 def test_router_sigkill_loses_and_duplicates_nothing(stack: Stack) -> None:
@@ -36,8 +57,14 @@ def test_router_sigkill_loses_and_duplicates_nothing(stack: Stack) -> None:
     poster = threading.Thread(target=post_all)
     poster.start()
     wait_for(lambda: len(accepted) >= TOTAL // 3, timeout=30, interval=0.02)
+    router_pid = stack.procs["router"].pid
+    assert router_pid is not None
+    # the classifier worker and the outbox relay run in child processes
+    helpers = wait_for(lambda: len(c := _children(router_pid)) >= 2 and c, timeout=30)
     stack.kill("router")
-    time.sleep(1.0)
+    # SIGKILL gives the router no chance to stop them: they must leave on their own
+    wait_for(lambda: not any(_alive(pid) for pid in helpers), timeout=10)
+    time.sleep(0.5)
     stack.start("router")
     poster.join(timeout=60)
     assert not errors

@@ -1,0 +1,184 @@
+"""The outbox relay in a child process, for a service whose event loop is its bottleneck.
+
+The relay (:class:`shared.outbox.OutboxRelay`) reads committed outbox rows back from
+PostgreSQL, groups them by partition and produces them: CPU work that, in the service's own
+event loop, competes with consuming and applying. :class:`RelayProcess` runs the same relay
+in a spawned child on the other core. Nothing about delivery changes: rows are published in
+commit order, at least once, from the table (the child holds no state a crash could lose).
+
+Wake-ups: the service's transaction calls :func:`notify` (``pg_notify``, delivered at
+commit), the child LISTENs and publishes at once; it also polls every 0.1 s, so a missed
+notification costs latency, never a row. The parent keeps the relay's metrics in its own
+registry (``/metrics`` is served there): the child reports its totals once a second over a
+pipe, as JSON. A child that dies is restarted with back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+import asyncpg
+
+from shared import metrics
+from shared.children import SPAWN, exit_with_parent
+
+log = logging.getLogger(__name__)
+
+REPORT_SECONDS = 1.0
+
+
+def channel_for(schema: str) -> str:
+    return f"outbox_{schema}"
+
+
+async def notify(conn: asyncpg.Connection, schema: str) -> None:
+    """Wake the schema's relay process when the caller's transaction commits."""
+    await conn.execute("SELECT pg_notify($1, '')", channel_for(schema))
+
+
+def _child_main(dsn: str, schema: str, bootstrap: str, service: str, log_level: str,
+                writer: Connection, parent: int) -> None:
+    exit_with_parent(parent)
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(_child(dsn, schema, bootstrap, service, writer))
+
+
+async def _child(dsn: str, schema: str, bootstrap: str, service: str, writer: Connection) -> None:
+    from shared.db import create_pool
+    from shared.outbox import OutboxRelay
+
+    pool = await create_pool(dsn, min_size=1, max_size=2)
+    relay = OutboxRelay(pool=pool, schema=schema, bootstrap=bootstrap, service=service)
+    listener: asyncpg.Connection | None = None
+
+    async def listen() -> None:
+        nonlocal listener
+        if listener is None or listener.is_closed():
+            listener = await asyncpg.connect(dsn)
+            await listener.add_listener(channel_for(schema), lambda *_: relay.kick())
+
+    async def report() -> None:
+        while True:
+            try:
+                await listen()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("relay %s: cannot LISTEN (%r); polling only", schema, exc)
+            kafka = await relay.kafka_reachable(timeout=2.0) if relay.connected else False
+            body = {"published": relay.published_total, "errors": relay.errors_total,
+                    "backlog": relay.backlog, "kafka": kafka}
+            writer.send_bytes(json.dumps(body).encode())
+            await asyncio.sleep(REPORT_SECONDS)
+
+    reporter = asyncio.get_running_loop().create_task(report())
+    try:
+        await relay.run()
+    finally:
+        reporter.cancel()
+        if listener is not None:
+            await listener.close()
+        await pool.close()
+
+
+class RelayProcess:
+    """Runs and supervises the relay child; the parent-side face of the relay (metrics,
+    readiness). Start with :meth:`run` as a task of the service's event loop."""
+
+    def __init__(self, *, dsn: str, schema: str, bootstrap: str, service: str,
+                 log_level: str = "INFO") -> None:
+        self._args = (dsn, schema, bootstrap, service, log_level)
+        self._service = service
+        self._process: Any = None
+        self._reader: Connection | None = None
+        self._seen = {"published": 0, "errors": 0}
+        self._kafka = False
+        self._last_report = 0.0
+        self.restarts = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._kafka and time.monotonic() - self._last_report < 5 * REPORT_SECONDS
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def kick(self) -> None:
+        """Nothing to do: the transaction's NOTIFY wakes the child."""
+
+    async def kafka_reachable(self, timeout: float = 3.0) -> bool:
+        return self.connected
+
+    def _start(self) -> None:
+        reader, writer = SPAWN.Pipe(duplex=False)
+        process = SPAWN.Process(target=_child_main, args=(*self._args, writer, os.getpid()),
+                                name=f"outbox-relay-{self._args[1]}", daemon=True)
+        process.start()
+        writer.close()
+        self._process, self._reader = process, reader
+        self._seen = {"published": 0, "errors": 0}  # a new child counts from zero
+        asyncio.get_running_loop().add_reader(reader.fileno(), self._on_report)
+
+    def _on_report(self) -> None:
+        reader = self._reader
+        assert reader is not None
+        try:
+            while reader.poll():
+                body = json.loads(reader.recv_bytes())
+                for key, counter in (("published", metrics.OUTBOX_PUBLISHED),
+                                     ("errors", metrics.OUTBOX_PUBLISH_ERRORS)):
+                    delta = int(body[key]) - self._seen[key]
+                    if delta > 0:
+                        counter.labels(self._service).inc(delta)
+                    self._seen[key] = int(body[key])
+                metrics.OUTBOX_BACKLOG.labels(self._service).set(int(body["backlog"]))
+                self._kafka = bool(body["kafka"])
+                self._last_report = time.monotonic()
+        except (EOFError, OSError, ValueError, KeyError):
+            self._close_reader()  # the child is gone (or sent garbage): run() restarts it
+
+    def _close_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(reader.fileno())
+            reader.close()
+
+    async def run(self) -> None:
+        """Start the child; restart it with back-off whenever it exits."""
+        backoff = 0.5
+        try:
+            while True:
+                self._start()
+                started = time.monotonic()
+                while self._process.is_alive():
+                    await asyncio.sleep(0.5)
+                code = self._process.exitcode
+                self._close_reader()
+                self._kafka = False
+                self.restarts += 1
+                metrics.OUTBOX_PUBLISH_ERRORS.labels(self._service).inc()
+                if time.monotonic() - started > 60:
+                    backoff = 0.5
+                # SIGTERM: the service's process group is being stopped (the parent follows)
+                log.log(logging.WARNING if code == -signal.SIGTERM else logging.ERROR,
+                        "outbox relay process (%s) exited with %s; restarting in %.1fs",
+                        self._args[1], code, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self._close_reader()
+        process, self._process = self._process, None
+        if process is not None and process.is_alive():
+            process.terminate()
+            process.join(5)
