@@ -3,7 +3,9 @@
 A row is written in the same transaction as the state change that produced it, so a
 committed change is always published eventually (at least once; consumers drop repeats by
 event id). One relay per service schema publishes at a time (an advisory lock), which keeps
-the commit order of rows and so the per-petition order of events.
+the commit order of rows and so the per-petition order of events. A published row is
+deleted in the transaction that read it (Kafka keeps the record; an UPDATE would rewrite
+every row, payload included).
 """
 
 from __future__ import annotations
@@ -217,7 +219,7 @@ class OutboxRelay:
                 ]
             )
             await conn.execute(
-                f'UPDATE "{schema}".outbox SET published_at = now() WHERE id = ANY($1::bigint[])',
+                f'DELETE FROM "{schema}".outbox WHERE id = ANY($1::bigint[])',
                 [row["id"] for row in rows],
             )
         metrics.OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
@@ -225,7 +227,8 @@ class OutboxRelay:
         return len(rows)
 
     async def prune(self, keep_seconds: float = 3600.0) -> None:
-        """Delete rows published more than `keep_seconds` ago (they are on Kafka now)."""
+        """Delete rows marked published more than `keep_seconds` ago (older relays marked
+        rows instead of deleting them), and refresh the backlog gauge."""
         async with self._pool.acquire() as conn:
             await conn.execute(
                 f'DELETE FROM "{self._schema}".outbox WHERE published_at IS NOT NULL'

@@ -9,6 +9,7 @@ neither loses nor duplicates a decision. A batch is classified in one call.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from services.router import metrics
 from services.router.classification.offload import OffloadedClassifier
 from services.router.config import GAZETTEER, ROUTING, load_classifier, load_routing_table
+from services.router.domain.keywords import Prediction
 from services.router.domain.places import Area
 from services.router.domain.repeats import Earlier, find_original, from_bigrams, pack, signature, unpack
 from services.router.domain.routing import Decision, RoutingTable
@@ -81,6 +83,27 @@ class Routing:
     group_petition: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A decision's outbox messages (routed event, department assignment) and its log row."""
+
+    messages: tuple[OutboxMessage, ...]
+    log_row: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A new petition's routing worked out before its transaction, as if it repeated nothing
+    (the one check that needs the database), with the table it used and its events encoded."""
+
+    table: RoutingTable
+    routing: Routing
+    area: Area | None
+    accused: tuple[str, ...]
+    packed: bytes | None  # the repeat signature, for a known petitioner
+    encoded: Encoded
+
+
 class TableSource:
     """The routing table in force, re-read when its files change; a broken file is rejected."""
 
@@ -132,7 +155,7 @@ class Router:
         self._known_topics: set[str] = set()
         self._start_lock = asyncio.Lock()
         self._processor: BatchProcessor | None = None
-        self._predictions: dict[Any, Any] = {}
+        self._plans: dict[Any, Planned] = {}  # event id -> plan, from prepare to apply
         self._next_reload_check = 0.0
         self._admin: AIOKafkaAdminClient | None = None
         self._offload: OffloadedClassifier | None = None
@@ -203,7 +226,7 @@ class Router:
             return await self._processor.apply(prepared)
         finally:
             for _, event, _ in prepared.decoded:
-                self._predictions.pop(getattr(event, "event_id", None), None)
+                self._plans.pop(getattr(event, "event_id", None), None)
 
     def maybe_reload(self) -> None:
         now = time.monotonic()
@@ -269,7 +292,10 @@ class Router:
     # --- classification -------------------------------------------------------------------
 
     async def classify_batch(self, events: list[Any]) -> None:
-        """Classify every new petition of a batch in one call (the model is vectorised)."""
+        """Classify every new petition of a batch in one call (the model is vectorised), then
+        work out each one's routing and encode its events: all of it needs no database, so it
+        runs while the previous batch's transaction does. Only the repeat check is left to
+        the transaction."""
         submitted = [e for e in events if isinstance(e, PetitionSubmitted)]
         if not submitted:
             return
@@ -283,8 +309,31 @@ class Router:
             predictions = self.classifier.predict([(e.title, e.content) for e in submitted])
             done = [(p, None) for p in predictions]
         metrics.CLASSIFY_SECONDS.observe(time.perf_counter() - started)
-        for event, prepared in zip(submitted, done, strict=True):
-            self._predictions[event.event_id] = prepared
+        table = self.table
+        for event, (prediction, packed) in zip(submitted, done, strict=True):
+            self._plans[event.event_id] = self._plan(event, prediction, packed, table)
+
+    def _plan(self, event: PetitionSubmitted, prediction: Any, packed: bytes | None, table: RoutingTable) -> Planned:
+        """The routing of a new petition as if it repeats nothing, with its events encoded."""
+        threshold = table.triage_threshold if table.triage_threshold is not None else self.settings.triage_threshold
+        text = " ".join(filter(None, [event.title, event.content, event.location.address]))
+        area, source = table.gazetteer.resolve(event.location.admin_code, text)
+        group = event.persons >= GROUP_PETITION_PERSONS
+        accused = table.accused_units(text, area) if event.kind is Kind.ACCUSATION else ()
+        category, confidence = prediction.category, prediction.confidence
+        if category is None or confidence < threshold:
+            decision = Decision(table.triage, f"triage:low-confidence:{confidence:.2f}<{threshold:.2f}", area, accused)
+        else:
+            decision = table.decide(category, area, text=text, accused=accused)
+        routing = Routing(
+            decision=decision, assignment_no=1, category=category, confidence=confidence,
+            reason="initial", excluded=(), priority=Priority.HIGH if group else Priority.NORMAL,
+            kind=event.kind, channel=event.channel, tracking_code=event.tracking_code,
+            title=event.title, content=event.content, location=event.location,
+            received_at=event.received_at, persons=event.persons, jurisdiction_source=source,
+            repeat_of=None, group_petition=group,
+        )
+        return Planned(table, routing, area, accused, packed, self._encode(event, routing, utcnow(), table.version))
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -306,20 +355,19 @@ class Router:
             )
         }
         earlier = await self._earlier_petitions(conn, [e for e, _ in items])
-        threshold = table.triage_threshold if table.triage_threshold is not None else self.settings.triage_threshold
-        plans: list[tuple[PetitionSubmitted, Routing, Area | None, bytes | None]] = []
+        plans: list[tuple[PetitionSubmitted, Routing, Area | None, bytes | None, Encoded]] = []
         for event, _raw in items:
             if event.petition_id in existing:
                 continue  # the same petition under another event id: already routed once
             existing.add(event.petition_id)
-            prediction, packed = self._predictions.get(event.event_id) or (None, None)
-            if prediction is None:
-                prediction = self.classifier.predict([(event.title, event.content)])[0]
-            text = " ".join(filter(None, [event.title, event.content, event.location.address]))
-            area, source = table.gazetteer.resolve(event.location.admin_code, text)
-            group = event.persons >= GROUP_PETITION_PERSONS
-            accused = table.accused_units(text, area) if event.kind is Kind.ACCUSATION else ()
-            sig: frozenset[int] = frozenset()
+            plan = self._plans.get(event.event_id)
+            if plan is None or plan.table is not table:  # not prepared, or the table changed since
+                if plan is None:
+                    packed, prediction = None, self.classifier.predict([(event.title, event.content)])[0]
+                else:
+                    packed, prediction = plan.packed, Prediction(plan.routing.category, plan.routing.confidence)
+                plan = self._plan(event, prediction, packed, table)
+            routing, encoded, packed = plan.routing, plan.encoded, plan.packed
             match = None
             if event.petitioner_key:  # only a known person can repeat; anonymous ones skip the cost
                 if packed is None:
@@ -328,31 +376,19 @@ class Router:
                 else:
                     sig = unpack(packed)
                 match = find_original(sig, event.received_at, earlier.get(event.petitioner_key, []))
-            category, confidence = prediction.category, prediction.confidence
-            repeat_of = match.original.petition_id if match else None
-            if match is not None and match.original.department_code not in accused:
+            if match is not None and match.original.department_code not in plan.accused:
+                repeat_of = match.original.petition_id
                 dept = table.department(match.original.department_code) or table.triage
-                decision = Decision(dept, f"repeat-of:{repeat_of}", area, accused)
-            elif category is None or confidence < threshold:
-                decision = Decision(
-                    table.triage, f"triage:low-confidence:{confidence:.2f}<{threshold:.2f}", area, accused
+                routing = dataclasses.replace(
+                    routing, decision=Decision(dept, f"repeat-of:{repeat_of}", plan.area, plan.accused),
+                    reason="repeat", repeat_of=repeat_of,
                 )
-            else:
-                decision = table.decide(category, area, text=text, accused=accused)
+                encoded = self._encode(event, routing, utcnow(), table.version)
             if event.petitioner_key and match is None:
                 earlier.setdefault(event.petitioner_key, []).append(
-                    Earlier(event.petition_id, event.received_at, sig, decision.department.code)
+                    Earlier(event.petition_id, event.received_at, sig, routing.decision.department.code)
                 )
-            routing = Routing(
-                decision=decision, assignment_no=1, category=category, confidence=confidence,
-                reason="repeat" if match else "initial", excluded=(),
-                priority=Priority.HIGH if group else Priority.NORMAL,
-                kind=event.kind, channel=event.channel, tracking_code=event.tracking_code,
-                title=event.title, content=event.content, location=event.location,
-                received_at=event.received_at, persons=event.persons, jurisdiction_source=source,
-                repeat_of=repeat_of, group_petition=group,
-            )
-            plans.append((event, routing, area, packed))
+            plans.append((event, routing, plan.area, packed, encoded))
         if not plans:
             return
         # Bulk COPY: the claim above and the existence check make these rows new.
@@ -373,12 +409,12 @@ class Router:
                     e.petitioner_key, e.persons, e.title, e.content, e.location.model_dump(),
                     e.received_at, list(r.decision.accused), r.repeat_of, r.group_petition,
                 )
-                for e, r, area, _ in plans
+                for e, r, area, _, _ in plans
             ],
         )
         index_rows = [
             (e.petition_id, e.petitioner_key, e.received_at, packed)
-            for e, _, _, packed in plans
+            for e, _, _, packed, _ in plans
             if e.petitioner_key
         ]
         if index_rows:
@@ -386,12 +422,12 @@ class Router:
                 "petition_index", schema_name=SCHEMA,
                 columns=("petition_id", "petitioner_key", "received_at", "bigrams"), records=index_rows,
             )
-        await self._publish_many(conn, [(e, r) for e, r, _, _ in plans], result)
+        await self._write_outputs(conn, [(r, enc) for _, r, _, _, enc in plans], result)
         now = utcnow()
-        lags = [max((now - e.occurred_at).total_seconds(), 0.0) for e, _, _, _ in plans]
-        repeats = sum(1 for _, r, _, _ in plans if r.repeat_of)
-        groups = sum(1 for _, r, _, _ in plans if r.group_petition)
-        raised = sum(1 for _, r, _, _ in plans if r.decision.rule.startswith("accusation:"))
+        lags = [max((now - e.occurred_at).total_seconds(), 0.0) for e, *_ in plans]
+        repeats = sum(1 for _, r, *_ in plans if r.repeat_of)
+        groups = sum(1 for _, r, *_ in plans if r.group_petition)
+        raised = sum(1 for _, r, *_ in plans if r.decision.rule.startswith("accusation:"))
 
         def observe() -> None:
             for lag in lags:
@@ -505,78 +541,85 @@ class Router:
     async def _publish_many(
         self, conn: asyncpg.Connection, decided: list[tuple[Any, Routing]], result: BatchResult
     ) -> None:
-        """Write each decision's events to the outbox and the decision log (bulk)."""
-        await self.ensure_department_topics({r.decision.department.code for _, r in decided})
-        now = utcnow()
-        version = self.table.version
-        messages: list[OutboxMessage] = []
-        log_rows = []
-        for cause, r in decided:
-            dept = r.decision.department
-            area = r.decision.jurisdiction
-            routed = PetitionRouted(
-                event_id=derived_event_id(cause.event_id, f"routed:{r.assignment_no}"),
-                occurred_at=now,
-                petition_id=cause.petition_id,
-                causation_id=cause.event_id,
-                assignment_no=r.assignment_no,
-                category=r.category,
-                confidence=r.confidence,
-                department_code=dept.code,
-                department_name=dept.name,
-                jurisdiction=Jurisdiction(code=area.code, name=area.name, level=area.level) if area else None,
-                rule=r.decision.rule,
-                reason=r.reason,
-                excluded_departments=r.excluded,
-                priority=r.priority,
-                kind=r.kind,
-                channel=r.channel,
-                received_at=r.received_at,
-                jurisdiction_source=r.jurisdiction_source,
-                repeat_of=r.repeat_of,
-                group_petition=r.group_petition,
-                accused_departments=r.decision.accused,
-                table_version=version,
-            )
-            assignment = DepartmentAssignment(
-                event_id=derived_event_id(cause.event_id, f"assignment:{r.assignment_no}"),
-                occurred_at=now,
-                petition_id=cause.petition_id,
-                causation_id=cause.event_id,
-                tracking_code=r.tracking_code,
-                assignment_no=r.assignment_no,
-                department_code=dept.code,
-                category=r.category,
-                title=r.title,
-                content=r.content,
-                location=r.location,
-                priority=r.priority,
-                kind=r.kind,
-                rule=r.decision.rule,
-                received_at=r.received_at,
-                repeat_of=r.repeat_of,
-                group_petition=r.group_petition,
-                persons=r.persons,
-            )
-            key = key_for(cause.petition_id)
-            messages.append(OutboxMessage(topics.PETITION_ROUTED, key, encode_event(routed)))
-            messages.append(OutboxMessage(topics.department_topic(dept.code), key, encode_event(assignment)))
-            log_rows.append(
-                (cause.petition_id, r.assignment_no, dept.code, r.decision.rule, r.category,
-                 r.confidence, area.code if area else None, version)
-            )
-        await add_to_outbox(conn, SCHEMA, messages)
+        """Encode and write each decision's events (a reassignment's path)."""
+        now, version = utcnow(), self.table.version
+        await self._write_outputs(conn, [(r, self._encode(cause, r, now, version)) for cause, r in decided], result)
+
+    def _encode(self, cause: Any, r: Routing, now: Any, version: str) -> Encoded:
+        """The routed event and the department's assignment of one decision, encoded."""
+        dept = r.decision.department
+        area = r.decision.jurisdiction
+        routed = PetitionRouted(
+            event_id=derived_event_id(cause.event_id, f"routed:{r.assignment_no}"),
+            occurred_at=now,
+            petition_id=cause.petition_id,
+            causation_id=cause.event_id,
+            assignment_no=r.assignment_no,
+            category=r.category,
+            confidence=r.confidence,
+            department_code=dept.code,
+            department_name=dept.name,
+            jurisdiction=Jurisdiction(code=area.code, name=area.name, level=area.level) if area else None,
+            rule=r.decision.rule,
+            reason=r.reason,
+            excluded_departments=r.excluded,
+            priority=r.priority,
+            kind=r.kind,
+            channel=r.channel,
+            received_at=r.received_at,
+            jurisdiction_source=r.jurisdiction_source,
+            repeat_of=r.repeat_of,
+            group_petition=r.group_petition,
+            accused_departments=r.decision.accused,
+            table_version=version,
+        )
+        assignment = DepartmentAssignment(
+            event_id=derived_event_id(cause.event_id, f"assignment:{r.assignment_no}"),
+            occurred_at=now,
+            petition_id=cause.petition_id,
+            causation_id=cause.event_id,
+            tracking_code=r.tracking_code,
+            assignment_no=r.assignment_no,
+            department_code=dept.code,
+            category=r.category,
+            title=r.title,
+            content=r.content,
+            location=r.location,
+            priority=r.priority,
+            kind=r.kind,
+            rule=r.decision.rule,
+            received_at=r.received_at,
+            repeat_of=r.repeat_of,
+            group_petition=r.group_petition,
+            persons=r.persons,
+        )
+        key = key_for(cause.petition_id)
+        return Encoded(
+            (
+                OutboxMessage(topics.PETITION_ROUTED, key, encode_event(routed)),
+                OutboxMessage(topics.department_topic(dept.code), key, encode_event(assignment)),
+            ),
+            (cause.petition_id, r.assignment_no, dept.code, r.decision.rule, r.category,
+             r.confidence, area.code if area else None, version),
+        )
+
+    async def _write_outputs(
+        self, conn: asyncpg.Connection, decided: list[tuple[Routing, Encoded]], result: BatchResult
+    ) -> None:
+        """Write the decisions' events to the outbox and the decision log (bulk)."""
+        await self.ensure_department_topics({r.decision.department.code for r, _ in decided})
+        await add_to_outbox(conn, SCHEMA, [m for _, enc in decided for m in enc.messages])
         await notify(conn, SCHEMA)  # wakes the relay process at commit
         await conn.copy_records_to_table(
             "decision_log", schema_name=SCHEMA,
             columns=("petition_id", "assignment_no", "department_code", "rule", "category",
                      "confidence", "jurisdiction_code", "table_version"),
-            records=log_rows,
+            records=[enc.log_row for _, enc in decided],
         )
         triage = self.table.triage.code
         counts: dict[tuple[str, str], int] = {}
         triaged: dict[str, int] = {}
-        for _, r in decided:
+        for r, _ in decided:
             k = (r.category or "unclassified", r.decision.department.code)
             counts[k] = counts.get(k, 0) + 1
             if r.decision.department.code == triage:
