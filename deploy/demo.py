@@ -3,8 +3,8 @@
 
 It plays the operators and the departments at once, so every dashboard has something to show:
 
-* petitions on every channel, some with a kind, some group petitions (集体访), and some
-  entered late with an earlier ``received_at`` (letters and visits keyed in days after they
+* petitions on every channel, some with a kind, some group petitions (集体访), a few blank
+  ones an operator sent by mistake (rejected with 422), and some entered late with an earlier ``received_at`` (letters and visits keyed in days after they
   came in: their deadlines are already close or past, so warnings and breaches happen now);
 * department actions on what was routed to them: ``accept`` (签收), ``resolve`` (办结) and
   ``return`` (退单, with a reason), using the department ``GET /v1/petitions/{id}`` shows;
@@ -176,6 +176,8 @@ class Demo:
             # keyed in late: received days ago, so its deadlines are near or past already
             days = self.rng.choice((3, 8, 20, 40, 70))
             body["received_at"] = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat()
+        if self.rng.random() < 0.03:
+            body["content"] = "  "  # an operator sends a blank form: 422, and the rejections panel shows it
         r = self.client.post("/v1/petitions", json=body, headers={"Idempotency-Key": f"demo-{uuid.uuid4()}"})
         if r.status_code == 202:
             self.tally["submitted"] += 1

@@ -112,6 +112,7 @@ def demo_load(stack: Stack, prometheus: str) -> str:
 
 def test_every_dashboard_panel_returns_data_after_a_demo(prometheus: str, demo_load: str) -> None:
     assert "action:accept" in demo_load and "action:return" in demo_load
+    assert "submit:http_422" in demo_load  # the blank forms the rejections panel needs
     loaded = _get(f"{prometheus}/api/v1/rules")["data"]["groups"]
     assert {g["name"] for g in loaded} >= {"petition-platform"}
     empty = check_panels.wait_for_data(prometheus, wait=60)
