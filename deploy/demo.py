@@ -159,6 +159,7 @@ class Demo:
     texts: list[tuple[str, str]]
     backdated_share: float
     tally: Counter[str] = field(default_factory=Counter)
+    attempts: int = 0
     open: list[Tracked] = field(default_factory=list)
 
     def submit(self, now: float) -> None:
@@ -176,8 +177,9 @@ class Demo:
             # keyed in late: received days ago, so its deadlines are near or past already
             days = self.rng.choice((3, 8, 20, 40, 70))
             body["received_at"] = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat()
-        if self.rng.random() < 0.03:
-            body["content"] = "  "  # an operator sends a blank form: 422, and the rejections panel shows it
+        self.attempts += 1
+        if self.attempts % 25 == 3:  # the 3rd, 28th, ... form goes out blank by mistake: a 422
+            body["content"] = "  "
         r = self.client.post("/v1/petitions", json=body, headers={"Idempotency-Key": f"demo-{uuid.uuid4()}"})
         if r.status_code == 202:
             self.tally["submitted"] += 1
