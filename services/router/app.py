@@ -549,48 +549,33 @@ class Router:
         """The routed event and the department's assignment of one decision, encoded."""
         dept = r.decision.department
         area = r.decision.jurisdiction
+        # what both events say alike: the envelope and the decision's common facts
+        common: dict[str, Any] = {
+            "occurred_at": now, "petition_id": cause.petition_id, "causation_id": cause.event_id,
+            "assignment_no": r.assignment_no, "category": r.category, "department_code": dept.code,
+            "rule": r.decision.rule, "priority": r.priority, "kind": r.kind, "received_at": r.received_at,
+            "repeat_of": r.repeat_of, "group_petition": r.group_petition,
+        }
         routed = PetitionRouted(
             event_id=derived_event_id(cause.event_id, f"routed:{r.assignment_no}"),
-            occurred_at=now,
-            petition_id=cause.petition_id,
-            causation_id=cause.event_id,
-            assignment_no=r.assignment_no,
-            category=r.category,
+            **common,
             confidence=r.confidence,
-            department_code=dept.code,
             department_name=dept.name,
             jurisdiction=Jurisdiction(code=area.code, name=area.name, level=area.level) if area else None,
-            rule=r.decision.rule,
             reason=r.reason,
             excluded_departments=r.excluded,
-            priority=r.priority,
-            kind=r.kind,
             channel=r.channel,
-            received_at=r.received_at,
             jurisdiction_source=r.jurisdiction_source,
-            repeat_of=r.repeat_of,
-            group_petition=r.group_petition,
             accused_departments=r.decision.accused,
             table_version=version,
         )
         assignment = DepartmentAssignment(
             event_id=derived_event_id(cause.event_id, f"assignment:{r.assignment_no}"),
-            occurred_at=now,
-            petition_id=cause.petition_id,
-            causation_id=cause.event_id,
+            **common,
             tracking_code=r.tracking_code,
-            assignment_no=r.assignment_no,
-            department_code=dept.code,
-            category=r.category,
             title=r.title,
             content=r.content,
             location=r.location,
-            priority=r.priority,
-            kind=r.kind,
-            rule=r.decision.rule,
-            received_at=r.received_at,
-            repeat_of=r.repeat_of,
-            group_petition=r.group_petition,
             persons=r.persons,
         )
         key = key_for(cause.petition_id)
