@@ -131,6 +131,26 @@ def test_text_normalisation_and_keys() -> None:
         term_key("ax", ids)
 
 
+def test_direct_lookup_scores_exactly_as_hashing(clf: CategoryClassifier) -> None:
+    """The pair tables (1-3-grams read by character ids) are only a faster way to find the
+    same vocabulary terms: forcing every view back onto hashing changes no probability."""
+    assert all(v.pairs is not None for v in clf._views)
+    hashing = CategoryClassifier.load()
+    for view in hashing._views:
+        object.__setattr__(view, "pairs", None)
+    items = [(t, c) for _, t, c in OBVIOUS] + [
+        ("", ""), ("）", "短"), ("a", ""), ("A3区", "K8县 2019年 ＡＢ ab"), ("电梯", "电梯电梯电梯坏了"),
+    ]
+    np.testing.assert_array_equal(clf.predict_proba(items), hashing.predict_proba(items))
+
+
+@pytest.mark.parametrize("item", [("", ""), ("）", ""), ("a", ""), ("", "b"), ("一", "二")])
+def test_a_lone_very_short_text_is_classified(clf: CategoryClassifier, item: tuple[str, str]) -> None:
+    # a batch whose texts are all shorter than a view's shortest n-gram has no terms at all
+    (p,) = clf.predict([item])
+    assert p.category in clf.categories and 0.0 < p.confidence <= 1.0
+
+
 @pytest.mark.parametrize("n_keys", [0, 1, 7, 5000])
 def test_key_index_finds_exactly_the_vocabulary_terms(n_keys: int) -> None:
     rng = np.random.default_rng(n_keys)

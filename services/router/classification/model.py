@@ -151,11 +151,27 @@ class _Field:
     def tfidf(self, keys: np.ndarray, owner: np.ndarray, n_docs: int) -> sp.csr_matrix:
         """L2-normalised sublinear tf-idf rows from the term keys of a batch (``owner``: the
         document of each key, in any order)."""
-        n_feat = len(self.keys)
         pos = self.index.lookup(keys)
         hit = pos >= 0
-        code = owner[hit] * n_feat + pos[hit]
-        code, counts = np.unique(code, return_counts=True)
+        return self.rows(pos[hit], owner[hit], n_docs)
+
+    def rows(self, cols: np.ndarray, owner: np.ndarray, n_docs: int) -> sp.csr_matrix:
+        """The same rows from the vocabulary positions of a batch's terms (all known)."""
+        n_feat = len(self.keys)
+        # one code per (document, term); sorting them groups each document's repeats
+        dtype = np.int64 if n_docs * n_feat >= 1 << 31 else np.int32
+        code = owner.astype(dtype) * n_feat + cols.astype(dtype, copy=False)
+        code.sort()
+        if code.size:
+            first = np.empty(code.size, dtype=bool)
+            first[0] = True
+            np.not_equal(code[1:], code[:-1], out=first[1:])
+            starts = np.flatnonzero(first)
+            counts = np.diff(starts, append=code.size)
+            code = code[starts].astype(np.int64)
+        else:
+            counts = np.zeros(0, dtype=np.int64)
+            code = code.astype(np.int64)
         rows = code // n_feat
         cols = code - rows * n_feat
         vals = (1.0 + np.log(counts)) * self.idf[cols]
@@ -163,6 +179,85 @@ class _Field:
         vals /= norms[rows]
         indptr = np.searchsorted(rows, np.arange(n_docs + 1, dtype=np.int64))
         return sp.csr_matrix((vals, cols, indptr), shape=(n_docs, n_feat))
+
+
+#: Largest pair table (entries) a view builds for direct lookup; past it, hashing.
+MAX_PAIR_TABLE = 1 << 24
+
+
+class _PairTable:
+    """Direct lookup of a view's 1-3-character terms by their characters' ids, for both
+    fields at once: every term of a text gets its number in the union of the fields'
+    vocabularies, and each field maps those numbers to its own positions.
+
+    1-grams are read from a table indexed by id, 2-grams from one indexed by the id pair
+    (for ~2,600 characters, ~27 MB of int32): one gather each, instead of hashing every
+    n-gram and probing. A 3-gram is only looked up (hashed, in :class:`KeyIndex`) when its
+    first two characters begin some vocabulary 3-gram, a small share of the positions.
+    """
+
+    def __init__(self, n_ids: int, fields: Sequence[_Field]) -> None:
+        self.n_ids = n_ids
+        union = np.unique(np.concatenate([f.keys for f in fields]))
+        first = (union >> (_ID_BITS * (MAX_TERM - 1))) & MAX_CHARS
+        second = (union >> (_ID_BITS * (MAX_TERM - 2))) & MAX_CHARS
+        length = union >> 60
+        number = np.arange(len(union), dtype=np.int32)
+        one, two, three = length == 1, length == 2, length == 3
+        self.single = np.full(n_ids, -1, dtype=np.int32) if one.any() else None
+        if self.single is not None:
+            self.single[first[one]] = number[one]
+        self.pair = np.full(n_ids * n_ids, -1, dtype=np.int32)
+        self.pair[first[two] * n_ids + second[two]] = number[two]
+        self.prefix = None
+        if three.any():
+            self.prefix = np.zeros(n_ids * n_ids, dtype=bool)
+            self.prefix[first[three] * n_ids + second[three]] = True
+            self.triples = KeyIndex(union[three])
+            self.triple_number = number[three]
+        # a field's vocabulary is sorted, so searchsorted finds each union term in it
+        self.to_field = []
+        for f in fields:
+            at = np.minimum(np.searchsorted(f.keys, union), max(len(f.keys) - 1, 0))
+            found = f.keys[at] == union if len(f.keys) else np.zeros(len(union), dtype=bool)
+            self.to_field.append(np.where(found, at, -1).astype(np.int32))
+
+    @staticmethod
+    def fits(n_ids: int, ngram: tuple[int, int]) -> bool:
+        return ngram[1] <= 3 and n_ids * n_ids <= MAX_PAIR_TABLE
+
+    def terms(self, ids: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Union term numbers of the n-grams of the texts (``-1``: in no vocabulary) and the
+        document of each."""
+        numbers, owners = [], []
+        if self.single is not None:
+            numbers.append(self.single[ids])
+            owners.append(doc)
+        if ids.size >= 2:
+            pair = ids[:-1] * self.n_ids + ids[1:]
+            two = self.pair[pair]
+            two[doc[:-1] != doc[1:]] = -1  # a pair across two texts is no term
+            numbers.append(two)
+            owners.append(doc[:-1])
+            if self.prefix is not None and ids.size >= 3:
+                at = np.flatnonzero(self.prefix[pair[:-1]] & (ids[2:] > 0) & (doc[:-2] == doc[2:]))
+                keys = (np.int64(3) << 60) | (ids[at].astype(np.int64) << (_ID_BITS * (MAX_TERM - 1)))
+                keys |= ids[at + 1].astype(np.int64) << (_ID_BITS * (MAX_TERM - 2))
+                keys |= ids[at + 2].astype(np.int64) << (_ID_BITS * (MAX_TERM - 3))
+                pos = self.triples.lookup(keys)
+                hit = pos >= 0
+                numbers.append(self.triple_number[pos[hit]])
+                owners.append(doc[at[hit]])
+        if not numbers:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
+        return np.concatenate(numbers), np.concatenate(owners)
+
+    def for_field(self, i: int, numbers: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in field `i`'s vocabulary of the numbered terms it has, with their owners."""
+        known = numbers >= 0
+        cols = self.to_field[i][numbers[known]]
+        hit = cols >= 0
+        return cols[hit], owner[known][hit]
 
 
 @dataclass(frozen=True)
@@ -174,25 +269,35 @@ class _View:
     fields: tuple[_Field, ...]
     intercept: np.ndarray
     char_id: np.ndarray = field(init=False, repr=False, compare=False)
+    pairs: _PairTable | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        table = np.zeros(int(self.chars.max()) + 1 if self.chars.size else 1, dtype=np.int64)
+        table = np.zeros(int(self.chars.max()) + 1 if self.chars.size else 1, dtype=np.int32)
         table[self.chars] = np.arange(1, len(self.chars) + 1)
         object.__setattr__(self, "char_id", table)
+        n_ids = len(self.chars) + 1
+        direct = _PairTable.fits(n_ids, self.ngram)
+        object.__setattr__(self, "pairs", _PairTable(n_ids, self.fields) if direct else None)
+
+    def _ids(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The character id of every position of the joined texts (0: not in the table) and
+        the document of each."""
+        n_docs = len(texts)
+        lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n_docs)
+        joined = "".join(texts)
+        cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+        ids = np.zeros(len(cps), dtype=np.int32)
+        known = cps < len(self.char_id)
+        ids[known] = self.char_id[cps[known]]
+        return ids, np.repeat(np.arange(n_docs, dtype=np.int32), lens)
 
     def terms(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Keys of every n-gram of the (already normalised) texts made of known characters,
         and the document each belongs to."""
-        n_docs = len(texts)
-        lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n_docs)
-        joined = "".join(texts)
-        if not joined:
+        ids32, doc = self._ids(texts)
+        if not ids32.size:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
-        ids = np.zeros(len(cps), dtype=np.int64)
-        known = cps < len(self.char_id)
-        ids[known] = self.char_id[cps[known]]
-        doc = np.repeat(np.arange(n_docs, dtype=np.int64), lens)
+        ids = ids32.astype(np.int64)
         keys, owners = [], []
         lo, hi = self.ngram
         for n in range(lo, hi + 1):
@@ -207,7 +312,17 @@ class _View:
                 key |= part << (_ID_BITS * (MAX_TERM - 1 - j))
             keys.append(key[ok])
             owners.append(doc[:m][ok])
+        if not keys:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return np.concatenate(keys), np.concatenate(owners)
+
+    def _field_rows(self, i: int, texts: Sequence[str]) -> sp.csr_matrix:
+        f = self.fields[i]
+        if self.pairs is None:
+            return f.tfidf(*self.terms(texts), len(texts))
+        ids, doc = self._ids(texts)
+        cols, owner = self.pairs.for_field(i, *self.pairs.terms(ids, doc))
+        return f.rows(cols, owner, len(texts))
 
     def scores(self, columns: Sequence[Sequence[str]]) -> np.ndarray:
         """Scores of texts already through :func:`normalise_plain`, one column per field."""
@@ -215,9 +330,8 @@ class _View:
         k = len(self.intercept)
         scores = np.zeros((n, k))
         sq_norm = np.zeros(n)
-        for f, texts in zip(self.fields, columns, strict=True):
-            keys, owner = self.terms([self.normalise(t) for t in texts] if self.normalise is not _unchanged else texts)
-            x = f.tfidf(keys, owner, n)
+        for i, (f, texts) in enumerate(zip(self.fields, columns, strict=True)):
+            x = self._field_rows(i, [self.normalise(t) for t in texts] if self.normalise is not _unchanged else texts)
             scores += f.weight * (x @ f.coef)
             present = np.diff(x.indptr) > 0
             sq_norm += present * (f.weight * f.weight)
