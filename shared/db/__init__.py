@@ -96,7 +96,17 @@ CREATE TABLE IF NOT EXISTS {schema}.outbox (
     created_at    timestamptz NOT NULL DEFAULT now(),
     published_at  timestamptz
 );
-CREATE INDEX IF NOT EXISTS outbox_pending ON {schema}.outbox (id) WHERE published_at IS NULL;
+-- The relay deletes what it published, so every row is pending and the primary key is the
+-- relay's index; a second one (of the days rows were marked published) costs each write.
+DROP INDEX IF EXISTS {schema}.outbox_pending;
+-- A row lives for milliseconds, until the relay publishes it: compressing large payloads
+-- (pglz, on rows over ~2 kB) would cost twice the CPU of the write and gain nothing.
+DO $$ BEGIN
+    IF (SELECT attstorage FROM pg_attribute
+        WHERE attrelid = '{schema}.outbox'::regclass AND attname = 'value') <> 'e' THEN
+        ALTER TABLE {schema}.outbox ALTER COLUMN value SET STORAGE EXTERNAL;
+    END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS {schema}.processed_event (
     consumer      text        NOT NULL,
     event_id      uuid        NOT NULL,
