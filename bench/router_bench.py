@@ -270,7 +270,7 @@ def main(argv: list[str]) -> int:
                 spy = None
                 if os.environ.get("BENCH_PROFILE") and label.startswith("router"):
                     spy = subprocess.Popen([str(REPO / ".venv/bin/py-spy"), "record", "-r", "200", "-d", "8",
-                                            "-f", "raw", "-o", os.environ["BENCH_PROFILE"], "--pid", str(proc.pid)],
+                                            "-f", "raw", "--subprocesses", "-o", os.environ["BENCH_PROFILE"], "--pid", str(proc.pid)],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 span, rate = _measure(offsets, baseline + warm, n, timeout=300, proc=proc)
                 cpu_used = cpu.describe_window(cpu_before, cpu.snapshot(proc.pid), time.monotonic() - wall_before)
@@ -311,14 +311,14 @@ def main(argv: list[str]) -> int:
             rate = run("router", "routed + department queue, via its outbox", [python, "-m", "services.router"], {})
             ratios.append(rate / base)
             routed_only.append(rate / one)
-            print(f"  router / passthrough = {rate / base:.0%}")
+            print(f"  router / passthrough = {rate / base:.1%}")
         offsets.close()
         ratios.sort()
         print(f"router / passthrough (same outputs: petition.routed + a department queue), median of "
-              f"{len(ratios)} rounds = {ratios[len(ratios) // 2]:.0%} (rounds: "
-              f"{', '.join(f'{x:.0%}' for x in ratios)}; target >= 50%)")
+              f"{len(ratios)} rounds = {ratios[len(ratios) // 2]:.1%} (rounds: "
+              f"{', '.join(f'{x:.1%}' for x in ratios)}; target >= 50%)")
         print(f"router / passthrough-1 (petition.routed only, round 1's) = "
-              f"{', '.join(f'{x:.0%}' for x in routed_only[:1])} (lower bar: half the records)")
+              f"{', '.join(f'{x:.1%}' for x in routed_only[:1])} (lower bar: half the records)")
         print("reproduce: .venv/bin/python -m bench router   (BENCH_ROUTER_N, BENCH_ROUTER_ROUNDS)")
     finally:
         for proc in procs:

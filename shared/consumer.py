@@ -65,6 +65,12 @@ class BatchResult:
     repeats: int = 0
     dead_lettered: int = 0
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    #: (topic, outcome) -> events, counted into the metrics once the batch has committed
+    consumed: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def tally(self, topic: str, outcome: str) -> None:
+        key = (topic, outcome)
+        self.consumed[key] = self.consumed.get(key, 0) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +137,7 @@ class BatchProcessor:
         handlers: dict[str, Handler],
         decode: Callable[[bytes], Any] = parse_event,
         on_committed: Callable[[BatchResult], None] | None = None,
-        prepare: Callable[[list[Any]], Awaitable[None]] | None = None,
+        prepare: Callable[[list[tuple[Any, RawMessage]]], Awaitable[None]] | None = None,
         batch_handlers: dict[str, BatchHandler] | None = None,
         max_attempts: int = 8,
     ) -> None:
@@ -158,7 +164,7 @@ class BatchProcessor:
         decoded = self._decode_all(messages, dead)
         if self._prepare is not None and decoded:
             try:
-                await self._prepare([event for _, event, _ in decoded])
+                await self._prepare([(event, message) for message, event, _ in decoded])
             except Exception:  # noqa: BLE001 - the hook only precomputes; handlers do without it
                 log.exception("%s: prepare hook failed; the handlers compute without it", self._consumer)
         return Prepared(messages, decoded, dead)
@@ -180,6 +186,8 @@ class BatchProcessor:
                 backoff = min(backoff * 2, 10.0)
                 continue
             metrics.BATCH_SECONDS.labels(self._service).observe(time.perf_counter() - started)
+            for (topic, outcome), count in result.consumed.items():
+                metrics.EVENTS_CONSUMED.labels(self._service, topic, outcome).inc(count)
             for callback in result.after_commit:
                 callback()
             if self._on_committed is not None:
@@ -269,7 +277,7 @@ class BatchProcessor:
             for message, event, handler in decoded:
                 if event.event_id not in fresh or event.event_id in seen:
                     result.repeats += 1
-                    metrics.EVENTS_CONSUMED.labels(self._service, message.topic, "repeat").inc()
+                    result.tally(message.topic, "repeat")
                     continue
                 seen.add(event.event_id)
                 event_type = event.event_type
@@ -283,7 +291,7 @@ class BatchProcessor:
                     run_type = ""
                     await handler(conn, event, message, result)
                 result.applied += 1
-                metrics.EVENTS_CONSUMED.labels(self._service, message.topic, "applied").inc()
+                result.tally(message.topic, "applied")
             await flush()
             if dead:
                 await add_to_outbox(conn, self._schema, dead)
@@ -300,7 +308,7 @@ class BatchProcessor:
                     async with conn.transaction():
                         if not await claim_event(conn, self._schema, self._consumer, event.event_id):
                             result.repeats += 1
-                            metrics.EVENTS_CONSUMED.labels(self._service, message.topic, "repeat").inc()
+                            result.tally(message.topic, "repeat")
                             continue
                         await handler(conn, event, message, result)
                 except TRANSIENT_ERRORS:
@@ -313,7 +321,7 @@ class BatchProcessor:
                     self._dead_letter(dead, message, "handler_error", repr(exc))
                     continue
                 result.applied += 1
-                metrics.EVENTS_CONSUMED.labels(self._service, message.topic, "applied").inc()
+                result.tally(message.topic, "applied")
             if dead:
                 await add_to_outbox(conn, self._schema, dead)
         result.dead_lettered = len(dead)

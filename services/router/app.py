@@ -27,25 +27,27 @@ from services.router.domain.keywords import Prediction
 from services.router.domain.places import Area
 from services.router.domain.repeats import Earlier, find_original, from_bigrams, pack, signature, unpack
 from services.router.domain.routing import Decision, RoutingTable
+from services.router.planning import (
+    Encoded,
+    Routing,
+    encode,
+    initial_decision,
+    initial_routing,
+    routing_from_worker,
+)
 from shared import topics
 from shared.consumer import BadInput, BatchProcessor, BatchResult, Prepared, RawMessage
-from shared.db import OutboxMessage, add_to_outbox, create_pool, ensure_common_tables, migrate
+from shared.db import add_to_outbox, create_pool, ensure_common_tables, migrate
 from shared.events import (
     ActionType,
     Channel,
-    DepartmentAssignment,
-    Jurisdiction,
     Kind,
     Location,
     PetitionActionTaken,
-    PetitionRouted,
     PetitionSubmitted,
     Priority,
-    encode_event,
-    key_for,
     utcnow,
 )
-from shared.ids import derived_event_id
 from shared.outbox import OutboxRelay
 from shared.relay_process import RelayProcess, notify
 from shared.settings import Settings
@@ -56,39 +58,6 @@ log = logging.getLogger(__name__)
 SCHEMA = "router"
 SERVICE = "router"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-GROUP_PETITION_PERSONS = 5
-
-
-@dataclass(frozen=True, slots=True)
-class Routing:
-    """Everything the router publishes about one assignment."""
-
-    decision: Decision
-    assignment_no: int
-    category: str | None
-    confidence: float | None
-    reason: str
-    excluded: tuple[str, ...]
-    priority: Priority
-    kind: Kind | None
-    channel: Channel
-    tracking_code: str
-    title: str
-    content: str
-    location: Location
-    received_at: Any
-    persons: int
-    jurisdiction_source: str | None
-    repeat_of: str | None
-    group_petition: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Encoded:
-    """A decision's outbox messages (routed event, department assignment) and its log row."""
-
-    messages: tuple[OutboxMessage, ...]
-    log_row: tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +77,7 @@ class TableSource:
     """The routing table in force, re-read when its files change; a broken file is rejected."""
 
     def __init__(self, routing_path: Path, gazetteer_path: Path) -> None:
-        self._paths = (routing_path, gazetteer_path)
+        self._paths = self.paths = (routing_path, gazetteer_path)
         self._stamp = self._mtimes()
         self.table: RoutingTable = load_routing_table(*self._paths)
         metrics.ROUTING_TABLE_INFO.labels(self.table.version).set(1)
@@ -178,7 +147,8 @@ class Router:
             await self.ensure_department_topics({d.code for d in self.table.departments()})
             if self.settings.classify_workers > 0:
                 offload = OffloadedClassifier(
-                    self.settings.classifier, workers=self.settings.classify_workers, local=self.classifier
+                    self.settings.classifier, workers=self.settings.classify_workers, local=self.classifier,
+                    tables=self.tables.paths,
                 )
                 await offload.warm_up()
                 self._offload = offload
@@ -291,49 +261,47 @@ class Router:
 
     # --- classification -------------------------------------------------------------------
 
-    async def classify_batch(self, events: list[Any]) -> None:
-        """Classify every new petition of a batch in one call (the model is vectorised), then
-        work out each one's routing and encode its events: all of it needs no database, so it
-        runs while the previous batch's transaction does. Only the repeat check is left to
-        the transaction."""
-        submitted = [e for e in events if isinstance(e, PetitionSubmitted)]
+    async def classify_batch(self, items: list[tuple[Any, RawMessage]]) -> None:
+        """Classify every new petition of a batch, work out its routing and encode its events,
+        all in the worker process (the model is vectorised; none of it needs the database),
+        while the previous batch's transaction runs. Only the repeat check is left to the
+        transaction."""
+        submitted = [(e, m) for e, m in items if isinstance(e, PetitionSubmitted)]
         if not submitted:
             return
         started = time.perf_counter()
-        if self._offload is not None:
-            # the repeat signature of a known petitioner's text is pure CPU too: same trip
-            done = await self._offload.predict_with_signatures(
-                [(e.title, e.content, e.petitioner_key is not None) for e in submitted]
-            )
-        else:
-            predictions = self.classifier.predict([(e.title, e.content) for e in submitted])
-            done = [(p, None) for p in predictions]
-        metrics.CLASSIFY_SECONDS.observe(time.perf_counter() - started)
         table = self.table
-        for event, (prediction, packed) in zip(submitted, done, strict=True):
-            self._plans[event.event_id] = self._plan(event, prediction, packed, table)
+        done: list[Any] = [None] * len(submitted)
+        if self._offload is not None:
+            done = await self._offload.plan(
+                [(m.value, e.petitioner_key is not None) for e, m in submitted], table.version, self._threshold(table)
+            )
+        missing = [i for i, d in enumerate(done) if d is None]
+        if missing:  # no worker (or it died): classify here
+            predictions = self.classifier.predict([(submitted[i][0].title, submitted[i][0].content) for i in missing])
+            for i, p in zip(missing, predictions, strict=True):
+                done[i] = (p, None, None)
+        metrics.CLASSIFY_SECONDS.observe(time.perf_counter() - started)
+        for (event, _), (prediction, packed, plan) in zip(submitted, done, strict=True):
+            got = routing_from_worker(event, prediction, plan, table) if plan is not None else None
+            if got is None:
+                self._plans[event.event_id] = self._plan(event, prediction, packed, table)
+            else:
+                routing, encoded = got
+                decision = routing.decision
+                self._plans[event.event_id] = Planned(
+                    table, routing, decision.jurisdiction, decision.accused, packed, encoded
+                )
+
+    def _threshold(self, table: RoutingTable) -> float:
+        return table.triage_threshold if table.triage_threshold is not None else self.settings.triage_threshold
 
     def _plan(self, event: PetitionSubmitted, prediction: Any, packed: bytes | None, table: RoutingTable) -> Planned:
         """The routing of a new petition as if it repeats nothing, with its events encoded."""
-        threshold = table.triage_threshold if table.triage_threshold is not None else self.settings.triage_threshold
-        text = " ".join(filter(None, [event.title, event.content, event.location.address]))
-        area, source = table.gazetteer.resolve(event.location.admin_code, text)
-        group = event.persons >= GROUP_PETITION_PERSONS
-        accused = table.accused_units(text, area) if event.kind is Kind.ACCUSATION else ()
-        category, confidence = prediction.category, prediction.confidence
-        if category is None or confidence < threshold:
-            decision = Decision(table.triage, f"triage:low-confidence:{confidence:.2f}<{threshold:.2f}", area, accused)
-        else:
-            decision = table.decide(category, area, text=text, accused=accused)
-        routing = Routing(
-            decision=decision, assignment_no=1, category=category, confidence=confidence,
-            reason="initial", excluded=(), priority=Priority.HIGH if group else Priority.NORMAL,
-            kind=event.kind, channel=event.channel, tracking_code=event.tracking_code,
-            title=event.title, content=event.content, location=event.location,
-            received_at=event.received_at, persons=event.persons, jurisdiction_source=source,
-            repeat_of=None, group_petition=group,
-        )
-        return Planned(table, routing, area, accused, packed, self._encode(event, routing, utcnow(), table.version))
+        decision, source = initial_decision(event, prediction, table, self._threshold(table))
+        routing = initial_routing(event, prediction, decision, source)
+        return Planned(table, routing, decision.jurisdiction, decision.accused, packed,
+                       encode(event, routing, utcnow(), table.version))
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -383,7 +351,7 @@ class Router:
                     routing, decision=Decision(dept, f"repeat-of:{repeat_of}", plan.area, plan.accused),
                     reason="repeat", repeat_of=repeat_of,
                 )
-                encoded = self._encode(event, routing, utcnow(), table.version)
+                encoded = encode(event, routing, utcnow(), table.version)
             if event.petitioner_key and match is None:
                 earlier.setdefault(event.petitioner_key, []).append(
                     Earlier(event.petition_id, event.received_at, sig, routing.decision.department.code)
@@ -391,7 +359,8 @@ class Router:
             plans.append((event, routing, plan.area, packed, encoded))
         if not plans:
             return
-        # Bulk COPY: the claim above and the existence check make these rows new.
+        # Bulk COPY: the claim above and the existence check make these rows new. (A location
+        # is flat: its field dict is what model_dump gives, at a twentieth of the cost.)
         await conn.copy_records_to_table(
             "assignment",
             schema_name=SCHEMA,
@@ -406,7 +375,7 @@ class Router:
                     e.petition_id, e.tracking_code, 1, r.decision.department.code, r.category,
                     r.confidence, area.code if area else None, r.decision.rule,
                     e.kind.value if e.kind else None, e.channel.value, r.priority.value,
-                    e.petitioner_key, e.persons, e.title, e.content, e.location.model_dump(),
+                    e.petitioner_key, e.persons, e.title, e.content, dict(vars(e.location)),
                     e.received_at, list(r.decision.accused), r.repeat_of, r.group_petition,
                 )
                 for e, r, area, _, _ in plans
@@ -543,50 +512,7 @@ class Router:
     ) -> None:
         """Encode and write each decision's events (a reassignment's path)."""
         now, version = utcnow(), self.table.version
-        await self._write_outputs(conn, [(r, self._encode(cause, r, now, version)) for cause, r in decided], result)
-
-    def _encode(self, cause: Any, r: Routing, now: Any, version: str) -> Encoded:
-        """The routed event and the department's assignment of one decision, encoded."""
-        dept = r.decision.department
-        area = r.decision.jurisdiction
-        # what both events say alike: the envelope and the decision's common facts
-        common: dict[str, Any] = {
-            "occurred_at": now, "petition_id": cause.petition_id, "causation_id": cause.event_id,
-            "assignment_no": r.assignment_no, "category": r.category, "department_code": dept.code,
-            "rule": r.decision.rule, "priority": r.priority, "kind": r.kind, "received_at": r.received_at,
-            "repeat_of": r.repeat_of, "group_petition": r.group_petition,
-        }
-        routed = PetitionRouted(
-            event_id=derived_event_id(cause.event_id, f"routed:{r.assignment_no}"),
-            **common,
-            confidence=r.confidence,
-            department_name=dept.name,
-            jurisdiction=Jurisdiction(code=area.code, name=area.name, level=area.level) if area else None,
-            reason=r.reason,
-            excluded_departments=r.excluded,
-            channel=r.channel,
-            jurisdiction_source=r.jurisdiction_source,
-            accused_departments=r.decision.accused,
-            table_version=version,
-        )
-        assignment = DepartmentAssignment(
-            event_id=derived_event_id(cause.event_id, f"assignment:{r.assignment_no}"),
-            **common,
-            tracking_code=r.tracking_code,
-            title=r.title,
-            content=r.content,
-            location=r.location,
-            persons=r.persons,
-        )
-        key = key_for(cause.petition_id)
-        return Encoded(
-            (
-                OutboxMessage(topics.PETITION_ROUTED, key, encode_event(routed)),
-                OutboxMessage(topics.department_topic(dept.code), key, encode_event(assignment)),
-            ),
-            (cause.petition_id, r.assignment_no, dept.code, r.decision.rule, r.category,
-             r.confidence, area.code if area else None, version),
-        )
+        await self._write_outputs(conn, [(r, encode(cause, r, now, version)) for cause, r in decided], result)
 
     async def _write_outputs(
         self, conn: asyncpg.Connection, decided: list[tuple[Routing, Encoded]], result: BatchResult

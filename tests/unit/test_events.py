@@ -98,3 +98,11 @@ def test_other_offsets_are_accepted() -> None:
     raw = json.loads((GOLDEN / "sla.warning.json").read_text())
     raw["occurred_at"] = moment.isoformat()
     assert events.parse_event(json.dumps(raw)).occurred_at == moment.astimezone(UTC)
+
+
+def test_a_location_is_flat_so_its_field_dict_is_its_dump() -> None:
+    # the router stores dict(vars(location)) (cheaper than model_dump): true only while flat
+    from shared.events import Location
+
+    for loc in (Location(), Location(admin_code="430103", address="A3区某路1号")):
+        assert dict(vars(loc)) == loc.model_dump()

@@ -4,7 +4,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.router.domain.repeats import Earlier, find_original, from_bigrams, pack, signature, unpack
+from services.router.domain.repeats import (
+    Earlier,
+    find_original,
+    from_bigrams,
+    pack,
+    packed_signatures,
+    signature,
+    unpack,
+)
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 FIRST = signature("A3区某小区物业长期不维修电梯", "小区电梯坏了三个月，物业公司一直不维修，老人上下楼很困难")
@@ -38,3 +46,15 @@ def test_a_signature_survives_the_index_format_and_old_rows_still_compare() -> N
 def test_a_damaged_packed_signature_is_refused() -> None:
     with pytest.raises(ValueError):
         unpack(b"\x00" * 7)
+
+
+def test_batch_signatures_are_the_packed_signatures_of_each_text() -> None:
+    items = [
+        ("A3区某小区物业长期不维修电梯", "小区电梯坏了三个月，物业公司一直不维修，老人上下楼很困难"),
+        ("", ""), ("一", ""), ("", "二"), ("电梯电梯", "电梯电梯电梯"), ("abc 123", "！？"),
+        ("长文", "很长的内容" * 200),  # past the 400-character limit
+        ("𠀀𠀁", "𠀂"),  # code points above the BMP
+    ]
+    assert packed_signatures(items) == [pack(signature(t, c)) for t, c in items]
+    assert packed_signatures(items[:1]) == [pack(FIRST)]
+    assert packed_signatures([]) == []

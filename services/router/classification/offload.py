@@ -7,9 +7,12 @@ in ``workers`` processes; the event loop awaits the result and does other work m
 previous batch's transaction, the outbox relay).
 
 Only texts go to a worker and only ``(category, confidence)`` pairs come back (and, when
-asked, the packed repeat signature of the text, the other pure CPU step of routing). A worker that
-dies breaks the pool: the batch is classified in the calling process instead and a new pool
-is started, so a crash costs time, never a petition.
+asked, the packed repeat signature of the text, the other pure CPU step of routing). For new
+petitions the router sends the raw event instead (:meth:`OffloadedClassifier.plan`): the
+worker decodes it, classifies, plans the routing with its own copy of the routing table of
+the version the router names, and encodes the two events (``services.router.planning``).
+A worker that dies breaks the pool: the batch is classified in the calling process instead
+and a new pool is started, so a crash costs time, never a petition.
 """
 
 from __future__ import annotations
@@ -20,28 +23,86 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any
 
-from services.router.config import load_classifier
+from services.router.config import load_classifier, load_routing_table
 from services.router.domain.keywords import Prediction
-from services.router.domain.repeats import pack, signature
+from services.router.domain.repeats import pack, packed_signatures, signature
+from services.router.domain.routing import RoutingTable
+from services.router.planning import WorkerPlan, plan_for_worker
 from shared.children import SPAWN, exit_with_parent
+from shared.events import PetitionSubmitted, utcnow
 
 log = logging.getLogger(__name__)
 
 _worker_classifier: Any = None
+_worker_tables: WorkerTables | None = None
 
 
-def _init_worker(kind: str, parent: int) -> None:
-    global _worker_classifier
+class WorkerTables:
+    """The worker's copy of the routing table: re-read when the router names a version it
+    does not have (the router reloaded); None when the files on disk are another version
+    (the router then plans those petitions itself)."""
+
+    def __init__(self, routing_path: Path, gazetteer_path: Path) -> None:
+        self._paths = (routing_path, gazetteer_path)
+        self._table: RoutingTable | None = None
+        self._stamp: tuple[int, ...] | None = None
+
+    def get(self, version: str) -> RoutingTable | None:
+        if self._table is None or self._table.version != version:
+            try:
+                stamp = tuple(p.stat().st_mtime_ns for p in self._paths)
+                if stamp != self._stamp:  # read the files again only when they changed
+                    self._stamp = stamp
+                    self._table = load_routing_table(*self._paths)
+            except Exception:  # noqa: BLE001 - a broken file: the router keeps its own table
+                log.warning("worker: routing table files unreadable or invalid", exc_info=True)
+                return None
+        return self._table if self._table is not None and self._table.version == version else None
+
+
+def _init_worker(kind: str, parent: int, tables: tuple[Path, Path] | None = None) -> None:
+    global _worker_classifier, _worker_tables
     exit_with_parent(parent)
     _worker_classifier = load_classifier(kind)
+    _worker_tables = WorkerTables(*tables) if tables is not None else None
+
+
+def _plan_in_worker(
+    items: Sequence[tuple[bytes, bool]], version: str, threshold: float
+) -> list[tuple[str | None, float, bytes | None, WorkerPlan | None] | None]:
+    """Decode, classify and plan new petitions; None for an item that does not decode."""
+    events: list[PetitionSubmitted | None] = []
+    for raw, _ in items:
+        try:
+            events.append(PetitionSubmitted.model_validate_json(raw))
+        except ValueError:
+            events.append(None)
+    known = [e for e in events if e is not None]
+    predictions = iter(_worker_classifier.predict([(e.title, e.content) for e in known], with_scores=False))
+    keyed = [e for e, (_, flag) in zip(events, items, strict=True) if e is not None and flag]
+    signatures = iter(packed_signatures([(e.title, e.content) for e in keyed]))
+    table = _worker_tables.get(version) if _worker_tables is not None else None
+    now = utcnow()
+    out: list[tuple[str | None, float, bytes | None, WorkerPlan | None] | None] = []
+    for event, (_, with_signature) in zip(events, items, strict=True):
+        if event is None:
+            out.append(None)
+            continue
+        p = next(predictions)
+        prediction = Prediction(p.category, float(p.confidence))
+        packed = next(signatures) if with_signature else None
+        plan = plan_for_worker(event, prediction, table, threshold, now) if table is not None else None
+        out.append((prediction.category, prediction.confidence, packed, plan))
+    return out
 
 
 def _predict_in_worker(
     items: Sequence[tuple[str, str, bool]],
 ) -> list[tuple[str | None, float, bytes | None]]:
-    predictions = _worker_classifier.predict([(title, content) for title, content, _ in items])
+    predictions = _worker_classifier.predict([(title, content) for title, content, _ in items], with_scores=False)
     return [
         (p.category, float(p.confidence), pack(signature(title, content)) if with_signature else None)
         for p, (title, content, with_signature) in zip(predictions, items, strict=True)
@@ -56,10 +117,13 @@ def _split(items: Sequence[tuple[str, str]], parts: int) -> list[Sequence[tuple[
 class OffloadedClassifier:
     """``await predict(items)``: the classifier's predictions, computed in worker processes."""
 
-    def __init__(self, kind: str, *, workers: int = 1, local: Any = None) -> None:
+    def __init__(
+        self, kind: str, *, workers: int = 1, local: Any = None, tables: tuple[Path, Path] | None = None
+    ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self._kind = kind
+        self._tables = tables  # routing table and gazetteer files, for plan()
         self._workers = workers
         self._local = local  # the same classifier in this process, for the fallback path
         self._pool: ProcessPoolExecutor | None = None
@@ -72,7 +136,7 @@ class OffloadedClassifier:
                 self._workers,
                 mp_context=SPAWN,
                 initializer=_init_worker,
-                initargs=(self._kind, os.getpid()),
+                initargs=(self._kind, os.getpid(), self._tables),
             )
         return self._pool
 
@@ -90,15 +154,8 @@ class OffloadedClassifier:
         text (:func:`services.router.domain.repeats.signature`, also pure CPU)."""
         if not items:
             return []
-        loop = asyncio.get_running_loop()
-        try:
-            pool = self._executor()
-            parts = _split(list(items), min(self._workers, len(items)))
-            results = await asyncio.gather(*(loop.run_in_executor(pool, _predict_in_worker, p) for p in parts))
-        except BrokenProcessPool as exc:
-            self.fallbacks += 1
-            log.warning("classifier worker died (%s); classifying this batch in-process, restarting the pool", exc)
-            self.close(wait=False)
+        results = await self._run(_predict_in_worker, items)
+        if results is None:
             local = self._local if self._local is not None else load_classifier(self._kind)
             self._local = local
             predictions = local.predict([(t, c) for t, c, _ in items])
@@ -107,6 +164,37 @@ class OffloadedClassifier:
                 for p, (t, c, flag) in zip(predictions, items, strict=True)
             ]
         return [(Prediction(c, conf), packed) for part in results for c, conf, packed in part]
+
+    async def _run(self, fn: Any, items: Sequence[Any], *args: Any) -> list[Any] | None:
+        """`fn(part, *args)` on the pool for each worker's share of `items`; None when a
+        worker died (the pool is then restarted on the next call)."""
+        loop = asyncio.get_running_loop()
+        try:
+            pool = self._executor()
+            parts = _split(list(items), min(self._workers, len(items)))
+            return await asyncio.gather(*(loop.run_in_executor(pool, fn, p, *args) for p in parts))
+        except BrokenProcessPool as exc:
+            self.fallbacks += 1
+            log.warning("classifier worker died (%s); this batch is worked out in-process, restarting the pool", exc)
+            self.close(wait=False)
+            return None
+
+    async def plan(
+        self, items: Sequence[tuple[bytes, bool]], version: str, threshold: float
+    ) -> list[tuple[Prediction, bytes | None, WorkerPlan | None] | None]:
+        """For each raw ``petition.submitted`` event (and whether to compute its repeat
+        signature): its prediction, signature and, when the worker has the routing table of
+        `version`, its plan. None for an item the worker could not use (a dead worker: all of
+        them); the caller then works it out itself."""
+        if not items:
+            return []
+        results = await self._run(_plan_in_worker, items, version, threshold)
+        if results is None:
+            return [None] * len(items)
+        return [
+            None if r is None else (Prediction(r[0], r[1]), r[2], r[3])
+            for part in results for r in part
+        ]
 
     def close(self, *, wait: bool = True) -> None:
         pool, self._pool = self._pool, None

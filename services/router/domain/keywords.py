@@ -21,7 +21,9 @@ class KeywordClassifier:
         self._keywords = {c: dict(k) for c, k in keywords.items()}
         self.categories = tuple(self._keywords)
 
-    def predict(self, items: Sequence[tuple[str, str]]) -> list[Prediction]:
+    def predict(self, items: Sequence[tuple[str, str]], *, with_scores: bool = True) -> list[Prediction]:
+        """One prediction per item (`with_scores` is accepted for the trained model's
+        signature; this one never returns per-class scores)."""
         out = []
         for title, content in items:
             scores = {
