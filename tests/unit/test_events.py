@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -73,6 +74,16 @@ def test_derived_ids_are_deterministic_and_distinct() -> None:
     cause = uuid.UUID("0f0e0d0c-0b0a-4908-8706-050403020100")
     assert derived_event_id(cause, "routed:1") == derived_event_id(cause, "routed:1")
     assert derived_event_id(cause, "routed:1") != derived_event_id(cause, "routed:2")
+    # never changes: replays must re-derive the ids already published (uuid5 of the namespace)
+    from shared.ids import EVENT_NAMESPACE
+
+    rng = random.Random(5)
+    for what in ["routed:1", "assignment:12", "督办:3", ""] * 50:
+        c = uuid.UUID(int=rng.getrandbits(128))
+        ours = derived_event_id(c, what)
+        assert ours == uuid.uuid5(EVENT_NAMESPACE, f"{c}:{what}")
+        assert str(ours) == str(uuid.uuid5(EVENT_NAMESPACE, f"{c}:{what}")) and ours.version == 5
+    assert str(derived_event_id(cause, "routed:1")) == "dfe787c1-5c09-583a-9034-5364457c815d"
 
 
 def test_key_is_raw_utf8_petition_id() -> None:
