@@ -140,6 +140,8 @@ def test_direct_lookup_scores_exactly_as_hashing(clf: CategoryClassifier) -> Non
         object.__setattr__(view, "pairs", None)
     items = [(t, c) for _, t, c in OBVIOUS] + [
         ("", ""), ("）", "短"), ("a", ""), ("A3区", "K8县 2019年 ＡＢ ab"), ("电梯", "电梯电梯电梯坏了"),
+        # digit runs, folded to one "0" on code points by the direct path, by a regex otherwise
+        ("12", "3"), ("2019年12月", "收费300元，电话１２３４５，٣٤ 𝟘𝟙𝟚 号楼9"), ("0", "00 0a0"),
     ]
     np.testing.assert_array_equal(clf.predict_proba(items), hashing.predict_proba(items))
 

@@ -71,7 +71,26 @@ def _unchanged(text: str) -> str:
 
 #: The same preprocessing, applied to text that already went through :func:`normalise_plain`
 #: (inference does that once per text for all views).
-_AFTER_PLAIN: dict[str, Callable[[str], str]] = {"char": lambda t: _DIGITS.sub("0", t), "plain": _unchanged}
+def _fold_digits(text: str) -> str:
+    return _DIGITS.sub("0", text)
+
+
+_AFTER_PLAIN: dict[str, Callable[[str], str]] = {"char": _fold_digits, "plain": _unchanged}
+
+_DECIMAL_BMP: np.ndarray | None = None
+
+
+def _is_decimal(cps: np.ndarray) -> np.ndarray:
+    """Which code points are decimal digits (Unicode Nd: what ``\\d`` matches in a str)."""
+    global _DECIMAL_BMP
+    if _DECIMAL_BMP is None:
+        _DECIMAL_BMP = np.fromiter((chr(c).isdecimal() for c in range(0x10000)), dtype=bool, count=0x10000)
+    out = np.zeros(len(cps), dtype=bool)
+    low = cps < 0x10000
+    out[low] = _DECIMAL_BMP[cps[low]]
+    for at in np.flatnonzero(~low):  # outside the BMP: rare, one by one
+        out[at] = chr(int(cps[at])).isdecimal()
+    return out
 
 
 def term_key(term: str, char_ids: dict[str, int]) -> int:
@@ -279,17 +298,25 @@ class _View:
         direct = _PairTable.fits(n_ids, self.ngram)
         object.__setattr__(self, "pairs", _PairTable(n_ids, self.fields) if direct else None)
 
-    def _ids(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def _ids(self, texts: Sequence[str], *, fold_digits: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The character id of every position of the joined texts (0: not in the table) and
-        the document of each."""
+        the document of each. `fold_digits`: first turn every run of digits into one ``0``
+        (:func:`_fold_digits`, done here on the code points instead of by a regex per text)."""
         n_docs = len(texts)
         lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n_docs)
         joined = "".join(texts)
         cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+        doc = np.repeat(np.arange(n_docs, dtype=np.int32), lens)
+        if fold_digits and cps.size:
+            digit = _is_decimal(cps)
+            keep = np.ones(cps.size, dtype=bool)
+            keep[1:] = ~(digit[1:] & digit[:-1] & (doc[1:] == doc[:-1]))  # a run keeps its first
+            cps = np.where(digit, np.uint32(ord("0")), cps)[keep]
+            doc = doc[keep]
         ids = np.zeros(len(cps), dtype=np.int32)
         known = cps < len(self.char_id)
         ids[known] = self.char_id[cps[known]]
-        return ids, np.repeat(np.arange(n_docs, dtype=np.int32), lens)
+        return ids, doc
 
     def terms(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Keys of every n-gram of the (already normalised) texts made of known characters,
@@ -320,7 +347,7 @@ class _View:
         f = self.fields[i]
         if self.pairs is None:
             return f.tfidf(*self.terms(texts), len(texts))
-        ids, doc = self._ids(texts)
+        ids, doc = self._ids(texts, fold_digits=self.normalise is _fold_digits)
         cols, owner = self.pairs.for_field(i, *self.pairs.terms(ids, doc))
         return f.rows(cols, owner, len(texts))
 
@@ -331,7 +358,9 @@ class _View:
         scores = np.zeros((n, k))
         sq_norm = np.zeros(n)
         for i, (f, texts) in enumerate(zip(self.fields, columns, strict=True)):
-            x = self._field_rows(i, [self.normalise(t) for t in texts] if self.normalise is not _unchanged else texts)
+            # the direct path folds digits itself; hashing needs the texts normalised first
+            ready = self.normalise is _unchanged or (self.pairs is not None and self.normalise is _fold_digits)
+            x = self._field_rows(i, texts if ready else [self.normalise(t) for t in texts])
             scores += f.weight * (x @ f.coef)
             present = np.diff(x.indptr) > 0
             sq_norm += present * (f.weight * f.weight)
