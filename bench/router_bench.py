@@ -9,9 +9,11 @@ texts from ../shared/data when present; warm-up ones first) and runs, one after 
    publishing code and no other work, writing what the router writes: each record to
    ``petition.routed`` and to the department queue the router's decision code picks for it
    (computed before the run), so the same fan-out over the same partitions; a fresh
-   consumer group per round;
+   consumer group per run;
 2. ``router``: the real service (classification, jurisdiction, repeats, PostgreSQL
-   transaction, outbox, relay), its own consumer group and database across rounds.
+   transaction, outbox, relay), its own consumer group and database across rounds;
+3. ``passthrough`` again: the round's baseline is the mean of the runs before and after the
+   router (on a shared machine the speed drifts by 10-20 % within a minute).
 
 Round 0 warms the broker and is not compared; round 1 also runs ``passthrough-1`` (to
 ``petition.routed`` only: a lower bar, half the records). Each rate is petitions/second from
@@ -303,15 +305,18 @@ def main(argv: list[str]) -> int:
                 continue
             print(f"round {r}: {warm:,} warm-up + {n:,} measured petitions in {topics.PETITION_SUBMITTED}"
                   f" ({topics.PARTITIONS} partitions); rates over the measured ones")
-            base = run("passthrough", "routed + department queue", passthrough,
-                       {**fan_out, "BENCH_PASSTHROUGH_GROUP": f"bench-passthrough-{r}"})
+            before = run("passthrough", "routed + department queue", passthrough,
+                         {**fan_out, "BENCH_PASSTHROUGH_GROUP": f"bench-passthrough-{r}"})
             if r == 1:
                 one = run("passthrough-1", "routed only", passthrough,
                           {"BENCH_PASSTHROUGH_OUTPUTS": "routed", "BENCH_PASSTHROUGH_GROUP": f"bench-routed-{r}"})
             rate = run("router", "routed + department queue, via its outbox", [python, "-m", "services.router"], {})
+            after = run("passthrough", "the same, again after the router", passthrough,
+                        {**fan_out, "BENCH_PASSTHROUGH_GROUP": f"bench-passthrough-{r}-after"})
+            base = (before + after) / 2  # the machine's speed drifts; the router ran in between
             ratios.append(rate / base)
             routed_only.append(rate / one)
-            print(f"  router / passthrough = {rate / base:.1%}")
+            print(f"  router / passthrough (mean of the two, {base:,.0f}/s) = {rate / base:.1%}")
         offsets.close()
         ratios.sort()
         print(f"router / passthrough (same outputs: petition.routed + a department queue), median of "
