@@ -103,9 +103,10 @@ def _predict_in_worker(
     items: Sequence[tuple[str, str, bool]],
 ) -> list[tuple[str | None, float, bytes | None]]:
     predictions = _worker_classifier.predict([(title, content) for title, content, _ in items], with_scores=False)
+    signatures = iter(packed_signatures([(title, content) for title, content, flag in items if flag]))
     return [
-        (p.category, float(p.confidence), pack(signature(title, content)) if with_signature else None)
-        for p, (title, content, with_signature) in zip(predictions, items, strict=True)
+        (p.category, float(p.confidence), next(signatures) if with_signature else None)
+        for p, (_, _, with_signature) in zip(predictions, items, strict=True)
     ]
 
 
