@@ -156,6 +156,25 @@ class KeyIndex:
         return pos
 
 
+#: Below this many codes a comparison sort is as quick as two radix passes.
+_RADIX_FROM = 4096
+
+
+def _sorted_codes(code: np.ndarray, bound: int) -> np.ndarray:
+    """`code` (non-negative, below `bound`) sorted ascending.
+
+    For the tens of thousands of codes of a batch, two stable passes over 16-bit digits
+    (numpy's radix sort for 16-bit keys, linear in the size) take half the time of
+    ``ndarray.sort`` on 32-bit keys. The result is the same sorted array either way.
+    """
+    if code.size < _RADIX_FROM or bound > 1 << 32:
+        code.sort()
+        return code
+    order = np.argsort((code & 0xFFFF).astype(np.uint16), kind="stable")
+    order = order[np.argsort((code >> 16).astype(np.uint16)[order], kind="stable")]
+    return code[order]
+
+
 @dataclass(frozen=True)
 class _Field:
     keys: np.ndarray  # int64, sorted, unique
@@ -179,8 +198,7 @@ class _Field:
         n_feat = len(self.keys)
         # one code per (document, term); sorting them groups each document's repeats
         dtype = np.int64 if n_docs * n_feat >= 1 << 31 else np.int32
-        code = owner.astype(dtype) * n_feat + cols.astype(dtype, copy=False)
-        code.sort()
+        code = _sorted_codes(owner.astype(dtype) * n_feat + cols.astype(dtype, copy=False), n_docs * n_feat)
         if code.size:
             first = np.empty(code.size, dtype=bool)
             first[0] = True
@@ -234,12 +252,13 @@ class _PairTable:
             self.prefix[first[three] * n_ids + second[three]] = True
             self.triples = KeyIndex(union[three])
             self.triple_number = number[three]
-        # a field's vocabulary is sorted, so searchsorted finds each union term in it
+        # a field's vocabulary is sorted, so searchsorted finds each union term in it; one
+        # more entry, last, answers the number -1 (no term) with -1
         self.to_field = []
         for f in fields:
             at = np.minimum(np.searchsorted(f.keys, union), max(len(f.keys) - 1, 0))
             found = f.keys[at] == union if len(f.keys) else np.zeros(len(union), dtype=bool)
-            self.to_field.append(np.where(found, at, -1).astype(np.int32))
+            self.to_field.append(np.append(np.where(found, at, -1), -1).astype(np.int32))
 
     @staticmethod
     def fits(n_ids: int, ngram: tuple[int, int]) -> bool:
@@ -273,10 +292,9 @@ class _PairTable:
 
     def for_field(self, i: int, numbers: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions in field `i`'s vocabulary of the numbered terms it has, with their owners."""
-        known = numbers >= 0
-        cols = self.to_field[i][numbers[known]]
+        cols = self.to_field[i][numbers]  # -1 indexes the last entry, itself -1
         hit = cols >= 0
-        return cols[hit], owner[known][hit]
+        return cols[hit], owner[hit]
 
 
 @dataclass(frozen=True)
