@@ -58,3 +58,30 @@ def test_batch_signatures_are_the_packed_signatures_of_each_text() -> None:
     assert packed_signatures(items) == [pack(signature(t, c)) for t, c in items]
     assert packed_signatures(items[:1]) == [pack(FIRST)]
     assert packed_signatures([]) == []
+
+
+def test_packed_signatures_compare_as_their_sets_do() -> None:
+    from services.router.domain.repeats import similarity
+
+    sigs = [FIRST, FOLLOW_UP, OTHER, frozenset(), signature("电梯", "电梯电梯"), signature("𠀀𠀁", "𠀂")]
+    for a in sigs:
+        for b in sigs:
+            assert similarity(pack(a), pack(b)) == similarity(a, b)
+            assert similarity(pack(a), b) == similarity(a, pack(b)) == similarity(a, b)
+    earlier = [Earlier("p1", T0, pack(FIRST), "A3-HOUSING"), Earlier("p2", T0 + timedelta(days=3), pack(OTHER), "X")]
+    match = find_original(pack(FOLLOW_UP), T0 + timedelta(days=30), earlier)
+    assert match is not None and match.original.petition_id == "p1"
+    assert match.similarity == similarity(FOLLOW_UP, FIRST)
+    with pytest.raises(ValueError):
+        similarity(b"\x00" * 7, pack(FIRST))
+
+
+def test_packed_similarity_on_real_messages() -> None:
+    from bench.classify_bench import load_texts
+    from services.router.domain.repeats import similarity
+
+    texts = load_texts()[0][:300]
+    sigs = [signature(t, c) for t, c in texts]
+    for i in range(len(sigs) - 1):
+        a, b = sigs[i], sigs[i + 1]
+        assert similarity(pack(a), pack(b)) == similarity(a, b)

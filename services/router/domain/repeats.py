@@ -84,7 +84,26 @@ def from_bigrams(bigrams: Iterable[str]) -> frozenset[int]:
     return frozenset(ord(b[0]) << 21 | ord(b[1]) for b in bigrams if len(b) == 2)
 
 
-def similarity(a: frozenset[int], b: frozenset[int]) -> float:
+#: A signature as a set, or packed (:func:`pack`: what the index stores, compared as is).
+Signature = frozenset[int] | bytes
+
+
+def similarity(a: Signature, b: Signature) -> float:
+    """Overlap coefficient of two signatures. Two packed ones are compared without unpacking
+    (sorted integers: a binary search of the shorter in the longer, about a tenth of the cost
+    of building the sets); the value is the same."""
+    if isinstance(a, bytes) and isinstance(b, bytes):
+        if len(a) % 8 or len(b) % 8:
+            raise ValueError("a packed signature is a multiple of 8 bytes")
+        if not a or not b:
+            return 0.0
+        short, long_ = np.frombuffer(a, dtype="<i8"), np.frombuffer(b, dtype="<i8")
+        if len(short) > len(long_):
+            short, long_ = long_, short
+        at = np.minimum(np.searchsorted(long_, short), len(long_) - 1)
+        return int(np.count_nonzero(long_[at] == short)) / len(short)
+    a = unpack(a) if isinstance(a, bytes) else a
+    b = unpack(b) if isinstance(b, bytes) else b
     if not a or not b:
         return 0.0
     return len(a & b) / min(len(a), len(b))
@@ -94,7 +113,7 @@ def similarity(a: frozenset[int], b: frozenset[int]) -> float:
 class Earlier:
     petition_id: str
     received_at: datetime
-    signature: frozenset[int]
+    signature: Signature
     department_code: str
 
 
@@ -105,7 +124,7 @@ class RepeatMatch:
 
 
 def find_original(
-    sig: frozenset[int], received_at: datetime, earlier: Iterable[Earlier], *, threshold: float = THRESHOLD
+    sig: Signature, received_at: datetime, earlier: Iterable[Earlier], *, threshold: float = THRESHOLD
 ) -> RepeatMatch | None:
     """The earliest petition of the same person within the window with similar text."""
     best: RepeatMatch | None = None
