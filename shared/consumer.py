@@ -7,7 +7,9 @@ Transport-neutral: a faust agent or an aiokafka loop hands a batch of raw messag
   handler as :class:`BadInput`, or a handler bug) goes to the service's dead-letter topic
   with the reason and the original bytes, through the outbox, and the stream goes on;
 * every applied event and its ledger row (`processed_event`) commit in one transaction, so
-  a redelivered event is recognised and skipped;
+  a redelivered event is recognised and skipped; an event type whose handler recognises its
+  own repeats by a key of the state it writes (``deduplicated_by_handler``: the router's new
+  petitions, by petition id) skips the ledger, and its handler returns the repeats it found;
 * a transient failure (database unreachable) retries the whole batch with back-off; when
   the retries are exhausted the process exits *without* acknowledging, rather than skip.
 """
@@ -72,6 +74,13 @@ class BatchResult:
         key = (topic, outcome)
         self.consumed[key] = self.consumed.get(key, 0) + 1
 
+    def applied_was_repeat(self, topic: str) -> None:
+        """An event counted as applied turned out to be a repeat (its handler said so)."""
+        self.applied -= 1
+        self.repeats += 1
+        self.consumed[(topic, "applied")] -= 1
+        self.tally(topic, "repeat")
+
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
@@ -82,10 +91,13 @@ class Prepared:
     dead: list[OutboxMessage]
 
 
-#: A handler applies one decoded event inside the caller's transaction.
-Handler = Callable[[asyncpg.Connection, Any, RawMessage, BatchResult], Awaitable[None]]
+#: A handler applies one decoded event inside the caller's transaction. (The handler of a
+#: type in ``deduplicated_by_handler`` returns the messages it found already applied.)
+Handler = Callable[[asyncpg.Connection, Any, RawMessage, BatchResult], Awaitable[Sequence[RawMessage] | None]]
 #: A batch handler applies consecutive events of one type at once (fewer round trips).
-BatchHandler = Callable[[asyncpg.Connection, list[tuple[Any, RawMessage]], BatchResult], Awaitable[None]]
+BatchHandler = Callable[
+    [asyncpg.Connection, list[tuple[Any, RawMessage]], BatchResult], Awaitable[Sequence[RawMessage] | None]
+]
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -139,6 +151,7 @@ class BatchProcessor:
         on_committed: Callable[[BatchResult], None] | None = None,
         prepare: Callable[[list[tuple[Any, RawMessage]]], Awaitable[None]] | None = None,
         batch_handlers: dict[str, BatchHandler] | None = None,
+        deduplicated_by_handler: frozenset[str] = frozenset(),
         max_attempts: int = 8,
     ) -> None:
         self._pool = pool
@@ -151,6 +164,7 @@ class BatchProcessor:
         self._on_committed = on_committed
         self._prepare = prepare
         self._batch_handlers = batch_handlers or {}
+        self._unclaimed = deduplicated_by_handler
         self._max_attempts = max_attempts
 
     async def process(self, messages: Sequence[RawMessage]) -> BatchResult:
@@ -263,19 +277,24 @@ class BatchProcessor:
         self, decoded: list[tuple[RawMessage, Any, Handler]], dead: list[OutboxMessage]
     ) -> BatchResult:
         result = BatchResult()
+        unclaimed = self._unclaimed
         async with self._pool.acquire() as conn, conn.transaction():
-            fresh = await self._claim_all(conn, [event for _, event, _ in decoded]) if decoded else set()
+            claimed = [event for _, event, _ in decoded if event.event_type not in unclaimed]
+            fresh = await self._claim_all(conn, claimed) if claimed else set()
             seen: set[Any] = set()
             run: list[tuple[Any, RawMessage]] = []
             run_type = ""
 
             async def flush() -> None:
                 if run:
-                    await self._batch_handlers[run_type](conn, list(run), result)
+                    repeats = await self._batch_handlers[run_type](conn, list(run), result)
+                    if run_type in unclaimed:
+                        for message in repeats or ():
+                            result.applied_was_repeat(message.topic)
                     run.clear()
 
             for message, event, handler in decoded:
-                if event.event_id not in fresh or event.event_id in seen:
+                if (event.event_id not in fresh and event.event_type not in unclaimed) or event.event_id in seen:
                     result.repeats += 1
                     result.tally(message.topic, "repeat")
                     continue
@@ -286,12 +305,16 @@ class BatchProcessor:
                         await flush()
                         run_type = event_type
                     run.append((event, message))
+                    result.applied += 1
+                    result.tally(message.topic, "applied")
                 else:
                     await flush()
                     run_type = ""
-                    await handler(conn, event, message, result)
-                result.applied += 1
-                result.tally(message.topic, "applied")
+                    repeats = await handler(conn, event, message, result)
+                    result.applied += 1
+                    result.tally(message.topic, "applied")
+                    if event_type in unclaimed and repeats:
+                        result.applied_was_repeat(message.topic)
             await flush()
             if dead:
                 await add_to_outbox(conn, self._schema, dead)
@@ -306,11 +329,15 @@ class BatchProcessor:
             for message, event, handler in decoded:
                 try:
                     async with conn.transaction():
-                        if not await claim_event(conn, self._schema, self._consumer, event.event_id):
+                        unclaimed = event.event_type in self._unclaimed
+                        if not unclaimed and not await claim_event(conn, self._schema, self._consumer, event.event_id):
                             result.repeats += 1
                             result.tally(message.topic, "repeat")
                             continue
-                        await handler(conn, event, message, result)
+                        if await handler(conn, event, message, result) and unclaimed:
+                            result.repeats += 1
+                            result.tally(message.topic, "repeat")
+                            continue
                 except TRANSIENT_ERRORS:
                     raise
                 except BadInput as exc:

@@ -25,7 +25,7 @@ from services.router.classification.offload import OffloadedClassifier
 from services.router.config import GAZETTEER, ROUTING, load_classifier, load_routing_table
 from services.router.domain.keywords import Prediction
 from services.router.domain.places import Area
-from services.router.domain.repeats import Earlier, find_original, from_bigrams, pack, signature, unpack
+from services.router.domain.repeats import Earlier, find_original, from_bigrams, pack, signature
 from services.router.domain.routing import Decision, RoutingTable
 from services.router.planning import (
     Encoded,
@@ -173,6 +173,10 @@ class Router:
                     "petition.action_taken": self.on_action,
                 },
                 batch_handlers={"petition.submitted": self.on_submitted_batch},
+                # a new petition's assignment row is its ledger entry: the same petition
+                # again (the same event redelivered, or under another event id) is found by
+                # its id, so the processed-event ledger would be a second index to write
+                deduplicated_by_handler=frozenset({"petition.submitted"}),
                 prepare=self.classify_batch,
                 on_committed=lambda _r: self.relay.kick() if self.relay else None,
             )
@@ -307,13 +311,14 @@ class Router:
 
     async def on_submitted(
         self, conn: asyncpg.Connection, event: PetitionSubmitted, raw: RawMessage, result: BatchResult
-    ) -> None:
-        await self.on_submitted_batch(conn, [(event, raw)], result)
+    ) -> list[RawMessage]:
+        return await self.on_submitted_batch(conn, [(event, raw)], result)
 
     async def on_submitted_batch(
         self, conn: asyncpg.Connection, items: list[tuple[PetitionSubmitted, RawMessage]], result: BatchResult
-    ) -> None:
-        """Route a run of new petitions with a handful of round trips for the whole run."""
+    ) -> list[RawMessage]:
+        """Route a run of new petitions with a handful of round trips for the whole run;
+        returns the messages of petitions already routed (repeats: nothing is written)."""
         table = self.table
         existing = {
             r["petition_id"]
@@ -324,9 +329,11 @@ class Router:
         }
         earlier = await self._earlier_petitions(conn, [e for e, _ in items])
         plans: list[tuple[PetitionSubmitted, Routing, Area | None, bytes | None, Encoded]] = []
-        for event, _raw in items:
+        repeated: list[RawMessage] = []
+        for event, raw in items:
             if event.petition_id in existing:
-                continue  # the same petition under another event id: already routed once
+                repeated.append(raw)  # redelivered, or under another event id: routed once
+                continue
             existing.add(event.petition_id)
             plan = self._plans.get(event.event_id)
             if plan is None or plan.table is not table:  # not prepared, or the table changed since
@@ -339,11 +346,8 @@ class Router:
             match = None
             if event.petitioner_key:  # only a known person can repeat; anonymous ones skip the cost
                 if packed is None:
-                    sig = signature(event.title, event.content)
-                    packed = pack(sig)
-                else:
-                    sig = unpack(packed)
-                match = find_original(sig, event.received_at, earlier.get(event.petitioner_key, []))
+                    packed = pack(signature(event.title, event.content))
+                match = find_original(packed, event.received_at, earlier.get(event.petitioner_key, []))
             if match is not None and match.original.department_code not in plan.accused:
                 repeat_of = match.original.petition_id
                 dept = table.department(match.original.department_code) or table.triage
@@ -354,11 +358,11 @@ class Router:
                 encoded = encode(event, routing, utcnow(), table.version)
             if event.petitioner_key and match is None:
                 earlier.setdefault(event.petitioner_key, []).append(
-                    Earlier(event.petition_id, event.received_at, sig, routing.decision.department.code)
+                    Earlier(event.petition_id, event.received_at, packed, routing.decision.department.code)
                 )
             plans.append((event, routing, plan.area, packed, encoded))
         if not plans:
-            return
+            return repeated
         # Bulk COPY: the claim above and the existence check make these rows new. (A location
         # is flat: its field dict is what model_dump gives, at a twentieth of the cost.)
         await conn.copy_records_to_table(
@@ -374,7 +378,7 @@ class Router:
                 (
                     e.petition_id, e.tracking_code, 1, r.decision.department.code, r.category,
                     r.confidence, area.code if area else None, r.decision.rule,
-                    e.kind.value if e.kind else None, e.channel.value, r.priority.value,
+                    e.kind, e.channel, r.priority,  # str enums: text as they are (.value is slow)
                     e.petitioner_key, e.persons, e.title, e.content, dict(vars(e.location)),
                     e.received_at, list(r.decision.accused), r.repeat_of, r.group_petition,
                 )
@@ -406,6 +410,7 @@ class Router:
             metrics.ACCUSATIONS_RAISED.inc(raised)
 
         result.after_commit.append(observe)
+        return repeated
 
     async def _earlier_petitions(
         self, conn: asyncpg.Connection, events: list[PetitionSubmitted]
@@ -430,7 +435,7 @@ class Router:
                 Earlier(
                     r["petition_id"],
                     r["received_at"],
-                    unpack(r["bigrams"]) if r["bigrams"] is not None else from_bigrams(r["signature"]),
+                    r["bigrams"] if r["bigrams"] is not None else from_bigrams(r["signature"]),
                     r["department_code"],
                 )
             )

@@ -133,6 +133,39 @@ def test_poison_message_is_dead_lettered_and_stream_continues(client: httpx.Clie
     assert all(d["source_topic"] == topics.PETITION_SUBMITTED for d in letters)
 
 
+def _repeats_counted(stack: Stack) -> float:
+    text = httpx.get(f"{stack.health_url('router')}/metrics", timeout=5).text
+    for line in text.splitlines():
+        if (line.startswith("petition_events_consumed_total{") and 'outcome="repeat"' in line
+                and f'topic="{topics.PETITION_SUBMITTED}"' in line):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_petition_delivered_again_is_routed_once_and_counted_as_a_repeat(
+    client: httpx.Client, stack: Stack
+) -> None:
+    from kafka import KafkaProducer
+
+    pid = client.post("/v1/petitions", json=petition()).json()["id"]
+    _routed(client, pid)
+    submitted = [m for m in consume_all(stack.infra.bootstrap, topics.PETITION_SUBMITTED, idle_ms=1500)
+                 if pid.encode() in m.value]  # (the topic also holds another test's poison)
+    assert len(submitted) == 1
+    original = submitted[0]
+    other_id = {**parse(original), "event_id": str(uuid.uuid4())}  # the same petition, another event
+    before = _repeats_counted(stack)
+    producer = KafkaProducer(bootstrap_servers=stack.infra.bootstrap)
+    for value in (original.value, original.value, json.dumps(other_id, ensure_ascii=False).encode()):
+        producer.send(topics.PETITION_SUBMITTED, key=original.key, value=value)
+    producer.flush()
+    producer.close()
+    wait_for(lambda: _repeats_counted(stack) >= before + 3, timeout=20)
+    routed = [parse(m) for m in consume_all(stack.infra.bootstrap, topics.PETITION_ROUTED, idle_ms=1500)]
+    assert len([r for r in routed if r["petition_id"] == pid]) == 1
+    assert _get(client, pid)["department"]
+
+
 def test_bad_http_input_gets_4xx(client: httpx.Client, stack: Stack) -> None:
     r = client.post("/v1/petitions", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 400
