@@ -1,0 +1,70 @@
+"""The outbox relay against the real broker and database: a row committed late is not lost.
+
+The relay reads on from the last id it published and only now and then from the start of the
+table (see ``shared.outbox``). A transaction that took a lower id but commits after higher
+ids were published is exactly the case that shortcut could miss; the sweep must publish it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from shared.db import OutboxMessage, add_to_outbox, create_pool, ensure_common_tables
+from shared.outbox import OutboxRelay
+from tests.integration.conftest import consume_all
+from tests.integration.stack import Infra
+
+
+async def _scenario(dsn: str, bootstrap: str, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    pool = await create_pool(dsn, max_size=4)
+    async with pool.acquire() as conn:
+        await ensure_common_tables(conn, "relaytest")
+    relay = OutboxRelay(pool=pool, schema="relaytest", bootstrap=bootstrap, service="relaytest",
+                        idle_poll_seconds=0.05, sweep_seconds=0.5)
+    task = asyncio.get_running_loop().create_task(relay.run())
+    try:
+        late = await pool.acquire()
+        held = late.transaction()
+        await held.start()
+        # takes id 1 and stays uncommitted while id 2 commits and is published
+        await add_to_outbox(late, "relaytest", [OutboxMessage(topic, b"k", b"late")])
+        async with pool.acquire() as conn:
+            await add_to_outbox(conn, "relaytest", [OutboxMessage(topic, b"k", b"early")])
+        for _ in range(200):
+            if relay.published_total >= 1:
+                break
+            await asyncio.sleep(0.05)
+        assert relay.published_total == 1
+        await held.commit()
+        await pool.release(late)
+        for _ in range(200):
+            if relay.published_total >= 2:
+                break
+            await asyncio.sleep(0.05)
+        async with pool.acquire() as conn:
+            left = await conn.fetchval("SELECT count(*) FROM relaytest.outbox")
+        return [relay.published_total, left]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await pool.close()
+
+
+def test_a_row_committed_after_later_ids_were_published_is_published_once(infra: Infra) -> None:
+    topic = f"relaytest.{uuid.uuid4().hex[:8]}"
+    dsn = infra.fresh_database("relaytest")
+    published, left = asyncio.run(_scenario(dsn, infra.bootstrap, topic))
+    assert (published, left) == (2, 0)
+    values = sorted(r.value for r in consume_all(infra.bootstrap, topic))
+    assert values == [b"early", b"late"]
