@@ -56,10 +56,16 @@ def snapshot(under_test: int | None) -> dict[str, float]:
     return totals
 
 
-def describe_window(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
-    """'under test 0.97, kafka 0.41, ...' in cores (CPU seconds per wall second)."""
+def describe_window(before: dict[str, float], after: dict[str, float], seconds: float, items: int = 0) -> str:
+    """'under test 0.97, kafka 0.41, ...' in cores (CPU seconds per wall second); with
+    `items`, also the CPU per item of the stack (process under test, its children, Kafka
+    and PostgreSQL), the figure that does not drift with the machine's speed as a rate does."""
     parts = []
+    stack = 0.0
     for group in ("under test", "its children", "kafka", "postgres", "bench", "other"):
         used = max(after.get(group, 0.0) - before.get(group, 0.0), 0.0)
+        if group in ("under test", "its children", "kafka", "postgres"):
+            stack += used
         parts.append(f"{group} {used / max(seconds, 1e-6):.2f}")
-    return "cores used: " + ", ".join(parts)
+    per_item = f"; {stack / items * 1e6:,.0f} us of CPU per petition" if items else ""
+    return "cores used: " + ", ".join(parts) + per_item

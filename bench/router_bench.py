@@ -25,7 +25,8 @@ in one process.
 Reproduce: ``make bench`` or ``.venv/bin/python -m bench router`` (``BENCH_ROUTER_N`` sets N,
 default 20000; ``BENCH_ROUTER_ROUNDS`` the measured rounds, default 3; ``BENCH_DIAG=1``
 samples decided vs unpublished rows; ``BENCH_PROFILE=<file>`` records the router with
-py-spy, when installed in the venv).
+py-spy, when installed in the venv; ``BENCH_KEEP=1`` keeps the run's folder with the
+services' logs, which is otherwise deleted).
 """
 
 from __future__ import annotations
@@ -275,7 +276,7 @@ def main(argv: list[str]) -> int:
                                             "-f", "raw", "--subprocesses", "-o", os.environ["BENCH_PROFILE"], "--pid", str(proc.pid)],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 span, rate = _measure(offsets, baseline + warm, n, timeout=300, proc=proc)
-                cpu_used = cpu.describe_window(cpu_before, cpu.snapshot(proc.pid), time.monotonic() - wall_before)
+                cpu_used = cpu.describe_window(cpu_before, cpu.snapshot(proc.pid), time.monotonic() - wall_before, n)
                 if sampler is not None:
                     print(sampler.stop())
                 if spy is not None:
@@ -329,4 +330,8 @@ def main(argv: list[str]) -> int:
         for proc in procs:
             proc.stop()
         infra.stop()
+        if not os.environ.get("BENCH_KEEP"):
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)  # a run leaves 1-2 GB of broker logs
     return 0
