@@ -1,7 +1,8 @@
 """A bare consume-and-produce passthrough: the baseline the router's throughput is compared to.
 
-Same framework and settings as the router (faust, raw codecs, batches of the same size) and
-the same publishing code as the router's outbox relay (``shared.outbox.Publisher``: idempotent
+Same framework and settings as the router (faust, raw codecs, batches of the same size, the
+same garbage-collector settings: ``shared.runtime.tune_gc`` once started) and the same
+publishing code as the router's outbox relay (``shared.outbox.Publisher``: idempotent
 acks=all producers, one record batch per partition), but no work and no database: each record
 of ``petition.submitted`` is produced unchanged to the router's output topics, the way the
 router writes two records per petition: one to ``petition.routed`` and one to a department
@@ -22,6 +23,7 @@ from typing import Any
 
 from shared import topics
 from shared.outbox import Publisher, Record
+from shared.runtime import tune_gc
 from shared.settings import load_settings
 from shared.worker import make_app, run_worker
 
@@ -42,6 +44,8 @@ def main() -> None:
 
     @app.agent(source, name="passthrough")
     async def passthrough(stream: Any) -> None:
+        await publisher.start()
+        tune_gc()  # as the router does once it has started
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
             records = []
             for e in events:

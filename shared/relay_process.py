@@ -29,6 +29,7 @@ import asyncpg
 
 from shared import metrics
 from shared.children import SPAWN, exit_with_parent
+from shared.runtime import tune_gc
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ async def _child(dsn: str, schema: str, bootstrap: str, service: str, writer: Co
 
     pool = await create_pool(dsn, min_size=1, max_size=2)
     relay = OutboxRelay(pool=pool, schema=schema, bootstrap=bootstrap, service=service)
+
+    async def settle() -> None:
+        while not relay.connected:  # once the producers know every topic, the heap is built
+            await asyncio.sleep(0.5)
+        tune_gc()
     listener: asyncpg.Connection | None = None
 
     async def listen() -> None:
@@ -78,10 +84,12 @@ async def _child(dsn: str, schema: str, bootstrap: str, service: str, writer: Co
             await asyncio.sleep(REPORT_SECONDS)
 
     reporter = asyncio.get_running_loop().create_task(report())
+    settling = asyncio.get_running_loop().create_task(settle())
     try:
         await relay.run()
     finally:
         reporter.cancel()
+        settling.cancel()
         if listener is not None:
             await listener.close()
         await pool.close()

@@ -50,6 +50,7 @@ from shared.events import (
 )
 from shared.outbox import OutboxRelay
 from shared.relay_process import RelayProcess, notify
+from shared.runtime import tune_gc
 from shared.settings import Settings
 from shared.worker import add_ops_pages, batch_agent, make_app, pg_and_kafka_ready
 
@@ -570,6 +571,7 @@ def build_app(settings: Settings) -> Any:
     @app.task
     async def _startup() -> None:
         await router.start()
+        tune_gc()  # the model, the table and the libraries are loaded: freeze them
 
     @app.timer(interval=max(settings.table_reload_seconds, 0.5))
     async def _reload() -> None:

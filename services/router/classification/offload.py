@@ -33,6 +33,7 @@ from services.router.domain.routing import RoutingTable
 from services.router.planning import WorkerPlan, plan_for_worker
 from shared.children import SPAWN, exit_with_parent
 from shared.events import PetitionSubmitted, utcnow
+from shared.runtime import tune_gc
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ def _init_worker(kind: str, parent: int, tables: tuple[Path, Path] | None = None
     exit_with_parent(parent)
     _worker_classifier = load_classifier(kind)
     _worker_tables = WorkerTables(*tables) if tables is not None else None
+    if _worker_tables is not None:
+        _worker_tables.get("")  # read the table files now (a version no table has: None)
+    tune_gc()
 
 
 def _plan_in_worker(
