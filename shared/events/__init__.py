@@ -278,8 +278,10 @@ class Unknown(Envelope):
 
 
 def encode_event(event: BaseModel) -> bytes:
-    """Encode an event as compact JSON bytes (the wire format)."""
-    return event.model_dump_json().encode()
+    """Encode an event as compact JSON bytes (the wire format): what ``model_dump_json``
+    gives, as the serializer's own bytes (not decoded to a str and encoded back, a quarter
+    of the cost for an event with a long Chinese text)."""
+    return event.__pydantic_serializer__.to_json(event)
 
 
 def key_for(petition_id: str) -> bytes:

@@ -24,6 +24,9 @@ def test_golden_examples_parse_and_round_trip(path: Path) -> None:
     assert event.event_type == path.stem
     again = events.parse_event(events.encode_event(event))
     assert again == event
+    # the wire bytes are model_dump_json's, UTF-8 (the serializer's bytes, not re-encoded)
+    assert events.encode_event(event) == event.model_dump_json().encode()
+    assert isinstance(events.encode_event(event), bytes)
 
 
 def test_golden_examples_cover_every_event_type() -> None:
