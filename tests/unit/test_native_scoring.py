@@ -92,6 +92,7 @@ def test_build_is_cached_by_source_and_rebuilt_when_it_changes(tmp_path: Path, m
     first = native.build(tmp_path)
     stamp = first.stat().st_mtime_ns
     assert native.build(tmp_path) == first and first.stat().st_mtime_ns == stamp  # not rebuilt
+    assert first.stat().st_mode & 0o777 == 0o755
     changed = tmp_path / "src" / "_scores.c"
     changed.parent.mkdir()
     changed.write_bytes(native.SOURCE.read_bytes() + b"\n/* changed */\n")

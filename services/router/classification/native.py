@@ -82,6 +82,7 @@ def build(target_dir: Path | None = None) -> Path:
         )
         if done.returncode != 0:
             raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[:2000]}")
+        os.chmod(partial, 0o755)  # readable by every user of this venv (mkstemp made it 0600)
         os.replace(partial, library)
     finally:
         if os.path.exists(partial):
