@@ -225,9 +225,11 @@ def test_training_is_reproducible_and_matches_committed_artefact(tmp_path: Path)
         pytest.skip("data changed since the artefact was trained")
     if meta["training"]["sklearn_version"] != sklearn.__version__:
         pytest.skip("different scikit-learn version than the one that trained the artefact")
-    # Same metadata, same vocabulary, same weights. Floats are compared to 1e-9 rather than
-    # bit for bit: the logistic calibration layer (lbfgs over BLAS) rounds differently on
-    # another CPU in the last bits (seen: 1.6e-12), which changes the bytes but no decision.
+    # Same metadata, same vocabulary, same weights. The views' floats are compared to 1e-9
+    # rather than bit for bit. The calibration layer is a logistic regression fitted by
+    # lbfgs over BLAS: it stops at the solver's tolerance (1e-4), and another CPU's BLAS
+    # takes another path there (seen: 1.6e-12 on one machine, 2.4e-6 on another), so it is
+    # compared to that tolerance, and the decisions must be the same on every labelled text.
     assert (tmp_path / META_FILE).read_bytes() == (ARTEFACT_DIR / META_FILE).read_bytes()
     with np.load(tmp_path / ARRAYS_FILE) as fresh, np.load(ARTEFACT_DIR / ARRAYS_FILE) as committed:
         assert sorted(fresh.files) == sorted(committed.files)
@@ -235,4 +237,10 @@ def test_training_is_reproducible_and_matches_committed_artefact(tmp_path: Path)
             if committed[name].dtype.kind in "iu":
                 np.testing.assert_array_equal(fresh[name], committed[name], err_msg=name)
             else:
-                np.testing.assert_allclose(fresh[name], committed[name], rtol=0, atol=1e-9, err_msg=name)
+                atol = 1e-4 if name.startswith("calib_") else 1e-9
+                np.testing.assert_allclose(fresh[name], committed[name], rtol=0, atol=atol, err_msg=name)
+    data = load_data(data_dir)
+    texts = list(zip(data.titles, data.contents, strict=True))
+    retrained = CategoryClassifier.load(tmp_path).predict(texts, with_scores=False)
+    shipped = CategoryClassifier.load(ARTEFACT_DIR).predict(texts, with_scores=False)
+    assert [p.category for p in retrained] == [p.category for p in shipped]
