@@ -40,3 +40,20 @@ TRANSIENT_RETRIES = Counter(
     "Batches retried after a transient failure (database or broker unavailable).",
     ["service"],
 )
+OUTBOX_OLDEST_AGE = Gauge(
+    "petition_outbox_oldest_pending_age_seconds",
+    "Age of the oldest outbox row not yet on Kafka (0 when none waits). Computed when scraped"
+    " from the oldest row the relay last saw, so it keeps growing while the relay is stuck.",
+    ["service"],
+)
+BACKGROUND_RESTARTS = Counter(
+    "petition_background_task_restarts_total",
+    "Background loops (outbox relay, read model, timers, lag) restarted after they crashed"
+    " or ended.",
+    ["service", "task"],
+)
+BACKGROUND_UP = Gauge(
+    "petition_background_task_up",
+    "1 while a background loop of the service runs and reports itself healthy, else 0.",
+    ["service", "task"],
+)

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -34,8 +34,21 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.protocol.metadata import MetadataRequest
 
 from shared import metrics
+from shared.errors import is_transient
 
 log = logging.getLogger(__name__)
+
+
+def watch_oldest_pending_age(service: str, oldest: Callable[[], float | None]) -> None:
+    """Export the age of the oldest waiting outbox row of `service`, computed when scraped
+    from ``oldest()`` (epoch seconds of the oldest row last seen, None when none waits):
+    while the relay cannot reach its database the age keeps growing instead of freezing."""
+
+    def age() -> float:
+        at = oldest()
+        return max(time.time() - at, 0.0) if at is not None else 0.0
+
+    metrics.OUTBOX_OLDEST_AGE.labels(service).set_function(age)
 
 
 def make_producer(bootstrap: str) -> AIOKafkaProducer:
@@ -186,6 +199,7 @@ class OutboxRelay:
         idle_poll_seconds: float = 0.1,
         producers: int = 4,
         sweep_seconds: float = 1.0,
+        cycle_timeout: float = 60.0,
     ) -> None:
         self._pool = pool
         self._schema = schema
@@ -201,6 +215,13 @@ class OutboxRelay:
         self.published_total = 0
         self.errors_total = 0
         self.backlog = 0
+        #: wall-clock time (epoch seconds) the oldest waiting row was written, as last seen
+        self.oldest_pending_at: float | None = None
+        #: monotonic time of the first failure of the current run of failures (None: fine)
+        self.failing_since: float | None = None
+        self.last_error: str | None = None
+        self._cycle_timeout = cycle_timeout
+        watch_oldest_pending_age(service, lambda: self.oldest_pending_at)
 
     @property
     def connected(self) -> bool:
@@ -231,7 +252,10 @@ class OutboxRelay:
                 self._batch_size,
                 after,
             )
+            swept_all = after == 0 and len(rows) < self._batch_size
             if not rows:
+                if swept_all:
+                    self._drained()
                 return 0
             await self._publisher.publish(
                 [
@@ -249,43 +273,80 @@ class OutboxRelay:
                 [row["id"] for row in rows],
             )
         self._after = max(self._after, rows[-1]["id"])
+        if swept_all:
+            self._drained()
         metrics.OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
         self.published_total += len(rows)
         return len(rows)
 
-    async def prune(self, keep_seconds: float = 3600.0) -> None:
-        """Delete rows marked published more than `keep_seconds` ago (older relays marked
-        rows instead of deleting them), and refresh the backlog gauge."""
+    async def refresh_stats(self, keep_seconds: float = 3600.0) -> None:
+        """Count the rows waiting and find the oldest one's age (the backlog gauges), and
+        delete rows marked published more than `keep_seconds` ago (older relays marked
+        rows instead of deleting them)."""
         async with self._pool.acquire() as conn:
             await conn.execute(
                 f'DELETE FROM "{self._schema}".outbox WHERE published_at IS NOT NULL'
                 " AND published_at < now() - make_interval(secs => $1)",
                 keep_seconds,
             )
-            backlog = await conn.fetchval(
-                f'SELECT count(*) FROM "{self._schema}".outbox WHERE published_at IS NULL'
+            row = await conn.fetchrow(
+                f'SELECT count(*) AS n, extract(epoch FROM min(created_at))::float8 AS oldest'
+                f' FROM "{self._schema}".outbox WHERE published_at IS NULL'
             )
-        metrics.OUTBOX_BACKLOG.labels(self._service).set(backlog)
-        self.backlog = backlog
+        self.backlog = int(row["n"])
+        self.oldest_pending_at = row["oldest"]
+        metrics.OUTBOX_BACKLOG.labels(self._service).set(self.backlog)
+
+    prune = refresh_stats  # the name earlier callers used
+
+    def _drained(self) -> None:
+        """A sweep from the start of the table read (and published) every waiting row."""
+        self.backlog, self.oldest_pending_at = 0, None
+        metrics.OUTBOX_BACKLOG.labels(self._service).set(0)
+
+    def healthy(self, grace_seconds: float = 15.0) -> bool:
+        """False once publishing has been failing for longer than `grace_seconds`."""
+        since = self.failing_since
+        return since is None or time.monotonic() - since < grace_seconds
 
     async def run(self) -> None:
-        """Publish forever; back off while Kafka or PostgreSQL is unavailable."""
+        """Publish forever. Any failure (Kafka or PostgreSQL unreachable, a connection left
+        broken by a database restart, a defect) is logged and counted, the producers are
+        dropped, the backlog gauges refreshed if the database answers, and the relay tries
+        again after a capped back-off: it never ends on its own. Each cycle is bounded in
+        time, so a frozen database or broker cannot hang it either."""
         backoff = 0.2
         loop = asyncio.get_running_loop()
-        next_prune = 0.0
+        next_refresh = 0.0
         try:
             while True:
                 try:
-                    published = await self.publish_once()
+                    published = await asyncio.wait_for(self.publish_once(), self._cycle_timeout)
+                    if loop.time() >= next_refresh:
+                        await asyncio.wait_for(self.refresh_stats(), self._cycle_timeout)
+                        next_refresh = loop.time() + 5.0
                     backoff = 0.2
-                    if loop.time() >= next_prune:
-                        await self.prune()
-                        next_prune = loop.time() + 5.0
-                except (KafkaError, OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+                    if self.failing_since is not None:
+                        log.info("outbox relay (%s): publishing again after %.1fs",
+                                 self._schema, time.monotonic() - self.failing_since)
+                    self.failing_since, self.last_error = None, None
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the relay must outlive any failure
                     metrics.OUTBOX_PUBLISH_ERRORS.labels(self._service).inc()
                     self.errors_total += 1
-                    log.warning("outbox relay (%s): %r; retrying in %.1fs", self._schema, exc, backoff)
-                    await self._publisher.stop()
+                    self.last_error = repr(exc)
+                    if self.failing_since is None:
+                        self.failing_since = time.monotonic()
+                    if is_transient(exc):
+                        log.warning("outbox relay (%s): %r; retrying in %.1fs", self._schema, exc, backoff)
+                    else:
+                        log.exception("outbox relay (%s): unexpected failure; retrying in %.1fs",
+                                      self._schema, backoff)
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(self._publisher.stop(), 10)
+                    with contextlib.suppress(Exception):  # rows wait: say how many, if we can
+                        await asyncio.wait_for(self.refresh_stats(), 5)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
@@ -294,7 +355,8 @@ class OutboxRelay:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._kick.wait(), self._idle)
         finally:
-            await self._publisher.stop()
+            with contextlib.suppress(Exception):
+                await self._publisher.stop()
 
     async def kafka_reachable(self, timeout: float = 3.0) -> bool:
         """True when a metadata round trip to the broker succeeds."""

@@ -29,6 +29,7 @@ import asyncpg
 
 from shared import metrics
 from shared.children import SPAWN, exit_with_parent
+from shared.outbox import watch_oldest_pending_age
 from shared.runtime import tune_gc
 
 log = logging.getLogger(__name__)
@@ -72,14 +73,20 @@ async def _child(dsn: str, schema: str, bootstrap: str, service: str, writer: Co
             await listener.add_listener(channel_for(schema), lambda *_: relay.kick())
 
     async def report() -> None:
+        nonlocal listener
         while True:
             try:
-                await listen()
-            except (OSError, asyncpg.PostgresError) as exc:
+                await asyncio.wait_for(listen(), 5)
+            except Exception as exc:  # noqa: BLE001 - polling covers a lost LISTEN; try again next time
                 log.warning("relay %s: cannot LISTEN (%r); polling only", schema, exc)
+                with contextlib.suppress(Exception):
+                    if listener is not None:
+                        listener.terminate()
+                listener = None
             kafka = await relay.kafka_reachable(timeout=2.0) if relay.connected else False
             body = {"published": relay.published_total, "errors": relay.errors_total,
-                    "backlog": relay.backlog, "kafka": kafka}
+                    "backlog": relay.backlog, "kafka": kafka, "oldest": relay.oldest_pending_at,
+                    "healthy": relay.healthy(), "last_error": relay.last_error}
             writer.send_bytes(json.dumps(body).encode())
             await asyncio.sleep(REPORT_SECONDS)
 
@@ -107,8 +114,12 @@ class RelayProcess:
         self._reader: Connection | None = None
         self._seen = {"published": 0, "errors": 0}
         self._kafka = False
+        self._healthy = False
         self._last_report = 0.0
+        self._oldest: float | None = None
+        self.last_error: str | None = None
         self.restarts = 0
+        watch_oldest_pending_age(service, lambda: self._oldest)
 
     @property
     def connected(self) -> bool:
@@ -123,6 +134,11 @@ class RelayProcess:
 
     async def kafka_reachable(self, timeout: float = 3.0) -> bool:
         return self.connected
+
+    def healthy(self) -> bool:
+        """The child runs, reported lately, and its relay is not stuck failing."""
+        return (self._process is not None and self._process.is_alive() and self._healthy
+                and time.monotonic() - self._last_report < 5 * REPORT_SECONDS)
 
     def _start(self) -> None:
         reader, writer = SPAWN.Pipe(duplex=False)
@@ -148,6 +164,9 @@ class RelayProcess:
                     self._seen[key] = int(body[key])
                 metrics.OUTBOX_BACKLOG.labels(self._service).set(int(body["backlog"]))
                 self._kafka = bool(body["kafka"])
+                self._healthy = bool(body.get("healthy", True))
+                self._oldest = body.get("oldest")
+                self.last_error = body.get("last_error")
                 self._last_report = time.monotonic()
         except (EOFError, OSError, ValueError, KeyError):
             self._close_reader()  # the child is gone (or sent garbage): run() restarts it

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     run_dir: Path = REPO_ROOT / ".run"
     hmac_key: SecretStr = Field(default=SecretStr(""))
     max_body_bytes: int = 256 * 1024
+    # a client waits: the HTTP routes' bound on each database statement and connection
+    db_timeout_seconds: float = Field(default=2.0, gt=0)
+    # ... and on a whole request (several statements); past it the answer is 503
+    request_timeout_seconds: float = Field(default=2.5, ge=0)
     batch_size: int = 500
     batch_within_seconds: float = 0.05
     timer_poll_seconds: float = 0.2

@@ -12,7 +12,7 @@ import asyncio
 import collections
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -180,19 +180,44 @@ def run_worker(app: faust.App, loglevel: str = "info") -> None:
     app.main()
 
 
-async def pg_and_kafka_ready(pool: Any, relay: Any) -> dict[str, bool]:
-    """Readiness of a service: PostgreSQL answers a query and a Kafka metadata round trip works."""
+async def pg_and_kafka_ready(
+    pool: Any,
+    relay: Any,
+    *,
+    loops: Any = None,
+    parts: Mapping[str, Callable[[], bool]] | None = None,
+    timeout: float = 3.0,
+) -> dict[str, bool]:
+    """Readiness of a service, one named check each: PostgreSQL answers a query (acquire and
+    query bounded by `timeout`), a Kafka metadata round trip works, every supervised
+    background loop (`loops`, a :class:`shared.supervise.Supervisor`) runs and is healthy,
+    and each of `parts` (e.g. the consumer) says it is."""
 
     async def pg() -> bool:
         if pool is None:
             return False
-        async with pool.acquire() as conn:
-            return bool(await asyncio.wait_for(conn.fetchval("SELECT 1"), 3))
+        async with asyncio.timeout(timeout):
+            async with pool.acquire() as conn:
+                return bool(await conn.fetchval("SELECT 1"))
 
     async def kafka() -> bool:
         return relay is not None and bool(await relay.kafka_reachable())
 
-    return await gather_checks(postgres=pg(), kafka=kafka())
+    checks = await gather_checks(postgres=pg(), kafka=kafka())
+    if loops is not None:
+        checks.update(loops.checks())
+    for name, probe in (parts or {}).items():
+        try:
+            checks[name] = bool(probe())
+        except Exception:  # noqa: BLE001 - a probe that fails says "not ready"
+            checks[name] = False
+    return checks
+
+
+def consumer_healthy(processor: Any) -> bool:
+    """A consumer's own word on its health (it says no while it retries an outage)."""
+    healthy = getattr(processor, "healthy", True)
+    return bool(healthy() if callable(healthy) else healthy)
 
 
 async def gather_checks(**checks: Awaitable[bool]) -> dict[str, bool]:

@@ -78,7 +78,9 @@ from shared.events.escalation import (
 from shared.ids import EVENT_NAMESPACE, derived_event_id
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
-from shared.worker import add_ops_pages, batch_agent, make_app, pg_and_kafka_ready
+from shared.errors import is_transient
+from shared.supervise import Supervisor
+from shared.worker import add_ops_pages, batch_agent, consumer_healthy, make_app, pg_and_kafka_ready
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +142,7 @@ class Escalation:
         self.relay: OutboxRelay | None = None
         self._processor: BatchProcessor | None = None
         self._start_lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task[Any]] = []
+        self.loops = Supervisor(SERVICE)
         self._open_clocks = metrics.GaugeFamily(metrics.OPEN_CLOCKS)
         self._open_supervisions = metrics.GaugeFamily(metrics.OPEN_SUPERVISIONS)
         self._rates = metrics.GaugeFamily(metrics.DEPARTMENT_RATE)
@@ -177,15 +179,18 @@ class Escalation:
             )
             self.pool = pool
             if run_loops:
-                loop = asyncio.get_running_loop()
-                self._tasks = [loop.create_task(self.relay.run()), loop.create_task(self.run_timers())]
+                relay = self.relay
+                self.loops.start("outbox-relay", relay.run, healthy=relay.healthy)
+                self.loops.start("timers", self.run_timers)
 
     def processor(self) -> BatchProcessor:
         assert self._processor is not None
         return self._processor
 
     async def readiness(self) -> dict[str, bool]:
-        return await pg_and_kafka_ready(self.pool, self.relay)
+        processor = self._processor
+        parts = {"consumer": lambda: consumer_healthy(processor)} if processor is not None else None
+        return await pg_and_kafka_ready(self.pool, self.relay, loops=self.loops, parts=parts)
 
     # --- clocks ---------------------------------------------------------------------------
 
@@ -841,14 +846,26 @@ class Escalation:
         return min(max((nxt - utcnow()).total_seconds(), 0.005), cap)
 
     async def _fire_loop(self, limit: int) -> None:
+        """Fire due timers forever. A failure of any kind (an outage, a connection left
+        broken by a database restart, a defect) is logged and retried after a capped
+        back-off; each round is bounded in time, so a frozen database cannot hang it."""
+        backoff = 0.5
         while True:
             try:
-                fired = await self.fire_due(utcnow(), limit)
+                fired = await asyncio.wait_for(self.fire_due(utcnow(), limit), 120)
+                backoff = 0.5
                 if fired < limit:
-                    await asyncio.sleep(await self._next_due_in(self.settings.timer_poll_seconds))
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
-                log.warning("timer loop: %r", exc)
-                await asyncio.sleep(1.0)
+                    await asyncio.sleep(await asyncio.wait_for(
+                        self._next_due_in(self.settings.timer_poll_seconds), 30))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - timers must outlive any failure
+                if is_transient(exc):
+                    log.warning("timer loop: %r; retrying in %.1fs", exc, backoff)
+                else:
+                    log.exception("timer loop: unexpected failure; retrying in %.1fs", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
 
     async def run_timers(self) -> None:
         """Fire due timers forever (several claimers); evaluate zero reports, escalate lapsed 督办,
@@ -858,15 +875,24 @@ class Escalation:
         refreshed = float("-inf")
         try:
             while True:
+                for task in loops:
+                    if task.done():  # cannot happen (the loop catches everything): fail loudly
+                        raise RuntimeError("a timer loop ended") from task.exception()
                 try:
-                    await self.evaluate_zero_reports(utcnow())
-                    while await self.fire_overdue_supervisions(utcnow()) >= 200:
-                        pass
-                    if asyncio.get_running_loop().time() - refreshed >= self.config.gauge_refresh_seconds:
-                        await self.refresh_gauges()
-                        refreshed = asyncio.get_running_loop().time()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
-                    log.warning("zero-report / 督办 / gauge loop: %r", exc)
+                    async with asyncio.timeout(300):
+                        await self.evaluate_zero_reports(utcnow())
+                        while await self.fire_overdue_supervisions(utcnow()) >= 200:
+                            pass
+                        if asyncio.get_running_loop().time() - refreshed >= self.config.gauge_refresh_seconds:
+                            await self.refresh_gauges()
+                            refreshed = asyncio.get_running_loop().time()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the loop outlives any failure
+                    if is_transient(exc):
+                        log.warning("zero-report / 督办 / gauge loop: %r", exc)
+                    else:
+                        log.exception("zero-report / 督办 / gauge loop: unexpected failure")
                 await asyncio.sleep(min(self.config.zero_report_poll_seconds, self.config.gauge_refresh_seconds))
         finally:
             for task in loops:

@@ -15,12 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.intake import api_escalation
 from services.intake.api import build_router, install_error_handlers
+from services.intake.deadline import RequestDeadline
 from services.intake.projector import make_processor, run_projector
 from shared.db import create_pool, ensure_common_tables, migrate
 from shared.lag import run_lag_collector
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
-from shared.worker import pg_and_kafka_ready
+from shared.supervise import Supervisor
+from shared.worker import consumer_healthy, pg_and_kafka_ready
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +78,21 @@ class BodyLimit:
 
 
 class IntakeState:
-    """What the routes need, built in the lifespan."""
+    """What the routes need, built in the lifespan.
+
+    Two pools: ``pool`` serves the HTTP routes, with tight statement and connect timeouts
+    (a client is waiting: ``PETITION_DB_TIMEOUT_SECONDS``); ``work_pool`` serves the
+    background loops (outbox relay, read model), whose batches may take longer, so that
+    neither starves the other of connections.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.pool: asyncpg.Pool | None = None
+        self.work_pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
+        self.loops = Supervisor("intake")
+        self.projector: Any = None
         self.hmac_key = settings.hmac_key.get_secret_value().encode()
 
     def kick(self) -> None:
@@ -89,7 +100,10 @@ class IntakeState:
             self.relay.kick()
 
     async def readiness(self) -> dict[str, bool]:
-        return await pg_and_kafka_ready(self.pool, self.relay)
+        projector = self.projector
+        parts = {"read-model-consumer": lambda: consumer_healthy(projector)} if projector is not None else None
+        return await pg_and_kafka_ready(self.pool, self.relay, loops=self.loops, parts=parts,
+                                        timeout=min(3.0, max(self.settings.db_timeout_seconds, 0.5)))
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -99,34 +113,27 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not state.hmac_key:
             raise RuntimeError("PETITION_HMAC_KEY must be set (make up generates one)")
-        pool = await create_pool(settings.pg_dsn, max_size=10)
-        async with pool.acquire() as conn:
+        bound = settings.db_timeout_seconds
+        work_pool = await create_pool(settings.pg_dsn, max_size=4, command_timeout=60, connect_timeout=10)
+        async with work_pool.acquire() as conn:
             await migrate(conn, SCHEMA, MIGRATIONS)
             await ensure_common_tables(conn, SCHEMA)
-        state.pool = pool
-        state.relay = OutboxRelay(pool=pool, schema=SCHEMA, bootstrap=settings.kafka_bootstrap, service="intake")
+        pool = await create_pool(settings.pg_dsn, max_size=10, command_timeout=bound, connect_timeout=bound)
+        state.pool, state.work_pool = pool, work_pool
+        state.relay = OutboxRelay(pool=work_pool, schema=SCHEMA, bootstrap=settings.kafka_bootstrap, service="intake")
         relay = state.relay
-        tasks: list[asyncio.Task[Any]] = [
-            asyncio.create_task(relay.run(), name="outbox-relay"),
-            asyncio.create_task(
-                run_projector(
-                    bootstrap=settings.kafka_bootstrap,
-                    processor=make_processor(pool, lambda _r: relay.kick()),
-                ),
-                name="read-model",
-            ),
-            # consumer lag of every platform group, exported by intake (one collector suffices)
-            asyncio.create_task(run_lag_collector(bootstrap=settings.kafka_bootstrap), name="consumer-lag"),
-        ]
+        state.projector = make_processor(work_pool, lambda _r: relay.kick())
+        loops = state.loops
+        loops.start("outbox-relay", relay.run, healthy=relay.healthy)
+        loops.start("read-model", lambda: run_projector(bootstrap=settings.kafka_bootstrap, processor=state.projector))
+        # consumer lag of every platform group, exported by intake (one collector suffices)
+        loops.start("consumer-lag", lambda: run_lag_collector(bootstrap=settings.kafka_bootstrap))
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await loops.stop()
             await pool.close()
+            await work_pool.close()
 
     app = FastAPI(
         title="Petition intake API",
@@ -137,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(build_router(state))
     app.include_router(api_escalation.build_router(state))
+    app.add_middleware(RequestDeadline, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.state.intake = state
     return app

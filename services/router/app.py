@@ -52,7 +52,8 @@ from shared.outbox import OutboxRelay
 from shared.relay_process import RelayProcess, notify
 from shared.runtime import tune_gc
 from shared.settings import Settings
-from shared.worker import add_ops_pages, batch_agent, make_app, pg_and_kafka_ready
+from shared.supervise import Supervisor
+from shared.worker import add_ops_pages, batch_agent, consumer_healthy, make_app, pg_and_kafka_ready
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ class Router:
         self._next_reload_check = 0.0
         self._admin: AIOKafkaAdminClient | None = None
         self._offload: OffloadedClassifier | None = None
+        self.loops = Supervisor(SERVICE)
 
     @property
     def table(self) -> RoutingTable:
@@ -162,7 +164,8 @@ class Router:
                 self.relay = OutboxRelay(
                     pool=pool, schema=SCHEMA, bootstrap=self.settings.kafka_bootstrap, service=SERVICE
                 )
-            asyncio.get_running_loop().create_task(self.relay.run())
+            relay = self.relay
+            self.loops.start("outbox-relay", relay.run, healthy=relay.healthy)
             self._processor = BatchProcessor(
                 pool=pool,
                 schema=SCHEMA,
@@ -210,7 +213,9 @@ class Router:
             self.tables.maybe_reload()
 
     async def readiness(self) -> dict[str, bool]:
-        return await pg_and_kafka_ready(self.pool, self.relay)
+        processor = self._processor
+        parts = {"consumer": lambda: consumer_healthy(processor)} if processor is not None else None
+        return await pg_and_kafka_ready(self.pool, self.relay, loops=self.loops, parts=parts)
 
     async def ensure_department_topics(self, codes: set[str]) -> None:
         """Create the queues of departments getting their first work (topics are explicit).

@@ -18,13 +18,28 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 5) -> asyncpg.Pool:
-    """Open a pool; JSON/JSONB columns decode to Python objects."""
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 5,
+    command_timeout: float | None = None,
+    connect_timeout: float = 10.0,
+) -> asyncpg.Pool:
+    """Open a pool; JSON/JSONB columns decode to Python objects.
+
+    `command_timeout` bounds every statement on the client side (a frozen server raises
+    ``TimeoutError`` instead of hanging); `connect_timeout` bounds opening a connection,
+    which the pool does again after a database restart.
+    """
 
     async def _init(conn: asyncpg.Connection) -> None:
         await init_connection(conn)
 
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init,
+        command_timeout=command_timeout, timeout=connect_timeout,
+    )
     assert pool is not None
     return pool
 
