@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 
 import pytest
 
 from services.escalation.app import load_ladder
 from services.escalation.calendar_source import load_calendar
 from services.escalation.domain.deadlines import SHANGHAI
-from services.escalation.domain.ladder import Ladder, plan_step, resolve_targets
+from services.escalation.domain.ladder import Ladder, catch_up, opens_supervision, plan_step, resolve_targets
 
 CAL = load_calendar()
 LADDER = load_ladder()
@@ -99,3 +100,105 @@ def test_malformed_ladders_are_rejected() -> None:
     with pytest.raises(ValueError, match="count from 1"):
         plan_step(LADDER, 0, previous_at=datetime(2026, 1, 1, tzinfo=SHANGHAI), handling_unit="A-GOV",
                   jurisdiction=None, calendar=CAL)
+
+
+# --- catching up: a ladder found due late fires once -------------------------------------
+
+def _plan_chain(first_at: datetime, steps: int, ladder: Ladder = LADDER) -> list[datetime]:
+    """Planned fire times of steps 1..`steps` (step 1 at `first_at`), one by one."""
+    times = [first_at]
+    for n in range(2, steps + 1):
+        times.append(plan_step(ladder, n, previous_at=times[-1], handling_unit="A-HOUSING", jurisdiction=A3,
+                               calendar=CAL).fire_at)
+    return times
+
+
+def _catch_up(step: int, planned_at: datetime, now: datetime, ladder: Ladder = LADDER, **kw: int):  # noqa: ANN202
+    return catch_up(ladder, step, planned_at=planned_at, now=now, handling_unit="A-HOUSING", jurisdiction=A3,
+                    calendar=CAL, **kw)
+
+
+@pytest.mark.parametrize("step", range(1, 7))
+def test_a_step_on_time_fires_itself_and_plans_the_next_as_before(step: int) -> None:
+    planned = _plan_chain(datetime(2026, 3, 2, tzinfo=SHANGHAI), 7)
+    got = _catch_up(step, planned[step - 1], planned[step - 1] + timedelta(seconds=3))
+    expected_next = plan_step(LADDER, step + 1, previous_at=planned[step - 1], handling_unit="A-HOUSING",
+                              jurisdiction=A3, calendar=CAL)
+    assert (got.fire.step, got.fire.fire_at, got.missed, got.first_missed, got.missed_since) == (
+        step, planned[step - 1], 0, None, None)
+    assert got.following == expected_next
+    assert not got.estimated
+
+
+def test_a_short_downtime_collapses_the_missed_steps_into_the_one_reached() -> None:
+    planned = _plan_chain(datetime(2026, 3, 2, tzinfo=SHANGHAI), 6)
+    # step 2 (superior) was due on 4 March; the service comes back on 12 March, after step 4 (city)
+    now = datetime(2026, 3, 12, 9, 0, tzinfo=SHANGHAI)
+    got = _catch_up(2, planned[1], now)
+    assert (got.fire.step, got.fire.level, got.fire.target_unit, got.fire.repeat) == (4, "city", "A-12345", False)
+    assert got.fire.fire_at == planned[3]  # the plan is kept: no drift
+    assert (got.missed, got.first_missed, got.missed_since) == (2, 2, planned[1])
+    assert got.following.step == 5 and got.following.fire_at == planned[4] > now
+
+
+def test_forty_days_late_walks_the_plan_exactly() -> None:
+    breach = datetime(2026, 3, 2, tzinfo=SHANGHAI)
+    planned = _plan_chain(breach, 40)
+    now = breach + timedelta(days=40)
+    reached = max(n for n, at in enumerate(planned, 1) if at <= now)
+    got = _catch_up(1, breach, now)
+    assert got.fire.step == reached and got.fire.fire_at == planned[reached - 1]
+    assert got.missed == reached - 1 and got.fire.repeat and got.fire.level == "city"
+    assert got.following.fire_at == planned[reached] > now
+    assert not got.estimated
+
+
+def test_a_clock_breached_years_ago_escalates_once_to_the_level_reached_now() -> None:
+    breach = datetime(2001, 1, 9, tzinfo=SHANGHAI)  # received 2001-01-01, 7 days, never handled
+    now = datetime(2026, 12, 5, 3, 24, tzinfo=SHANGHAI)
+    started = time.perf_counter()
+    got = _catch_up(1, breach, now)
+    assert time.perf_counter() - started < 0.5  # a jump, not thousands of steps
+    assert (got.fire.level, got.fire.target_unit, got.fire.repeat) == ("city", "A-12345", True)
+    assert got.fire.fire_at <= now < got.following.fire_at
+    assert got.following.fire_at - now <= timedelta(days=15)  # the next repeat, not years away
+    assert got.following.step == got.fire.step + 1
+    # the steps a one-by-one replay would have fired: counted, about right (estimated by their mean)
+    exact = len([t for t in _plan_chain(breach, 2000) if t <= now])
+    assert got.missed == got.fire.step - 1 and got.first_missed == 1 and got.missed_since == breach
+    assert got.estimated and abs(got.fire.step - exact) <= exact * 0.1
+
+
+def test_a_repeat_in_minutes_is_jumped_exactly() -> None:
+    ladder = Ladder.from_data({
+        "levels": [{"level": "handling_unit", "delay": {"amount": 0, "unit": "minute"}},
+                   {"level": "city", "delay": {"amount": 10, "unit": "minute"}}],
+        "repeat_every": {"amount": 5, "unit": "minute"}, "supervision_due": {"amount": 1, "unit": "day"}})
+    breach = datetime(2016, 1, 1, tzinfo=SHANGHAI)
+    now = breach + timedelta(days=3650, seconds=7)
+    got = _catch_up(1, breach, now, ladder)
+    repeats = (now - breach - timedelta(minutes=10)) // timedelta(minutes=5)
+    assert got.fire.step == 2 + repeats and not got.estimated
+    assert got.fire.fire_at == breach + timedelta(minutes=10 + 5 * repeats)
+    assert got.following.fire_at == got.fire.fire_at + timedelta(minutes=5) > now
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5])
+def test_the_walk_is_bounded_whatever_the_limit(limit: int) -> None:
+    now = datetime(2026, 12, 5, tzinfo=SHANGHAI)
+    for breach in (datetime(1, 1, 2, tzinfo=SHANGHAI), datetime(1970, 1, 1, tzinfo=SHANGHAI), now - timedelta(days=9)):
+        got = _catch_up(1, breach, now, walk_limit=limit)
+        assert got.fire.fire_at <= now < got.following.fire_at
+        assert got.missed == got.fire.step - 1
+
+
+def test_open_supervisions_per_petition_are_capped() -> None:
+    assert LADDER.max_open_supervisions_per_petition == 8
+    assert opens_supervision(LADDER, 0) and opens_supervision(LADDER, 7)
+    assert not opens_supervision(LADDER, 8) and not opens_supervision(LADDER, 30)
+    good = {"levels": [{"level": "city", "delay": {"amount": 0, "unit": "minute"}}],
+            "repeat_every": {"amount": 1, "unit": "day"}, "supervision_due": {"amount": 1, "unit": "day"}}
+    assert Ladder.from_data({**good, "max_open_supervisions_per_petition": 2}).max_open_supervisions_per_petition == 2
+    for bad in (0, -1, "4", True):
+        with pytest.raises(ValueError, match="max_open_supervisions_per_petition"):
+            Ladder.from_data({**good, "max_open_supervisions_per_petition": bad})

@@ -23,6 +23,13 @@ Units are department codes ``<area token>-<TYPE>`` (``A-HOUSING`` = A市住房�
 A level whose unit cannot be determined, or names a unit an earlier level already targets,
 is skipped (the skip names its rule), so the ladder never tells the same unit twice in a
 row. Pure: only the standard library; time is passed in.
+
+Bounded by design (:func:`catch_up`): a ladder timer found due late (a service that was
+down, a petition keyed in weeks after it was received, a clock that started years ago) does
+not replay the steps it missed one by one. It fires the step reached *now*, once, names the
+steps it stands for (``missed``), and plans the following step strictly after now. And a
+petition holds at most ``max_open_supervisions_per_petition`` open 督办: a step beyond that
+opens none (:func:`opens_supervision`), while the ladder still plans its next step.
 """
 
 from __future__ import annotations
@@ -30,20 +37,25 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.escalation.domain.calendar import WorkCalendar
 from services.escalation.domain.deadlines import Unit, compute_due
 
 __all__ = [
+    "DEFAULT_MAX_OPEN_SUPERVISIONS",
     "LEVELS",
     "OVERDUE_LEVEL",
+    "WALK_LIMIT",
+    "CatchUp",
     "Delay",
     "Ladder",
     "LadderStep",
     "OverdueStep",
     "UnitRules",
+    "catch_up",
+    "opens_supervision",
     "plan_overdue",
     "plan_step",
     "resolve_targets",
@@ -54,6 +66,12 @@ __all__ = [
 OVERDUE_LEVEL = "overdue"
 
 LEVELS = ("handling_unit", "superior_unit", "district", "city")
+
+#: open 督办 a petition may hold before a ladder step opens no further one (see ladder.yaml)
+DEFAULT_MAX_OPEN_SUPERVISIONS = 8
+
+#: ladder steps :func:`catch_up` walks one by one before it jumps over whole repeats
+WALK_LIMIT = 64
 
 _CODE = re.compile(r"^(?P<area>[A-Z][0-9]*)-(?P<type>[A-Z0-9]+)$")
 _DISTRICT_TOKEN = re.compile(r"^(?P<city>[A-Z])[0-9]+$")
@@ -102,6 +120,7 @@ class Ladder:
     repeat_every: Delay
     supervision_due: Delay
     units: UnitRules
+    max_open_supervisions_per_petition: int = DEFAULT_MAX_OPEN_SUPERVISIONS
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Ladder:
@@ -118,7 +137,11 @@ class Ladder:
         if repeat.amount == 0:
             raise ValueError("repeat_every must be positive (the ladder would spin)")
         units = UnitRules(**(data.get("units") or {}))
-        return cls(tuple(levels), repeat, Delay.parse(data.get("supervision_due") or {}, "supervision_due"), units)
+        cap = data.get("max_open_supervisions_per_petition", DEFAULT_MAX_OPEN_SUPERVISIONS)
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise ValueError("max_open_supervisions_per_petition must be a positive int")
+        return cls(tuple(levels), repeat, Delay.parse(data.get("supervision_due") or {}, "supervision_due"),
+                   units, cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +233,28 @@ def resolve_targets(
     return targets
 
 
+def _delay_before(ladder: Ladder, targets: list[Target], step: int) -> tuple[Target, Delay, bool]:
+    """Step `step`'s target, the delay that precedes it, and whether it repeats the last level."""
+    if step <= len(targets):
+        target = targets[step - 1]
+        return target, next(spec.delay for spec in ladder.levels if spec.level == target.level), False
+    return targets[-1], ladder.repeat_every, True
+
+
+def _step(ladder: Ladder, targets: list[Target], step: int, fire_at: datetime, calendar: WorkCalendar) -> LadderStep:
+    target, _, repeat = _delay_before(ladder, targets, step)
+    assert target.unit is not None
+    return LadderStep(
+        step=step,
+        level=target.level,
+        target_unit=target.unit,
+        rule=f"ladder:{target.rule}" + (":repeat" if repeat else ""),
+        fire_at=fire_at,
+        supervision_due_at=ladder.supervision_due.after(fire_at, calendar),
+        repeat=repeat,
+    )
+
+
 def plan_step(
     ladder: Ladder,
     step: int,
@@ -223,32 +268,108 @@ def plan_step(
 
     `previous_at` is when the breach fell due (for step 1) or when the previous step was
     planned to fire; basing each step on the plan, not on when it actually fired, keeps the
-    schedule from drifting, so a service that was down catches up the steps it missed.
-    Levels skipped by :func:`resolve_targets` take no time: their delay is not added.
+    schedule from drifting (a short downtime shifts nothing). Levels skipped by
+    :func:`resolve_targets` take no time: their delay is not added.
     """
     if step < 1:
         raise ValueError(f"ladder steps count from 1, got {step}")
     targets = resolve_targets(ladder, handling_unit, jurisdiction)
-    delays = {spec.level: spec.delay for spec in ladder.levels}
-    if step <= len(targets):
-        target = targets[step - 1]
-        delay = delays[target.level]
-        repeat = False
-    else:
-        target = targets[-1]
-        delay = ladder.repeat_every
-        repeat = True
-    fire_at = delay.after(previous_at, calendar)
-    assert target.unit is not None
-    return LadderStep(
-        step=step,
-        level=target.level,
-        target_unit=target.unit,
-        rule=f"ladder:{target.rule}" + (":repeat" if repeat else ""),
-        fire_at=fire_at,
-        supervision_due_at=ladder.supervision_due.after(fire_at, calendar),
-        repeat=repeat,
+    _, delay, _ = _delay_before(ladder, targets, step)
+    return _step(ladder, targets, step, delay.after(previous_at, calendar), calendar)
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    """What a due ladder timer does at `now` (:func:`catch_up`).
+
+    `fire` is the step reached by now, fired once (its `fire_at` is when it fell due);
+    `missed` counts the steps before it, from `first_missed` (the step the timer was
+    planned for) on, that fell due without firing and are not fired on their own (0 when
+    the timer is on time); `missed_since` is when the first of them fell due. `following`
+    is the next step, its `fire_at` strictly after now. `estimated` is True when part of a
+    very long run of repeats was counted by their mean length rather than walked.
+    """
+
+    fire: LadderStep
+    following: LadderStep
+    missed: int
+    first_missed: int | None
+    missed_since: datetime | None
+    estimated: bool = False
+
+
+def catch_up(
+    ladder: Ladder,
+    step: int,
+    *,
+    planned_at: datetime,
+    now: datetime,
+    handling_unit: str,
+    jurisdiction: Mapping[str, Any] | None,
+    calendar: WorkCalendar,
+    walk_limit: int = WALK_LIMIT,
+) -> CatchUp:
+    """The step a ladder timer planned for step `step` at `planned_at` fires at `now`.
+
+    Walks the plan (each step its delay after the previous step's *planned* time, as
+    :func:`plan_step`) from `planned_at` to the last step due by `now`: that one fires, the
+    ones before it are only counted. A timer on time fires its own step and plans the next
+    exactly as :func:`plan_step` does. The walk is bounded: the levels are few, and in the
+    repeat phase, after `walk_limit` steps, it jumps over the whole repeats that fit before
+    `now` (their count taken from the mean length of the repeats walked; exact for minute
+    and hour delays), then walks the last few. However old the clock, the work is a few
+    hundred calendar computations and the result is one step.
+    """
+    if step < 1:
+        raise ValueError(f"ladder steps count from 1, got {step}")
+    if walk_limit < 1:
+        raise ValueError("walk_limit must be positive")
+    targets = resolve_targets(ladder, handling_unit, jurisdiction)
+    current, current_at = step, planned_at
+    walked = jumps = 0
+    estimated = False
+    repeats_from: tuple[int, datetime] | None = None  # the first repeat walked: (step, time)
+    while True:
+        _, delay, repeat = _delay_before(ladder, targets, current + 1)
+        next_at = delay.after(current_at, calendar)
+        if next_at > now:
+            break
+        current, current_at = current + 1, next_at
+        walked += 1
+        if repeat and repeats_from is None:
+            repeats_from = (current, current_at)
+        if walked < walk_limit or repeats_from is None or current == repeats_from[0]:
+            continue
+        if jumps == 3:  # the calendar defeats the estimate: the step fires now, the plan restarts
+            current_at, estimated = now, True
+            break
+        # jump over the whole repeats that fit before now, by their mean length so far
+        span = (current_at - repeats_from[1]) / (current - repeats_from[0])
+        whole = int((now - current_at) / span) - 1 if span > timedelta(0) else 0
+        if whole >= 1:
+            current, current_at = current + whole, current_at + span * whole
+            estimated = estimated or delay.unit not in (Unit.MINUTE, Unit.HOUR)
+        walked, jumps = 0, jumps + 1
+    _, delay, _ = _delay_before(ladder, targets, current + 1)
+    following = _step(ladder, targets, current + 1, delay.after(current_at, calendar), calendar)
+    missed = current - step
+    return CatchUp(
+        fire=_step(ladder, targets, current, current_at, calendar),
+        following=following,
+        missed=missed,
+        first_missed=step if missed else None,
+        missed_since=planned_at if missed else None,
+        estimated=estimated,
     )
+
+
+def opens_supervision(ladder: Ladder, open_supervisions: int) -> bool:
+    """Whether a ladder step of a petition that holds `open_supervisions` open 督办 opens one.
+
+    No, once it holds ``max_open_supervisions_per_petition``: more orders about the same
+    petition reach units that were already told; the step is counted and the ladder goes on.
+    """
+    return open_supervisions < ladder.max_open_supervisions_per_petition
 
 
 def superior_of(unit: str, rules: UnitRules) -> tuple[str | None, str]:
