@@ -22,6 +22,22 @@ def test_policy_selection_by_channel_and_priority() -> None:
     assert clocks["sign_for"].on_reassign == "restart" and clocks["resolution"].on_reassign == "keep"
 
 
+@pytest.mark.parametrize("channel", ["hotline", "online", "letter", "visit", "app", "fax"])
+@pytest.mark.parametrize("priority", ["normal", "high", "urgent"])
+def test_an_accusation_gets_the_xinfang_clocks_whatever_channel_brought_it(channel: str, priority: str) -> None:
+    book = load_policies()
+    for category in (None, "城乡建设", "城乡建设/城市建设和市政管理/自来水供应"):
+        chosen = book.select(channel=channel, kind="accusation", priority=priority, category=category)
+        assert chosen.id == "xinfang-accusation"
+        clocks = {c.name: (c.amount, c.unit) for c in chosen.clocks}
+        assert clocks == {"sign_for": (1, "workday"), "acceptance": (15, "day"), "resolution": (60, "day")}
+        assert {c.name: c for c in chosen.clocks}["resolution"].extension_max_days == 30
+    # the other kinds keep the channel tiers
+    assert book.select(channel="hotline", kind="suggestion", priority="normal").id == "hotline-ordinary"
+    assert book.select(channel="hotline", kind="claim", priority="urgent").id == "hotline-urgent"
+    assert book.select(channel="letter", kind="suggestion", priority="normal").id == "xinfang-default"
+
+
 def test_malformed_books_are_rejected() -> None:
     good = {"policies": [{"id": "all", "match": {}, "clocks": {"x": {"amount": 1, "unit": "day"}}}]}
     assert PolicyBook.from_data(good).select(channel=None, kind=None, priority=None).id == "all"
