@@ -12,6 +12,7 @@ from services.escalation.domain.deadlines import SHANGHAI
 from services.escalation.domain.zero_report import (
     classify,
     closing_between,
+    evaluation_start,
     parse_obligations,
     parse_period,
     period_of,
@@ -129,3 +130,18 @@ def test_malformed_obligations_are_rejected(patch: dict, message: str) -> None:
     base = {"unit": "X", "supervising_unit": "Y", "cadence": "daily", "since": "2026-01-01"}
     with pytest.raises(ValueError, match=message):
         parse_obligations({"obligations": [{**base, **patch}]})
+
+
+def test_a_unit_first_met_is_judged_from_then_on_never_from_the_past() -> None:
+    ob = load_obligations()["A3-S01"]  # daily, since 2026-11-01
+    installed = _t(2026, 12, 4, 10, 30)
+    start = evaluation_start(ob, installed)
+    assert start == installed  # since lies in the past: the install wins
+    assert closing_between(ob, start, installed, CAL) == []  # nothing "missed" at the install
+    # periods closing after it are judged, and every one of them closes after the install
+    later = closing_between(ob, start, _t(2026, 12, 9, 0, 0), CAL)
+    assert [s.period.id for s in later] == ["2026-12-04", "2026-12-07", "2026-12-08"]
+    # an obligation that starts ahead of the install starts on its own day
+    ahead = parse_obligations({"obligations": [{"unit": "Z9-S01", "supervising_unit": "Z9-GOV",
+                                                "cadence": "daily", "since": "2027-01-04"}]})["Z9-S01"]
+    assert evaluation_start(ahead, installed) == _t(2027, 1, 4, 0, 0)

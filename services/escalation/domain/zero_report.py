@@ -19,6 +19,11 @@ counts, as late.
 Special periods (holidays, sensitive dates) add a tighter cadence between two dates with
 their own cut-off; where a special period and a regular one share an id the earlier
 cut-off applies. Every decision names its rule. Pure: only the standard library.
+
+An obligation is judged from the later of its ``since`` date and the moment the evaluator
+first meets the unit (:func:`evaluation_start`): a fresh install, or a unit newly put under
+obligation, never finds reports "missed" before it existed. From then on the instant
+evaluated up to persists, so periods closing while the service is down are caught up.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ __all__ = [
     "SpecialPeriod",
     "classify",
     "closing_between",
+    "evaluation_start",
     "parse_obligations",
     "parse_period",
     "period_of",
@@ -287,6 +293,17 @@ def closing_between(
     last = until.astimezone(SHANGHAI).date()
     owed = _owed(ob, first, last, calendar)
     return sorted((s for s in owed.values() if after < s.closes_at <= until), key=lambda s: (s.closes_at, s.period.id))
+
+
+def evaluation_start(ob: Obligation, first_seen: datetime) -> datetime:
+    """The instant a unit's evaluation starts when the evaluator first meets it at `first_seen`.
+
+    The later of the obligation's ``since`` (00:00 local) and `first_seen`, never in the past:
+    only periods closing after it are judged (:func:`closing_between`). A period already
+    closed at the install is not "missing"; one closing after it is, even if it began before.
+    """
+    since = datetime.combine(ob.since, time(0), tzinfo=SHANGHAI)
+    return max(since, first_seen)
 
 
 def classify(submitted_at: datetime, s: ScheduledPeriod) -> tuple[str, str]:
