@@ -104,6 +104,13 @@ OPS = Dashboard(
           description="Committed events not yet on Kafka (PetitionOutboxNotDraining)."),
         p("Outbox published", f"sum by (service) (rate(petition_outbox_published_total[{RATE}]))", "{{service}}",
           unit="reqps"),
+        p("Oldest unpublished outbox row", "max by (service) (petition_outbox_oldest_pending_age_seconds)",
+          "{{service}}", unit="s",
+          description="Age of the oldest committed event not yet on Kafka; grows while a relay is stuck"
+                      " (PetitionOutboxStale at 2 minutes)."),
+        p("Background loops up", "min by (service, task) (petition_background_task_up)", "{{service}} / {{task}}",
+          description="1 while the loop runs and is healthy; restarted automatically when it crashes"
+                      " (PetitionBackgroundLoopDown)."),
         p("Dead letters since start", "sum by (service, topic, reason) (petition_dead_letters_total)",
           "{{service}} ← {{topic}}: {{reason}}", kind="bargauge",
           description="Messages moved to deadletter.<service> since each service started (PetitionDeadLetters)."),
