@@ -1,28 +1,41 @@
-"""The consumer core every service uses: decode, dedupe, apply, dead-letter, retry.
+"""The consumer core every service uses: check, decode, dedupe, apply, dead-letter, retry.
 
-Transport-neutral: a faust agent or an aiokafka loop hands a batch of raw messages to
-:meth:`BatchProcessor.process` and acknowledges them only after it returns. The rules:
+Transport-neutral: a faust agent or an aiokafka loop turns each record into a
+:class:`RawMessage` with :func:`raw_message` (which never raises), hands a batch to
+:meth:`BatchProcessor.process` and acknowledges it only after it returns. The rules:
 
-* a message that can never be processed (undecodable, invalid schema, rejected by the
-  handler as :class:`BadInput`, or a handler bug) goes to the service's dead-letter topic
-  with the reason and the original bytes, through the outbox, and the stream goes on;
+* every record is either applied or dead-lettered, and :meth:`BatchProcessor.process`
+  returns for every batch (it never raises, except to be cancelled): a record that can
+  never be processed goes to the service's dead-letter topic with a stable reason code and
+  the original bytes, through the outbox, and the stream goes on. The reasons
+  (:data:`DEAD_LETTER_REASONS`): ``null_value``, ``null_key``, ``bad_headers``,
+  ``oversized`` (key, value and headers over ``max_record_bytes``) before decoding;
+  ``undecodable``, ``invalid_schema``, ``unsupported_schema_version`` (an envelope
+  version outside :data:`shared.events.SUPPORTED_SCHEMA_VERSIONS`),
+  ``unexpected_event_type`` while decoding; the handler's own :class:`BadInput` code or
+  ``handler_error`` while applying; ``processing_error`` for anything unexpected around
+  them (a defect in this module or in a hook), so no defect can stop the stream;
 * every applied event and its ledger row (`processed_event`) commit in one transaction, so
   a redelivered event is recognised and skipped; an event type whose handler recognises its
   own repeats by a key of the state it writes (``deduplicated_by_handler``: the router's new
   petitions, by petition id) skips the ledger, and its handler returns the repeats it found;
-* a transient failure (database unreachable) retries the whole batch with back-off; when
-  the retries are exhausted the process exits *without* acknowledging, rather than skip.
+* a transient failure (:func:`shared.errors.is_transient`: database or broker unavailable)
+  retries the whole batch with capped back-off, for as long as it takes: nothing is skipped
+  and nothing is acknowledged meanwhile. While it retries the processor says it is not
+  healthy (:attr:`BatchProcessor.healthy`, :attr:`BatchProcessor.failing_since`), for
+  ``/readyz``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
-import os
+import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,10 +45,30 @@ from pydantic import ValidationError
 
 from shared import metrics
 from shared.db import OutboxMessage, add_to_outbox, claim_event
+from shared.errors import is_transient
 import shared.events.all  # noqa: F401  (registers every event type)
 from shared.events import parse_event
 
 log = logging.getLogger(__name__)
+
+#: Records larger than this (key + value + headers) are dead-lettered as ``oversized``
+#: (``PETITION_MAX_RECORD_BYTES``); no event of the platform comes near it.
+DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
+#: A dead letter carries the original value in full up to this size; a larger one carries
+#: its first `DEAD_LETTER_PREFIX_BYTES`, its length and SHA-256 (base64 inflates by a third,
+#: and a dead letter must stay under the broker's 1 MiB message limit to be published).
+DEAD_LETTER_INLINE_BYTES = 512 * 1024
+DEAD_LETTER_PREFIX_BYTES = 64 * 1024
+
+#: Every reason a record is dead-lettered for (stable codes: alerts and runbooks use them);
+#: a handler's :class:`BadInput` may add its own (e.g. ``unknown_petition``).
+DEAD_LETTER_REASONS = frozenset({
+    "null_value", "null_key", "bad_headers", "oversized",
+    "undecodable", "invalid_schema", "unsupported_schema_version", "unexpected_event_type",
+    "bad_input", "handler_error", "processing_error",
+})
+
+Headers = tuple[tuple[str, bytes | None], ...]
 
 
 class BadInput(Exception):
@@ -51,14 +84,100 @@ class BadInput(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RawMessage:
-    """A consumed Kafka record, as the broker delivered it."""
+    """A consumed Kafka record, as the broker delivered it.
+
+    `value` is None for a record with a null value (a tombstone); `defect` is set by
+    :func:`raw_message` when part of the record could not be taken as it should be
+    (``(reason, detail)``), and the record is dead-lettered for it."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None
     timestamp_ms: int | None = None
+    headers: Headers = ()
+    defect: tuple[str, str] | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes of key, value and headers (what ``oversized`` is judged by)."""
+        return (len(self.key or b"") + len(self.value or b"")
+                + sum(len(k.encode("utf-8", "replace")) + len(v or b"") for k, v in self.headers))
+
+
+def _as_bytes(data: Any) -> bytes | None:
+    """`data` as bytes (None stays None); raises TypeError for anything else."""
+    if data is None or isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, str):
+        return data.encode()
+    raise TypeError(f"{type(data).__name__} where bytes were expected")
+
+
+def _as_headers(headers: Any) -> Headers:
+    """Kafka headers as (text key, bytes-or-None value) pairs; raises ValueError/TypeError
+    for anything else (keys that are not UTF-8 text, values that are not bytes, no pairs)."""
+    if not headers:
+        return ()
+    items: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else headers
+    out: list[tuple[str, bytes | None]] = []
+    for item in items:
+        name, value = item  # not a pair: ValueError / TypeError
+        if isinstance(name, (bytes, bytearray, memoryview)):
+            name = bytes(name).decode("utf-8")
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"header name {name!r} is not text")
+        if value is not None and not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"header {name!r} has a {type(value).__name__} value, not bytes")
+        out.append((name, None if value is None else bytes(value)))
+    return tuple(out)
+
+
+def raw_message(
+    *, topic: str, partition: int, offset: int, key: Any, value: Any,
+    timestamp_ms: int | None = None, headers: Any = None,
+) -> RawMessage:
+    """A :class:`RawMessage` from what a Kafka client delivered. Never raises: what cannot be
+    taken as it should be is recorded in ``defect`` (and the record dead-lettered for it)."""
+    defect: tuple[str, str] | None = None
+    try:
+        hdrs = _as_headers(headers)
+    except Exception as exc:  # noqa: BLE001 - any malformed header list is the same defect
+        hdrs, defect = (), ("bad_headers", f"{type(exc).__name__}: {exc}")
+    try:
+        key_bytes = _as_bytes(key)
+    except Exception as exc:  # noqa: BLE001
+        key_bytes, defect = None, defect or ("processing_error", f"key: {exc}")
+    try:
+        value_bytes = _as_bytes(value)
+    except Exception as exc:  # noqa: BLE001
+        value_bytes, defect = None, defect or ("processing_error", f"value: {exc}")
+    try:
+        stamp = int(timestamp_ms) if timestamp_ms is not None else None
+    except (TypeError, ValueError):
+        stamp = None
+    return RawMessage(topic, partition, offset, key_bytes, value_bytes, stamp, hdrs, defect)
+
+
+def check_record(message: RawMessage, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> tuple[str, str] | None:
+    """Why `message` cannot be an event of the platform before it is even decoded
+    (``(reason, detail)``), or None. Every platform record has a value and is keyed by
+    the petition id (or the unit of a zero report)."""
+    if message.defect is not None and message.defect[0] != "bad_headers":
+        return message.defect
+    if message.value is None:
+        return ("null_value", "the record has a null value")
+    if not message.key:
+        return ("null_key", "the record has a null or empty key; every platform record is keyed")
+    if message.defect is not None:
+        return message.defect
+    size = message.size
+    if size > max_record_bytes:
+        return ("oversized", f"{size} bytes, over the {max_record_bytes}-byte limit")
+    return None
 
 
 @dataclass(slots=True)
@@ -91,6 +210,37 @@ class Prepared:
     dead: list[OutboxMessage]
 
 
+class ConsumerHealth:
+    """Whether a consumer is stuck: each source (a processor retrying an outage, an agent,
+    a loop reconnecting to Kafka) reports its failures and its recovery; the consumer is
+    healthy while none is failing. One object may be shared by the layers of a consumer."""
+
+    __slots__ = ("_failing",)
+
+    def __init__(self) -> None:
+        self._failing: dict[str, tuple[float, str]] = {}
+
+    @property
+    def healthy(self) -> bool:
+        return not self._failing
+
+    @property
+    def failing_since(self) -> float | None:
+        """When the oldest ongoing failure began (Unix time), None while healthy."""
+        return min((since for since, _ in self._failing.values()), default=None)
+
+    @property
+    def last_error(self) -> str | None:
+        return next(reversed(self._failing.values()))[1] if self._failing else None
+
+    def failed(self, source: str, error: BaseException | str) -> None:
+        since = self._failing.get(source, (time.time(), ""))[0]
+        self._failing[source] = (since, error if isinstance(error, str) else repr(error)[:500])
+
+    def recovered(self, source: str) -> None:
+        self._failing.pop(source, None)
+
+
 #: A handler applies one decoded event inside the caller's transaction. (The handler of a
 #: type in ``deduplicated_by_handler`` returns the messages it found already applied.)
 Handler = Callable[[asyncpg.Connection, Any, RawMessage, BatchResult], Awaitable[Sequence[RawMessage] | None]]
@@ -99,6 +249,7 @@ BatchHandler = Callable[
     [asyncpg.Connection, list[tuple[Any, RawMessage]], BatchResult], Awaitable[Sequence[RawMessage] | None]
 ]
 
+#: Kept for callers that name outage types; the rule itself is :func:`shared.errors.is_transient`.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
@@ -112,10 +263,19 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def _b64(data: bytes | None) -> str | None:
+    return base64.b64encode(data).decode() if data is not None else None
+
+
 def dead_letter_message(
     *, service: str, dead_letter_topic: str, message: RawMessage, reason: str, error: str
 ) -> OutboxMessage:
-    """The dead-letter record: reason, error text, origin and the original bytes (base64)."""
+    """The dead-letter record: reason, error text, origin and the original bytes (base64;
+    a null key or value stays null; a value over `DEAD_LETTER_INLINE_BYTES` is cut to its
+    first `DEAD_LETTER_PREFIX_BYTES`, with its length and SHA-256)."""
+    value = message.value
+    truncated = value is not None and len(value) > DEAD_LETTER_INLINE_BYTES
+    key = message.key if message.key is None or len(message.key) <= DEAD_LETTER_PREFIX_BYTES else None
     body = {
         "service": service,
         "reason": reason,
@@ -123,20 +283,43 @@ def dead_letter_message(
         "source_topic": message.topic,
         "partition": message.partition,
         "offset": message.offset,
-        "key_b64": base64.b64encode(message.key).decode() if message.key is not None else None,
-        "value_b64": base64.b64encode(message.value).decode(),
+        "timestamp_ms": message.timestamp_ms,
+        "key_b64": _b64(message.key[:DEAD_LETTER_PREFIX_BYTES] if message.key is not None else None),
+        "value_b64": _b64(value[:DEAD_LETTER_PREFIX_BYTES] if truncated and value is not None else value),
+        "value_bytes": len(value) if value is not None else None,
+        "headers": [[k, _b64(v[:DEAD_LETTER_PREFIX_BYTES] if v is not None else None)]
+                    for k, v in message.headers[:64]],
         "failed_at": datetime.now(UTC).isoformat(),
     }
+    if truncated and value is not None:
+        body["value_truncated"] = True
+        body["value_sha256"] = hashlib.sha256(value).hexdigest()
     return OutboxMessage(
         topic=dead_letter_topic,
-        key=message.key,
+        key=key,
         value=json.dumps(body, ensure_ascii=False).encode(),
         headers={"reason": reason, "source_topic": message.topic},
     )
 
 
+def _schema_version_unsupported(exc: ValidationError) -> bool:
+    """The envelope names a version this consumer does not accept (a newer producer)."""
+    try:
+        return any(e.get("loc", ())[-1:] == ("schema_version",) and e.get("type") == "value_error"
+                   for e in exc.errors())
+    except Exception:  # noqa: BLE001 - classifying the error must not fail
+        return False
+
+
 class BatchProcessor:
-    """Applies batches of messages for one consumer of one service."""
+    """Applies batches of messages for one consumer of one service.
+
+    :meth:`process` (and :meth:`prepare` / :meth:`apply`) return for every batch: records
+    that cannot be applied are dead-lettered, a defect anywhere around the handlers
+    dead-letters the records it hit as ``processing_error``, and a transient failure is
+    retried with capped back-off until it goes away. While it retries, :attr:`healthy` is
+    False and :attr:`failing_since` says since when.
+    """
 
     def __init__(
         self,
@@ -152,7 +335,10 @@ class BatchProcessor:
         prepare: Callable[[list[tuple[Any, RawMessage]]], Awaitable[None]] | None = None,
         batch_handlers: dict[str, BatchHandler] | None = None,
         deduplicated_by_handler: frozenset[str] = frozenset(),
-        max_attempts: int = 8,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        health: ConsumerHealth | None = None,
+        min_backoff: float = 0.2,
+        max_backoff: float = 10.0,
     ) -> None:
         self._pool = pool
         self._schema = schema
@@ -165,54 +351,104 @@ class BatchProcessor:
         self._prepare = prepare
         self._batch_handlers = batch_handlers or {}
         self._unclaimed = deduplicated_by_handler
-        self._max_attempts = max_attempts
+        self._max_record_bytes = max_record_bytes
+        self._min_backoff, self._max_backoff = min_backoff, max_backoff
+        self.health = health if health is not None else ConsumerHealth()
+
+    @property
+    def healthy(self) -> bool:
+        """False while a batch is being retried after a transient failure (for ``/readyz``)."""
+        return self.health.healthy
+
+    @property
+    def failing_since(self) -> float | None:
+        """Unix time the ongoing retries began; None while healthy."""
+        return self.health.failing_since
 
     async def process(self, messages: Sequence[RawMessage]) -> BatchResult:
-        """Apply `messages` in one transaction; retry transient failures, then exit."""
+        """Apply `messages` in one transaction; every one is applied or dead-lettered."""
         return await self.apply(await self.prepare(messages))
 
     async def prepare(self, messages: Sequence[RawMessage]) -> Prepared:
-        """Decode the batch and run the `prepare` hook (no database, no state): a pipelined
-        consumer prepares the next batch while the previous one is applied."""
+        """Check and decode the batch and run the `prepare` hook (no database, no state): a
+        pipelined consumer prepares the next batch while the previous one is applied."""
         dead: list[OutboxMessage] = []
         decoded = self._decode_all(messages, dead)
         if self._prepare is not None and decoded:
             try:
                 await self._prepare([(event, message) for message, event, _ in decoded])
+            except asyncio.CancelledError:
+                raise
             except Exception:  # noqa: BLE001 - the hook only precomputes; handlers do without it
                 log.exception("%s: prepare hook failed; the handlers compute without it", self._consumer)
         return Prepared(messages, decoded, dead)
 
     async def apply(self, prepared: Prepared) -> BatchResult:
-        """Apply a prepared batch in one transaction; retry transient failures, then exit."""
-        backoff = 0.2
-        for attempt in range(1, self._max_attempts + 1):
+        """Apply a prepared batch in one transaction; a transient failure is retried (with
+        capped back-off, for as long as it lasts), anything else is isolated."""
+        backoff = self._min_backoff
+        attempt = 0
+        while True:
+            attempt += 1
             started = time.perf_counter()
             try:
-                result = await self._apply(prepared)
-            except TRANSIENT_ERRORS as exc:
+                try:
+                    result = await self._apply(prepared)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - sorted below: retry, or isolate
+                    if is_transient(exc):
+                        raise
+                    # a defect outside the per-event isolation (the ledger, the dead letters'
+                    # own write, a batch handler's bookkeeping): the batch goes to dead letters
+                    log.exception("%s: batch failed outside its handlers; dead-lettering it", self._consumer)
+                    result = await self._dead_letter_batch(prepared, exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - outage, or nothing at all can be written
+                self.health.failed(self._consumer, exc)
                 metrics.TRANSIENT_RETRIES.labels(self._service).inc()
-                log.warning(
-                    "%s: transient failure on attempt %d/%d: %r",
-                    self._consumer, attempt, self._max_attempts, exc,
-                )
+                level = logging.WARNING if is_transient(exc) else logging.ERROR
+                log.log(level, "%s: batch failed on attempt %d (%r); retrying in %.1fs",
+                        self._consumer, attempt, exc, backoff)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, self._max_backoff)
                 continue
-            metrics.BATCH_SECONDS.labels(self._service).observe(time.perf_counter() - started)
+            if attempt > 1:
+                log.info("%s: batch applied after %d attempts", self._consumer, attempt)
+            self.health.recovered(self._consumer)
+            self._committed(result, time.perf_counter() - started)
+            return result
+
+    def _committed(self, result: BatchResult, seconds: float) -> None:
+        """Metrics and callbacks of a committed batch: none of them may undo or redo it."""
+        try:
+            metrics.BATCH_SECONDS.labels(self._service).observe(seconds)
             for (topic, outcome), count in result.consumed.items():
                 metrics.EVENTS_CONSUMED.labels(self._service, topic, outcome).inc(count)
-            for callback in result.after_commit:
+        except Exception:  # noqa: BLE001
+            log.exception("%s: counting a committed batch failed", self._consumer)
+        callbacks = list(result.after_commit)
+        if self._on_committed is not None:
+            on_committed = self._on_committed
+            callbacks.append(lambda: on_committed(result))
+        for callback in callbacks:
+            try:
                 callback()
-            if self._on_committed is not None:
-                self._on_committed(result)
-            return result
-        log.critical(
-            "%s: giving up after %d attempts; stopping without acknowledging the batch",
-            self._consumer, self._max_attempts,
-        )
-        logging.shutdown()
-        os._exit(75)
+            except Exception:  # noqa: BLE001 - the batch is committed; a callback bug stays a log line
+                log.exception("%s: an after-commit callback failed", self._consumer)
+
+    async def _dead_letter_batch(self, prepared: Prepared, exc: BaseException) -> BatchResult:
+        """Dead-letter every decoded record of the batch as ``processing_error`` (with the
+        dead letters found while decoding), in a transaction of its own."""
+        dead = list(prepared.dead)
+        for message, _, _ in prepared.decoded:
+            self._dead_letter(dead, message, "processing_error", repr(exc))
+        result = BatchResult()
+        async with self._pool.acquire() as conn, conn.transaction():
+            await add_to_outbox(conn, self._schema, dead)
+        result.dead_lettered = len(dead)
+        return result
 
     def _dead_letter(self, dead: list[OutboxMessage], message: RawMessage, reason: str, error: str) -> None:
         dead.append(
@@ -236,20 +472,42 @@ class BatchProcessor:
         decoded: list[tuple[RawMessage, Any, Handler]] = []
         for message in messages:
             try:
-                event = self._decode(message.value)
-            except ValidationError as exc:
-                undecodable = any(e.get("type") == "json_invalid" for e in exc.errors())
-                self._dead_letter(dead, message, "undecodable" if undecodable else "invalid_schema", str(exc))
+                found = self._decode_one(message)
+            except Exception as exc:  # noqa: BLE001 - a defect on one record isolates that record
+                log.exception("%s: checking a record failed", self._consumer)
+                found = ("processing_error", repr(exc))
+            if len(found) == 2:  # (reason, error)
+                try:
+                    self._dead_letter(dead, message, found[0], found[1])
+                except Exception:  # noqa: BLE001 - last resort: a dead letter without the record
+                    log.exception("%s: building a dead letter failed", self._consumer)
+                    bare = RawMessage(message.topic, message.partition, message.offset, None, None)
+                    self._dead_letter(dead, bare, "processing_error", "the record could not be copied")
                 continue
-            except (ValueError, UnicodeDecodeError) as exc:
-                self._dead_letter(dead, message, "undecodable", str(exc))
-                continue
-            handler = self._handlers.get(getattr(event, "event_type", ""))
-            if handler is None:
-                self._dead_letter(dead, message, "unexpected_event_type", repr(getattr(event, "event_type", None)))
-                continue
-            decoded.append((message, event, handler))
+            decoded.append(found)  # type: ignore[arg-type]
         return decoded
+
+    def _decode_one(self, message: RawMessage) -> tuple[str, str] | tuple[RawMessage, Any, Handler]:
+        """The record decoded, with its handler, or ``(reason, error)`` for a dead letter."""
+        problem = check_record(message, self._max_record_bytes)
+        if problem is not None:
+            return problem
+        assert message.value is not None  # checked above
+        try:
+            event = self._decode(message.value)
+        except ValidationError as exc:
+            if _schema_version_unsupported(exc):
+                return ("unsupported_schema_version", str(exc))
+            undecodable = any(e.get("type") == "json_invalid" for e in exc.errors())
+            return ("undecodable" if undecodable else "invalid_schema", str(exc))
+        except (ValueError, UnicodeDecodeError) as exc:
+            return ("undecodable", str(exc))
+        except RecursionError as exc:
+            return ("undecodable", repr(exc))
+        handler = self._handlers.get(getattr(event, "event_type", ""))
+        if handler is None:
+            return ("unexpected_event_type", repr(getattr(event, "event_type", None)))
+        return (message, event, handler)
 
     async def _claim_all(self, conn: asyncpg.Connection, events: list[Any]) -> set[Any]:
         """Record every event id of the batch in one round trip; returns the new ones."""
@@ -267,10 +525,12 @@ class BatchProcessor:
         the failing events are dead-lettered."""
         try:
             return await self._apply_fast(prepared.decoded, list(prepared.dead))
-        except TRANSIENT_ERRORS:
+        except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - isolate the failing event on the slow path
-            log.info("%s: batch failed on the fast path; applying event by event", self._consumer)
+        except Exception as exc:  # noqa: BLE001 - isolate the failing event on the slow path
+            if is_transient(exc):
+                raise
+            log.info("%s: batch failed on the fast path (%r); applying event by event", self._consumer, exc)
         return await self._apply_one_by_one(prepared.decoded, list(prepared.dead))
 
     async def _apply_fast(
@@ -327,6 +587,7 @@ class BatchProcessor:
         result = BatchResult()
         async with self._pool.acquire() as conn, conn.transaction():
             for message, event, handler in decoded:
+                callbacks = len(result.after_commit)
                 try:
                     async with conn.transaction():
                         unclaimed = event.event_type in self._unclaimed
@@ -338,12 +599,16 @@ class BatchProcessor:
                             result.repeats += 1
                             result.tally(message.topic, "repeat")
                             continue
-                except TRANSIENT_ERRORS:
+                except asyncio.CancelledError:
                     raise
                 except BadInput as exc:
+                    del result.after_commit[callbacks:]  # of the work its savepoint undid
                     self._dead_letter(dead, message, exc.code, str(exc))
                     continue
                 except Exception as exc:  # noqa: BLE001 - a handler bug must not stall the stream
+                    if is_transient(exc):
+                        raise
+                    del result.after_commit[callbacks:]
                     log.exception("%s: handler failed on %s", self._consumer, message.topic)
                     self._dead_letter(dead, message, "handler_error", repr(exc))
                     continue
@@ -353,3 +618,15 @@ class BatchProcessor:
                 await add_to_outbox(conn, self._schema, dead)
         result.dead_lettered = len(dead)
         return result
+
+
+def group_instance_id(service: str, port: int, configured: str = "") -> str:
+    """This instance's static member id in its consumer group (``group.instance.id``).
+
+    Stable across restarts of the same instance (so the broker hands its partitions back at
+    once) and different for every instance of a group: ``PETITION_INSTANCE_ID`` when set,
+    otherwise the service, the host and the instance's own port (two instances on one
+    machine listen on different ports)."""
+    if configured:
+        return configured
+    return f"petition-{service}-{socket.gethostname()}-{port}"

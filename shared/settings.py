@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(default=2.5, ge=0)
     batch_size: int = 500
     batch_within_seconds: float = 0.05
+    # consumed records over this (key + value + headers) are dead-lettered as "oversized"
+    max_record_bytes: int = Field(default=1024 * 1024, gt=0)
+    # static consumer-group membership: this instance's stable id in each group it joins
+    # (default: service, host and port: shared.consumer.group_instance_id); a restarted
+    # instance takes its partitions back at once instead of waiting for a rebalance
+    instance_id: str = ""
+    # how long the broker keeps a silent member's partitions (a static member that is gone
+    # for good holds them this long); heartbeats go every tenth of it
+    consumer_session_timeout_seconds: float = Field(default=20.0, ge=6.0, le=90.0)
     timer_poll_seconds: float = 0.2
     timer_batch_size: int = 1000
     log_level: str = "INFO"

@@ -18,7 +18,8 @@ from typing import Any
 import faust
 from prometheus_client import generate_latest
 
-from shared.consumer import BatchProcessor, RawMessage
+from shared.consumer import BatchProcessor, ConsumerHealth, RawMessage, group_instance_id, raw_message
+from shared.errors import is_transient
 from shared.settings import Settings
 from shared.topics import PARTITIONS
 
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: batches a pipelined agent has taken but not yet committed
 PIPELINE_DEPTH = 3
+#: back-off of an agent retrying a batch its processor could not take (capped, forever)
+AGENT_MIN_BACKOFF, AGENT_MAX_BACKOFF = 0.2, 10.0
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -91,16 +94,56 @@ def add_ops_pages(app: faust.App, readiness: ReadinessCheck) -> None:
 
 
 def raw_of(event: Any) -> RawMessage:
-    """The broker's record behind a faust event."""
-    message = event.message
-    return RawMessage(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value if isinstance(message.value, bytes) else bytes(message.value),
-        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-    )
+    """The broker's record behind a faust event. Never raises: a record that cannot be taken
+    as it is (a null value, headers that are not a list of text/bytes pairs) becomes a
+    RawMessage the processor dead-letters."""
+    message = getattr(event, "message", None)
+    try:
+        stamp = getattr(message, "timestamp", None)
+        return raw_message(
+            topic=message.topic,  # type: ignore[union-attr]
+            partition=message.partition,  # type: ignore[union-attr]
+            offset=message.offset,  # type: ignore[union-attr]
+            key=message.key,  # type: ignore[union-attr]
+            value=message.value,  # type: ignore[union-attr]
+            timestamp_ms=int(stamp * 1000) if stamp else None,
+            headers=getattr(message, "headers", None),
+        )
+    except Exception as exc:  # noqa: BLE001 - no record may stop the agent
+        return RawMessage(
+            str(getattr(message, "topic", "?")), int(getattr(message, "partition", -1) or 0),
+            int(getattr(message, "offset", -1) or 0), None, None,
+            defect=("processing_error", f"unreadable record: {exc!r}"),
+        )
+
+
+async def retry_until_done(
+    attempt: Callable[[], Awaitable[Any]], *, health: ConsumerHealth, source: str,
+    min_backoff: float = AGENT_MIN_BACKOFF, max_backoff: float = AGENT_MAX_BACKOFF,
+) -> Any:
+    """Await ``attempt()`` until it returns, retrying whatever it raises with capped back-off.
+
+    The processors dead-letter what their records cause and retry outages themselves; what
+    reaches here is the service failing around them (its start-up cannot reach the database,
+    a defect in its wiring). Skipping the batch would lose it, so the agent keeps trying and
+    reports itself unhealthy (`health`) until an attempt succeeds."""
+    backoff = min_backoff
+    while True:
+        try:
+            result = await attempt()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an agent must not die
+            health.failed(source, exc)
+            if is_transient(exc):
+                log.warning("%s: batch not taken (%r); retrying in %.1fs", source, exc, backoff)
+            else:
+                log.exception("%s: batch not taken; retrying in %.1fs", source, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff)
+            continue
+        health.recovered(source)
+        return result
 
 
 def batch_agent(
@@ -112,12 +155,16 @@ def batch_agent(
     batch_size: int,
     within: float,
     pipelined: bool = False,
-) -> None:
-    """Register an agent that feeds batches of raw records to the processor.
+    health: ConsumerHealth | None = None,
+) -> ConsumerHealth:
+    """Register an agent that feeds batches of raw records to the processor; returns the
+    agent's health (unhealthy while it retries a batch its processor could not take).
 
     `concurrency` stays 1 (faust can commit past in-flight messages otherwise); throughput
     comes from batching. ``take_events`` acknowledges a batch only after the loop body
-    returns, and the processor exits the process rather than return on a lost batch.
+    returns. The agent cannot die: records become RawMessages without raising, the processor
+    dead-letters what cannot be applied, and whatever else fails is retried
+    (:func:`retry_until_done`) until it succeeds, so the offsets always move on.
 
     ``pipelined``: the agent hands each batch on and goes back for the next, so faust fills
     batch N+2 while the processor's ``prepare`` (decoding, CPU work in worker processes)
@@ -128,19 +175,37 @@ def batch_agent(
     released after the commit.
     """
     channel = app.topic(*topics, key_type=bytes, value_type=bytes)
+    agent_health = health if health is not None else ConsumerHealth()
 
     async def agent(stream: Any) -> None:
         async for events in stream.take_events(batch_size, within=within):
-            await processor().process([raw_of(e) for e in events])
+            raws = [raw_of(e) for e in events]
+            await retry_until_done(lambda: processor().process(raws), health=agent_health, source=name)
 
     async def apply_in_turn(previous: asyncio.Future[None] | None, prepared: asyncio.Future[Any],
-                            messages: list[Any]) -> None:
-        ready = await prepared
+                            raws: list[RawMessage], messages: list[Any]) -> None:
+        ready: Any = None
+        try:
+            ready = await prepared
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - prepared again below
+            log.warning("%s: preparing a batch failed (%r); again before applying it", name, exc)
         if previous is not None:
             await previous  # batches commit one at a time, in the order they were consumed
-        await processor().apply(ready)
+
+        async def attempt() -> Any:
+            nonlocal ready
+            if ready is None:
+                ready = await processor().prepare(raws)
+            return await processor().apply(ready)
+
+        await retry_until_done(attempt, health=agent_health, source=name)
         for message in messages:
-            message.ack(app.consumer)
+            try:
+                message.ack(app.consumer)
+            except Exception:  # noqa: BLE001 - an ack that fails is redelivered, and repeats are harmless
+                log.exception("%s: acknowledging a record failed", name)
 
     async def pipelined_agent(stream: Any) -> None:
         in_flight: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -149,11 +214,12 @@ def batch_agent(
                 messages = [e.message for e in events]
                 for message in messages:
                     message.incref()  # released by apply_in_turn, after the commit
-                prepared = asyncio.ensure_future(processor().prepare([raw_of(e) for e in events]))
+                raws = [raw_of(e) for e in events]
+                prepared = asyncio.ensure_future(processor().prepare(raws))
                 previous = in_flight[-1] if in_flight else None
-                in_flight.append(asyncio.ensure_future(apply_in_turn(previous, prepared, messages)))
+                in_flight.append(asyncio.ensure_future(apply_in_turn(previous, prepared, raws, messages)))
                 while in_flight and (in_flight[0].done() or len(in_flight) >= PIPELINE_DEPTH):
-                    await in_flight.popleft()  # raises if that batch failed: the agent stops
+                    await in_flight.popleft()  # returns once that batch committed (it cannot fail)
         finally:
             if in_flight:
                 await asyncio.shield(asyncio.gather(*in_flight, return_exceptions=True))
@@ -162,6 +228,7 @@ def batch_agent(
     body.__name__ = name
     body.__qualname__ = name
     app.agent(channel, name=name)(body)
+    return agent_health
 
 
 def run_worker(app: faust.App, loglevel: str = "info") -> None:

@@ -13,10 +13,10 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 
 from shared import topics
-from shared.consumer import BadInput, BatchProcessor, BatchResult, RawMessage
+from shared.consumer import BadInput, BatchProcessor, BatchResult, RawMessage, raw_message
+from shared.errors import is_transient
 from shared.events import (
     PetitionRouted,
     SlaBreached,
@@ -143,36 +143,70 @@ def make_processor(pool: asyncpg.Pool, on_committed: Any) -> BatchProcessor:
 
 
 async def run_projector(
-    *, bootstrap: str, processor: BatchProcessor, group_id: str = "petition-intake", batch: int = 500
+    *,
+    bootstrap: str,
+    processor: BatchProcessor,
+    group_id: str = "petition-intake",
+    batch: int = 500,
+    group_instance_id: str | None = None,
+    session_timeout_seconds: float = 20.0,
+    min_backoff: float = 0.5,
+    max_backoff: float = 10.0,
 ) -> None:
-    """Consume the lifecycle topics forever, reconnecting while Kafka is unavailable."""
+    """Consume the lifecycle topics forever; offsets are committed after each batch applied.
+
+    The loop cannot end but by cancellation: every record is applied or dead-lettered by the
+    processor (which also retries database outages itself), and anything else (Kafka
+    unreachable, a commit refused after a rebalance, a defect) closes the consumer and
+    opens a new one after a capped back-off, uncommitted records being delivered again
+    (repeats are harmless). Meanwhile ``processor.healthy`` is False.
+
+    `group_instance_id` makes the membership static (see :func:`shared.consumer.group_instance_id`):
+    a restarted intake gets its partitions back at once.
+    """
+    health = processor.health
+    source = "read-model-kafka"
+    backoff = min_backoff
     while True:
-        consumer = AIOKafkaConsumer(
-            *READ_MODEL_TOPICS,
-            bootstrap_servers=bootstrap,
-            group_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-        )
+        consumer: AIOKafkaConsumer | None = None
         try:
+            consumer = AIOKafkaConsumer(
+                *READ_MODEL_TOPICS,
+                bootstrap_servers=bootstrap,
+                group_id=group_id,
+                group_instance_id=group_instance_id,
+                session_timeout_ms=int(session_timeout_seconds * 1000),
+                heartbeat_interval_ms=int(max(session_timeout_seconds / 10, 1.0) * 1000),
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+            )
             await consumer.start()
             while True:
                 records = await consumer.getmany(timeout_ms=500, max_records=batch)
+                health.recovered(source)
+                backoff = min_backoff
                 messages = [
-                    RawMessage(m.topic, m.partition, m.offset, m.key, m.value or b"", m.timestamp)
+                    raw_message(topic=m.topic, partition=m.partition, offset=m.offset, key=m.key,
+                                value=m.value, timestamp_ms=m.timestamp, headers=m.headers)
                     for part in records.values()
                     for m in part
                 ]
                 if not messages:
                     continue
-                await processor.process(messages)
+                await processor.process(messages)  # returns once every record is applied or dead-lettered
                 await consumer.commit()
         except asyncio.CancelledError:
             raise
-        except (KafkaError, OSError) as exc:
-            log.warning("read-model consumer: %r; reconnecting", exc)
-            await asyncio.sleep(1.0)
+        except Exception as exc:  # noqa: BLE001 - the read model must outlive any failure
+            health.failed(source, exc)
+            if is_transient(exc):
+                log.warning("read-model consumer: %r; reconnecting in %.1fs", exc, backoff)
+            else:
+                log.exception("read-model consumer failed; reconnecting in %.1fs", backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff)
         finally:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
+            if consumer is not None:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
