@@ -38,13 +38,21 @@ from services.escalation.calendar_source import load_calendar
 from services.escalation.domain import clockmath
 from services.escalation.domain.calendar import known_until
 from services.escalation.domain.deadlines import SHANGHAI, compute_due
-from services.escalation.domain.ladder import OVERDUE_LEVEL, Ladder, plan_overdue, plan_step
+from services.escalation.domain.ladder import (
+    OVERDUE_LEVEL,
+    Ladder,
+    catch_up,
+    opens_supervision,
+    plan_overdue,
+    plan_step,
+)
 from services.escalation.domain.rates import RATE_CLOCKS, ClockTally, department_rates
 from services.escalation.domain.policy import ClockSpec, PolicyBook, find_clock, plan_timers
 from services.escalation.domain.zero_report import (
     Obligation,
     classify,
     closing_between,
+    evaluation_start,
     parse_obligations,
     scheduled,
 )
@@ -472,6 +480,14 @@ class Escalation:
         instance never waits for another or for a consumer holding a clock), mark them fired
         set-based, apply the clock changes, plan ladder steps, open 督办, write the outbox.
         A timer whose clock was stopped, paused or moved since it was planned fires silently.
+
+        Bounded however late a timer is found due: a warning whose deadline has passed is
+        superseded (no warning; the breach says it); a ladder step fires the step reached by
+        `now` once, with the steps it missed counted on its event and 督办, and plans the next
+        one after `now` (:func:`catch_up`); a petition at ``max_open_supervisions_per_petition``
+        open 督办 gets no further one from a step (counted, logged; the ladder goes on). The
+        cap counts the open 督办 committed before this transaction plus those it opens: two
+        instances stepping two clocks of one petition at the same instant may pass it by one.
         """
         assert self.pool is not None
         async with self.pool.acquire() as conn, conn.transaction():
@@ -487,8 +503,19 @@ class Escalation:
             )
             if not rows:
                 return 0
+            stepping = sorted({r["petition_id"] for r in rows if r["kind"] == "escalate"})
+            open_supervisions: dict[str, int] = {}
+            if stepping:
+                open_supervisions = {x["petition_id"]: x["n"] for x in await conn.fetch(
+                    "SELECT petition_id, count(*) AS n FROM escalation.supervision"
+                    " WHERE petition_id = ANY($1::text[]) AND state = 'open' GROUP BY petition_id",
+                    stepping,
+                )}
             ids: list[int] = []
             lateness: list[float] = []
+            outcomes: list[str] = []
+            missed_by_timer: list[int] = []
+            missed_total = capped = 0
             out_topic: list[str] = []
             out_key: list[bytes] = []
             out_value: list[bytes] = []
@@ -502,12 +529,19 @@ class Escalation:
                 late = max((now - r["fire_at"]).total_seconds(), 0.0)
                 ids.append(r["id"])
                 lateness.append(late)
+                outcomes.append("event")
+                missed_by_timer.append(0)
                 if r["clock_state"] in ("stopped", "paused") or r["current_due"] != r["clock_due_at"]:
                     counts["stale"] += 1
+                    outcomes[-1] = "stale"
                     continue  # a stale timer of a stopped, paused or moved clock
                 pid, clock, kind = r["petition_id"], r["clock"], r["kind"]
                 event_id = uuid.uuid5(EVENT_NAMESPACE, f"timer:{r['id']}")
                 event: Any
+                if kind == "warning" and now >= r["clock_due_at"]:
+                    counts["superseded"] += 1
+                    outcomes[-1] = "superseded"
+                    continue  # its deadline has passed: the breach, not a warning, tells it
                 if kind == "warning":
                     event = SlaWarning(
                         event_id=event_id, occurred_at=now, petition_id=pid, clock=clock,
@@ -526,28 +560,44 @@ class Escalation:
                                      calendar=self.calendar)
                     next_steps.append((pid, clock, 1, r["clock_due_at"], step.fire_at))
                 elif kind == "escalate":
-                    # the step was planned for r["fire_at"]; only its level and target are used here
-                    step = plan_step(self.ladder, r["step"], previous_at=r["fire_at"],
-                                     handling_unit=r["department_code"], jurisdiction=r["jurisdiction"],
-                                     calendar=self.calendar)
+                    # planned for step r["step"] at r["fire_at"]: fire the step reached by now, once
+                    reached = catch_up(self.ladder, r["step"], planned_at=r["fire_at"], now=now,
+                                       handling_unit=r["department_code"], jurisdiction=r["jurisdiction"],
+                                       calendar=self.calendar)
+                    step = reached.fire
+                    next_steps.append((pid, clock, reached.following.step, r["clock_due_at"],
+                                       reached.following.fire_at))
+                    missed_by_timer[-1] = reached.missed
+                    missed_total += reached.missed
+                    held = open_supervisions.get(pid, 0)
+                    if not opens_supervision(self.ladder, held):
+                        counts[kind] += 1
+                        capped += 1
+                        outcomes[-1] = "capped"
+                        log.warning(
+                            "petition %s holds %d open 督办 (max_open_supervisions_per_petition): ladder step %d"
+                            " of its %s clock (%s, %s) opens none", pid, held, step.step, clock, step.level,
+                            step.target_unit,
+                        )
+                        continue
+                    open_supervisions[pid] = held + 1
                     supervision_id = uuid.uuid5(EVENT_NAMESPACE, f"supervision:{r['id']}")
                     supervision_due = self.ladder.supervision_due.after(now, self.calendar)
                     event = SlaEscalated(
                         event_id=event_id, occurred_at=now, petition_id=pid, clock=clock,
-                        department_code=r["department_code"], step=r["step"], level=step.level,
+                        department_code=r["department_code"], step=step.step, level=step.level,
                         target_unit=step.target_unit, rule=step.rule, repeat=step.repeat,
                         due_at=r["clock_due_at"], supervision_id=supervision_id,
                         supervision_due_at=supervision_due, lateness_seconds=late,
+                        missed_steps=reached.missed, missed_from_step=reached.first_missed,
+                        missed_since=reached.missed_since, missed_estimated=reached.estimated,
                     )
-                    supervisions.append((supervision_id, pid, clock, r["step"], step.level, step.target_unit,
-                                         r["department_code"], step.rule, now, supervision_due))
-                    following = plan_step(self.ladder, r["step"] + 1, previous_at=r["fire_at"],
-                                          handling_unit=r["department_code"], jurisdiction=r["jurisdiction"],
-                                          calendar=self.calendar)
-                    next_steps.append((pid, clock, r["step"] + 1, r["clock_due_at"], following.fire_at))
+                    supervisions.append((supervision_id, pid, clock, step.step, step.level, step.target_unit,
+                                         r["department_code"], step.rule, now, supervision_due, reached.missed))
                     escalations.append(step.level)
                 else:
                     counts["unknown"] += 1
+                    outcomes[-1] = "unknown"
                     continue
                 counts[kind] += 1
                 out_topic.append(topics.PETITION_SLA)
@@ -555,9 +605,10 @@ class Escalation:
                 out_value.append(encode_event(event))
             await conn.execute(
                 """UPDATE escalation.timer t SET state = 'fired', fired_at = $2, lateness_seconds = u.late,
-                     fired_by = $3
-                   FROM unnest($1::bigint[], $4::float8[]) AS u(id, late) WHERE t.id = u.id""",
-                ids, now, self.instance_id, lateness,
+                     fired_by = $3, outcome = u.outcome, missed_steps = u.missed
+                   FROM unnest($1::bigint[], $4::float8[], $5::text[], $6::int[]) AS u(id, late, outcome, missed)
+                   WHERE t.id = u.id""",
+                ids, now, self.instance_id, lateness, outcomes, missed_by_timer,
             )
             if warned:
                 keys = list(warned)
@@ -587,8 +638,8 @@ class Escalation:
             if supervisions:
                 await conn.executemany(
                     """INSERT INTO escalation.supervision (id, petition_id, clock, step, level, target_unit,
-                         supervised_unit, rule, opened_at, due_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
-                       ON CONFLICT (id) DO NOTHING""",
+                         supervised_unit, rule, opened_at, due_at, missed_steps)
+                       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) ON CONFLICT (id) DO NOTHING""",
                     supervisions,
                 )
             if out_value:
@@ -611,6 +662,10 @@ class Escalation:
         for level, n in Counter(escalations).items():
             metrics.ESCALATIONS.labels(level).inc(n)
             metrics.SUPERVISION_ORDERS.labels(level).inc(n)
+        if missed_total:
+            metrics.ESCALATION_STEPS_MISSED.inc(missed_total)
+        if capped:
+            metrics.SUPERVISION_CAP_REACHED.inc(capped)
         if self.relay is not None and out_value:
             self.relay.kick()
         return len(rows)
@@ -672,13 +727,17 @@ class Escalation:
 
         Per unit, the instant evaluated up to is kept in PostgreSQL and claimed with
         ``SKIP LOCKED``; the (unit, period) key guarantees one verdict per period even if two
-        instances overlap. Periods that closed while the service was down are caught up.
+        instances overlap. A unit's first evaluation starts at the later of its obligation's
+        ``since`` and `now` (:func:`evaluation_start`), so nothing that closed before the
+        install is missing; periods that closed while the service was down are caught up.
         """
         assert self.pool is not None
         missing = opened = 0
         for unit, ob in self.obligations.items():
             async with self.pool.acquire() as conn, conn.transaction():
-                start = datetime.combine(ob.since, datetime.min.time(), tzinfo=SHANGHAI)
+                # first met now (a fresh install, a unit new to the file): judged from now on,
+                # never for periods that closed before; the cursor persists through downtime
+                start = evaluation_start(ob, now)
                 await conn.execute(
                     "INSERT INTO escalation.zero_report_cursor (unit, evaluated_until) VALUES ($1, $2)"
                     " ON CONFLICT DO NOTHING",

@@ -33,8 +33,19 @@ OPEN_SUPERVISIONS = Gauge(
 )
 TIMERS_FIRED = Counter(
     "petition_timers_fired_total",
-    "Durable timers fired, by kind (warning, breach, escalate; stale = its clock had moved on).",
+    "Durable timers fired, by kind (warning, breach, escalate; stale = its clock had moved on;"
+    " superseded = a warning found due after its deadline had passed, published as no warning).",
     ["kind"],
+)
+ESCALATION_STEPS_MISSED = Counter(
+    "petition_escalation_steps_missed_total",
+    "Ladder steps that fell due while no timer fired them (downtime, a petition received long"
+    " ago) and were folded into the one step fired when the timer was found due; never replayed.",
+)
+SUPERVISION_CAP_REACHED = Counter(
+    "petition_supervision_cap_reached_total",
+    "Ladder steps that opened no 督办 because the petition already held"
+    " max_open_supervisions_per_petition open ones (the ladder still planned its next step).",
 )
 TIMER_LATENESS = Histogram(
     "petition_timer_lateness_seconds",

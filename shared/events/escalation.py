@@ -31,6 +31,11 @@ class SlaEscalated(Envelope):
 
     `step` counts from 1; steps past the last level repeat it (`repeat`). `rule` names how
     the target unit was found (e.g. ``ladder:superior_unit:bureau->government_of_area``).
+
+    A step found due late stands for the steps it caught up on: `missed_steps` steps
+    (``missed_from_step`` .. ``step - 1``, the first of them due at `missed_since`) fell due
+    without firing and are not published on their own (additive, schema 1; 0 when on time).
+    `missed_estimated`: part of a very long run of repeats was counted, not walked.
     """
 
     event_type: Literal["sla.escalated"] = "sla.escalated"
@@ -45,6 +50,10 @@ class SlaEscalated(Envelope):
     supervision_id: uuid.UUID
     supervision_due_at: datetime
     lateness_seconds: float = 0.0
+    missed_steps: int = Field(default=0, ge=0)
+    missed_from_step: int | None = Field(default=None, ge=1)
+    missed_since: datetime | None = None
+    missed_estimated: bool = False
 
 
 class SupervisionClosed(Envelope):

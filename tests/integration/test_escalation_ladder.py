@@ -1,5 +1,6 @@
 """Escalation against the real broker and database: the ladder and 督办, extension / pause /
-resume, two instances firing every timer exactly once, catch-up after downtime, zero reports.
+resume, two instances firing every timer exactly once, catch-up after downtime (one step for
+the steps missed, not a replay), zero reports.
 
 Time is moved by *ageing* a petition's rows (shifting its clocks and pending timers into the
 past in one transaction), which is what the service sees when that much time has passed.
@@ -15,7 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -78,17 +79,37 @@ class Instances:
         self.procs[name].stop()
 
 
+def _installed_yesterday(stack: Stack, units: list[str], yesterday: date) -> None:
+    """The zero-report evaluation of `units` started yesterday at 00:00 and the service went down.
+
+    A unit is judged from the moment the service first meets it, never from the past; these
+    units were met yesterday, so yesterday's periods, closed meanwhile, are caught up.
+    """
+    start = datetime.combine(yesterday, datetime.min.time(), tzinfo=SHANGHAI)
+    _db(stack, "INSERT INTO escalation.zero_report_cursor (unit, evaluated_until)"
+               " SELECT unnest($1::text[]), $2 ON CONFLICT (unit) DO UPDATE SET evaluated_until = $2"
+               " RETURNING unit", units, start)
+
+
 @pytest.fixture(scope="module")
 def instances(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instances]:
     stack.stop("escalation")
     inst = Instances(stack, tmp_path_factory.mktemp("escalation-instances"))
+    _installed_yesterday(stack, ["Z1-S01", "Z1-S03"], inst.yesterday)
+    # intake checks zero reports against the same obligations file: restart it reading this one
+    stack.stop("intake")
+    stack.env["PETITION_ESCALATION_OBLIGATIONS_PATH"] = str(inst.obligations)
     try:
+        stack.start("intake")
         inst.start("esc-a")
         inst.start("esc-b")
         yield inst
     finally:
         for proc in inst.procs.values():
             proc.stop()
+        stack.stop("intake")
+        del stack.env["PETITION_ESCALATION_OBLIGATIONS_PATH"]
+        stack.start("intake")
         stack.start("escalation")
 
 
@@ -120,6 +141,14 @@ def _age(stack: Stack, petition_ids: list[str], by: timedelta) -> None:
             await conn.close()
 
     asyncio.run(run())
+
+
+def _age_until_due(stack: Stack, pid: str, clock: str, kind: str) -> None:
+    """Let time pass until the clock's next pending `kind` timer is one minute overdue."""
+    gap = _db(stack, "SELECT min(fire_at) - now() AS gap FROM escalation.timer WHERE petition_id = $1"
+                     " AND clock = $2 AND kind = $3 AND state = 'pending'", pid, clock, kind)[0]["gap"]
+    assert gap is not None, f"no pending {kind} timer of {clock}"
+    _age(stack, [pid], gap + timedelta(minutes=1))
 
 
 def _submit(client: httpx.Client, **overrides: Any) -> str:
@@ -155,8 +184,17 @@ def test_breach_climbs_the_ladder_and_a_supervisor_closes_a_supervision_order(
     _armed(stack, [pid], 3)
     # the router gives a district matter to the district bureau (A3区住房和城乡建设局)
     assert _get(client, pid)["department"]["code"] == "A3-HOUSING"
-    _age(stack, [pid], timedelta(days=40))
+    # signed for and the petitioner called: only the resolution clock runs on
+    assert _act(client, pid, "accept", "A3-HOUSING").status_code == 202
+    assert _act(client, pid, "contact", "A3-HOUSING", note="已电话联系").status_code == 202
+    wait_for(lambda: _db(stack, "SELECT count(*) AS n FROM escalation.clock WHERE petition_id = $1"
+                                " AND state = 'stopped'", pid)[0]["n"] == 2)
+    # time passes step by step: the breach, then each ladder step as it falls due
+    _age_until_due(stack, pid, "resolution", "breach")
     wait_for(lambda: _overdue_pending(stack, [pid]) == 0, timeout=60)
+    for _ in range(4):
+        _age_until_due(stack, pid, "resolution", "escalate")
+        wait_for(lambda: _overdue_pending(stack, [pid]) == 0, timeout=60)
 
     sla = [parse(m) for m in consume_all(stack.infra.bootstrap, topics.PETITION_SLA, idle_ms=1500)]
     steps = [e for e in sla if e.get("petition_id") == pid and e["event_type"] == "sla.escalated"
@@ -166,8 +204,9 @@ def test_breach_climbs_the_ladder_and_a_supervisor_closes_a_supervision_order(
     assert [(e["level"], e["target_unit"]) for e in steps[:3]] == [
         ("handling_unit", "A3-HOUSING"), ("superior_unit", "A3-GOV"), ("city", "A-12345"),
     ]
-    assert all(e["level"] == "city" and e["repeat"] for e in steps[3:]) and len(steps) > 3
+    assert all(e["level"] == "city" and e["repeat"] for e in steps[3:]) and len(steps) == 5
     assert [e["step"] for e in steps] == list(range(1, len(steps) + 1))
+    assert all(e["missed_steps"] == 0 for e in steps)  # each found due on time: nothing collapsed
 
     # GET /v1/supervision lists each unit's open 督办 for this petition
     def open_for(unit: str) -> list[dict[str, Any]]:
@@ -194,10 +233,44 @@ def test_breach_climbs_the_ladder_and_a_supervisor_closes_a_supervision_order(
     assert any(s["id"] == sid and s["closed_by"] == "A3-GOV" for s in closed)
 
     # resolving stops the clocks: the ladder stops with them
-    assert _act(client, pid, "accept", "A3-HOUSING").status_code == 202
     assert _act(client, pid, "resolve", "A3-HOUSING", note="已解决").status_code == 202
     wait_for(lambda: _db(stack, "SELECT count(*) AS n FROM escalation.timer WHERE petition_id = $1"
                                 " AND state = 'pending'", pid)[0]["n"] == 0)
+
+
+def test_a_ladder_found_due_weeks_late_steps_once_to_the_level_reached(
+    client: httpx.Client, stack: Stack, instances: Instances
+) -> None:
+    pid = _submit(client)
+    _armed(stack, [pid], 3)
+    _age(stack, [pid], timedelta(days=40))  # nobody looked for 40 days: every clock breached long ago
+    wait_for(lambda: _overdue_pending(stack, [pid]) == 0, timeout=60)
+
+    sla = [e for e in (parse(m) for m in consume_all(stack.infra.bootstrap, topics.PETITION_SLA, idle_ms=1500))
+           if e.get("petition_id") == pid]
+    kinds = Counter((e["event_type"], e.get("clock")) for e in sla)
+    clocks = ("sign_for", "first_contact", "resolution")
+    # each clock: its breach once and one ladder step, at the level reached now; no late warnings
+    assert {c: kinds[("sla.breached", c)] for c in clocks} == dict.fromkeys(clocks, 1)
+    assert {c: kinds[("sla.escalated", c)] for c in clocks} == dict.fromkeys(clocks, 1)
+    assert not [e for e in sla if e["event_type"] == "sla.warning"]
+    steps = {e["clock"]: e for e in sla if e["event_type"] == "sla.escalated"}
+    resolution = steps["resolution"]
+    assert resolution["level"] == "city" and resolution["repeat"] and resolution["missed_steps"] >= 5
+    assert resolution["missed_from_step"] == 1 and resolution["step"] == resolution["missed_steps"] + 1
+    assert not resolution["missed_estimated"]
+
+    rows = _db(stack, "SELECT clock, step, missed_steps FROM escalation.supervision WHERE petition_id = $1", pid)
+    assert sorted((r["clock"], r["step"], r["missed_steps"]) for r in rows) == sorted(
+        (c, e["step"], e["missed_steps"]) for c, e in steps.items())
+    outcomes = Counter(r["outcome"] for r in _db(
+        stack, "SELECT outcome FROM escalation.timer WHERE petition_id = $1 AND state = 'fired'", pid))
+    assert outcomes == {"event": 6, "superseded": 9}  # 3 breaches + 3 steps; 3 x 3 warnings past due
+    # the next step of each ladder is planned after now, one per clock
+    pending = _db(stack, "SELECT clock, step, fire_at > now() AS ahead FROM escalation.timer"
+                         " WHERE petition_id = $1 AND state = 'pending'", pid)
+    assert sorted((r["clock"], r["step"], r["ahead"]) for r in pending) == sorted(
+        (c, e["step"] + 1, True) for c, e in steps.items())
 
 
 def test_extension_then_pause_and_resume_move_the_resolution_deadline(
@@ -261,11 +334,14 @@ def test_two_instances_fire_every_timer_exactly_once_and_catch_up_after_downtime
     instances.start("esc-b")
     wait_for(lambda: _overdue_pending(stack, pids) == 0, timeout=90)
 
-    fired = _db(stack, "SELECT id, fired_by, lateness_seconds, kind FROM escalation.timer"
+    fired = _db(stack, "SELECT id, fired_by, lateness_seconds, kind, outcome FROM escalation.timer"
                        " WHERE petition_id = ANY($1::text[]) AND state = 'fired'", pids)
     assert {r["fired_by"] for r in fired} == {"esc-a", "esc-b"}  # both took part
     assert max(r["lateness_seconds"] for r in fired) > 10 * 86400  # downtime shows as lateness
-    expected = {str(uuid.uuid5(EVENT_NAMESPACE, f"timer:{r['id']}")) for r in fired}
+    # warnings found due after their deadline are superseded (no event); the rest publish one
+    assert {r["outcome"] for r in fired} == {"event", "superseded"}
+    assert {r["kind"] for r in fired if r["outcome"] == "superseded"} == {"warning"}
+    expected = {str(uuid.uuid5(EVENT_NAMESPACE, f"timer:{r['id']}")) for r in fired if r["outcome"] == "event"}
 
     def on_bus() -> Counter[str]:
         ids: Counter[str] = Counter()
@@ -295,7 +371,8 @@ def test_zero_reports_missing_escalated_late_marked_and_second_submission_consis
         assert r.status_code == 200, r.text
         return dict(r.json())
 
-    # yesterday's period closed before these instances ever ran: caught up, missing, escalated
+    # yesterday's period closed while the service was down (installed yesterday): caught up,
+    # missing, escalated
     missing = wait_for(lambda: (b := report("Z1-S01", yesterday))["periods"] and b, timeout=30)["periods"][0]
     assert missing["status"] == "missing" and missing["escalated_to"] == "Z1-GOV"
 
@@ -309,9 +386,12 @@ def test_zero_reports_missing_escalated_late_marked_and_second_submission_consis
     late = wait_for(lambda: (p := report("Z1-S01", today)["periods"]) and p[0]["status"] == "late" and p[0])
     assert late["rule"] == "late:within_grace"  # cut-off 00:00 today, grace one day
 
-    assert client.post("/v1/zero-reports", json={"unit": "Z1-S02", "period": tomorrow,
+    # tomorrow's period has not opened: refused at the door; today's (cut-off 23:59) is on time
+    early = client.post("/v1/zero-reports", json={"unit": "Z1-S02", "period": tomorrow, "incidents": ["无"]})
+    assert early.status_code == 422 and early.json()["errors"][0]["field"] == "period", early.text
+    assert client.post("/v1/zero-reports", json={"unit": "Z1-S02", "period": today,
                                                  "incidents": ["无"]}).status_code == 202
-    on_time = wait_for(lambda: (p := report("Z1-S02", tomorrow)["periods"]) and p[0]["status"] == "on_time" and p[0])
+    on_time = wait_for(lambda: (p := report("Z1-S02", today)["periods"]) and p[0]["status"] == "on_time" and p[0])
     assert on_time["incidents"] == 1
 
     compliance = report("Z1-S01")["compliance"]
@@ -353,7 +433,7 @@ def test_a_lapsed_supervision_order_escalates_one_level_up(
     holder = _get(client, pid)["department"]["code"]  # whichever department the router chose
     above, rule = superior_of(holder, load_ladder().units)
     assert above is not None, holder
-    _age(stack, [pid], timedelta(days=40))
+    _age_until_due(stack, pid, "resolution", "breach")  # just past the deadline: step 1 (催办) fires
     wait_for(lambda: _overdue_pending(stack, [pid]) == 0, timeout=60)
     # each breached clock climbs its own ladder: follow the resolution clock's
     first = wait_for(lambda: [s for s in _supervision(client, holder) if s["petition_id"] == pid

@@ -50,6 +50,20 @@ def test_unit_events_have_no_petition_and_are_keyed_by_unit() -> None:
         events.parse_event(json.dumps({**raw, "occurred_at": "2026-11-22T10:00:00"}))
 
 
+def test_a_caught_up_ladder_step_names_the_steps_it_stands_for() -> None:
+    step = SAMPLES[0].model_copy(update={"step": 1804, "level": "city", "repeat": True, "missed_steps": 1803,
+                                         "missed_from_step": 1, "missed_since": NOW, "missed_estimated": True})
+    assert events.parse_event(events.encode_event(step)) == step
+    # an sla.escalated written before the fields existed still parses: nothing missed
+    raw = json.loads(events.encode_event(SAMPLES[0]))
+    for key in ("missed_steps", "missed_from_step", "missed_since", "missed_estimated"):
+        raw.pop(key)
+    old = events.parse_event(json.dumps(raw))
+    assert (old.missed_steps, old.missed_from_step, old.missed_since) == (0, None, None)
+    with pytest.raises(ValidationError):
+        events.parse_event(json.dumps({**raw, "missed_steps": -1}))
+
+
 @pytest.mark.parametrize(
     ("facts", "policy", "resolution"),
     [

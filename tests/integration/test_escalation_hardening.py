@@ -1,0 +1,145 @@
+"""Escalation hardening against the real broker and database: a petition received long ago
+does not flood the ladder, a hotline accusation gets the 信访 clocks, and a fresh install
+finds no zero report "missed" before it existed.
+
+Uses the session stack's own escalation (no instances of its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from shared import topics
+from tests.integration.conftest import Stack, consume_all, parse, petition, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _db(stack: Stack, query: str, *args: Any) -> list[asyncpg.Record]:
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(stack.infra.dsn)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def _submit(client: httpx.Client, **overrides: Any) -> str:
+    r = client.post("/v1/petitions", json=petition(**overrides))
+    assert r.status_code == 202, r.text
+    return str(r.json()["id"])
+
+
+def _overdue_pending(stack: Stack, pid: str) -> int:
+    return int(_db(stack, "SELECT count(*) AS n FROM escalation.timer WHERE petition_id = $1"
+                          " AND state = 'pending' AND fire_at <= now()", pid)[0]["n"])
+
+
+def test_a_petition_received_in_2001_escalates_once_per_clock_not_once_per_missed_step(
+    client: httpx.Client, stack: Stack
+) -> None:
+    # inside intake's window (from 2000-01-01), and 26 years of ladder steps behind
+    pid = _submit(client, received_at="2001-01-01T09:00:00+08:00")
+    wait_for(lambda: _db(stack, "SELECT count(*) AS n FROM escalation.clock WHERE petition_id = $1",
+                         pid)[0]["n"] == 3, timeout=60)
+    wait_for(lambda: _db(stack, "SELECT count(*) AS n FROM escalation.timer WHERE petition_id = $1"
+                                " AND kind = 'escalate' AND state = 'fired'", pid)[0]["n"] >= 2, timeout=60)
+    wait_for(lambda: _overdue_pending(stack, pid) == 0, timeout=60)
+    time.sleep(3.0)  # a few more timer polls: nothing more may follow
+    assert _overdue_pending(stack, pid) == 0
+
+    supervision = _db(stack, "SELECT clock, step, level, target_unit, state, missed_steps"
+                             " FROM escalation.supervision WHERE petition_id = $1", pid)
+    sla = [e for e in (parse(m) for m in consume_all(stack.infra.bootstrap, topics.PETITION_SLA, idle_ms=1500))
+           if e.get("petition_id") == pid]
+    by_type = Counter(e["event_type"] for e in sla)
+    print(f"\nbackdated petition {pid}: {len(supervision)} 督办 "
+          f"{sorted((r['clock'], r['step'], r['missed_steps']) for r in supervision)}, "
+          f"{len(sla)} petition.sla messages {dict(by_type)}")
+
+    # sign_for starts at the assignment (now); first_contact and resolution were due in 2001
+    per_clock = Counter(r["clock"] for r in supervision)
+    assert per_clock == {"first_contact": 1, "resolution": 1}
+    assert all(r["state"] == "open" and r["level"] == "city" and r["missed_steps"] > 1000 for r in supervision)
+    assert by_type == {"sla.clock_armed": 3, "sla.breached": 2, "sla.escalated": 2}  # no warnings of 2001
+    # each ladder's next step is planned after now (days ahead, not in 2001)
+    pending = _db(stack, "SELECT clock, fire_at - now() AS ahead FROM escalation.timer WHERE petition_id = $1"
+                         " AND kind = 'escalate' AND state = 'pending'", pid)
+    assert sorted(r["clock"] for r in pending) == ["first_contact", "resolution"]
+    assert all(timedelta(0) < r["ahead"] < timedelta(days=15) for r in pending)
+    # the read model shows the same two 督办 to the city office
+    items = wait_for(lambda: [s for s in client.get("/v1/supervision", params={"unit": "A-12345", "state": "all"})
+                              .json()["items"] if s["petition_id"] == pid] or None, timeout=20)
+    assert sorted(s["clock"] for s in items) == ["first_contact", "resolution"]
+
+
+def test_a_hotline_accusation_gets_the_xinfang_clocks(client: httpx.Client, stack: Stack) -> None:
+    from services.escalation.calendar_source import load_calendar
+    from services.escalation.domain.deadlines import compute_due
+
+    pid = _submit(client, kind="accusation", title="举报A3区某局工作人员收受开发商财物",
+                  content="我实名举报A3区住房和城乡建设局某工作人员收受开发商财物，为其违规办理手续。")
+    rows = wait_for(lambda: (x := _db(stack, "SELECT clock, policy, started_at, due_at FROM escalation.clock"
+                                             " WHERE petition_id = $1", pid)) and len(x) == 3 and x, timeout=60)
+    clocks = {r["clock"]: r for r in rows}
+    assert set(clocks) == {"sign_for", "acceptance", "resolution"}  # not the hotline's first_contact
+    assert {r["policy"] for r in rows} == {"xinfang-accusation"}
+    calendar = load_calendar()
+    for clock, days in (("acceptance", 15), ("resolution", 60)):
+        assert clocks[clock]["due_at"] == compute_due(clocks[clock]["started_at"], days, "day", calendar).due
+    # the petition's read model shows the 信访 deadlines: 15 and 60 days from receipt
+    body = wait_for(lambda: (b := client.get(f"/v1/petitions/{pid}").json())
+                    and {"acceptance", "resolution"} <= {d["clock"] for d in b["deadlines"]} and b, timeout=30)
+    received = datetime.fromisoformat(body["received_at"])
+    due = {d["clock"]: datetime.fromisoformat(d["due_at"]) for d in body["deadlines"]}
+    assert timedelta(days=15) <= due["acceptance"] - received <= timedelta(days=19)
+    assert timedelta(days=60) <= due["resolution"] - received <= timedelta(days=64)
+
+
+def test_a_fresh_install_finds_no_zero_report_missed_before_it_existed(stack: Stack) -> None:
+    from services.escalation.app import Escalation
+    from shared.events import utcnow
+    from shared.settings import Settings
+
+    dsn = stack.infra.fresh_database("escalation_fresh_install")
+    settings = Settings(pg_dsn=dsn, kafka_bootstrap=stack.infra.bootstrap)
+
+    async def run() -> None:
+        esc = Escalation(settings=settings)
+        await esc.start(run_loops=False)
+        assert esc.pool is not None
+        try:
+            # the default obligations count since 2026-11-01, before this install
+            assert min(ob.since for ob in esc.obligations.values()) < utcnow().date()
+            installed = utcnow()
+            assert await esc.evaluate_zero_reports(installed) == 0
+            async with esc.pool.acquire() as conn:
+                assert await conn.fetchval("SELECT count(*) FROM escalation.supervision") == 0
+                assert await conn.fetchval("SELECT count(*) FROM escalation.zero_report_period") == 0
+                assert await conn.fetchval("SELECT count(*) FROM escalation.outbox") == 0
+                cursors = await conn.fetch("SELECT evaluated_until FROM escalation.zero_report_cursor")
+                assert len(cursors) == len(esc.obligations)
+                assert all(r["evaluated_until"] >= installed for r in cursors)
+            # a week passes (the service down meanwhile): periods closed since the install are caught up
+            later = installed + timedelta(days=8)
+            missing = await esc.evaluate_zero_reports(later)
+            async with esc.pool.acquire() as conn:
+                periods = await conn.fetch("SELECT unit, closes_at FROM escalation.zero_report_period"
+                                           " WHERE status = 'missing'")
+                opened = await conn.fetchval("SELECT count(*) FROM escalation.supervision")
+            assert missing == len(periods) > 0 and opened == missing
+            assert all(installed < r["closes_at"] <= later for r in periods)
+        finally:
+            await esc.pool.close()
+
+    asyncio.run(run())
