@@ -11,16 +11,21 @@ import asyncio
 import time
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
 import pytest
+import yaml
 
 from shared import topics
 from tests.integration.conftest import Stack, consume_all, parse, petition, wait_for
 
 pytestmark = pytest.mark.integration
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _db(stack: Stack, query: str, *args: Any) -> list[asyncpg.Record]:
@@ -141,5 +146,75 @@ def test_a_fresh_install_finds_no_zero_report_missed_before_it_existed(stack: St
             assert all(installed < r["closes_at"] <= later for r in periods)
         finally:
             await esc.pool.close()
+
+    asyncio.run(run())
+
+
+def test_at_the_cap_a_ladder_step_opens_no_supervision_order_and_the_ladder_goes_on(
+    stack: Stack, tmp_path: Path
+) -> None:
+    from services.escalation import metrics
+    from services.escalation.app import LADDER, Escalation, EscalationSettings
+    from shared.settings import Settings
+
+    ladder = yaml.safe_load(LADDER.read_text())
+    ladder["max_open_supervisions_per_petition"] = 2
+    (tmp_path / "ladder.yaml").write_text(yaml.safe_dump(ladder, allow_unicode=True))
+    dsn = stack.infra.fresh_database("escalation_cap")
+    esc = Escalation(settings=Settings(pg_dsn=dsn, kafka_bootstrap=stack.infra.bootstrap),
+                     config=EscalationSettings(ladder_path=tmp_path / "ladder.yaml"))
+    due = datetime(2026, 11, 2, tzinfo=SHANGHAI)  # a Monday, 00:00: the deadline was 24:00 Sunday
+    capped_before = metrics.SUPERVISION_CAP_REACHED._value.get()
+
+    async def run() -> None:
+        await esc.start(run_loops=False)
+        assert esc.pool is not None
+        pool = esc.pool
+        try:
+            async with pool.acquire() as conn:
+                await conn.execute(
+                    """INSERT INTO escalation.clock (petition_id, clock, policy, department_code, assignment_no,
+                         started_at, due_at, state, jurisdiction)
+                       VALUES ('p-cap', 'resolution', 'hotline-ordinary', 'A3-HOUSING', 1, $1, $2, 'breached', $3)""",
+                    due - timedelta(days=7), due, {"code": "430103", "name": "A3区", "level": "district"})
+                await conn.execute(
+                    """INSERT INTO escalation.timer (petition_id, clock, kind, fraction, step, clock_due_at, fire_at)
+                       VALUES ('p-cap', 'resolution', 'escalate', 1.0, 1, $1, $1),
+                              ('p-cap', 'resolution', 'warning', 0.9, NULL, $1, $1 - interval '17 hours')""", due)
+
+            async def step_when_due() -> asyncpg.Record:
+                async with pool.acquire() as conn:
+                    at = await conn.fetchval("SELECT min(fire_at) FROM escalation.timer WHERE state = 'pending'"
+                                             " AND kind = 'escalate'")
+                assert await esc.fire_due(at + timedelta(minutes=1), 100) >= 1
+                async with pool.acquire() as conn:
+                    return await conn.fetchrow("SELECT step, outcome, missed_steps FROM escalation.timer"
+                                               " WHERE kind = 'escalate' AND state = 'fired' ORDER BY id DESC LIMIT 1")
+
+            async def counts() -> tuple[int, int, int]:
+                async with pool.acquire() as conn:
+                    return (await conn.fetchval("SELECT count(*) FROM escalation.supervision WHERE state = 'open'"),
+                            await conn.fetchval("SELECT count(*) FROM escalation.outbox WHERE topic = 'petition.sla'"),
+                            await conn.fetchval("SELECT count(*) FROM escalation.timer WHERE state = 'pending'"))
+
+            # step 1 on time; the warning found due with it, after the deadline, is superseded
+            assert tuple(await step_when_due()) == (1, "event", 0)
+            async with pool.acquire() as conn:
+                assert await conn.fetchval("SELECT outcome FROM escalation.timer WHERE kind = 'warning'") == "superseded"
+            assert await counts() == (1, 1, 1)
+            assert tuple(await step_when_due()) == (2, "event", 0)
+            assert await counts() == (2, 2, 1)
+            # at the cap: step 3 opens no 督办 and publishes nothing, and step 4 is planned
+            assert tuple(await step_when_due()) == (3, "capped", 0)
+            assert await counts() == (2, 2, 1)
+            assert metrics.SUPERVISION_CAP_REACHED._value.get() == capped_before + 1
+            async with pool.acquire() as conn:
+                assert await conn.fetchval("SELECT step FROM escalation.timer WHERE state = 'pending'") == 4
+                await conn.execute("UPDATE escalation.supervision SET state = 'closed' WHERE step = 1")
+            # one closed: the next step opens one again
+            assert tuple(await step_when_due()) == (4, "event", 0)
+            assert await counts() == (2, 3, 1)
+        finally:
+            await pool.close()
 
     asyncio.run(run())
