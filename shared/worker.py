@@ -49,8 +49,15 @@ def make_app(service: str, settings: Settings, *, web_port: int) -> faust.App:
     """A faust app with raw codecs, explicit topics and its web server on loopback.
 
     The app id is the consumer group id and the prefix of internal topics: never rename it.
+
+    Membership is static (``group.instance.id``, :func:`shared.consumer.group_instance_id`):
+    an instance restarted after a crash gets its partitions back as soon as it rejoins,
+    instead of waiting out a rebalance for its dead predecessor's session. The flip side:
+    a static member does not leave the group when it stops; its partitions wait for it
+    until the session timeout (``PETITION_CONSUMER_SESSION_TIMEOUT_SECONDS``) runs out.
     """
     settings.run_dir.mkdir(parents=True, exist_ok=True)
+    session = settings.consumer_session_timeout_seconds
     return faust.App(
         f"petition-{service}",
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -65,6 +72,9 @@ def make_app(service: str, settings: Settings, *, web_port: int) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_commit_every=500,
         broker_commit_interval=1.0,
+        consumer_group_instance_id=group_instance_id(service, web_port, settings.instance_id),
+        broker_session_timeout=session,
+        broker_heartbeat_interval=max(session / 10, 1.0),
         producer_acks=-1,
         web_enabled=True,
         web_host="127.0.0.1",
