@@ -1115,7 +1115,62 @@ def wait_http_ready(url: str, timeout: float, proc: ServiceProcess | None = None
 # -------------------------------------------------------------------------------- CLI
 
 
+def _run_steps(steps: Sequence[Sequence[str]], env: Mapping[str, str], cwd: Path) -> int:
+    """Run short commands side by side (they touch different servers); 0 when all succeed."""
+    procs = []
+    for argv in steps:
+        log(" ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv)))
+        procs.append((argv, subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                             stderr=subprocess.STDOUT, text=True, env=dict(env), cwd=cwd)))
+    rc = 0
+    for argv, proc in procs:
+        try:
+            output, _ = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+        if proc.returncode != 0:
+            print(output, file=sys.stderr)
+            log(f"{' '.join(argv[1:])} failed ({proc.returncode})")
+            rc = 1
+    return rc
+
+
+def wait_all_ready(waits: Mapping[str, tuple[str, float, ServiceProcess | None]],
+                   interval: float = 0.1) -> dict[str, bool]:
+    """Poll several ``/readyz`` URLs together until each answers 200, its own deadline
+    passes or (for a process we started) it dies; name -> ready."""
+    now = time.monotonic()
+    pending = {name: (url, now + timeout, proc) for name, (url, timeout, proc) in waits.items()}
+    ready: dict[str, bool] = {}
+    while pending:
+        for name, (url, deadline, proc) in list(pending.items()):
+            if http_ok(url, timeout=1.0):
+                ready[name] = True
+            elif (proc is not None and proc.exited()) or time.monotonic() > deadline:
+                ready[name] = False
+            else:
+                continue
+            del pending[name]
+        if pending:
+            time.sleep(interval)
+    return ready
+
+
+#: how long `up` waits for a service it found running (started by an earlier `up`, maybe
+#: still warming up) before calling it not ready; one it starts itself, or one that has to
+#: reconnect to a broker or database `up` just restarted, gets `START_TIMEOUT`
+RUNNING_GRACE = 5.0
+START_TIMEOUT = 90.0
+
+
 def cmd_up(cfg: StackConfig, infra_only: bool = False) -> int:
+    """Start whatever part of the stack is not running; leave the running parts alone.
+
+    Bringing one dead part back takes seconds: the infrastructure checks are single round
+    trips when it runs, topic creation and migrations run side by side and do nothing when
+    nothing is missing, and `up` waits only for the parts it started (a running part gets
+    a short grace to answer ready, and is never restarted)."""
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     ensure_kafka_jars()
@@ -1125,14 +1180,17 @@ def cmd_up(cfg: StackConfig, infra_only: bool = False) -> int:
     kafka, pg, prom = cfg.kafka(), cfg.postgres(), cfg.prometheus()
     render_prometheus_config(prom.config_file, cfg.port_env())
 
-    log("Kafka: " + ("starting" if kafka.start() else "already running"))
-    log("PostgreSQL: " + ("started" if pg.start() else "already running"))
+    kafka_started, pg_started = kafka.start(), pg.start()
+    log("Kafka: " + ("starting" if kafka_started else "already running"))
+    log("PostgreSQL: " + ("started" if pg_started else "already running"))
     log("Prometheus: " + ("starting" if prom.start() else "already running"))
     pg.wait_ready()
     pg.ensure_database()
     kafka.wait_ready()
     prom.wait_ready()
     log(f"infrastructure ready in {time.monotonic() - started:.1f}s")
+    # services that kept running through a broker or database restart need time to reconnect
+    grace = START_TIMEOUT if kafka_started or pg_started else RUNNING_GRACE
 
     env = service_env(cfg.bootstrap, cfg.dsn, ensure_hmac_key(cfg.run_dir), cfg.port_env(),
                       cfg.run_dir)
@@ -1140,33 +1198,41 @@ def cmd_up(cfg: StackConfig, infra_only: bool = False) -> int:
     if not infra_only:
         ctl = venv_bin("petitionctl")
         if ctl.exists():
-            for args in (["topics", "ensure"], ["db", "migrate"]):
-                log(f"petitionctl {' '.join(args)}")
-                proc = _run([str(ctl), *args], env=env, check=False, cwd=cfg.run_dir)
-                if proc.returncode != 0:
-                    print(proc.output, file=sys.stderr)
-                    log(f"petitionctl {' '.join(args)} failed ({proc.returncode})")
-                    return 1
+            steps_started = time.monotonic()
+            if _run_steps([[str(ctl), "topics", "ensure"], [str(ctl), "db", "migrate"]], env, cfg.run_dir):
+                return 1
+            log(f"topics and migrations checked in {time.monotonic() - steps_started:.1f}s")
         else:
             log(f"WARNING: {ctl} not found; skipping topic creation and migrations")
 
-        procs = []
+        waits: dict[str, tuple[str, float, ServiceProcess | None]] = {}
+        procs: dict[str, ServiceProcess] = {}
         for name, _port_var in SERVICES:
             if not service_exists(name):
                 log(f"WARNING: services/{name}/__main__.py missing; not starting {name}")
                 continue
             proc = service_process(name, env, cfg.run_dir)
-            log(f"{name}: " + ("already running" if proc.is_running() else "starting"))
-            proc.start()
-            procs.append((name, proc))
-        deadline = time.monotonic() + 90
-        for name, proc in procs:
             url = f"http://127.0.0.1:{cfg.service_port(name)}/readyz"
-            if not wait_http_ready(url, max(1.0, deadline - time.monotonic()), proc):
-                log(f"{name} not ready at {url}; last lines of {proc.log_file}:")
-                print(tail(proc.log_file, 40), file=sys.stderr)
-                return 1
+            if proc.is_running():
+                log(f"{name}: already running")
+                waits[name] = (url, grace, None)
+            else:
+                log(f"{name}: starting")
+                proc.start()
+                waits[name] = (url, START_TIMEOUT, proc)
+            procs[name] = proc
+        ready = wait_all_ready(waits)
+        failed = False
+        for name, ok in ready.items():
+            if not ok:
+                failed = True
+                url, _, started_here = waits[name]
+                how = "did not become ready" if started_here else "runs but is not ready (left as it is)"
+                log(f"{name} {how} at {url}; last lines of {procs[name].log_file}:")
+                print(tail(procs[name].log_file, 40), file=sys.stderr)
             rows.append((name, f"http://127.0.0.1:{cfg.service_port(name)}"))
+        if failed:
+            return 1
 
     width = max(len(r[0]) for r in rows)
     print(f"\nlocal stack up ({time.monotonic() - started:.1f}s), run dir {cfg.run_dir}")

@@ -67,10 +67,14 @@ def _wait_until_writable(admin: object, names: set[str], timeout: float) -> None
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
-    from services.escalation.app import MIGRATIONS as ESC
-    from services.intake.app import MIGRATIONS as INTAKE
-    from services.router.app import MIGRATIONS as ROUTER
+    from pathlib import Path
+
     from shared.db import ensure_common_tables, migrate
+
+    # Each service's migrations folder beside its app module (the apps themselves are not
+    # imported: faust, FastAPI and the classifier cost a second and are not needed here).
+    services = Path(__file__).resolve().parent.parent / "services"
+    INTAKE, ROUTER, ESC = (services / name / "migrations" for name in ("intake", "router", "escalation"))
 
     async def run() -> None:
         import asyncpg
