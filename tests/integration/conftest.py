@@ -138,8 +138,10 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
 
 
-def consume_all(bootstrap: str, topic: str, *, idle_ms: int = 3000) -> list[Any]:
-    """Read a topic from the beginning with a throwaway group (no commits)."""
+def consume_all(bootstrap: str, topic: str, *, idle_ms: int = 3000, nulls: bool = False) -> list[Any]:
+    """Read a topic from the beginning with a throwaway group (no commits). Records with a
+    null value are left out unless `nulls`: no service writes one, so they are poison that
+    a test wrote on purpose (tests/integration/test_poison_records.py)."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
@@ -151,7 +153,7 @@ def consume_all(bootstrap: str, topic: str, *, idle_ms: int = 3000) -> list[Any]
         consumer_timeout_ms=idle_ms,
     )
     try:
-        return list(consumer)
+        return [r for r in consumer if nulls or r.value is not None]
     finally:
         consumer.close()
 

@@ -126,7 +126,7 @@ def test_poison_message_is_dead_lettered_and_stream_continues(client: httpx.Clie
         records = [parse(m) for m in consume_all(stack.infra.bootstrap, topics.DEAD_LETTER_ROUTER, idle_ms=1500)]
         import base64
 
-        return [d for d in records if marker in base64.b64decode(d["value_b64"]).decode(errors="replace")]
+        return [d for d in records if marker in base64.b64decode(d["value_b64"] or "").decode(errors="replace")]
 
     letters = wait_for(lambda: len(found := dead()) >= 2 and found, timeout=20)
     assert {d["reason"] for d in letters} == {"undecodable", "invalid_schema"}
