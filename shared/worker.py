@@ -297,6 +297,17 @@ def consumer_healthy(processor: Any) -> bool:
     return bool(healthy() if callable(healthy) else healthy)
 
 
+def consumer_parts(processor: Any, agent: Any = None) -> dict[str, Callable[[], bool]]:
+    """Readiness parts of a consuming service: its processor (not stuck retrying an outage)
+    and its agent (not stuck around the processor), each when it exists."""
+    parts: dict[str, Callable[[], bool]] = {}
+    if processor is not None:
+        parts["consumer"] = lambda: consumer_healthy(processor)
+    if agent is not None:
+        parts["agent"] = lambda: consumer_healthy(agent)
+    return parts
+
+
 async def gather_checks(**checks: Awaitable[bool]) -> dict[str, bool]:
     names = list(checks)
     results = await asyncio.gather(*checks.values(), return_exceptions=True)

@@ -88,7 +88,7 @@ from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.errors import is_transient
 from shared.supervise import Supervisor
-from shared.worker import add_ops_pages, batch_agent, consumer_healthy, make_app, pg_and_kafka_ready
+from shared.worker import add_ops_pages, batch_agent, consumer_parts, make_app, pg_and_kafka_ready
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,7 @@ class Escalation:
         self._processor: BatchProcessor | None = None
         self._start_lock = asyncio.Lock()
         self.loops = Supervisor(SERVICE)
+        self.agent_health: Any = None  # the faust agent's own health (set by build_app)
         self._open_clocks = metrics.GaugeFamily(metrics.OPEN_CLOCKS)
         self._open_supervisions = metrics.GaugeFamily(metrics.OPEN_SUPERVISIONS)
         self._rates = metrics.GaugeFamily(metrics.DEPARTMENT_RATE)
@@ -184,6 +185,7 @@ class Escalation:
                     "zero_report.submitted": self.on_zero_report,
                 },
                 on_committed=lambda _r: self.relay.kick() if self.relay else None,
+                max_record_bytes=self.settings.max_record_bytes,
             )
             self.pool = pool
             if run_loops:
@@ -196,9 +198,8 @@ class Escalation:
         return self._processor
 
     async def readiness(self) -> dict[str, bool]:
-        processor = self._processor
-        parts = {"consumer": lambda: consumer_healthy(processor)} if processor is not None else None
-        return await pg_and_kafka_ready(self.pool, self.relay, loops=self.loops, parts=parts)
+        return await pg_and_kafka_ready(self.pool, self.relay, loops=self.loops,
+                                        parts=consumer_parts(self._processor, self.agent_health))
 
     # --- clocks ---------------------------------------------------------------------------
 
@@ -973,7 +974,7 @@ def build_app(settings: Settings) -> Any:
             return await esc.processor().process(messages)
 
     lazy = _Lazy()
-    batch_agent(
+    esc.agent_health = batch_agent(
         app,
         [topics.PETITION_ROUTED, topics.PETITION_ACTIONS, topics.ZERO_REPORT_SUBMITTED],
         name="clocks",

@@ -130,7 +130,7 @@ def handlers() -> dict[str, Any]:
     }
 
 
-def make_processor(pool: asyncpg.Pool, on_committed: Any) -> BatchProcessor:
+def make_processor(pool: asyncpg.Pool, on_committed: Any, *, max_record_bytes: int | None = None) -> BatchProcessor:
     return BatchProcessor(
         pool=pool,
         schema=SCHEMA,
@@ -139,6 +139,7 @@ def make_processor(pool: asyncpg.Pool, on_committed: Any) -> BatchProcessor:
         dead_letter_topic=topics.DEAD_LETTER_INTAKE,
         handlers=handlers(),
         on_committed=on_committed,
+        **({"max_record_bytes": max_record_bytes} if max_record_bytes else {}),
     )
 
 

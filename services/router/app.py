@@ -53,7 +53,7 @@ from shared.relay_process import RelayProcess, notify
 from shared.runtime import tune_gc
 from shared.settings import Settings
 from shared.supervise import Supervisor
-from shared.worker import add_ops_pages, batch_agent, consumer_healthy, make_app, pg_and_kafka_ready
+from shared.worker import add_ops_pages, batch_agent, consumer_parts, make_app, pg_and_kafka_ready
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,7 @@ class Router:
         self._admin: AIOKafkaAdminClient | None = None
         self._offload: OffloadedClassifier | None = None
         self.loops = Supervisor(SERVICE)
+        self.agent_health: Any = None  # the faust agent's own health (set by build_app)
 
     @property
     def table(self) -> RoutingTable:
@@ -182,6 +183,7 @@ class Router:
                 # its id, so the processed-event ledger would be a second index to write
                 deduplicated_by_handler=frozenset({"petition.submitted"}),
                 prepare=self.classify_batch,
+                max_record_bytes=self.settings.max_record_bytes,
                 on_committed=lambda _r: self.relay.kick() if self.relay else None,
             )
             self.pool = pool
@@ -213,9 +215,8 @@ class Router:
             self.tables.maybe_reload()
 
     async def readiness(self) -> dict[str, bool]:
-        processor = self._processor
-        parts = {"consumer": lambda: consumer_healthy(processor)} if processor is not None else None
-        return await pg_and_kafka_ready(self.pool, self.relay, loops=self.loops, parts=parts)
+        return await pg_and_kafka_ready(self.pool, self.relay, loops=self.loops,
+                                        parts=consumer_parts(self._processor, self.agent_health))
 
     async def ensure_department_topics(self, codes: set[str]) -> None:
         """Create the queues of departments getting their first work (topics are explicit).
@@ -563,7 +564,7 @@ def build_app(settings: Settings) -> Any:
     router = Router(settings=settings)
     app = make_app(SERVICE, settings, web_port=settings.router_port)
     add_ops_pages(app, router.readiness)
-    batch_agent(
+    router.agent_health = batch_agent(
         app,
         [topics.PETITION_SUBMITTED, topics.PETITION_ACTIONS],
         name="route",
