@@ -6,6 +6,7 @@ with a stack started by ``make up``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -92,23 +93,28 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
         running.stop()
 
 
-@pytest.fixture(scope="session")
-def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    run_dir = tmp_path_factory.mktemp("run")
+def new_stack(infra: Infra, run_dir: Path, *, own_table: bool = True) -> Stack:
+    """A stack description on `infra`: free ports, its own run folder and secret and, with
+    `own_table`, its own copy of the routing table (so a test can change it while the
+    router runs)."""
     names = ["PETITION_HTTP_PORT", "PETITION_ROUTER_PORT", "PETITION_ESCALATION_PORT", "PETITION_INTAKE_WORKER_PORT"]
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     env = infra.service_env(hmac_key=uuid.uuid4().hex * 2, **ports)
     env["PETITION_RUN_DIR"] = str(run_dir)
     env["PETITION_LOG_LEVEL"] = "INFO"
-    # The router reads a copy of its table, so a test can change it while the router runs.
-    table_dir = run_dir / "router-data"
-    table_dir.mkdir()
-    for name in ("routing.yaml", "gazetteer.yaml"):
-        shutil.copy(REPO / "services" / "router" / "data" / name, table_dir / name)
-    env["PETITION_ROUTING_TABLE_PATH"] = str(table_dir / "routing.yaml")
-    env["PETITION_GAZETTEER_PATH"] = str(table_dir / "gazetteer.yaml")
-    env["PETITION_TABLE_RELOAD_SECONDS"] = "0.5"
-    s = Stack(infra=infra, run_dir=run_dir, env=env, ports=ports)
+    if own_table:
+        table_dir = run_dir / "router-data"
+        table_dir.mkdir()
+        for name in ("routing.yaml", "gazetteer.yaml"):
+            shutil.copy(REPO / "services" / "router" / "data" / name, table_dir / name)
+        env["PETITION_ROUTING_TABLE_PATH"] = str(table_dir / "routing.yaml")
+        env["PETITION_GAZETTEER_PATH"] = str(table_dir / "gazetteer.yaml")
+    return Stack(infra=infra, run_dir=run_dir, env=env, ports=ports)
+
+
+@contextlib.contextmanager
+def running(s: Stack) -> Iterator[Stack]:
+    """Create the petition topics, start the three services, stop them afterwards."""
     done = s.petitionctl("topics", "ensure", "--no-departments")
     assert done.returncode == 0, done.stderr
     try:
@@ -118,6 +124,14 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
     finally:
         for proc in s.procs.values():
             proc.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = new_stack(infra, tmp_path_factory.mktemp("run"))
+    s.env["PETITION_TABLE_RELOAD_SECONDS"] = "0.5"
+    with running(s):
+        yield s
 
 
 @pytest.fixture

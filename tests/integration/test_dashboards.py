@@ -20,15 +20,14 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from shared import topics
-from tests.integration.conftest import REPO, SERVICES, Stack, localstack, wait_for
-from tests.integration.stack import free_ports, start_test_infra
+from tests.integration.conftest import REPO, Stack, localstack, new_stack, running, wait_for
+from tests.integration.stack import start_test_infra
 
 pytestmark = pytest.mark.integration
 
@@ -59,21 +58,10 @@ def _config(stack: Stack) -> str:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Kafka, PostgreSQL and the three services of this module alone (see the docstring)."""
     infra = start_test_infra(tmp_path_factory.mktemp("ops-infra"))
-    run_dir = tmp_path_factory.mktemp("ops-run")
-    names = ["PETITION_HTTP_PORT", "PETITION_ROUTER_PORT", "PETITION_ESCALATION_PORT", "PETITION_INTAKE_WORKER_PORT"]
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
-    env = infra.service_env(hmac_key=uuid.uuid4().hex * 2, **ports)
-    env["PETITION_RUN_DIR"] = str(run_dir)
-    s = Stack(infra=infra, run_dir=run_dir, env=env, ports=ports)
     try:
-        done = s.petitionctl("topics", "ensure", "--no-departments")
-        assert done.returncode == 0, done.stderr
-        for service in SERVICES:
-            s.start(service)
-        yield s
+        with running(new_stack(infra, tmp_path_factory.mktemp("ops-run"), own_table=False)) as s:
+            yield s
     finally:
-        for proc in s.procs.values():
-            proc.stop()
         infra.stop()
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import re
-import shutil
 import signal
 import threading
 import time
@@ -23,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import REPO, SERVICES, Stack, petition, wait_for
-from tests.integration.stack import Infra, free_ports, start_test_infra
+from tests.integration.conftest import SERVICES, Stack, new_stack, petition, running, wait_for
+from tests.integration.stack import Infra, start_test_infra
 
 pytestmark = pytest.mark.integration
 
@@ -32,27 +31,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def outage_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     infra = start_test_infra(tmp_path_factory.mktemp("outage-infra"))
-    run_dir = tmp_path_factory.mktemp("outage-run")
-    names = ["PETITION_HTTP_PORT", "PETITION_ROUTER_PORT", "PETITION_ESCALATION_PORT", "PETITION_INTAKE_WORKER_PORT"]
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
-    env = infra.service_env(hmac_key=uuid.uuid4().hex * 2, **ports)
-    env["PETITION_RUN_DIR"] = str(run_dir)
-    table_dir = run_dir / "router-data"
-    table_dir.mkdir()
-    for name in ("routing.yaml", "gazetteer.yaml"):
-        shutil.copy(REPO / "services" / "router" / "data" / name, table_dir / name)
-    env["PETITION_ROUTING_TABLE_PATH"] = str(table_dir / "routing.yaml")
-    env["PETITION_GAZETTEER_PATH"] = str(table_dir / "gazetteer.yaml")
-    s = Stack(infra=infra, run_dir=run_dir, env=env, ports=ports)
     try:
-        done = s.petitionctl("topics", "ensure", "--no-departments")
-        assert done.returncode == 0, done.stderr
-        for service in SERVICES:
-            s.start(service)
-        yield s
+        with running(new_stack(infra, tmp_path_factory.mktemp("outage-run"))) as s:
+            yield s
     finally:
-        for proc in s.procs.values():
-            proc.stop()
         infra.stop()
 
 
