@@ -7,6 +7,7 @@ local stack generates one into the run folder.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -30,6 +31,9 @@ class Settings(BaseSettings):
     run_dir: Path = REPO_ROOT / ".run"
     hmac_key: SecretStr = Field(default=SecretStr(""))
     max_body_bytes: int = 256 * 1024
+    # a petition's `received_at` must lie in [received_at_earliest, now + max_future_seconds]
+    received_at_earliest: datetime = datetime.fromisoformat("2000-01-01T00:00:00+08:00")
+    received_at_max_future_seconds: float = Field(default=300.0, ge=0)
     # a client waits: the HTTP routes' bound on each database statement and connection
     db_timeout_seconds: float = Field(default=2.0, gt=0)
     # ... and on a whole request (several statements); past it the answer is 503

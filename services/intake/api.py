@@ -10,23 +10,32 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import asyncpg
-from fastapi import APIRouter, FastAPI, Header, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Header, Path
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import generate_latest
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from services.intake import metrics
+from services.intake.errors import (
+    COMMAND_RESPONSES,
+    CREATE_RESPONSES,
+    LOOKUP_RESPONSES,
+    UNION_TAGS,
+    Problem,
+    install_error_handlers,
+)
 from services.intake.pii import petitioner_key
+from services.intake.text import TEXT_PATTERN, NonBlankText, Text
 from shared import topics
-from shared.consumer import TRANSIENT_ERRORS
 from shared.db import OutboxMessage, add_to_outbox
 from shared.events import (
     ActionType,
@@ -40,42 +49,104 @@ from shared.events import (
     utcnow,
 )
 from shared.ids import new_petition_id, new_tracking_code
+from shared.settings import Settings
+from services.intake.reference import Reference
+from services.router.domain.routing import TRIAGE
 
 log = logging.getLogger(__name__)
 
 #: Times in answers are local (Asia/Shanghai), as operators and departments read them.
 LOCAL = ZoneInfo("Asia/Shanghai")
 
-Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-DepartmentCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{0,62}$")]
+__all__ = ["LOCAL", "DepartmentCode", "Problem", "UnitCode", "build_router", "install_error_handlers"]
+
+_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9-]{0,62}$"
+#: a unit that exists (a department, a 12345 office, a reporting unit): checked against the
+#: reference data; the published spec lists them (`x-reference`, see services.intake.openapi)
+UnitCode = Annotated[str, StringConstraints(pattern=_CODE_PATTERN), Field(json_schema_extra={"x-reference": "unit"})]
+#: a department of the routing table (one that can hold a petition)
+DepartmentCode = Annotated[
+    str, StringConstraints(pattern=_CODE_PATTERN), Field(json_schema_extra={"x-reference": "department"})
+]
+#: a petition id or tracking code in a path
+Ref = Annotated[str, Path(max_length=64, pattern=TEXT_PATTERN, description="petition id or tracking code")]
+
+#: RFC 3339 with a numeric offset or Z (what the published pattern describes, years aside)
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+
+
+def _rfc3339_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise PydanticCustomError("datetime_type", "received_at must be an RFC 3339 string with an offset")
+    if _RFC3339.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "datetime_format", "received_at must look like 2026-11-22T09:30:00+08:00 (RFC 3339, with an offset)"
+        )
+    return value
+
+
+def _json_integer(value: Any) -> Any:
+    """An integer as JSON Schema counts them: 3 or 3.0, never "3" or true."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PydanticCustomError("int_type", "Input should be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise PydanticCustomError("int_from_float", "Input should be an integer, without a fractional part")
+        return int(value)
+    return value
+
+
+#: a JSON integer (JSON Schema's: 3.0 is one); strings and booleans are refused
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+#: one extension of at most 30 days (信访工作条例)
+ExtensionDays = Annotated[int, Field(ge=1, le=30), BeforeValidator(_json_integer)]  # Field first: its bounds reach the spec
+
+
+ReceivedAt = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339_text),
+    Field(json_schema_extra={"x-reference": "received_at"},
+          description="when the petition was received (RFC 3339 with an offset); defaults to now. "
+                      "It must lie between `PETITION_RECEIVED_AT_EARLIEST` (default 2000-01-01T00:00:00+08:00) "
+                      "and `PETITION_RECEIVED_AT_MAX_FUTURE_SECONDS` (default 300) seconds after the server's "
+                      "clock. The published pattern lists whole years safely inside that window (JSON Schema "
+                      "cannot say \"not after now\"); the server accepts the whole window."),
+]
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class PetitionerIn(_In):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = None
+    name: NonBlankText(50) | None = None
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{4,19}$")] | None = None
     id_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{17}[0-9Xx]$")] | None = None
 
 
 class LocationIn(_In):
-    admin_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}([0-9]{3}){0,2}$")] | None = None
-    address: Annotated[str, StringConstraints(max_length=300)] | None = None
+    admin_code: Annotated[
+        str, StringConstraints(pattern=r"^[0-9]{6}([0-9]{3}){0,2}$"),
+        Field(json_schema_extra={"x-reference": "admin_code"},
+              description="a gazetteer code of the province (6 digits), or of a street / community below one (9 / 12)"),
+    ] | None = None
+    address: Text(300) | None = None
 
 
 class PetitionIn(_In):
     """A petition as an operator posts it."""
 
-    title: Text200
-    content: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000)]
+    title: NonBlankText(200)
+    content: NonBlankText(20000)
     channel: Channel
     kind: Kind | None = None
     petitioner: PetitionerIn | None = None
     location: LocationIn | None = None
-    persons: int = Field(default=1, ge=1, le=100000)
-    received_at: AwareDatetime | None = None
+    persons: JsonInt = Field(default=1, ge=1, le=100000)
+    received_at: ReceivedAt | None = None
 
 
 class PetitionAccepted(BaseModel):
@@ -84,30 +155,57 @@ class PetitionAccepted(BaseModel):
     status: str
 
 
-class ActionIn(_In):
-    action: Literal[
-        "accept", "return", "resolve", "assign", "contact",
-        "request_extension", "approve_extension", "reject_extension", "pause", "resume",
-    ]
-    department: DepartmentCode
-    note: Annotated[str, StringConstraints(max_length=2000)] = ""
-    target_department: DepartmentCode | None = None
-    category: Annotated[str, StringConstraints(min_length=1, max_length=20)] | None = None
-    extension_days: int | None = Field(default=None, ge=1, le=30)
+class _Action(_In):
+    department: UnitCode
+    note: Text(2000) = ""
+
+
+class PlainAction(_Action):
+    """Actions that need nothing more than the acting department (a note is optional)."""
+
+    action: Literal["accept", "resolve", "contact", "resume"]
+
+
+class ReasonedAction(_Action):
+    """Actions that need a reason in `note`."""
+
+    action: Literal["return", "pause", "reject_extension"]
+    note: NonBlankText(2000)
+
+
+class ExtensionRequest(_Action):
+    action: Literal["request_extension"]
+    note: NonBlankText(2000)
+    extension_days: ExtensionDays | None = None
+
+
+class ExtensionApproval(_Action):
+    action: Literal["approve_extension"]
+    extension_days: ExtensionDays | None = None
+
+
+class Assignment(_Action):
+    """The triage desk assigns a petition to a department (and may correct its category)."""
+
+    action: Literal["assign"]
+    target_department: DepartmentCode
+    category: NonBlankText(20) | None = None
+
+
+ActionIn = Annotated[
+    Union[PlainAction, ReasonedAction, ExtensionRequest, ExtensionApproval, Assignment],
+    Field(discriminator="action"),
+]
+UNION_TAGS.update(
+    {"accept", "resolve", "contact", "resume", "return", "pause", "reject_extension", "request_extension",
+     "approve_extension", "assign"}
+)
 
 
 class ActionAccepted(BaseModel):
     id: str
     action: str
     status: str
-
-
-class Problem(Exception):
-    """An error answered to the client with a stable `code`."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 @dataclass(frozen=True)
@@ -134,49 +232,6 @@ ACTION_RULES: dict[str, ActionRule] = {
 }
 
 
-def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body",)]
-    return ".".join(parts) or "body"
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            metrics.REJECTED.labels("malformed_json").inc()
-            return JSONResponse(
-                {"error": "malformed_json", "message": "the body is not valid JSON"}, status_code=400
-            )
-        metrics.REJECTED.labels("validation").inc()
-        return JSONResponse(
-            {
-                "error": "validation_failed",
-                "errors": [
-                    {"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", ""), "type": e.get("type")}
-                    for e in errors
-                ],
-            },
-            status_code=422,
-        )
-
-    @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        metrics.REJECTED.labels(exc.code).inc()
-        return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
-
-    for error in TRANSIENT_ERRORS:
-
-        @app.exception_handler(error)
-        async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-            log.warning("database unavailable: %r", exc)
-            return JSONResponse(
-                {"error": "unavailable", "message": "storage unavailable, nothing was recorded; retry"},
-                status_code=503,
-                headers={"Retry-After": "5"},
-            )
-
-
 def request_hash(body: PetitionIn) -> str:
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -186,17 +241,46 @@ class _Replay(Exception):
     pass
 
 
+def check_unit(reference: Reference, code: str, field: str) -> None:
+    if code not in reference.units:
+        raise Problem(422, "unknown_unit", f"no unit {code} exists", field=field)
+
+
+def check_received_at(value: datetime, settings: Settings, now: datetime) -> None:
+    """`value` within [received_at_earliest, now + max future]; calendar-edge values included."""
+    latest = now + timedelta(seconds=settings.received_at_max_future_seconds)
+    try:
+        inside = settings.received_at_earliest <= value <= latest
+    except OverflowError:  # year 1 or 9999 with an offset: not representable in UTC, far outside
+        inside = False
+    if not inside:
+        raise Problem(
+            422, "received_at_out_of_range",
+            f"received_at must lie between {settings.received_at_earliest.isoformat()} and "
+            f"{settings.received_at_max_future_seconds:g} s after now",
+            field="received_at",
+        )
+
+
 def build_router(state: Any) -> APIRouter:
-    """Routes; `state` gives ``pool``, ``hmac_key``, ``kick()`` and readiness checks."""
+    """Routes; `state` gives ``pool``, ``hmac_key``, ``kick()``, ``reference`` and readiness checks."""
     api = APIRouter()
 
-    @api.post("/v1/petitions", status_code=202, response_model=PetitionAccepted)
+    @api.post("/v1/petitions", status_code=202, response_model=PetitionAccepted, responses=CREATE_RESPONSES)
     async def submit_petition(
         body: PetitionIn,
         response: Response,
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        # `str`, not `str | None`: a header is absent or a string, the spec says no "null"
+        idempotency_key: Annotated[str, Header(max_length=200, pattern=TEXT_PATTERN)] = None,  # type: ignore[assignment]
     ) -> PetitionAccepted:
         pool: asyncpg.Pool = state.pool
+        if body.received_at is not None:
+            check_received_at(body.received_at, state.settings, utcnow())
+        if body.location is not None and body.location.admin_code is not None:
+            if not state.reference.current.admin_code_known(body.location.admin_code):
+                raise Problem(422, "unknown_admin_code",
+                              f"{body.location.admin_code} is no area of the province's gazetteer",
+                              field="location.admin_code")
         digest = request_hash(body)
         if idempotency_key is not None:
             replay = await _lookup_idempotent(pool, idempotency_key, digest)
@@ -269,15 +353,22 @@ def build_router(state: Any) -> APIRouter:
         response.headers["Location"] = f"/v1/petitions/{petition_id}"
         return PetitionAccepted(id=petition_id, tracking_code=tracking, status="submitted")
 
-    @api.post("/v1/petitions/{ref}/actions", status_code=202, response_model=ActionAccepted)
-    async def act(ref: str, body: ActionIn) -> ActionAccepted:
+    @api.post("/v1/petitions/{ref}/actions", status_code=202, response_model=ActionAccepted,
+              responses=COMMAND_RESPONSES)
+    async def act(ref: Ref, body: ActionIn) -> ActionAccepted:
         """A department (or the triage desk, or a supervisor) acts on a petition."""
         pool: asyncpg.Pool = state.pool
         rule = ACTION_RULES[body.action]
-        if rule.note_required and not body.note:
-            raise Problem(422, "reason_required", f"`{body.action}` needs a reason in `note`")
-        if body.action == "assign" and not body.target_department:
-            raise Problem(422, "target_required", "`assign` needs `target_department`")
+        reference = state.reference.current
+        check_unit(reference, body.department, "department")
+        target_department = getattr(body, "target_department", None)
+        if target_department is not None and (
+            target_department not in reference.departments or target_department == TRIAGE
+        ):
+            raise Problem(422, "unknown_department",
+                          f"no department {target_department} in the routing table", field="target_department")
+        extension_days = getattr(body, "extension_days", None)
+        category = getattr(body, "category", None)
         async with pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "SELECT id, status, department_code, assignment_no, extension_state,"
@@ -315,10 +406,10 @@ def build_router(state: Any) -> APIRouter:
                 target = row["status_before_pause"] or "accepted"
             now = utcnow()
             extra: dict[str, Any] = {}
-            if body.extension_days is not None:
-                extra["extension_days"] = body.extension_days
-            if body.category is not None:
-                extra["category"] = body.category
+            if extension_days is not None:
+                extra["extension_days"] = extension_days
+            if category is not None:
+                extra["category"] = category
             event = PetitionActionTaken(
                 event_id=uuid.uuid4(),
                 occurred_at=now,
@@ -326,7 +417,7 @@ def build_router(state: Any) -> APIRouter:
                 action=ActionType(body.action),
                 department_code=body.department,
                 note=body.note,
-                target_department_code=body.target_department,
+                target_department_code=target_department,
                 assignment_no=row["assignment_no"],
                 extra=extra,
             )
@@ -337,8 +428,8 @@ def build_router(state: Any) -> APIRouter:
                 row["id"], target, extension_state,
             )
             detail: dict[str, Any] = {"department": body.department, "note": body.note}
-            if body.target_department:
-                detail["target_department"] = body.target_department
+            if target_department:
+                detail["target_department"] = target_department
             await conn.execute(
                 "INSERT INTO intake.timeline (petition_id, at, event, detail, event_id)"
                 " VALUES ($1, $2, $3, $4, $5)",
@@ -352,8 +443,8 @@ def build_router(state: Any) -> APIRouter:
         metrics.ACTIONS.labels(body.action).inc()
         return ActionAccepted(id=row["id"], action=body.action, status=target)
 
-    @api.get("/v1/petitions/{ref}")
-    async def get_petition(ref: str) -> dict[str, Any]:
+    @api.get("/v1/petitions/{ref}", responses=LOOKUP_RESPONSES)
+    async def get_petition(ref: Ref) -> dict[str, Any]:
         pool: asyncpg.Pool = state.pool
         async with pool.acquire() as conn:
             row = await conn.fetchrow(

@@ -30,15 +30,22 @@ import asyncpg
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from services.intake.api import LOCAL, DepartmentCode, Problem
+from services.intake.api import LOCAL, UnitCode, check_unit
+from services.intake.errors import COMMAND_RESPONSES, CREATE_RESPONSES, LIST_RESPONSES, Problem
+from services.intake.reference import local_today
+from services.intake.text import NonBlankText, Text
 from shared import topics
 from shared.db import OutboxMessage, add_to_outbox
 from shared.events import ActionType, PetitionActionTaken, encode_event, key_for, utcnow
 from shared.events.escalation import ZeroReportSubmitted, key_for_unit
 
-_PERIOD = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$|^(\d{4})-W(\d{2})$|^(\d{4})-(\d{2})-H[12]$|^(\d{4})-(\d{2})$")
+_PERIOD = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$|^([0-9]{4})-W([0-9]{2})$|^([0-9]{4})-([0-9]{2})-H[12]$|^([0-9]{4})-([0-9]{2})$")
+#: the shape of a period id, as the spec publishes it (whether it names a real date is checked after)
+PERIOD_PATTERN = r"^([0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{4}-W[0-9]{2}|[0-9]{4}-[0-9]{2}-H[12]|[0-9]{4}-[0-9]{2})$"
 
-Incident = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+# 50 x 400 characters: the largest report fits the body limit even with every character
+# \u-escaped (a report over it would be refused as too large although the spec allowed it)
+Incident = NonBlankText(400)
 
 
 def valid_period(value: str) -> str:
@@ -60,13 +67,18 @@ def valid_period(value: str) -> str:
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class ZeroReportIn(_In):
-    unit: DepartmentCode
-    period: str
-    incidents: list[Incident] = Field(max_length=1000)
+    """A unit's report for one period; the spec lists the units and the periods each owes."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"x-reference": "zero_report"})
+
+    unit: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{0,62}$"),
+                    Field(description="a unit with a zero-report obligation")]
+    period: Annotated[str, Field(description="a period the unit owes that has opened (local date, Asia/Shanghai)")]
+    incidents: list[Incident] = Field(max_length=50)
 
     @field_validator("period")
     @classmethod
@@ -82,8 +94,8 @@ class ZeroReportAccepted(BaseModel):
 
 
 class CloseSupervisionIn(_In):
-    department: DepartmentCode
-    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+    department: UnitCode
+    note: Text(2000) = ""
 
 
 class SupervisionClosing(BaseModel):
@@ -124,7 +136,7 @@ def _supervision(row: Any, now: Any) -> dict[str, Any]:
 def build_router(state: Any) -> APIRouter:
     api = APIRouter()
 
-    @api.get("/v1/supervision")
+    @api.get("/v1/supervision", responses=LIST_RESPONSES)
     async def list_supervision(
         unit: Annotated[str, Query(pattern=r"^[A-Z0-9][A-Z0-9-]{0,62}$")],
         state_: Annotated[Literal["open", "closed", "all"], Query(alias="state")] = "open",
@@ -142,9 +154,11 @@ def build_router(state: Any) -> APIRouter:
         now = utcnow()
         return {"unit": unit, "state": state_, "items": [_supervision(r, now) for r in rows]}
 
-    @api.post("/v1/supervision/{supervision_id}/close", status_code=202, response_model=SupervisionClosing)
+    @api.post("/v1/supervision/{supervision_id}/close", status_code=202, response_model=SupervisionClosing,
+              responses=COMMAND_RESPONSES)
     async def close_supervision(supervision_id: uuid.UUID, body: CloseSupervisionIn) -> SupervisionClosing:
         pool: asyncpg.Pool = state.pool
+        check_unit(state.reference.current, body.department, "department")
         async with pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "SELECT * FROM intake.supervision WHERE id = $1 FOR UPDATE", supervision_id
@@ -185,9 +199,15 @@ def build_router(state: Any) -> APIRouter:
         state.kick()
         return SupervisionClosing(id=str(supervision_id), status="closing")
 
-    @api.post("/v1/zero-reports", status_code=202, response_model=ZeroReportAccepted)
+    @api.post("/v1/zero-reports", status_code=202, response_model=ZeroReportAccepted, responses=CREATE_RESPONSES)
     async def submit_zero_report(body: ZeroReportIn) -> ZeroReportAccepted:
         pool: asyncpg.Pool = state.pool
+        reference = state.reference.current
+        if body.unit not in reference.obligations:
+            raise Problem(422, "no_obligation", f"{body.unit} owes no zero reports", field="unit")
+        problem = reference.period_problem(body.unit, body.period, local_today())
+        if problem is not None:
+            raise Problem(422, "period_not_owed", problem, field="period")
         digest = hashlib.sha256(
             json.dumps({"incidents": body.incidents}, ensure_ascii=False, sort_keys=True).encode()
         ).hexdigest()
@@ -221,16 +241,12 @@ def build_router(state: Any) -> APIRouter:
         state.kick()
         return ZeroReportAccepted(id=str(submission_id), unit=body.unit, period=body.period, status="submitted")
 
-    @api.get("/v1/zero-reports")
+    @api.get("/v1/zero-reports", responses=LIST_RESPONSES)
     async def zero_report_compliance(
         unit: Annotated[str, Query(pattern=r"^[A-Z0-9][A-Z0-9-]{0,62}$")],
-        period: Annotated[str | None, Query(max_length=20)] = None,
+        period: Annotated[str, Query(pattern=PERIOD_PATTERN,  # absent or a string: no "null" in the spec
+                                     description="a period id; one that names no real date has no rows")] = None,  # type: ignore[assignment]
     ) -> dict[str, Any]:
-        if period is not None:
-            try:
-                valid_period(period)
-            except ValueError as exc:
-                raise Problem(422, "invalid_period", str(exc)) from None
         pool: asyncpg.Pool = state.pool
         async with pool.acquire() as conn:
             rows = await conn.fetch(

@@ -16,6 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.intake import api_escalation
 from services.intake.api import build_router, install_error_handlers
 from services.intake.deadline import RequestDeadline
+from services.intake.openapi import install_openapi
+from services.intake.reference import ReferenceHolder
 from services.intake.projector import make_processor, run_projector
 from shared.db import create_pool, ensure_common_tables, migrate
 from shared.lag import run_lag_collector
@@ -31,18 +33,29 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 class BodyLimit:
-    """Answers 413 to a body larger than `limit` bytes, declared or streamed."""
+    """Answers 413 to a body larger than `limit` bytes, declared or streamed, readably.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    A client that sends the whole body before it reads (most do) would see its connection
+    reset if the server answered and closed while the body was still arriving. So the 413
+    goes out first, then the rest of the body is read and dropped, at most `drain_bytes`
+    and `drain_seconds`, and the connection is closed (``Connection: close``) after it.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, *, drain_bytes: int = 64 * 1024 * 1024,
+                 drain_seconds: float = 30.0) -> None:
         self.app, self.limit = app, limit
+        self.drain_bytes, self.drain_seconds = drain_bytes, drain_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._too_large(send)
+            # with `Expect: 100-continue` the client waits for a go-ahead that never comes
+            expecting = headers.get(b"expect", b"").lower() == b"100-continue"
+            await self._too_large(receive, send, more=not expecting)
             return
         chunks: list[bytes] = []
         size = 0
@@ -53,11 +66,11 @@ class BodyLimit:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
+            more = message.get("more_body", False)
             if size > self.limit:
-                await self._too_large(send)
+                await self._too_large(receive, send, more=more)
                 return
             chunks.append(chunk)
-            more = message.get("more_body", False)
         body = b"".join(chunks)
         sent = False
 
@@ -70,11 +83,26 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send) -> None:
+    async def _too_large(self, receive: Receive, send: Send, *, more: bool) -> None:
         body = b'{"error":"body_too_large","message":"the request body exceeds the limit"}'
         await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        # the answer is complete for the client, but not yet for the server: it goes on
+        # reading (the server would stop delivering the body once the response ended)
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        if more:
+            drained = 0
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.drain_seconds):
+                    while drained <= self.drain_bytes:
+                        message = await receive()
+                        if message["type"] != "http.request":
+                            break
+                        drained += len(message.get("body", b""))
+                        if not message.get("more_body", False):
+                            break
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class IntakeState:
@@ -141,7 +169,9 @@ def create_app(settings: Settings) -> FastAPI:
         description="12345 hotline / 信访 petitions: submit, act, look up.",
         lifespan=lifespan,
     )
+    state.reference = ReferenceHolder(settings)  # units, places, zero-report duties (reloaded on change)
     install_error_handlers(app)
+    install_openapi(app, state.reference, settings)
     app.include_router(build_router(state))
     app.include_router(api_escalation.build_router(state))
     app.add_middleware(RequestDeadline, seconds=settings.request_timeout_seconds)

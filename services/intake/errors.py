@@ -1,0 +1,172 @@
+"""One shape for every refusal, and the handlers that produce it.
+
+Every answer that is not a success is ``{"error": <stable code>, "message": <text>}``, with
+``"errors": [{"field", "message", "type"}]`` when particular fields are at fault: invalid
+fields (422), a body that is not JSON (400) or cannot be read at all (400), an unknown path
+(404), a method the path does not have (405, with ``Allow``), a body over the limit (413), a
+database or broker outage (503 with ``Retry-After``: :func:`shared.errors.is_transient`
+decides), and a defect (500, nothing more said). The OpenAPI document declares them per
+operation (:data:`COMMAND_RESPONSES` and friends).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from services.intake import metrics
+from shared.errors import is_transient
+
+log = logging.getLogger(__name__)
+
+#: loc parts that are a tagged union's tag, not a field (the action models' discriminator)
+UNION_TAGS: set[str] = set()
+
+RETRY_AFTER = "5"
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+    type: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every refusal: a stable code, a human message, and the fields at fault if any."""
+
+    error: str
+    message: str
+    errors: list[FieldError] | None = None
+
+
+class Problem(Exception):
+    """An error answered to the client with a stable `code` (and the fields at fault)."""
+
+    def __init__(self, status: int, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+def _doc(description: str, **extra: Any) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description, **extra}
+
+
+_RETRY_HEADER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "string"}}}
+R400 = {400: _doc("the body is not JSON, or cannot be read")}
+R404 = {404: _doc("no such petition / 督办")}
+R409 = {409: _doc("the request conflicts with the current state")}
+R413 = {413: _doc("the body is larger than the limit")}
+R422 = {422: _doc("invalid fields; `errors` names each")}
+R503 = {503: _doc("storage or broker unavailable; nothing was recorded", headers=_RETRY_HEADER)}
+
+#: a command with a JSON body on a resource
+COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {**R400, **R404, **R409, **R413, **R422, **R503}
+#: a command with a JSON body that creates (no path parameter)
+CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {**R400, **R409, **R413, **R422, **R503}
+#: a lookup of one resource
+LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {**R404, **R413, **R422, **R503}
+#: a listing by query parameters
+LIST_RESPONSES: dict[int | str, dict[str, Any]] = {**R413, **R422, **R503}
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "path", "query", "header"):
+        parts = parts[1:]
+    if parts and parts[0] in UNION_TAGS:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def error_response(status: int, code: str, message: str, *, errors: list[dict[str, Any]] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": code, "message": message}
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _unavailable(exc: BaseException) -> JSONResponse:
+    log.warning("storage or broker unavailable: %r", exc)
+    metrics.REJECTED.labels("unavailable").inc()
+    return error_response(503, "unavailable", "storage unavailable, nothing was recorded; retry",
+                          headers={"Retry-After": RETRY_AFTER})
+
+
+def _internal(exc: BaseException) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "an internal error occurred; it has been logged")
+
+
+_HTTP_CODES = {
+    400: ("malformed_body", "the request body cannot be read"),
+    404: ("not_found", "no such resource"),
+    405: ("method_not_allowed", "the resource does not support this method"),
+    413: ("body_too_large", "the request body exceeds the limit"),
+}
+
+
+def allowed_methods(app: Any, scope: Any) -> str:
+    """Every method some route serves at this path (asked of the router itself), and OPTIONS."""
+    methods: list[str] = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        probe = {**scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in app.router.routes):
+            methods.append(method)
+    return ", ".join([*methods, "OPTIONS"])
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            metrics.REJECTED.labels("malformed_json").inc()
+            return error_response(400, "malformed_json", "the body is not valid JSON")
+        metrics.REJECTED.labels("validation").inc()
+        fields = [
+            {"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", ""), "type": e.get("type")}
+            for e in errors
+        ]
+        named = ", ".join(dict.fromkeys(f["field"] for f in fields))
+        return error_response(422, "validation_failed", f"invalid fields: {named}", errors=fields)
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        metrics.REJECTED.labels(exc.code).inc()
+        errors = [{"field": exc.field, "message": exc.message, "type": exc.code}] if exc.field else None
+        return error_response(exc.status, exc.code, exc.message, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route matching the path; a path served
+            # by several routes (GET and POST /v1/zero-reports) has all of theirs
+            headers["Allow"] = allowed_methods(request.app, request.scope)
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers=headers)
+        code, default = _HTTP_CODES.get(exc.status_code, (f"http_{exc.status_code}", "the request was refused"))
+        metrics.REJECTED.labels(code).inc()
+        detail = exc.detail if isinstance(exc.detail, str) and exc.status_code not in (404, 405) else default
+        return error_response(exc.status_code, code, detail, headers=headers)
+
+    # Errors a route lets through: an outage is 503, anything else a defect (500). The
+    # families below are handled where the route raised them; `Exception` catches the rest
+    # (outages wrapped in another error, found through the `from` chain, included).
+    async def _failure(request: Request, exc: Exception) -> JSONResponse:
+        return _unavailable(exc) if is_transient(exc) else _internal(exc)
+
+    for family in (OSError, TimeoutError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                   asyncpg.exceptions.InternalClientError):
+        app.add_exception_handler(family, _failure)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _failure)

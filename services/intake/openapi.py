@@ -1,0 +1,108 @@
+"""The published OpenAPI document, completed with the reference data it depends on.
+
+Fields marked ``x-reference`` in the models get the values the server accepts, so that the
+spec and the server agree (a client, or a fuzzer generating from the spec, sends what is
+accepted): ``unit`` the codes of every unit that exists, ``department`` the routing table's
+departments but the triage desk, ``admin_code`` a pattern of the gazetteer's codes,
+``zero_report`` the units with an obligation and, per unit, the periods it owes that have
+opened (it changes with the local date), ``received_at`` a pattern of whole years inside the
+accepted window (see the field's description). The document is rebuilt when the reference
+data is reloaded or the local date changes.
+
+FastAPI's own ``HTTPValidationError`` is not used: every operation's refusals are declared
+with the project's error shape (:mod:`services.intake.errors`).
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from services.intake.reference import Reference, ReferenceHolder, local_today
+from services.router.domain.routing import TRIAGE
+from shared.settings import Settings
+
+_MONTH_DAY = (
+    r"(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+    r"|(0[13-9]|1[0-2])-(29|30)"
+    r"|(0[13578]|1[02])-31"
+)
+_TIME = r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+
+
+def received_at_pattern(settings: Settings, now: datetime) -> str:
+    """Whole years every instant of which (at any offset, ±23:59) lies inside the window."""
+    earliest = settings.received_at_earliest.astimezone(timezone.utc)
+    first = (earliest + timedelta(days=1)).year + 1
+    last = (now.astimezone(timezone.utc) - timedelta(days=2)).year - 1
+    years = "|".join(str(y) for y in range(first, last + 1)) or "(?!)"
+    # 29 February is left out (a pattern cannot tell leap years cheaply): a subset, still all valid
+    return rf"^({years})-({_MONTH_DAY}){_TIME}$"
+
+
+def _admin_code_pattern(reference: Reference) -> str:
+    return rf"^({'|'.join(sorted(reference.area_codes))})([0-9]{{3}}){{0,2}}$"
+
+
+def _zero_report_variants(reference: Reference, today: date) -> list[dict[str, Any]]:
+    variants = []
+    for unit in sorted(reference.obligations):
+        periods = list(reference.owed_periods(unit, today))
+        if periods:
+            variants.append({"properties": {"unit": {"const": unit}, "period": {"enum": periods}}})
+    return variants
+
+
+def _complete(node: Any, reference: Reference, settings: Settings, now: datetime, today: date) -> None:
+    if isinstance(node, dict):
+        kind = node.get("x-reference")
+        if kind in ("unit", "department"):
+            name = "UnitCode" if kind == "unit" else "DepartmentCode"
+            for key in [k for k in node if k not in ("description", "title")]:
+                del node[key]
+            node["$ref"] = f"#/components/schemas/{name}"
+        elif kind == "admin_code":
+            node["pattern"] = _admin_code_pattern(reference)
+        elif kind == "received_at":
+            node["pattern"] = received_at_pattern(settings, now)
+        elif kind == "zero_report":
+            # "no such unit or period" is impossible to satisfy when nothing is owed yet
+            node["anyOf"] = _zero_report_variants(reference, today) or [{"not": {}}]
+        for value in node.values():
+            _complete(value, reference, settings, now, today)
+    elif isinstance(node, list):
+        for value in node:
+            _complete(value, reference, settings, now, today)
+
+
+def install_openapi(app: FastAPI, holder: ReferenceHolder, settings: Settings) -> None:
+    cache: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        reference = holder.current
+        now = datetime.now(timezone.utc)
+        today = local_today(now)
+        key = (reference.version, today, received_at_pattern(settings, now))
+        if cache.get("key") != key:
+            if "base" not in cache:
+                cache["base"] = get_openapi(
+                    title=app.title, version=app.version, openapi_version=app.openapi_version,
+                    description=app.description, routes=app.routes,
+                )
+                schemas = cache["base"].get("components", {}).get("schemas", {})
+                for unused in ("HTTPValidationError", "ValidationError"):
+                    schemas.pop(unused, None)
+            document = copy.deepcopy(cache["base"])
+            _complete(document, reference, settings, now, today)
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas["UnitCode"] = {"type": "string", "description": "a unit that exists", "enum": sorted(reference.units)}
+            schemas["DepartmentCode"] = {"type": "string", "description": "a department of the routing table",
+                                         "enum": sorted(reference.departments - {TRIAGE})}
+            cache["key"], cache["document"] = key, document
+        return cache["document"]
+
+    app.openapi = openapi  # type: ignore[method-assign]

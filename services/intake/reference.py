@@ -1,0 +1,192 @@
+"""Reference data the intake API checks inputs against: units, places, zero-report duties.
+
+* **departments**: the routing table's departments (generated per area of the gazetteer, plus
+  fixed ones and the triage desk), exactly as the router builds them
+  (``services.router.config.load_routing_table`` over ``Settings.routing_table_path`` /
+  ``gazetteer_path``). Only these hold petitions, so only these can be an ``assign`` target.
+* **units**: every code that names a real unit: the departments, the escalation ladder's city
+  12345 / 信访 offices (``<city letter>-12345`` and the province's ``P-12345``, from
+  ``ladder.yaml``'s unit rules; ``X-GOV`` are departments already), and the units and
+  supervising units of the zero-report obligations (street offices such as ``A3-S01`` exist
+  only there). A department acting, deciding an extension or closing a 督办 must be one.
+* **places**: the gazetteer's administrative codes; a petition's ``location.admin_code`` must
+  start with one (6 digits: province, city or district; 9 / 12 digits: a street or community
+  below it).
+* **zero-report duties**: the obligations file (``PETITION_ESCALATION_OBLIGATIONS_PATH``, the
+  same variable the escalation service reads) with the holiday calendar: a unit reports only
+  for a period it owes (its cadence or one of its special periods, working days for a
+  ``workday`` calendar, not before ``since``) that has opened (its first day is today or
+  earlier, local date in Asia/Shanghai).
+
+Loaded once at start-up; the files are looked at again at most every
+``table_reload_seconds`` and reloaded when one changed (a file that does not load keeps the
+data in force, as the router does). Importing the escalation and router domain modules from
+intake is a stop-gap until shared reference data moves to ``shared/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.escalation.calendar_source import load_calendar
+from services.escalation.domain.calendar import WorkCalendar
+from services.escalation.domain.ladder import Ladder
+from services.escalation.domain.zero_report import Obligation, parse_obligations, parse_period, period_of, scheduled
+from services.router.config import GAZETTEER, ROUTING, load_routing_table
+from services.router.domain.places import CITY
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LOCAL = ZoneInfo("Asia/Shanghai")
+_ESCALATION_DATA = Path(__file__).resolve().parents[1] / "escalation" / "data"
+
+
+class EscalationFiles(BaseSettings):
+    """The escalation service's data files, from the variables that service reads."""
+
+    model_config = SettingsConfigDict(env_prefix="PETITION_ESCALATION_", extra="ignore", frozen=True)
+
+    ladder_path: Path = _ESCALATION_DATA / "ladder.yaml"
+    obligations_path: Path = _ESCALATION_DATA / "zero-report-obligations.yaml"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One consistent snapshot of the reference data."""
+
+    version: str
+    departments: frozenset[str]
+    units: frozenset[str]
+    area_codes: frozenset[str]
+    obligations: dict[str, Obligation]
+    calendar: WorkCalendar
+    _owed_cache: dict[tuple[str, date], tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    def admin_code_known(self, code: str) -> bool:
+        return code[:6] in self.area_codes
+
+    def period_problem(self, unit: str, period_id: str, today: date) -> str | None:
+        """Why `unit` cannot report for `period_id` on local date `today`; None when it can."""
+        ob = self.obligations.get(unit)
+        if ob is None:
+            return f"{unit} owes no zero reports (no obligation)"
+        try:
+            period = parse_period(period_id)
+        except ValueError as exc:
+            return str(exc)
+        if period.first_day > today:
+            return f"period {period_id} has not opened yet (it starts {period.first_day.isoformat()})"
+        if period.last_day < ob.since:
+            return f"{unit} reports only from {ob.since.isoformat()}; period {period_id} is before that"
+        if scheduled(ob, period_id, self.calendar) is None:
+            return f"{unit} owes no report for period {period_id} (not a period of its cadence or special periods)"
+        return None
+
+    def owed_periods(self, unit: str, today: date) -> tuple[str, ...]:
+        """Every period id `unit` owes that has opened by `today`, oldest first."""
+        key = (unit, today)
+        cached = self._owed_cache.get(key)
+        if cached is not None:
+            return cached
+        ob = self.obligations[unit]
+        ids: dict[str, date] = {}
+        cadences = {ob.cadence, *(sp.cadence for sp in ob.special)}
+        for cadence in cadences:
+            for period in _periods(cadence, ob.since, today):
+                if period.id not in ids and scheduled(ob, period.id, self.calendar) is not None:
+                    ids[period.id] = period.first_day
+        out = tuple(sorted(ids, key=lambda i: (ids[i], i)))
+        self._owed_cache[key] = out
+        return out
+
+
+def _periods(cadence: Any, first: date, last: date) -> Iterator[Any]:
+    period = period_of(cadence, first)
+    while period.first_day <= last:
+        yield period
+        period = period_of(cadence, period.last_day + timedelta(days=1))
+
+
+def load_reference(settings: Settings, files: EscalationFiles | None = None) -> Reference:
+    files = files or EscalationFiles()
+    routing = settings.routing_table_path or ROUTING
+    gazetteer = settings.gazetteer_path or GAZETTEER
+    table = load_routing_table(routing, gazetteer)
+    ladder = Ladder.from_data(yaml.safe_load(files.ladder_path.read_bytes()))
+    obligations = parse_obligations(yaml.safe_load(files.obligations_path.read_bytes()) or {})
+    departments = frozenset(d.code for d in table.departments())
+    rules = ladder.units
+    offices = {f"{a.token}-{rules.city_office_type}" for a in table.gazetteer.areas() if a.level == CITY}
+    offices.add(f"{rules.province_token}-{rules.city_office_type}")
+    obligated = {o.unit for o in obligations.values()} | {o.supervising_unit for o in obligations.values()}
+    return Reference(
+        version=f"{table.version}:{_stamp([files.ladder_path, files.obligations_path])}",
+        departments=departments,
+        units=frozenset(departments | offices | obligated),
+        area_codes=frozenset(a.code for a in table.gazetteer.areas()),
+        obligations=obligations,
+        calendar=load_calendar(),
+    )
+
+
+def _stamp(paths: list[Path]) -> str:
+    return "-".join(str(p.stat().st_mtime_ns) for p in paths)
+
+
+class ReferenceHolder:
+    """The reference data in force; reloads it when one of its files changed."""
+
+    def __init__(self, settings: Settings, files: EscalationFiles | None = None) -> None:
+        self.settings = settings
+        self.files = files or EscalationFiles()
+        self._paths = [
+            settings.routing_table_path or ROUTING, settings.gazetteer_path or GAZETTEER,
+            self.files.ladder_path, self.files.obligations_path,
+        ]
+        self._mtimes = self._read_mtimes()
+        self._current = load_reference(settings, self.files)
+        self._next_check = time.monotonic() + settings.table_reload_seconds
+        self._lock = threading.Lock()
+
+    def _read_mtimes(self) -> tuple[int, ...]:
+        out = []
+        for p in self._paths:
+            try:
+                out.append(p.stat().st_mtime_ns)
+            except OSError:
+                out.append(-1)
+        return tuple(out)
+
+    @property
+    def current(self) -> Reference:
+        now = time.monotonic()
+        if now >= self._next_check and self._lock.acquire(blocking=False):
+            try:
+                self._next_check = now + self.settings.table_reload_seconds
+                mtimes = self._read_mtimes()
+                if mtimes != self._mtimes:
+                    self._mtimes = mtimes
+                    try:
+                        self._current = load_reference(self.settings, self.files)
+                        log.info("reference data reloaded (%s)", self._current.version)
+                    except Exception as exc:  # noqa: BLE001 - keep what is in force
+                        log.error("reference data not reloaded, keeping %s: %r", self._current.version, exc)
+            finally:
+                self._lock.release()
+        return self._current
+
+
+def local_today(now: datetime | None = None) -> date:
+    return (now or datetime.now(LOCAL)).astimezone(LOCAL).date()
