@@ -1,0 +1,95 @@
+"""Schemathesis over the published OpenAPI document, every check, against a running intake.
+
+The run posts hundreds of petitions, actions and zero reports. So it does not hit the session
+stack (other tests count events on its topics, read its queues and judge its zero reports):
+it starts an intake process of its own on the session's PostgreSQL server with a database of
+its own, and a broker address nobody listens on, so nothing it accepts ever leaves that
+database (its outbox relay keeps retrying; /readyz says so, which the run does not need).
+Bounded: ``ST_MAX_EXAMPLES`` examples per operation (default 40) and ``ST_MAX_TIME`` seconds
+(default 150) for the whole run, on this 2-core machine about 2–3 minutes in all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import REPO, localstack
+from tests.integration.stack import Infra, free_ports
+
+pytestmark = pytest.mark.integration
+
+SCHEMATHESIS = REPO / ".venv" / "bin" / "schemathesis"
+
+
+@pytest.fixture(scope="module")
+def lone_intake(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> str:
+    run_dir = tmp_path_factory.mktemp("schemathesis-intake")
+    port, dead_broker = free_ports(2)
+    env = infra.service_env(hmac_key=uuid.uuid4().hex * 2, PETITION_HTTP_PORT=port)
+    env.update({
+        "PETITION_RUN_DIR": str(run_dir),
+        "PETITION_PG_DSN": infra.fresh_database("schemathesis"),
+        "PETITION_KAFKA_BOOTSTRAP": f"127.0.0.1:{dead_broker}",
+        "PETITION_LOG_LEVEL": "WARNING",
+    })
+    proc = localstack.service_process("intake", env, run_dir)
+    proc.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or not proc.is_running():
+            raise RuntimeError(f"intake not up:\n{localstack.tail(proc.log_file, 60)}")
+        time.sleep(0.3)
+    try:
+        yield base
+    finally:
+        proc.stop()
+
+
+def test_schemathesis_finds_nothing_with_every_check(lone_intake: str, tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    args = [
+        str(SCHEMATHESIS), "run", f"{lone_intake}/openapi.json", "--checks", "all",
+        "--max-examples", os.environ.get("ST_MAX_EXAMPLES", "40"),
+        "--max-time", os.environ.get("ST_MAX_TIME", "150"),
+        "--seed", os.environ.get("ST_SEED", "20261122"),
+        "--workers", "1", "--request-timeout", "20",
+        "--report", "json", "--report-json-path", str(report), "--no-color",
+    ]
+    started = time.monotonic()
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path, check=False)
+    elapsed = time.monotonic() - started
+    figures = _figures(report)
+    print(f"\nschemathesis {figures} in {elapsed:.0f} s")
+    (tmp_path / "schemathesis.txt").write_text(done.stdout)
+    # the failures section, each line cut short (a generated body can be half a megabyte)
+    section = done.stdout.split("FAILURES", 1)[-1]
+    tail = "\n".join(line[:400] for line in section.splitlines())[-20000:]
+    assert done.returncode == 0, f"{figures}\n{tail}\n{done.stderr[-3000:]}"
+    assert figures.get("failures", 0) == 0, tail
+    assert figures.get("operations", 0) >= 7 and figures.get("cases", 0) > 0, tail
+
+
+def _figures(report: Path) -> dict[str, int]:
+    """Operations tested, cases generated, unique failures, from schemathesis's JSON report."""
+    if not report.exists():
+        return {}
+    data = json.loads(report.read_text())
+    return {
+        "operations": int(data["operations"]["tested"]),
+        "cases": int(data["test_cases"]["generated"]),
+        "failures": int(data["test_cases"]["unique_failures"]),
+    }
