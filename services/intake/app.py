@@ -19,6 +19,7 @@ from services.intake.deadline import RequestDeadline
 from services.intake.openapi import install_openapi
 from services.intake.reference import ReferenceHolder
 from services.intake.projector import make_processor, run_projector
+from shared.consumer import group_instance_id
 from shared.db import create_pool, ensure_common_tables, migrate
 from shared.lag import run_lag_collector
 from shared.outbox import OutboxRelay
@@ -150,10 +151,14 @@ def create_app(settings: Settings) -> FastAPI:
         state.pool, state.work_pool = pool, work_pool
         state.relay = OutboxRelay(pool=work_pool, schema=SCHEMA, bootstrap=settings.kafka_bootstrap, service="intake")
         relay = state.relay
-        state.projector = make_processor(work_pool, lambda _r: relay.kick())
+        state.projector = make_processor(work_pool, lambda _r: relay.kick(), max_record_bytes=settings.max_record_bytes)
         loops = state.loops
         loops.start("outbox-relay", relay.run, healthy=relay.healthy)
-        loops.start("read-model", lambda: run_projector(bootstrap=settings.kafka_bootstrap, processor=state.projector))
+        loops.start("read-model", lambda: run_projector(
+            bootstrap=settings.kafka_bootstrap, processor=state.projector,
+            group_instance_id=group_instance_id("intake", settings.http_port, settings.instance_id),
+            session_timeout_seconds=settings.consumer_session_timeout_seconds,
+        ))
         # consumer lag of every platform group, exported by intake (one collector suffices)
         loops.start("consumer-lag", lambda: run_lag_collector(bootstrap=settings.kafka_bootstrap))
         try:
