@@ -130,8 +130,9 @@ def test_every_refusal_has_the_project_error_shape(client: httpx.Client) -> None
 def test_a_10_mb_body_gets_a_readable_413(stack: Stack) -> None:
     body = b'{"title": "' + b"x" * (10 * 1024 * 1024) + b'"}'
     with httpx.Client(base_url=stack.base_url, timeout=60) as c:
-        r = c.post("/v1/petitions", content=body, headers={"content-type": "application/json"})
-        assert r.status_code == 413 and r.json()["error"] == "body_too_large"
+        for extra in ({}, {"connection": "close"}):  # a closing client is the one that saw resets
+            r = c.post("/v1/petitions", content=body, headers={"content-type": "application/json", **extra})
+            assert r.status_code == 413 and r.json()["error"] == "body_too_large"
 
         def chunks() -> Any:  # no content-length: the limit is found while streaming
             for _ in range(10):
@@ -140,6 +141,20 @@ def test_a_10_mb_body_gets_a_readable_413(stack: Stack) -> None:
         r = c.post("/v1/petitions", content=chunks(), headers={"content-type": "application/json"})
         assert r.status_code == 413 and r.json()["error"] == "body_too_large"
         assert c.get("/healthz").status_code == 200  # the server is fine (a new connection)
+    # a plain socket client that writes everything, then reads (no early-response rescue), and
+    # asks for the connection to close: a server that closes without reading the rest resets it
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(stack.base_url)
+    with socket.create_connection((where.hostname, where.port), timeout=60) as sock:
+        sock.sendall(b"POST /v1/petitions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body))
+        sock.sendall(body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413") and b"body_too_large" in answer, answer[:300]
 
 
 def test_unknown_units_places_and_unowed_periods_are_422_with_the_field(client: httpx.Client, stack: Stack) -> None:

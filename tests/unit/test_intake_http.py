@@ -33,6 +33,10 @@ def _app() -> FastAPI:
     async def admin_shutdown() -> None:
         raise asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command")
 
+    @app.get("/client-internal")
+    async def client_internal() -> None:  # asyncpg's own state machine, mid-restart
+        raise asyncpg.exceptions.InternalClientError("protocol is in an unknown state")
+
     @app.get("/wrapped")
     async def wrapped() -> None:
         try:
@@ -47,7 +51,7 @@ def _app() -> FastAPI:
     return app
 
 
-@pytest.mark.parametrize("path", ["/client-state", "/admin-shutdown", "/wrapped"])
+@pytest.mark.parametrize("path", ["/client-state", "/admin-shutdown", "/client-internal", "/wrapped"])
 async def test_an_outage_is_503_with_retry_after(path: str) -> None:
     r = await _call(_app(), "GET", path)
     assert r.status_code == 503 and r.headers["retry-after"]
