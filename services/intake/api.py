@@ -112,8 +112,8 @@ ReceivedAt = Annotated[
           description="when the petition was received (RFC 3339 with an offset); defaults to now. "
                       "It must lie between `PETITION_RECEIVED_AT_EARLIEST` (default 2000-01-01T00:00:00+08:00) "
                       "and `PETITION_RECEIVED_AT_MAX_FUTURE_SECONDS` (default 300) seconds after the server's "
-                      "clock. The published pattern lists whole years safely inside that window (JSON Schema "
-                      "cannot say \"not after now\"); the server accepts the whole window."),
+                      "clock. The published pattern lists the days safely inside that window, up to two days "
+                      "ago (JSON Schema cannot say \"not after now\"); the server accepts the whole window."),
 ]
 
 

@@ -5,8 +5,8 @@ spec and the server agree (a client, or a fuzzer generating from the spec, sends
 accepted): ``unit`` the codes of every unit that exists, ``department`` the routing table's
 departments but the triage desk, ``admin_code`` a pattern of the gazetteer's codes,
 ``zero_report`` the units with an obligation and, per unit, the periods it owes that have
-opened (it changes with the local date), ``received_at`` a pattern of whole years inside the
-accepted window (see the field's description). The document is rebuilt when the reference
+opened (it changes with the local date), ``received_at`` a pattern of the days inside the
+accepted window up to two days ago (see the field's description). The document is rebuilt when the reference
 data is reloaded or the local date changes.
 
 FastAPI's own ``HTTPValidationError`` is not used: every operation's refusals are declared
@@ -15,6 +15,7 @@ with the project's error shape (:mod:`services.intake.errors`).
 
 from __future__ import annotations
 
+import calendar
 import copy
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -34,14 +35,49 @@ _MONTH_DAY = (
 _TIME = r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
 
 
+def _alternatives(items: list[str]) -> str:
+    return "(" + "|".join(items) + ")"
+
+
+def _days_of(year: int, month: int, first: int, last: int) -> str:
+    return f"{month:02d}-" + _alternatives([f"{d:02d}" for d in range(first, last + 1)])
+
+
+def _part_of_year(year: int, lo: tuple[int, int], hi: tuple[int, int]) -> str:
+    months = []
+    for month in range(lo[0], hi[0] + 1):
+        first = lo[1] if month == lo[0] else 1
+        last = hi[1] if month == hi[0] else calendar.monthrange(year, month)[1]
+        months.append(_days_of(year, month, first, last))
+    return f"{year}-" + _alternatives(months)
+
+
+def date_range_pattern(lo: date, hi: date) -> str:
+    """A regular expression (unanchored) matching exactly the ISO dates from `lo` to `hi`."""
+    if hi < lo:
+        return "(?!)"
+    if lo.year == hi.year:
+        return _part_of_year(lo.year, (lo.month, lo.day), (hi.month, hi.day))
+    parts = [_part_of_year(lo.year, (lo.month, lo.day), (12, 31))]
+    whole = range(lo.year + 1, hi.year)
+    common = [str(y) for y in whole if not calendar.isleap(y)]
+    leap = [str(y) for y in whole if calendar.isleap(y)]
+    if common:
+        parts.append(_alternatives(common) + f"-({_MONTH_DAY})")
+    if leap:
+        parts.append(_alternatives(leap) + f"-({_MONTH_DAY}|02-29)")
+    parts.append(_part_of_year(hi.year, (1, 1), (hi.month, hi.day)))
+    return _alternatives(parts)
+
+
 def received_at_pattern(settings: Settings, now: datetime) -> str:
-    """Whole years every instant of which (at any offset, ±23:59) lies inside the window."""
-    earliest = settings.received_at_earliest.astimezone(timezone.utc)
-    first = (earliest + timedelta(days=1)).year + 1
-    last = (now.astimezone(timezone.utc) - timedelta(days=2)).year - 1
-    years = "|".join(str(y) for y in range(first, last + 1)) or "(?!)"
-    # 29 February is left out (a pattern cannot tell leap years cheaply): a subset, still all valid
-    return rf"^({years})-({_MONTH_DAY}){_TIME}$"
+    """The days every instant of which, written with any offset (±23:59), lies inside the
+    accepted window: from two days after the earliest instant to two days before now. JSON
+    Schema cannot say "not after now", so the last two days and the few minutes of allowed
+    clock skew are accepted by the server but not listed (a subset: all of it valid)."""
+    first = settings.received_at_earliest.astimezone(timezone.utc).date() + timedelta(days=2)
+    last = now.astimezone(timezone.utc).date() - timedelta(days=2)
+    return rf"^{date_range_pattern(first, last)}{_TIME}$"
 
 
 def _admin_code_pattern(reference: Reference) -> str:

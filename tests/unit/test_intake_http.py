@@ -88,3 +88,47 @@ def test_the_published_patterns_and_the_server_agree() -> None:
     # refused though the published (ECMA-262) pattern cannot name them; see services.intake.text
     for value in ("a\ud800", "\U0001fffe", "x\U0010ffffx"):
         assert text.bad_character(value) is not None
+
+
+def test_the_date_range_pattern_matches_exactly_the_days_of_its_range() -> None:
+    import random
+    from datetime import date, timedelta
+
+    from services.intake.openapi import date_range_pattern
+
+    rng = random.Random(7)
+    for _ in range(150):
+        lo = date(2000, 1, 1) + timedelta(days=rng.randint(0, 9000))
+        hi = lo + timedelta(days=rng.randint(-2, 3000))
+        rx = re.compile("^" + date_range_pattern(lo, hi) + "$")
+        probes = [lo - timedelta(days=1), lo, hi, hi + timedelta(days=1), date(2004, 2, 29), date(2100, 2, 28)]
+        probes += [lo + timedelta(days=rng.randint(-400, 3400)) for _ in range(40)]
+        for d in probes:
+            assert bool(rx.match(d.isoformat())) == (lo <= d <= hi), (lo, hi, d)
+
+
+def test_the_received_at_pattern_lists_only_instants_the_server_accepts_and_reaches_two_days_ago() -> None:
+    import random
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from services.intake.api import check_received_at
+    from services.intake.openapi import received_at_pattern
+
+    settings = Settings()
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    rx = re.compile(received_at_pattern(settings, now))
+    rng = random.Random(11)
+    accepted_by_pattern = 0
+    for _ in range(4000):
+        day = datetime(1999, 12, 20, tzinfo=UTC) + timedelta(days=rng.randint(0, 9850))
+        offset = timedelta(minutes=rng.choice([-1439, -480, 0, 480, 1439, rng.randint(-1439, 1439)]))
+        zone = timezone(offset)
+        local = day.replace(tzinfo=zone) + timedelta(seconds=rng.randint(0, 86399))
+        written = local.isoformat()
+        if rx.match(written):
+            accepted_by_pattern += 1
+            check_received_at(datetime.fromisoformat(written), settings, now)  # raises if refused
+    assert accepted_by_pattern > 1000
+    two_days_ago = (now - timedelta(days=2)).astimezone(timezone(timedelta(hours=8))).replace(hour=9, minute=0)
+    assert rx.match(two_days_ago.isoformat(timespec="seconds"))
+    assert not rx.match((now + timedelta(days=1)).isoformat(timespec="seconds"))
