@@ -249,20 +249,6 @@ BatchHandler = Callable[
     [asyncpg.Connection, list[tuple[Any, RawMessage]], BatchResult], Awaitable[Sequence[RawMessage] | None]
 ]
 
-#: Kept for callers that name outage types; the rule itself is :func:`shared.errors.is_transient`.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-)
-
-
 def _b64(data: bytes | None) -> str | None:
     return base64.b64encode(data).decode() if data is not None else None
 
