@@ -23,4 +23,5 @@ def describe() -> str:
             mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
     except (OSError, ValueError, IndexError):
         pass
-    return f"{os.cpu_count()} cores ({model}){mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (f"{os.cpu_count()} cores ({model}){mem}, {platform.system()} {platform.release()},"
+            f" Python {platform.python_version()}")

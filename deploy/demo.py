@@ -4,7 +4,8 @@
 It plays the operators and the departments at once, so every dashboard has something to show:
 
 * petitions on every channel, some with a kind, some group petitions (集体访), a few blank
-  ones an operator sent by mistake (rejected with 422), and some entered late with an earlier ``received_at`` (letters and visits keyed in days after they
+  ones an operator sent by mistake (rejected with 422), and some entered late with an earlier
+  ``received_at`` (letters and visits keyed in days after they
   came in: their deadlines are already close or past, so warnings and breaches happen now);
 * department actions on what was routed to them: ``accept`` (签收), ``resolve`` (办结) and
   ``return`` (退单, with a reason), using the department ``GET /v1/petitions/{id}`` shows;
@@ -31,7 +32,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -176,7 +177,7 @@ class Demo:
         if self.rng.random() < self.backdated_share:
             # keyed in late: received days ago, so its deadlines are near or past already
             days = self.rng.choice((3, 8, 20, 40, 70))
-            body["received_at"] = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat()
+            body["received_at"] = (datetime.now(UTC) - timedelta(days=days)).isoformat()
         self.attempts += 1
         if self.attempts % 25 == 3:  # the 3rd, 28th, ... form goes out blank by mistake: a 422
             body["content"] = "  "
@@ -266,7 +267,8 @@ def send_poison(bootstrap: str, count: int) -> int:
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     try:
         for _ in range(count):
-            producer.send("petition.submitted", key=b"demo-poison", value=b"demo: not an event " + uuid.uuid4().hex.encode())
+            producer.send("petition.submitted", key=b"demo-poison",
+                          value=b"demo: not an event " + uuid.uuid4().hex.encode())
         producer.flush(timeout=10)
     finally:
         producer.close(timeout=5)
@@ -324,7 +326,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="intake's HTTP API (loopback only)")
     p.add_argument("--duration", type=float, default=180.0, help=f"seconds to run (at most {MAX_DURATION_SECONDS})")
     p.add_argument("--rate", type=float, default=1.0, help="petitions per second (Poisson arrivals)")
-    p.add_argument("--max-petitions", type=int, default=1000, help=f"stop submitting after this many (at most {MAX_PETITIONS})")
+    p.add_argument("--max-petitions", type=int, default=1000,
+                   help=f"stop submitting after this many (at most {MAX_PETITIONS})")
     p.add_argument("--backdated-share", type=float, default=0.15,
                    help="share of petitions keyed in days after they were received")
     p.add_argument("--data-dir", default=os.environ.get("PETITION_DATA_DIR", str(REPO.parent / "shared" / "data")))

@@ -35,7 +35,7 @@ def derived_event_id(causation_id: uuid.UUID, what: str) -> uuid.UUID:
     Exactly ``uuid.uuid5(EVENT_NAMESPACE, f"{causation_id}:{what}")``, computed without
     the generic constructor's argument checks (a third of the cost of encoding an event).
     """
-    digest = hashlib.sha1(_NAMESPACE_BYTES + f"{causation_id}:{what}".encode()).digest()
+    digest = hashlib.sha1(_NAMESPACE_BYTES + f"{causation_id}:{what}".encode(), usedforsecurity=False).digest()
     value = (int.from_bytes(digest[:16], "big") & _KEEP) | _VERSION_5 | _VARIANT_RFC
     out = object.__new__(uuid.UUID)
     object.__setattr__(out, "int", value)

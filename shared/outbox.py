@@ -332,7 +332,7 @@ class OutboxRelay:
                     self.failing_since, self.last_error = None, None
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - the relay must outlive any failure
+                except Exception as exc:  # the relay must outlive any failure
                     metrics.OUTBOX_PUBLISH_ERRORS.labels(self._service).inc()
                     self.errors_total += 1
                     self.last_error = repr(exc)

@@ -70,7 +70,7 @@ class Supervisor:
             except asyncio.CancelledError:
                 loop.running = False
                 raise
-            except Exception as exc:  # noqa: BLE001 - a loop must never end silently
+            except Exception as exc:  # a loop must never end silently
                 loop.last_error = repr(exc)
                 log.exception("%s: background loop %s crashed; restarting in %.1fs", self._service, loop.name, backoff)
             loop.running = False

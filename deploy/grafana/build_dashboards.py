@@ -79,7 +79,8 @@ OPS = Dashboard(
         p("Petitions submitted (last hour)", "sum(increase(petition_submitted_total[1h]))", "submitted",
           kind="stat", width=6),
         p("Routed (last hour)", "sum(increase(petition_routed_total[1h]))", "routed", kind="stat", width=6),
-        p("Submit → routed p95", "histogram_quantile(0.95, sum by (le) (rate(petition_submit_to_routed_seconds_bucket[5m])))",
+        p("Submit → routed p95",
+          "histogram_quantile(0.95, sum by (le) (rate(petition_submit_to_routed_seconds_bucket[5m])))",
           "p95", unit="s", kind="stat", width=6),
         p("Submitted by channel", f"sum by (channel) (rate(petition_submitted_total[{RATE}]))", "{{channel}}",
           unit="reqps", description="Petitions accepted (202) per second, by channel."),
@@ -95,7 +96,8 @@ OPS = Dashboard(
             (f"histogram_quantile(0.99, sum by (le) (rate(petition_submit_to_routed_seconds_bucket[{RATE}])))", "p99"),
         ), unit="s", description="From intake's commit of the petition to the router's decision."),
         p("Consumer batch duration p95",
-          f"histogram_quantile(0.95, sum by (service, le) (rate(petition_consumer_batch_duration_seconds_bucket[{RATE}])))",
+          "histogram_quantile(0.95, sum by (service, le)"
+          f" (rate(petition_consumer_batch_duration_seconds_bucket[{RATE}])))",
           "{{service}}", unit="s", description="Applying one batch of events, database commit included."),
         p("Consumer lag (service groups)",
           'sum by (group, topic) (max without (instance, job) (petition_consumer_lag_messages{group=~"petition-.*"}))',
@@ -184,12 +186,14 @@ SLA = Dashboard(
     panels=[
         p("Breaches (last hour)", "sum(increase(petition_sla_breaches_total[1h]))", "breaches", kind="stat", width=6),
         p("Warnings (last hour)", "sum(increase(petition_sla_warnings_total[1h]))", "warnings", kind="stat", width=6),
-        p("Timer lateness p95", "histogram_quantile(0.95, sum by (le) (rate(petition_timer_lateness_seconds_bucket[5m])))",
+        p("Timer lateness p95",
+          "histogram_quantile(0.95, sum by (le) (rate(petition_timer_lateness_seconds_bucket[5m])))",
           "p95", unit="s", kind="stat", width=6,
           description="How late timers fire after falling due; downtime (and back-dated petitions) show here."),
         p("Deadlines computed without calendar (last hour)", "sum(increase(petition_calendar_missing_total[1h]))",
           "Mon-Fri fallback", kind="stat", width=6,
-          description="Deadlines falling in a year the holiday calendar does not know (PetitionDeadlinesWithoutCalendar)."),
+          description="Deadlines falling in a year the holiday calendar does not know"
+                      " (PetitionDeadlinesWithoutCalendar)."),
         p("Clocks armed by clock", f"sum by (clock) (rate(petition_sla_clocks_armed_total[{RATE}]))", "{{clock}}",
           unit="reqps"),
         p("Clocks stopped by clock and reason",
@@ -231,7 +235,8 @@ ZERO_REPORTS = Dashboard(
     description="零报告: reports received on time and late, units missing their report, per period.",
     panels=[
         p("Zero-report topics: unread messages",
-          'sum by (group, topic) (max without (instance, job) (petition_consumer_lag_messages{topic=~"zero_report\\\\..*"}))',
+          'sum by (group, topic) (max without (instance, job)'
+          ' (petition_consumer_lag_messages{topic=~"zero_report\\\\..*"}))',
           "{{group}} / {{topic}}",
           description="Consumers of zero_report.submitted and zero_report.status keep up (0 is healthy)."),
         p("Units missing their report (漏报)", "max without (instance, job) (petition_zero_reports_missing_units)",

@@ -1,12 +1,16 @@
 """The escalation service's metrics (Prometheus naming: base units, _total counters, no
 per-petition labels)."""
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.escalation.domain.ladder import LEVELS, OVERDUE_LEVEL
 
 CLOCKS_ARMED = Counter("petition_sla_clocks_armed_total", "Clocks armed, by clock.", ["clock"])
-CLOCKS_STOPPED = Counter("petition_sla_clocks_stopped_total", "Clocks stopped, by clock and reason.", ["clock", "reason"])
+CLOCKS_STOPPED = Counter(
+    "petition_sla_clocks_stopped_total", "Clocks stopped, by clock and reason.", ["clock", "reason"]
+)
 WARNINGS = Counter("petition_sla_warnings_total", "Deadline warnings issued, by clock.", ["clock"])
 BREACHES = Counter("petition_sla_breaches_total", "Deadlines missed, by clock.", ["clock"])
 ESCALATIONS = Counter(
@@ -115,8 +119,6 @@ class GaugeFamily:
         for labels, value in values.items():
             self.gauge.labels(*labels).set(value)
         for labels in self._current - set(values):
-            try:
+            with contextlib.suppress(KeyError):
                 self.gauge.remove(*labels)
-            except KeyError:
-                pass
         self._current = set(values)

@@ -34,10 +34,10 @@ from pydantic_core import PydanticCustomError
 
 __all__ = [
     "FORBIDDEN_CLASS",
+    "NONBLANK_PATTERN",
+    "TEXT_PATTERN",
     "NonBlankText",
     "Text",
-    "TEXT_PATTERN",
-    "NONBLANK_PATTERN",
     "bad_character",
     "check_text",
 ]
@@ -80,7 +80,7 @@ def _checker(nonblank: bool) -> Any:
     return AfterValidator(lambda v: check_text(v, nonblank=nonblank))
 
 
-def Text(max_length: int, *, min_length: int | None = None) -> Any:  # noqa: N802 - a type factory
+def Text(max_length: int, *, min_length: int | None = None) -> Any:  # a type factory
     """A stored string of at most `max_length` characters (raw); stripped after validation."""
     return Annotated[
         str,
@@ -89,7 +89,7 @@ def Text(max_length: int, *, min_length: int | None = None) -> Any:  # noqa: N80
     ]
 
 
-def NonBlankText(max_length: int) -> Any:  # noqa: N802 - a type factory
+def NonBlankText(max_length: int) -> Any:  # a type factory
     """A stored string that must say something: not only whitespace; stripped after validation."""
     return Annotated[
         str,

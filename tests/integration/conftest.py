@@ -77,7 +77,9 @@ class Stack:
             time.sleep(0.05)
         self.procs[service]._reap()
 
-    def petitionctl(self, *args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def petitionctl(
+        self, *args: str, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(REPO / ".venv" / "bin" / "petitionctl"), *args],
             input=input, capture_output=True, text=True, env=self.env, timeout=timeout, check=False,
@@ -176,7 +178,7 @@ def petition(**overrides: Any) -> dict[str, Any]:
     """A petition as an operator would post it (texts written for the tests)."""
     body: dict[str, Any] = {
         "title": "A3区某小区拆迁安置房迟迟不能交房",
-        "content": "我是A市A3区某小区的拆迁户，安置房承诺两年前交房，至今仍未建成，开发商一再拖延，请住建部门督促处理。",
+        "content": "我是A市A3区某小区的拆迁户，安置房承诺两年前交房，至今仍未建成，开发商一再拖延，请住建部门督促处理。",  # noqa: E501 - a sample petition in Chinese (two columns a character)
         "channel": "hotline",
         # a fresh petitioner each time: the same person with the same words is a repeat petition
         "petitioner": {"name": "张三", "phone": f"138{uuid.uuid4().int % 10**8:08d}"},

@@ -25,7 +25,7 @@ if str(_DEPLOY) not in sys.path:
     sys.path.insert(0, str(_DEPLOY))
 
 import localstack  # noqa: E402,F401  (deploy/localstack.py; re-exported for tests)
-from localstack import KafkaNode, PostgresNode, free_ports, service_env  # noqa: E402,F401
+from localstack import KafkaNode, PostgresNode, free_ports, service_env  # noqa: E402  (re-exported for tests)
 
 #: 512 MB is plenty for tests if the log cleaner's dedupe buffer is shrunk from 128 MB
 #: (otherwise the cleaner alone asks for more than the heap and the broker dies).
@@ -65,7 +65,7 @@ class Infra:
         wanted = ["PETITION_HTTP_PORT", "PETITION_ROUTER_PORT", "PETITION_ESCALATION_PORT",
                   "PETITION_INTAKE_WORKER_PORT"]
         missing = [name for name in wanted if name not in ports]
-        all_ports: dict[str, int] = dict(zip(missing, free_ports(len(missing))))
+        all_ports: dict[str, int] = dict(zip(missing, free_ports(len(missing)), strict=False))
         all_ports.update(ports)
         all_ports["PETITION_KAFKA_PORT"] = self.kafka.port
         all_ports["PETITION_KAFKA_CONTROLLER_PORT"] = self.kafka.controller_port
@@ -86,7 +86,7 @@ class Infra:
         if errors:
             raise errors[0]
 
-    def __enter__(self) -> "Infra":
+    def __enter__(self) -> Infra:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

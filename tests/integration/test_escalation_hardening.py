@@ -200,7 +200,8 @@ def test_at_the_cap_a_ladder_step_opens_no_supervision_order_and_the_ladder_goes
             # step 1 on time; the warning found due with it, after the deadline, is superseded
             assert tuple(await step_when_due()) == (1, "event", 0)
             async with pool.acquire() as conn:
-                assert await conn.fetchval("SELECT outcome FROM escalation.timer WHERE kind = 'warning'") == "superseded"
+                outcome = await conn.fetchval("SELECT outcome FROM escalation.timer WHERE kind = 'warning'")
+                assert outcome == "superseded"
             assert await counts() == (1, 1, 1)
             assert tuple(await step_when_due()) == (2, "event", 0)
             assert await counts() == (2, 2, 1)

@@ -137,7 +137,8 @@ def _age(stack: Stack, petition_ids: list[str], by: timedelta) -> None:
                     "UPDATE escalation.clock SET started_at = started_at - $2::interval, due_at = due_at - $2::interval"
                     " WHERE petition_id = ANY($1::text[])", petition_ids, by)
                 await conn.execute(
-                    "UPDATE escalation.timer SET fire_at = fire_at - $2::interval, clock_due_at = clock_due_at - $2::interval"
+                    "UPDATE escalation.timer SET fire_at = fire_at - $2::interval,"
+                    " clock_due_at = clock_due_at - $2::interval"
                     " WHERE petition_id = ANY($1::text[]) AND state = 'pending'", petition_ids, by)
         finally:
             await conn.close()
@@ -350,7 +351,8 @@ def test_two_instances_fire_every_timer_exactly_once_and_catch_up_after_downtime
         ids: Counter[str] = Counter()
         for m in consume_all(stack.infra.bootstrap, topics.PETITION_SLA, idle_ms=1500):
             e = parse(m)
-            if e.get("petition_id") in set(pids) and e["event_type"] in ("sla.warning", "sla.breached", "sla.escalated"):
+            if e.get("petition_id") in set(pids) and e["event_type"] in (
+                    "sla.warning", "sla.breached", "sla.escalated"):
                 ids[e["event_id"]] += 1
         return ids
 
@@ -449,7 +451,7 @@ def test_a_lapsed_supervision_order_escalates_one_level_up(
                   timeout=30)[0]
     assert (up["level"], up["supervised_unit"], up["petition_id"]) == ("overdue", holder, pid)
     assert up["rule"] == f"overdue:{rule}"
-    lapsed = [s for s in _supervision(client, holder) if s["id"] == first["id"]][0]
+    lapsed = next(s for s in _supervision(client, holder) if s["id"] == first["id"])
     assert lapsed["overdue"] and lapsed["overdue_at"]
     timeline = _get(client, pid)["timeline"]
     assert [(t["clock"], t["escalated_to"]) for t in timeline if t["event"] == "supervision_overdue"] == [

@@ -72,7 +72,8 @@ def test_group_petition_gets_raised_priority(client: httpx.Client, stack: Stack)
     pid = _post(client, persons=12, channel="visit")
     body = _routed(client, pid)
     assert body["group_petition"] is True and body["priority"] == "high"
-    assigned = [parse(m) for m in consume_all(stack.infra.bootstrap, topics.department_topic(body["department"]["code"]))]
+    department_topic = topics.department_topic(body["department"]["code"])
+    assigned = [parse(m) for m in consume_all(stack.infra.bootstrap, department_topic)]
     mine = [a for a in assigned if a["petition_id"] == pid]
     assert mine and mine[0]["priority"] == "high" and mine[0]["group_petition"] is True
 

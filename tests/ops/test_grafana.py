@@ -46,7 +46,7 @@ def test_every_panel_queries_a_declared_metric_through_the_datasource_variable()
             assert panel["targets"], (path.name, panel["title"])
             for target in panel["targets"]:
                 assert target["datasource"]["uid"] == "${datasource}"
-                used = {m for m in METRIC.findall(target["expr"])}
+                used = set(METRIC.findall(target["expr"]))
                 undeclared = {m for m in used if m not in declared and not m.endswith(SUFFIXES)}
                 undeclared |= {m for m in used if m.endswith(SUFFIXES) and not any(
                     m.removesuffix(s) in declared for s in SUFFIXES if m.endswith(s))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -46,7 +47,7 @@ def test_snapshot_exports_one_gauge_series_per_partition_and_forgets_old_ones() 
     registry.register(snap)
     snap.replace([PartitionLag("petition-router", "petition.submitted", 3, 12)])
     text = generate_latest(registry).decode()
-    assert 'petition_consumer_lag_messages{group="petition-router",partition="3",topic="petition.submitted"} 12.0' in text
+    assert 'petition_consumer_lag_messages{group="petition-router",partition="3",topic="petition.submitted"} 12.0' in text  # noqa: E501 - one exposition line, compared whole
     snap.replace([])
     assert "petition_consumer_lag_messages{" not in generate_latest(registry).decode()
 
@@ -58,10 +59,8 @@ def test_collector_survives_an_unreachable_broker_and_stops_on_cancel() -> None:
         await asyncio.sleep(2.5)
         assert not task.done()
         task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
         return lag.COLLECTION_ERRORS._value.get() - before
 
     assert asyncio.run(scenario()) >= 1

@@ -113,7 +113,7 @@ def _plan_chain(first_at: datetime, steps: int, ladder: Ladder = LADDER) -> list
     return times
 
 
-def _catch_up(step: int, planned_at: datetime, now: datetime, ladder: Ladder = LADDER, **kw: int):  # noqa: ANN202
+def _catch_up(step: int, planned_at: datetime, now: datetime, ladder: Ladder = LADDER, **kw: int):
     return catch_up(ladder, step, planned_at=planned_at, now=now, handling_unit="A-HOUSING", jurisdiction=A3,
                     calendar=CAL, **kw)
 

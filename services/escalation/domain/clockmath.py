@@ -46,8 +46,7 @@ class Resumed:
 
 def resume(*, paused_at: datetime, remaining: timedelta, resumed_at: datetime) -> Resumed:
     """The new deadline when a paused clock resumes at `resumed_at` (rule ``resume``)."""
-    if resumed_at < paused_at:
-        resumed_at = paused_at  # a resume that overtook its pause counts from the pause
+    resumed_at = max(resumed_at, paused_at)  # a resume that overtook its pause counts from the pause
     return Resumed(due_at=resumed_at + remaining, paused_for=resumed_at - paused_at)
 
 

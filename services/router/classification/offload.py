@@ -58,7 +58,7 @@ class WorkerTables:
                 if stamp != self._stamp:  # read the files again only when they changed
                     self._stamp = stamp
                     self._table = load_routing_table(*self._paths)
-            except Exception:  # noqa: BLE001 - a broken file: the router keeps its own table
+            except Exception:  # a broken file: the router keeps its own table
                 log.warning("worker: routing table files unreadable or invalid", exc_info=True)
                 return None
         return self._table if self._table is not None and self._table.version == version else None

@@ -14,10 +14,10 @@ import re
 import sys
 from array import array
 from collections.abc import Iterable
-from itertools import repeat
-from operator import lshift, or_
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import repeat
+from operator import lshift, or_
 
 import numpy as np
 

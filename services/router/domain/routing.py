@@ -171,7 +171,8 @@ class RoutingTable:
             named = self.gazetteer.extract(before[-4:]) if before else None
             if named is None:
                 # "区政府"/"县政府"/"市政府": the level is in the word just before the alias
-                level = {"区": DISTRICT, "县": DISTRICT, "市": CITY, "省": PROVINCE}.get(before[-1:]) if before else None
+                level = ({"区": DISTRICT, "县": DISTRICT, "市": CITY, "省": PROVINCE}.get(before[-1:])
+                         if before else None)
                 if dept_type == GOV and level is None:
                     continue  # a bare "政府" ("请政府帮忙") names no unit
                 candidates = [a for a in chain if level is None or a.level == level]
