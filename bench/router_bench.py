@@ -153,8 +153,8 @@ def _measure(offsets: _Offsets, baseline: int, expected: int, timeout: float, pr
         return 0.0, 0.0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.exited():  # type: ignore[attr-defined]
-            raise RuntimeError(f"the process under test died; see {proc.log_file}")  # type: ignore[attr-defined]
+        if proc.exited():  # type: ignore[attr-defined]  # attributes the bench adds to its Popen
+            raise RuntimeError(f"the process under test died; see {proc.log_file}")  # type: ignore[attr-defined]  # attributes the bench adds to its Popen
         produced = offsets.end() - baseline
         now = time.monotonic()
         if produced > 0 and first is None:
@@ -175,7 +175,8 @@ class _Sampler:
     def __init__(self, dsn: str) -> None:
         import threading
 
-        self._dsn, self._rows, self._stop = dsn, [], threading.Event()
+        self._rows: list[tuple[float, object, object]] = []
+        self._dsn, self._stop = dsn, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -273,7 +274,8 @@ def main(argv: list[str]) -> int:
                 spy = None
                 if os.environ.get("BENCH_PROFILE") and label.startswith("router"):
                     spy = subprocess.Popen([str(REPO / ".venv/bin/py-spy"), "record", "-r", "200", "-d", "8",
-                                            "-f", "raw", "--subprocesses", "-o", os.environ["BENCH_PROFILE"], "--pid", str(proc.pid)],
+                                            "-f", "raw", "--subprocesses", "-o", os.environ["BENCH_PROFILE"],
+                                            "--pid", str(proc.pid)],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 span, rate = _measure(offsets, baseline + warm, n, timeout=300, proc=proc)
                 cpu_used = cpu.describe_window(cpu_before, cpu.snapshot(proc.pid), time.monotonic() - wall_before, n)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import fcntl
 import glob
 import os
@@ -41,9 +42,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEPLOY_DIR = REPO_ROOT / "deploy"
@@ -187,20 +189,21 @@ def _run(argv: Sequence[str], *, check: bool = True, env: Mapping[str, str] | No
     `log_file` matters for commands that leave a daemon behind (pg_ctl start): a daemon
     inheriting our capture pipe would make us wait forever for EOF.
     """
+    proc: subprocess.CompletedProcess[Any]
     if log_file is not None:
         with open(log_file, "ab") as out:
-            proc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=out,
+            proc = subprocess.run(list(argv), check=False, stdin=subprocess.DEVNULL, stdout=out,
                                   stderr=subprocess.STDOUT, env=dict(env) if env else None,
                                   timeout=timeout, cwd=cwd)
         output = tail(log_file, 30)
     else:
-        proc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True,
+        proc = subprocess.run(list(argv), check=False, stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, env=dict(env) if env else None, timeout=timeout,
                               cwd=cwd)
         output = (proc.stdout or "") + (proc.stderr or "")
     if check and proc.returncode != 0:
         raise StackError(f"command failed ({proc.returncode}): {' '.join(argv)}\n{output}")
-    proc.output = output  # type: ignore[attr-defined]
+    proc.output = output  # type: ignore[union-attr]  # callers read the combined output here
     return proc
 
 
@@ -329,10 +332,8 @@ def _signal_group(pgid: int, sig: int) -> None:
     Safe against PID reuse: Linux never hands out a PID that is still in use as a
     process group id, and callers only pass the PID of a verified leader.
     """
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 # ------------------------------------------------------------------------------ Kafka
@@ -549,10 +550,8 @@ class KafkaNode:
                     last_error = exc
                 finally:
                     if admin is not None:
-                        try:
+                        with contextlib.suppress(Exception):  # closing a half-open client: nothing to do
                             admin.close()
-                        except Exception:  # noqa: BLE001
-                            pass
             time.sleep(0.3)
         raise StackError(f"Kafka on {self.bootstrap} not ready after {timeout:.0f}s "
                          f"(last error: {last_error!r}); see {self.data_dir / 'logs'}")
@@ -862,10 +861,8 @@ def _stop_package_daemons(names: Iterable[str]) -> None:
                 continue
             if cmd and owner == uid and Path(cmd[0]).name == name:
                 log(f"stopping package daemon {name} (pid {pid_dir.name})")
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(int(pid_dir.name), signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
 
 
 def ensure_prometheus_installed() -> str:
@@ -986,7 +983,7 @@ class StackConfig:
     intake_worker_port: int
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "StackConfig":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
         env = os.environ if env is None else env
 
         def get(key: str) -> str:

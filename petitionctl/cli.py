@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -35,10 +36,8 @@ def _topics_ensure(args: argparse.Namespace) -> int:
                 if name not in existing:
                     wanted.append(NewTopic(name, 1, 1))
         for i in range(0, len(wanted), 100):
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted[i : i + 100])
-            except TopicAlreadyExistsError:
-                pass
         _wait_until_writable(admin, {t.name for t in wanted}, args.wait)
         print(f"topics: {len(wanted)} created, {len(existing)} existed")
     finally:
@@ -58,7 +57,7 @@ def _wait_until_writable(admin: object, names: set[str], timeout: float) -> None
         ordered = sorted(pending)
         described: list[dict] = []
         for i in range(0, len(ordered), 500):
-            described += admin.describe_topics(ordered[i : i + 500])  # type: ignore[attr-defined]
+            described += admin.describe_topics(ordered[i : i + 500])  # type: ignore[attr-defined]  # `admin` is typed `object`: a KafkaAdminClient
         pending = topics.topics_not_ready(described, pending)
         if pending and time.monotonic() > deadline:
             raise SystemExit(f"error: {len(pending)} topics still have no leader after {timeout:.0f}s")

@@ -43,10 +43,10 @@ from typing import Any
 import asyncpg
 from pydantic import ValidationError
 
+import shared.events.all  # noqa: F401  (registers every event type)
 from shared import metrics
 from shared.db import OutboxMessage, add_to_outbox, claim_event
 from shared.errors import is_transient
-import shared.events.all  # noqa: F401  (registers every event type)
 from shared.events import parse_event
 
 log = logging.getLogger(__name__)
@@ -365,7 +365,7 @@ class BatchProcessor:
                 await self._prepare([(event, message) for message, event, _ in decoded])
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the hook only precomputes; handlers do without it
+            except Exception:  # the hook only precomputes; handlers do without it
                 log.exception("%s: prepare hook failed; the handlers compute without it", self._consumer)
         return Prepared(messages, decoded, dead)
 
@@ -382,7 +382,7 @@ class BatchProcessor:
                     result = await self._apply(prepared)
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - sorted below: retry, or isolate
+                except Exception as exc:  # sorted below: retry, or isolate
                     if is_transient(exc):
                         raise
                     # a defect outside the per-event isolation (the ledger, the dead letters'
@@ -412,7 +412,7 @@ class BatchProcessor:
             metrics.BATCH_SECONDS.labels(self._service).observe(seconds)
             for (topic, outcome), count in result.consumed.items():
                 metrics.EVENTS_CONSUMED.labels(self._service, topic, outcome).inc(count)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("%s: counting a committed batch failed", self._consumer)
         callbacks = list(result.after_commit)
         if self._on_committed is not None:
@@ -421,7 +421,7 @@ class BatchProcessor:
         for callback in callbacks:
             try:
                 callback()
-            except Exception:  # noqa: BLE001 - the batch is committed; a callback bug stays a log line
+            except Exception:  # the batch is committed; a callback bug stays a log line
                 log.exception("%s: an after-commit callback failed", self._consumer)
 
     async def _dead_letter_batch(self, prepared: Prepared, exc: BaseException) -> BatchResult:
@@ -459,18 +459,18 @@ class BatchProcessor:
         for message in messages:
             try:
                 found = self._decode_one(message)
-            except Exception as exc:  # noqa: BLE001 - a defect on one record isolates that record
+            except Exception as exc:  # a defect on one record isolates that record
                 log.exception("%s: checking a record failed", self._consumer)
                 found = ("processing_error", repr(exc))
             if len(found) == 2:  # (reason, error)
                 try:
                     self._dead_letter(dead, message, found[0], found[1])
-                except Exception:  # noqa: BLE001 - last resort: a dead letter without the record
+                except Exception:  # last resort: a dead letter without the record
                     log.exception("%s: building a dead letter failed", self._consumer)
                     bare = RawMessage(message.topic, message.partition, message.offset, None, None)
                     self._dead_letter(dead, bare, "processing_error", "the record could not be copied")
                 continue
-            decoded.append(found)  # type: ignore[arg-type]
+            decoded.append(found)
         return decoded
 
     def _decode_one(self, message: RawMessage) -> tuple[str, str] | tuple[RawMessage, Any, Handler]:
@@ -478,7 +478,7 @@ class BatchProcessor:
         problem = check_record(message, self._max_record_bytes)
         if problem is not None:
             return problem
-        assert message.value is not None  # checked above
+        assert message.value is not None  # noqa: S101 - checked above
         try:
             event = self._decode(message.value)
         except ValidationError as exc:
@@ -513,7 +513,7 @@ class BatchProcessor:
             return await self._apply_fast(prepared.decoded, list(prepared.dead))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - isolate the failing event on the slow path
+        except Exception as exc:  # isolate the failing event on the slow path
             if is_transient(exc):
                 raise
             log.info("%s: batch failed on the fast path (%r); applying event by event", self._consumer, exc)
@@ -591,7 +591,7 @@ class BatchProcessor:
                     del result.after_commit[callbacks:]  # of the work its savepoint undid
                     self._dead_letter(dead, message, exc.code, str(exc))
                     continue
-                except Exception as exc:  # noqa: BLE001 - a handler bug must not stall the stream
+                except Exception as exc:  # a handler bug must not stall the stream
                     if is_transient(exc):
                         raise
                     del result.after_commit[callbacks:]

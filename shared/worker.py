@@ -111,11 +111,11 @@ def raw_of(event: Any) -> RawMessage:
     try:
         stamp = getattr(message, "timestamp", None)
         return raw_message(
-            topic=message.topic,  # type: ignore[union-attr]
-            partition=message.partition,  # type: ignore[union-attr]
-            offset=message.offset,  # type: ignore[union-attr]
-            key=message.key,  # type: ignore[union-attr]
-            value=message.value,  # type: ignore[union-attr]
+            topic=message.topic,  # type: ignore[union-attr]  # a missing message is caught below
+            partition=message.partition,  # type: ignore[union-attr]  # a missing message is caught below
+            offset=message.offset,  # type: ignore[union-attr]  # a missing message is caught below
+            key=message.key,  # type: ignore[union-attr]  # a missing message is caught below
+            value=message.value,  # type: ignore[union-attr]  # a missing message is caught below
             timestamp_ms=int(stamp * 1000) if stamp else None,
             headers=getattr(message, "headers", None),
         )
@@ -143,7 +143,7 @@ async def retry_until_done(
             result = await attempt()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - an agent must not die
+        except Exception as exc:  # an agent must not die
             health.failed(source, exc)
             if is_transient(exc):
                 log.warning("%s: batch not taken (%r); retrying in %.1fs", source, exc, backoff)
@@ -190,7 +190,8 @@ def batch_agent(
     async def agent(stream: Any) -> None:
         async for events in stream.take_events(batch_size, within=within):
             raws = [raw_of(e) for e in events]
-            await retry_until_done(lambda: processor().process(raws), health=agent_health, source=name)
+            await retry_until_done(lambda: processor().process(raws),  # noqa: B023 - awaited within the iteration
+                                    health=agent_health, source=name)
 
     async def apply_in_turn(previous: asyncio.Future[None] | None, prepared: asyncio.Future[Any],
                             raws: list[RawMessage], messages: list[Any]) -> None:
@@ -214,7 +215,7 @@ def batch_agent(
         for message in messages:
             try:
                 message.ack(app.consumer)
-            except Exception:  # noqa: BLE001 - an ack that fails is redelivered, and repeats are harmless
+            except Exception:  # an ack that fails is redelivered, and repeats are harmless
                 log.exception("%s: acknowledging a record failed", name)
 
     async def pipelined_agent(stream: Any) -> None:

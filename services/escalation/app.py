@@ -46,10 +46,11 @@ from services.escalation.domain.ladder import (
     plan_overdue,
     plan_step,
 )
-from services.escalation.domain.rates import RATE_CLOCKS, ClockTally, department_rates
 from services.escalation.domain.policy import ClockSpec, PolicyBook, find_clock, plan_timers
+from services.escalation.domain.rates import RATE_CLOCKS, ClockTally, department_rates
 from services.escalation.domain.zero_report import (
     Obligation,
+    ReportStatus,
     classify,
     closing_between,
     evaluation_start,
@@ -59,6 +60,7 @@ from services.escalation.domain.zero_report import (
 from shared import topics
 from shared.consumer import BadInput, BatchProcessor, BatchResult, RawMessage
 from shared.db import OutboxMessage, add_to_outbox, create_pool, ensure_common_tables, migrate
+from shared.errors import is_transient
 from shared.events import (
     ActionType,
     PetitionActionTaken,
@@ -86,7 +88,6 @@ from shared.events.escalation import (
 from shared.ids import EVENT_NAMESPACE, derived_event_id
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
-from shared.errors import is_transient
 from shared.supervise import Supervisor
 from shared.worker import add_ops_pages, batch_agent, consumer_parts, make_app, pg_and_kafka_ready
 
@@ -194,7 +195,7 @@ class Escalation:
                 self.loops.start("timers", self.run_timers)
 
     def processor(self) -> BatchProcessor:
-        assert self._processor is not None
+        assert self._processor is not None  # noqa: S101 - narrows the type: never None here
         return self._processor
 
     async def readiness(self) -> dict[str, bool]:
@@ -365,7 +366,9 @@ class Escalation:
         clock, reason = row["clock"], e.action.value
         result.after_commit.append(lambda: metrics.CLOCKS_STOPPED.labels(clock, reason).inc())
 
-    async def _pause(self, conn: asyncpg.Connection, e: PetitionActionTaken, row: Any, out: list[OutboxMessage]) -> None:
+    async def _pause(
+        self, conn: asyncpg.Connection, e: PetitionActionTaken, row: Any, out: list[OutboxMessage]
+    ) -> None:
         remaining = clockmath.pause_remaining(row["due_at"], e.occurred_at)
         await conn.execute(
             "UPDATE escalation.clock SET state = 'paused', paused_at = $3, remaining_seconds = $4,"
@@ -384,7 +387,9 @@ class Escalation:
             remaining_seconds=remaining.total_seconds(),
         )))
 
-    async def _resume(self, conn: asyncpg.Connection, e: PetitionActionTaken, row: Any, out: list[OutboxMessage]) -> None:
+    async def _resume(
+        self, conn: asyncpg.Connection, e: PetitionActionTaken, row: Any, out: list[OutboxMessage]
+    ) -> None:
         resumed = clockmath.resume(
             paused_at=row["paused_at"], remaining=timedelta(seconds=row["remaining_seconds"] or 0),
             resumed_at=e.occurred_at,
@@ -490,7 +495,7 @@ class Escalation:
         cap counts the open 督办 committed before this transaction plus those it opens: two
         instances stepping two clocks of one petition at the same instant may pass it by one.
         """
-        assert self.pool is not None
+        assert self.pool is not None  # noqa: S101 - narrows the type: never None here
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 """SELECT t.id, t.petition_id, t.clock, t.kind, t.fraction, t.step, t.clock_due_at,
@@ -618,7 +623,7 @@ class Escalation:
                          warned_fractions = c.warned_fractions || string_to_array(u.f, ',')::float8[],
                          updated_at = now()
                        FROM unnest($1::text[], $2::text[], $3::text[]) AS u(p, k, f)
-                       WHERE c.petition_id = u.p AND c.clock = u.k""",
+                       WHERE c.petition_id = u.p AND c.clock = u.k""",  # noqa: E501 - SQL kept as written
                     [k[0] for k in keys], [k[1] for k in keys], [",".join(map(str, warned[k])) for k in keys],
                 )
             if breached:
@@ -684,6 +689,7 @@ class Escalation:
             sched = scheduled(ob, e.period, self.calendar) if ob else None
         except ValueError as exc:
             raise BadInput(str(exc), code="invalid_period") from None
+        status: ReportStatus
         if ob is None:
             status, rule, due, closes = "unscheduled", "unscheduled:no_obligation", None, None
         elif sched is None:
@@ -732,7 +738,7 @@ class Escalation:
         ``since`` and `now` (:func:`evaluation_start`), so nothing that closed before the
         install is missing; periods that closed while the service was down are caught up.
         """
-        assert self.pool is not None
+        assert self.pool is not None  # noqa: S101 - narrows the type: never None here
         missing = opened = 0
         for unit, ob in self.obligations.items():
             async with self.pool.acquire() as conn, conn.transaction():
@@ -805,7 +811,7 @@ class Escalation:
         each time, up to the province). The event goes to ``petition.sla`` for a petition's
         督办 and to ``zero_report.status`` for a missing report's. One transaction.
         """
-        assert self.pool is not None
+        assert self.pool is not None  # noqa: S101 - narrows the type: never None here
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 """SELECT * FROM escalation.supervision
@@ -832,7 +838,7 @@ class Escalation:
                     "escalated_due_at": step.due_at,
                 }
                 if r["subject"] == "zero_report":
-                    out.append(self._status_message(ZeroReportSupervisionOverdue(  # type: ignore[arg-type]
+                    out.append(self._status_message(ZeroReportSupervisionOverdue(  # type: ignore[arg-type]  # **common holds fields of several types
                         unit=r["report_unit"], period=r["report_period"], **common)))
                 else:
                     out.append(_sla(r["petition_id"], SupervisionOverdue(
@@ -859,7 +865,7 @@ class Escalation:
 
     async def refresh_gauges(self, now: datetime | None = None) -> None:
         """Open clocks by department, open 督办, 三率, units missing a report, the calendar."""
-        assert self.pool is not None
+        assert self.pool is not None  # noqa: S101 - narrows the type: never None here
         now = now or utcnow()
         since = now - timedelta(days=self.config.rate_window_days)
         async with self.pool.acquire() as conn:
@@ -890,13 +896,13 @@ class Escalation:
             )
         self._open_clocks.replace({(r["department_code"], r["clock"], r["state"]): r["n"] for r in rows})
         self._open_supervisions.replace({(r["level"],): r["n"] for r in supervision})
-        self._rates.replace({key: ratio for key, ratio in department_rates(tallies).items()})
+        self._rates.replace(dict(department_rates(tallies).items()))
         metrics.ZERO_REPORTS_MISSING_UNITS.set(missing_units or 0)
         self.set_calendar_gauge(now)
 
     async def _next_due_in(self, cap: float) -> float:
         """Seconds until the earliest pending timer (at most `cap`): sleep exactly that long."""
-        assert self.pool is not None
+        assert self.pool is not None  # noqa: S101 - narrows the type: never None here
         async with self.pool.acquire() as conn:
             nxt = await conn.fetchval(
                 "SELECT min(fire_at) FROM escalation.timer WHERE state = 'pending'"
@@ -919,7 +925,7 @@ class Escalation:
                         self._next_due_in(self.settings.timer_poll_seconds), 30))
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - timers must outlive any failure
+            except Exception as exc:  # timers must outlive any failure
                 if is_transient(exc):
                     log.warning("timer loop: %r; retrying in %.1fs", exc, backoff)
                 else:
@@ -948,7 +954,7 @@ class Escalation:
                             refreshed = asyncio.get_running_loop().time()
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - the loop outlives any failure
+                except Exception as exc:  # the loop outlives any failure
                     if is_transient(exc):
                         log.warning("zero-report / 督办 / gauge loop: %r", exc)
                     else:
@@ -978,7 +984,7 @@ def build_app(settings: Settings) -> Any:
         app,
         [topics.PETITION_ROUTED, topics.PETITION_ACTIONS, topics.ZERO_REPORT_SUBMITTED],
         name="clocks",
-        processor=lambda: lazy,  # type: ignore[arg-type,return-value]
+        processor=lambda: lazy,  # type: ignore[arg-type,return-value]  # the service is its own processor (duck-typed)
         batch_size=settings.batch_size,
         within=settings.batch_within_seconds,
     )
@@ -987,5 +993,5 @@ def build_app(settings: Settings) -> Any:
     async def _startup() -> None:
         await esc.start()
 
-    app.escalation_service = esc  # type: ignore[attr-defined]
+    app.escalation_service = esc  # type: ignore[attr-defined]  # kept on the faust app for tests and ops
     return app

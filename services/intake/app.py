@@ -17,8 +17,8 @@ from services.intake import api_escalation
 from services.intake.api import build_router, install_error_handlers
 from services.intake.deadline import RequestDeadline
 from services.intake.openapi import install_openapi
-from services.intake.reference import ReferenceHolder
 from services.intake.projector import make_processor, run_projector
+from services.intake.reference import ReferenceHolder
 from shared.consumer import group_instance_id
 from shared.db import create_pool, ensure_common_tables, migrate
 from shared.lag import run_lag_collector
@@ -114,6 +114,8 @@ class IntakeState:
     background loops (outbox relay, read model), whose batches may take longer, so that
     neither starves the other of connections.
     """
+
+    reference: ReferenceHolder  # set by create_app, before any route runs
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -61,12 +61,14 @@ def _doc(description: str, **extra: Any) -> dict[str, Any]:
 
 
 _RETRY_HEADER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "string"}}}
-R400 = {400: _doc("the body is not JSON, or cannot be read")}
-R404 = {404: _doc("no such petition / 督办")}
-R409 = {409: _doc("the request conflicts with the current state")}
-R413 = {413: _doc("the body is larger than the limit")}
-R422 = {422: _doc("invalid fields; `errors` names each")}
-R503 = {503: _doc("storage or broker unavailable; nothing was recorded", headers=_RETRY_HEADER)}
+R400: dict[int | str, dict[str, Any]] = {400: _doc("the body is not JSON, or cannot be read")}
+R404: dict[int | str, dict[str, Any]] = {404: _doc("no such petition / 督办")}
+R409: dict[int | str, dict[str, Any]] = {409: _doc("the request conflicts with the current state")}
+R413: dict[int | str, dict[str, Any]] = {413: _doc("the body is larger than the limit")}
+R422: dict[int | str, dict[str, Any]] = {422: _doc("invalid fields; `errors` names each")}
+R503: dict[int | str, dict[str, Any]] = {
+    503: _doc("storage or broker unavailable; nothing was recorded", headers=_RETRY_HEADER)
+}
 
 #: a command with a JSON body on a resource
 COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {**R400, **R404, **R409, **R413, **R422, **R503}
@@ -168,5 +170,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for family in (OSError, TimeoutError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError,
                    asyncpg.exceptions.InternalClientError):
-        app.add_exception_handler(family, _failure)  # type: ignore[arg-type]
+        app.add_exception_handler(family, _failure)
     app.add_exception_handler(Exception, _failure)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import calendar
 import copy
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -75,8 +75,8 @@ def received_at_pattern(settings: Settings, now: datetime) -> str:
     accepted window: from two days after the earliest instant to two days before now. JSON
     Schema cannot say "not after now", so the last two days and the few minutes of allowed
     clock skew are accepted by the server but not listed (a subset: all of it valid)."""
-    first = settings.received_at_earliest.astimezone(timezone.utc).date() + timedelta(days=2)
-    last = now.astimezone(timezone.utc).date() - timedelta(days=2)
+    first = settings.received_at_earliest.astimezone(UTC).date() + timedelta(days=2)
+    last = now.astimezone(UTC).date() - timedelta(days=2)
     return rf"^{date_range_pattern(first, last)}{_TIME}$"
 
 
@@ -120,7 +120,7 @@ def install_openapi(app: FastAPI, holder: ReferenceHolder, settings: Settings) -
 
     def openapi() -> dict[str, Any]:
         reference = holder.current
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         today = local_today(now)
         key = (reference.version, today, received_at_pattern(settings, now))
         if cache.get("key") != key:
@@ -135,10 +135,12 @@ def install_openapi(app: FastAPI, holder: ReferenceHolder, settings: Settings) -
             document = copy.deepcopy(cache["base"])
             _complete(document, reference, settings, now, today)
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
-            schemas["UnitCode"] = {"type": "string", "description": "a unit that exists", "enum": sorted(reference.units)}
+            schemas["UnitCode"] = {
+                "type": "string", "description": "a unit that exists", "enum": sorted(reference.units)
+            }
             schemas["DepartmentCode"] = {"type": "string", "description": "a department of the routing table",
                                          "enum": sorted(reference.departments - {TRIAGE})}
             cache["key"], cache["document"] = key, document
         return cache["document"]
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema

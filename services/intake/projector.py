@@ -131,6 +131,7 @@ def handlers() -> dict[str, Any]:
 
 
 def make_processor(pool: asyncpg.Pool, on_committed: Any, *, max_record_bytes: int | None = None) -> BatchProcessor:
+    limit: dict[str, Any] = {"max_record_bytes": max_record_bytes} if max_record_bytes else {}
     return BatchProcessor(
         pool=pool,
         schema=SCHEMA,
@@ -139,7 +140,7 @@ def make_processor(pool: asyncpg.Pool, on_committed: Any, *, max_record_bytes: i
         dead_letter_topic=topics.DEAD_LETTER_INTAKE,
         handlers=handlers(),
         on_committed=on_committed,
-        **({"max_record_bytes": max_record_bytes} if max_record_bytes else {}),
+        **limit,
     )
 
 
@@ -199,7 +200,7 @@ async def run_projector(
                 await consumer.commit()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the read model must outlive any failure
+        except Exception as exc:  # the read model must outlive any failure
             health.failed(source, exc)
             if is_transient(exc):
                 log.warning("read-model consumer: %r; reconnecting in %.1fs", exc, backoff)

@@ -184,7 +184,7 @@ register(
     SlaClockPaused,
     SlaClockResumed,
     SlaDeadlineExtended,
-    ZeroReportSubmitted,  # type: ignore[arg-type]  # unit events have no petition_id
-    ZeroReportStatus,  # type: ignore[arg-type]
-    ZeroReportSupervisionOverdue,  # type: ignore[arg-type]
+    ZeroReportSubmitted,  # unit events have no petition_id
+    ZeroReportStatus,
+    ZeroReportSupervisionOverdue,
 )

@@ -145,7 +145,7 @@ def test_relays_publish_again_after_postgres_restarts_under_load(outage_stack: S
             time.sleep(1)
         assert missing == [], f"{len(missing)} of {len(load.accepted)} accepted petitions never got deadlines"
         for svc in SERVICES:
-            ready = wait_for(lambda svc=svc: httpx.get(f"{s.health_url(svc)}/readyz", timeout=10).status_code == 200,
+            ready = wait_for(lambda svc=svc: httpx.get(f"{s.health_url(svc)}/readyz", timeout=10).status_code == 200,  # type: ignore[misc]  # mypy cannot infer a lambda with a default argument
                              timeout=30)
             assert ready
 

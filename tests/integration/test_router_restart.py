@@ -8,6 +8,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -23,7 +24,7 @@ TOTAL = 150
 
 def _ppid(pid: int) -> int | None:
     try:
-        stat = open(f"/proc/{pid}/stat").read()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     return int(stat[stat.rindex(")") + 2 :].split()[1])
@@ -31,7 +32,7 @@ def _ppid(pid: int) -> int | None:
 
 def _alive(pid: int) -> bool:
     try:
-        stat = open(f"/proc/{pid}/stat").read()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] != "Z"
@@ -97,7 +98,7 @@ def test_router_sigkill_loses_and_duplicates_nothing(stack: Stack) -> None:
     # and the read model shows each one routed once
     with httpx.Client(base_url=stack.base_url, timeout=10) as c:
         for pid in accepted[:: max(TOTAL // 30, 1)]:
-            body = wait_for(lambda pid=pid: (b := c.get(f"/v1/petitions/{pid}").json())["department"] and b)
+            body = wait_for(lambda pid=pid: (b := c.get(f"/v1/petitions/{pid}").json())["department"] and b)  # type: ignore[misc]  # mypy cannot infer a lambda with a default argument
             assert [t["event"] for t in body["timeline"]].count("routed") == 1
 
 

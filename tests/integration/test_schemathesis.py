@@ -16,6 +16,7 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -30,7 +31,7 @@ SCHEMATHESIS = REPO / ".venv" / "bin" / "schemathesis"
 
 
 @pytest.fixture(scope="module")
-def lone_intake(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> str:
+def lone_intake(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     run_dir = tmp_path_factory.mktemp("schemathesis-intake")
     port, dead_broker = free_ports(2)
     env = infra.service_env(hmac_key=uuid.uuid4().hex * 2, PETITION_HTTP_PORT=port)

@@ -103,7 +103,7 @@ def test_prediction_shape_and_confidence(clf: CategoryClassifier) -> None:
         assert p.scores[p.category] == p.confidence
     assert clf.predict([]) == []
     with pytest.raises(AttributeError):
-        preds[0].category = "x"  # type: ignore[misc]
+        preds[0].category = "x"  # type: ignore[misc]  # the test writes to a frozen dataclass on purpose
 
 
 def test_predictions_are_deterministic_and_batch_independent(clf: CategoryClassifier) -> None:

@@ -106,7 +106,9 @@ def golden(name: str = "petition.submitted", **changes: Any) -> bytes:
 _offsets = iter(range(10**9))
 
 
-def record(value: Any = None, *, key: Any = b"P-1", headers: Any = None, topic: str = "petition.submitted") -> RawMessage:
+def record(
+    value: Any = None, *, key: Any = b"P-1", headers: Any = None, topic: str = "petition.submitted"
+) -> RawMessage:
     return raw_message(topic=topic, partition=0, offset=next(_offsets), key=key, value=value,
                        timestamp_ms=1, headers=headers)
 
@@ -116,7 +118,7 @@ def processor(db: FakeDb, handler: Any = None, **kwargs: Any) -> BatchProcessor:
         conn.db.applied.append(event.event_id)
 
     return BatchProcessor(
-        pool=db,  # type: ignore[arg-type]
+        pool=db,
         schema="test",
         service="test",
         consumer="test",
@@ -181,7 +183,7 @@ def test_the_size_limit_is_configurable_and_counts_key_value_and_headers() -> No
     message = record(b"x" * 100, key=b"k" * 10, headers=[("h", b"v" * 10)])
     assert check_record(message, max_record_bytes=1000) is None
     assert check_record(message, max_record_bytes=120) is not None
-    assert check_record(message, max_record_bytes=120)[0] == "oversized"  # type: ignore[index]
+    assert check_record(message, max_record_bytes=120)[0] == "oversized"  # type: ignore[index]  # the defect is known to be set here
 
 
 async def test_an_outage_is_retried_until_it_ends_and_reported_meanwhile() -> None:
@@ -303,8 +305,8 @@ def test_faust_records_become_raw_messages_without_raising() -> None:
     assert raw_of(event(value=None)).value is None  # used to raise TypeError: bytes(None)
     assert raw_of(event(key=None)).key is None
     assert raw_of(event()).timestamp_ms == 1500
-    assert raw_of(event(headers=[("x", 3)])).defect[0] == "bad_headers"  # type: ignore[index]
-    assert raw_of(SimpleNamespace()).defect[0] == "processing_error"  # type: ignore[index]
+    assert raw_of(event(headers=[("x", 3)])).defect[0] == "bad_headers"  # type: ignore[index]  # the defect is known to be set here
+    assert raw_of(SimpleNamespace()).defect[0] == "processing_error"  # type: ignore[index]  # the defect is known to be set here
 
 
 def test_static_member_ids_differ_per_instance_and_survive_restarts() -> None:

@@ -325,7 +325,7 @@ def test_compute_due_rejects_bad_input(start: datetime, amount: int, unit: str, 
 @pytest.mark.parametrize("amount", [True, 1.5, "3"])
 def test_compute_due_rejects_non_int_amount(amount: object) -> None:
     with pytest.raises(TypeError, match="amount must be an int"):
-        compute_due(_due("2026-10-01T08:00:00+08:00"), amount, "day", CALENDAR)  # type: ignore[arg-type]
+        compute_due(_due("2026-10-01T08:00:00+08:00"), amount, "day", CALENDAR)  # type: ignore[arg-type]  # a wrong type on purpose
 
 
 def test_deadline_flag_and_years_must_agree() -> None:

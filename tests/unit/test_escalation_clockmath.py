@@ -13,8 +13,8 @@ from services.escalation.domain.deadlines import SHANGHAI
 CAL = load_calendar()
 
 
-def _t(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SHANGHAI)
+def _t(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=SHANGHAI)
 
 
 def test_pause_then_resume_continues_with_the_remaining_time() -> None:

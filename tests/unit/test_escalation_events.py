@@ -37,7 +37,7 @@ SAMPLES = [
 
 @pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.event_type)
 def test_round_trip_through_the_registry(event: object) -> None:
-    assert events.parse_event(events.encode_event(event)) == event  # type: ignore[arg-type]
+    assert events.parse_event(events.encode_event(event)) == event  # type: ignore[arg-type]  # SAMPLES are events typed as object by parametrize
 
 
 def test_unit_events_have_no_petition_and_are_keyed_by_unit() -> None:
@@ -77,7 +77,8 @@ def test_a_caught_up_ladder_step_names_the_steps_it_stands_for() -> None:
 )
 def test_hotline_tiers_and_xinfang_defaults(facts: dict, policy: str, resolution: tuple[int, str]) -> None:
     book = load_policies()
-    chosen = book.select(channel=facts["channel"], kind=None, priority=facts["priority"], category=facts.get("category"))
+    chosen = book.select(channel=facts["channel"], kind=None, priority=facts["priority"],
+                         category=facts.get("category"))
     assert chosen.id == policy
     clocks = {c.name: c for c in chosen.clocks}
     assert (clocks["resolution"].amount, clocks["resolution"].unit) == resolution

@@ -85,7 +85,7 @@ def test_overdue_events_round_trip() -> None:
     assert events.parse_event(events.encode_event(status)) == status
     old = esc.ZeroReportStatus(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), unit="A3-S01",
                                period="2026-11-20", status="missing", rule="missing:regular")
-    assert events.parse_event(events.encode_event(old)).supervision_id is None  # type: ignore[union-attr]
+    assert events.parse_event(events.encode_event(old)).supervision_id is None
 
 
 # --- the holiday calendar's horizon ------------------------------------------------------

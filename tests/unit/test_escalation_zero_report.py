@@ -22,8 +22,8 @@ from services.escalation.domain.zero_report import (
 CAL = load_calendar()
 
 
-def _t(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SHANGHAI)
+def _t(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=SHANGHAI)
 
 
 @pytest.mark.parametrize(
@@ -100,7 +100,8 @@ def test_periods_closing_while_down_are_caught_up_once() -> None:
     # the next evaluation starts where this one ended: nothing twice
     assert [s.period.id for s in closing_between(ob, _t(2026, 11, 24, 8), _t(2026, 11, 24, 17, 59), CAL)] == []
     # cut-off 16:00 + 2 h grace: the period closes at 18:00
-    assert [s.period.id for s in closing_between(ob, _t(2026, 11, 24, 17, 59), _t(2026, 11, 24, 18), CAL)] == ["2026-11-24"]
+    closing = closing_between(ob, _t(2026, 11, 24, 17, 59), _t(2026, 11, 24, 18), CAL)
+    assert [s.period.id for s in closing] == ["2026-11-24"]
 
 
 def test_nothing_before_since_is_owed() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import asyncpg
+import httpx
 import pytest
 from fastapi import FastAPI
-import httpx
 
 from services.intake import text
 from services.intake.app import create_app
@@ -18,7 +18,7 @@ from shared.settings import Settings
 async def _call(app: FastAPI, method: str, path: str, **kw: object) -> httpx.Response:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        return await client.request(method, path, **kw)  # type: ignore[arg-type]
+        return await client.request(method, path, **kw)  # type: ignore[arg-type]  # passes the test's keyword arguments through
 
 
 def _app() -> FastAPI:

@@ -41,7 +41,7 @@ def _real_items(n: int) -> list[tuple[str, str]]:
 
     from services.router.classification.train import default_data_dir
 
-    out = []
+    out: list[tuple[str, str]] = []
     for name in ("petitions-labeled.csv", "petitions-unlabeled.csv"):
         path = default_data_dir() / name
         if path.exists():

@@ -22,17 +22,17 @@ ITEMS = [(title, content) for _, title, content in OBVIOUS] + [("", ""), ("å™ªéŸ
 
 
 @pytest.fixture(scope="module")
-def local():  # noqa: ANN201 - the classifier the router loads in-process
+def local():  # the classifier the router loads in-process
     return load_classifier("model")
 
 
-def test_worker_predictions_and_signatures_match_in_process(local) -> None:  # noqa: ANN001
+def test_worker_predictions_and_signatures_match_in_process(local) -> None:
     async def run() -> list:
         offload = OffloadedClassifier("model", workers=2, local=local)
         try:
             await offload.warm_up()
             flags = [i % 2 == 0 for i in range(len(ITEMS))]
-            return await offload.predict_with_signatures([(t, c, f) for (t, c), f in zip(ITEMS, flags)])
+            return await offload.predict_with_signatures([(t, c, f) for (t, c), f in zip(ITEMS, flags, strict=False)])
         finally:
             offload.close()
 
@@ -40,17 +40,17 @@ def test_worker_predictions_and_signatures_match_in_process(local) -> None:  # n
     expected = local.predict(ITEMS)
     assert [p.category for p, _ in got] == [p.category for p in expected]
     assert [p.confidence for p, _ in got] == pytest.approx([p.confidence for p in expected], abs=1e-12)
-    for i, ((title, content), (_, packed)) in enumerate(zip(ITEMS, got)):
+    for i, ((title, content), (_, packed)) in enumerate(zip(ITEMS, got, strict=False)):
         assert packed == (pack(signature(title, content)) if i % 2 == 0 else None)
 
 
-def test_a_dead_worker_costs_time_not_predictions(local) -> None:  # noqa: ANN001
+def test_a_dead_worker_costs_time_not_predictions(local) -> None:
     async def run() -> tuple[list, list, int]:
         offload = OffloadedClassifier("model", workers=1, local=local)
         try:
             await offload.warm_up()
             pool = offload._executor()
-            for pid in list(pool._processes):  # noqa: SLF001 - the test kills the worker on purpose
+            for pid in list(pool._processes):  # the test kills the worker on purpose
                 os.kill(pid, signal.SIGKILL)
             await asyncio.sleep(0.5)
             after_crash = await offload.predict(ITEMS)  # classified in-process, pool restarted
@@ -85,7 +85,7 @@ def test_quiet_worker_leaves_the_root_logger_alone() -> None:
         root.handlers[:] = before[1]
 
 
-def _submitted(i: int, title: str, content: str, **extra):  # noqa: ANN003, ANN202
+def _submitted(i: int, title: str, content: str, **extra):
     import uuid
     from datetime import UTC, datetime
 
@@ -99,7 +99,7 @@ def _submitted(i: int, title: str, content: str, **extra):  # noqa: ANN003, ANN2
     )
 
 
-def test_worker_plans_exactly_what_the_router_plans_itself(local) -> None:  # noqa: ANN001
+def test_worker_plans_exactly_what_the_router_plans_itself(local) -> None:
     """Planned in the worker (decoded there, routed with its own copy of the table, events
     encoded) or in the router's process: the same department, rule, jurisdiction, accused
     units and events, for ordinary, accusation, coded, group and low-confidence petitions."""
@@ -129,11 +129,14 @@ def test_worker_plans_exactly_what_the_router_plans_itself(local) -> None:  # no
 
     got = asyncio.run(run())
     rules = set()
-    for event, (prediction, packed, plan), p in zip(events, got, local.predict([(e.title, e.content) for e in events]), strict=True):
+    predictions = local.predict([(e.title, e.content) for e in events])
+    for event, (prediction, packed, plan), p in zip(events, got, predictions, strict=True):
         assert prediction.category == p.category and prediction.confidence == pytest.approx(p.confidence, abs=1e-12)
         assert packed == (pack(signature(event.title, event.content)) if event.petitioner_key else None)
         assert plan is not None
-        routing, encoded = routing_from_worker(event, prediction, plan, table)
+        from_worker = routing_from_worker(event, prediction, plan, table)
+        assert from_worker is not None
+        routing, encoded = from_worker
         decision, source = initial_decision(event, prediction, table, threshold)
         assert routing == initial_routing(event, prediction, decision, source)
         mine = encode(event, routing, parse_event(encoded.messages[0].value).occurred_at, table.version)
@@ -145,7 +148,7 @@ def test_worker_plans_exactly_what_the_router_plans_itself(local) -> None:  # no
     assert [plan for _, _, plan in stale] == [None, None]
 
 
-async def _plan_with_version(local, events, version):  # noqa: ANN001, ANN202
+async def _plan_with_version(local, events, version):
     from services.router.config import GAZETTEER, ROUTING
     from shared.events import encode_event
 
@@ -156,7 +159,7 @@ async def _plan_with_version(local, events, version):  # noqa: ANN001, ANN202
         offload.close()
 
 
-def test_a_dead_worker_hands_planning_back_to_the_router(local) -> None:  # noqa: ANN001
+def test_a_dead_worker_hands_planning_back_to_the_router(local) -> None:
     from services.router.config import GAZETTEER, ROUTING, load_routing_table
     from shared.events import encode_event
 
@@ -167,7 +170,7 @@ def test_a_dead_worker_hands_planning_back_to_the_router(local) -> None:  # noqa
         offload = OffloadedClassifier("model", workers=1, local=local, tables=(ROUTING, GAZETTEER))
         try:
             await offload.warm_up()
-            for pid in list(offload._executor()._processes):  # noqa: SLF001 - killed on purpose
+            for pid in list(offload._executor()._processes):  # killed on purpose
                 os.kill(pid, signal.SIGKILL)
             await asyncio.sleep(0.5)
             after_crash = await offload.plan(raws, version, 0.5)  # nothing: the router plans

@@ -31,7 +31,7 @@ def test_cyclic_garbage_made_after_tuning_is_still_collected(restore_gc) -> None
     tune_gc()
 
     class Node:
-        pass
+        other: Node
 
     a, b = Node(), Node()
     a.other, b.other = b, a

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from services.escalation.domain.calendar import WorkCalendar
 from services.escalation.domain.deadlines import SHANGHAI
@@ -58,6 +58,9 @@ _DAILY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _WEEKLY = re.compile(r"^(\d{4})-W(\d{2})$")
 _HALF = re.compile(r"^(\d{4})-(\d{2})-H([12])$")
 _MONTHLY = re.compile(r"^(\d{4})-(\d{2})$")
+
+#: What became of a unit's report for a period (the ``status`` of ``zero_report.status``).
+ReportStatus = Literal["on_time", "late", "missing", "unscheduled"]
 
 
 class Cadence(StrEnum):
@@ -203,7 +206,7 @@ def parse_obligations(data: Mapping[str, Any]) -> dict[str, Obligation]:
         if unit in out:
             raise ValueError(f"{where}: listed twice")
         try:
-            cadence = Cadence(merged.get("cadence"))
+            cadence = Cadence(merged.get("cadence", ""))
         except ValueError:
             raise ValueError(f"{where}: cadence must be one of {[c.value for c in Cadence]}") from None
         calendar = merged.get("calendar", "natural")
@@ -306,7 +309,7 @@ def evaluation_start(ob: Obligation, first_seen: datetime) -> datetime:
     return max(since, first_seen)
 
 
-def classify(submitted_at: datetime, s: ScheduledPeriod) -> tuple[str, str]:
+def classify(submitted_at: datetime, s: ScheduledPeriod) -> tuple[ReportStatus, str]:
     """(status, rule) of a report submitted at `submitted_at` for scheduled period `s`."""
     if submitted_at <= s.due_at:
         return "on_time", "on_time:by_cutoff"

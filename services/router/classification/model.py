@@ -391,7 +391,7 @@ class _View:
             lines[:, 1:] = f.idf[:, None] * f.coef
             keep += [to_field, lines, pairs, single]
             out.append((
-                int(fold), decimal.ctypes.data if fold else None, zero_id,
+                int(fold), decimal.ctypes.data if decimal is not None else None, zero_id,
                 self.char_id.ctypes.data, len(self.char_id),
                 p.n_ids, single.ctypes.data if single is not None else None, pairs.ctypes.data, bits,
                 keys.ctypes.data, slots.ctypes.data, mask, shift, numbers.ctypes.data,
@@ -598,4 +598,5 @@ class CategoryClassifier:
     def __repr__(self) -> str:
         n = sum(len(f.keys) for v in self._views for f in v.fields)
         names = "+".join(v.name for v in self._views)
-        return f"CategoryClassifier(version={self.version!r}, views={names}, categories={len(self.categories)}, features={n})"
+        return (f"CategoryClassifier(version={self.version!r}, views={names},"
+                f" categories={len(self.categories)}, features={n})")

@@ -200,7 +200,8 @@ class Corpus:
         self.y = np.array([self.categories.index(c) for c in data.labels])
         self.y_taxonomy = np.array([self.categories.index(c) for _, c in data.taxonomy], dtype=np.int64)
         tax = [t for t, _ in data.taxonomy]
-        texts = {"title": (data.titles, tax, data.unlabeled_titles), "content": (data.contents, tax, data.unlabeled_contents)}
+        texts = {"title": (data.titles, tax, data.unlabeled_titles),
+                 "content": (data.contents, tax, data.unlabeled_contents)}
         self.counts: dict[tuple[str, str], tuple[list[str], sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]] = {}
         for view in VIEWS:
             terms_of = analyzer(view)
@@ -266,7 +267,8 @@ class FittedView:
         terms_of = analyzer(self.spec)
         out = {}
         for name, texts in zip(FIELDS, (titles, contents), strict=True):
-            vec = CountVectorizer(analyzer=terms_of, vocabulary={t: i for i, t in enumerate(self.terms[name])}, dtype=np.float64)
+            vec = CountVectorizer(analyzer=terms_of, vocabulary={t: i for i, t in enumerate(self.terms[name])},
+                                  dtype=np.float64)
             out[name] = vec.transform(list(texts)).tocsr()
         return out
 
@@ -331,25 +333,27 @@ class Fitted:
         return p / p.sum(axis=1, keepdims=True)
 
 
-def fit(corpus: Corpus, rows: Sequence[int] | None = None, seed: int = 0, hyperparams: dict | None = None) -> Fitted:
+def fit(
+    corpus: Corpus, rows: Sequence[int] | np.ndarray | None = None, seed: int = 0, hyperparams: dict | None = None
+) -> Fitted:
     """Fit the whole recipe on the labelled `rows` (all by default) plus the taxonomy."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
     hp = {**HYPERPARAMS, **(hyperparams or {})}
-    rows = np.arange(len(corpus.y)) if rows is None else np.asarray(rows, dtype=np.int64)
-    y = corpus.y[rows]
+    picked = np.arange(len(corpus.y)) if rows is None else np.asarray(rows, dtype=np.int64)
+    y = corpus.y[picked]
     categories = corpus.categories
     k = len(categories)
     if len(set(y.tolist())) != k:
         raise ValueError("every category needs training rows")
-    views = [_fit_view(corpus, v, rows, hp, seed) for v in VIEWS]
-    oof = np.zeros((len(rows), k * len(VIEWS)))
+    views = [_fit_view(corpus, v, picked, hp, seed) for v in VIEWS]
+    oof = np.zeros((len(picked), k * len(VIEWS)))
     skf = StratifiedKFold(hp["calibration_folds"], shuffle=True, random_state=seed)
-    for tr, te in skf.split(np.zeros(len(rows)), y):
+    for tr, te in skf.split(np.zeros(len(picked)), y):
         for j, v in enumerate(VIEWS):
-            inner = _fit_view(corpus, v, rows[tr], hp, seed)
-            oof[te, j * k : (j + 1) * k] = inner.scores(_view_counts(corpus, inner, rows[te]))
+            inner = _fit_view(corpus, v, picked[tr], hp, seed)
+            oof[te, j * k : (j + 1) * k] = inner.scores(_view_counts(corpus, inner, picked[te]))
     calibrator = LogisticRegression(C=hp["calibration_C"], max_iter=3000).fit(oof, y)
     fitted = Fitted(categories, views, calibrator.coef_, calibrator.intercept_, oof, {})
     fitted.arrays, fitted.meta = _export(fitted, hp, seed, corpus)
@@ -409,7 +413,7 @@ def _export(fitted: Fitted, hp: dict, seed: int, corpus: Corpus) -> tuple[dict[s
         },
         "training": {
             "seed": seed,
-            "n_labeled": int(len(fitted.oof_scores)),
+            "n_labeled": len(fitted.oof_scores),
             "n_taxonomy_documents": len(data.taxonomy),
             "n_unlabeled": len(data.unlabeled_titles),
             "class_counts": {c: int(n) for c, n in sorted(Counter(corpus.categories[i] for i in corpus.y).items())},
@@ -476,7 +480,8 @@ class TrainReport:
                 f"labelled texts: {self.n_labeled}; unlabelled texts (idf only): {self.n_unlabeled}",
                 f"features: {self.n_features}",
                 f"training accuracy: {self.train_accuracy:.4f}",
-                f"char view alone, calibration folds: macro-F1 {self.oof_macro_f1:.4f} (indicative; `evaluate` gives the CV figure)",
+                f"char view alone, calibration folds: macro-F1 {self.oof_macro_f1:.4f}"
+                " (indicative; `evaluate` gives the CV figure)",
                 f"trained in {self.seconds:.1f}s",
             ]
         )
