@@ -3,6 +3,7 @@
 #   make up      start Kafka, PostgreSQL, Prometheus and the services (default ports, .run/)
 #   make status  one line per part of the local stack
 #   make down    stop exactly what `make up` started
+#   make lint    ruff check (the rule set in pyproject.toml) and mypy (strict on the pure modules)
 #   make test    run the test suite (integration tests use their own ports and folders;
 #                tests/ops runs `promtool check rules` and the alert rules' unit tests)
 #   make demo    a few minutes of petitions, department actions and zero reports against
@@ -21,10 +22,10 @@ VPY    := $(VENV)/bin/python
 # Stamp: the editable install is redone only when pyproject.toml changes.
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help venv up up-infra down status test bench clean demo
+.PHONY: help venv up up-infra down status lint test bench clean demo
 
 help:
-	@echo "targets: venv up up-infra down status test demo bench clean"
+	@echo "targets: venv up up-infra down status lint test demo bench clean"
 
 venv: $(VENV_STAMP)
 
@@ -46,6 +47,11 @@ down:
 
 status:
 	@$(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) deploy/localstack.py status
+
+# Not `ruff format`: the tree keeps its hand layout (line length 120, checked by ruff E501).
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: venv
 	$(VPY) -m pytest -q

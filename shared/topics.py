@@ -8,6 +8,7 @@ every topic. Changing the count re-shuffles keys; do it only with a migration pl
 from __future__ import annotations
 
 import re
+from typing import Any
 
 PARTITIONS = 6
 
@@ -48,7 +49,7 @@ def department_topic(code: str) -> str:
     return f"dept.{code}.assignments"
 
 
-def topics_not_ready(described: list[dict], wanted: set[str]) -> set[str]:
+def topics_not_ready(described: list[dict[str, Any]], wanted: set[str]) -> set[str]:
     """Topics of `wanted` that cannot take writes yet, from a metadata answer.
 
     `described` is the per-topic metadata an admin client returns (``describe_topics``:
