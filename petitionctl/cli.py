@@ -162,21 +162,26 @@ def _triage_export(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     """The router's own decision code on JSON lines: category, confidence, department, rule.
 
-    Reads ``{"id", "title", "content"}`` (optionally ``kind``, ``admin_code``, ``persons``)
-    per line on stdin and writes one line per input, in input order; needs no Kafka or
-    PostgreSQL. A line that is not valid gets ``{"id": …, "error": …}`` at its position.
+    Reads ``{"id", "title", "content"}`` (optionally ``location`` ``{"admin_code",
+    "address"}``, ``kind``, ``channel``, ``persons``; a top-level ``admin_code`` is still read)
+    per line on stdin, turns each into the ``petition.submitted`` event the router would
+    receive and decides it with the router's own planning code
+    (``services.router.planning.initial_decision``); writes one line per input, in input
+    order; needs no Kafka or PostgreSQL. A line that is not valid gets ``{"id": …, "error": …}``
+    at its position.
     """
-    from services.router.classify import Classifier
+    from services.router.classify import Classifier, petition_of
+    from shared.events import PetitionSubmitted
 
     settings = load_settings()
     clf = Classifier.from_settings(settings, classifier=args.classifier)
-    batch: list[tuple[int, dict[str, object] | str]] = []
+    batch: list[tuple[int, tuple[object, PetitionSubmitted] | str]] = []
     failed = 0
 
     def flush() -> None:
         nonlocal failed
-        good = [(i, x) for i, x in batch if isinstance(x, dict)]
-        results = dict(zip([i for i, _ in good], clf.classify([x for _, x in good]), strict=True))
+        good = [(i, x) for i, x in batch if not isinstance(x, str)]
+        results = dict(zip([i for i, _ in good], clf.classify_petitions([x for _, x in good]), strict=True))
         for i, item in batch:
             if isinstance(item, str):
                 failed += 1
@@ -195,7 +200,7 @@ def _classify(args: argparse.Namespace) -> int:
                 raise ValueError("expected an object with string title and content")
             if not (item.get("title") or item.get("content")):
                 raise ValueError("title and content are both empty")
-            batch.append((n, item))
+            batch.append((n, (item.get("id"), petition_of(item))))
         except ValueError as exc:
             batch.append((n, f"line {n}: {exc}"))
         if len(batch) >= 512:
@@ -252,7 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="exit after this many seconds without a new assignment (0: never)")
     queue.set_defaults(func=_queue)
 
-    classify = sub.add_parser("classify", help="classify and route JSON lines from stdin (no services needed)")
+    classify = sub.add_parser(
+        "classify", help="classify and route JSON lines from stdin (no services needed)",
+        description="Reads JSON lines {id, title, content} and optionally location {admin_code, address}, "
+                    "kind (suggestion|accusation|claim), channel (default hotline) and persons (default 1); "
+                    "writes {id, category, confidence, department, rule} per line, decided by the router's own "
+                    "planning code (jurisdiction from location.admin_code, else from title, content and "
+                    "location.address; an accusation never goes to the unit it accuses).")
     classify.add_argument("--classifier", choices=["model", "keywords"], default=None,
                           help="default: the trained model (PETITION_CLASSIFIER)")
     classify.set_defaults(func=_classify)
