@@ -37,6 +37,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from shared import topics
+from shared.codes import is_department_code
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ PLATFORM_GROUPS: Mapping[str, tuple[str, ...]] = {
     "petition-intake": (topics.PETITION_ROUTED, topics.PETITION_SLA, topics.ZERO_REPORT_STATUS),
 }
 
-_DEPARTMENT_TOPIC = re.compile(r"^dept\.([A-Z0-9][A-Z0-9-]{0,62})\.assignments$")
+#: a department queue's name; the code in it must also follow shared.codes.DepartmentCode
+_DEPARTMENT_TOPIC = re.compile(r"^dept\.(.+)\.assignments$")
 
 LAG_METRIC = "petition_consumer_lag_messages"
 
@@ -69,7 +71,7 @@ class PartitionLag:
 def department_group(topic: str) -> str | None:
     """``dept-<code>`` for a department queue ``dept.<code>.assignments``, else None."""
     match = _DEPARTMENT_TOPIC.match(topic)
-    return f"dept-{match.group(1)}" if match else None
+    return f"dept-{match.group(1)}" if match and is_department_code(match.group(1)) else None
 
 
 def groups_to_watch(existing_topics: Iterable[str]) -> dict[str, set[str]]:

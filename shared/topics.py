@@ -7,8 +7,9 @@ every topic. Changing the count re-shuffles keys; do it only with a migration pl
 
 from __future__ import annotations
 
-import re
 from typing import Any
+
+from shared.codes import is_department_code
 
 PARTITIONS = 6
 
@@ -35,16 +36,15 @@ CORE_TOPICS: tuple[str, ...] = (
     DEAD_LETTER_ESCALATION,
 )
 
-_DEPARTMENT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,62}$")
-
 
 def department_topic(code: str) -> str:
     """Name of the assignment queue of department `code` (``dept.<code>.assignments``).
 
-    Codes are upper-case letters, digits and dashes, so the name is a valid topic name and
-    never collides with another after Kafka's '.'/'_' metric-name folding.
+    Codes follow :data:`shared.codes.DepartmentCode` (upper-case letters, digits and dashes),
+    so the name is a valid topic name and never collides with another after Kafka's '.'/'_'
+    metric-name folding.
     """
-    if not _DEPARTMENT_CODE.match(code):
+    if not is_department_code(code):
         raise ValueError(f"invalid department code {code!r}")
     return f"dept.{code}.assignments"
 

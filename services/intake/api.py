@@ -37,7 +37,7 @@ from services.intake.pii import petitioner_key
 from services.intake.reference import Reference
 from services.intake.text import TEXT_PATTERN, NonBlankText, Text
 from services.router.domain.routing import TRIAGE
-from shared import topics
+from shared import codes, topics
 from shared.db import OutboxMessage, add_to_outbox
 from shared.events import (
     ActionType,
@@ -60,14 +60,12 @@ LOCAL = ZoneInfo("Asia/Shanghai")
 
 __all__ = ["LOCAL", "DepartmentCode", "Problem", "UnitCode", "build_router", "install_error_handlers"]
 
-_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9-]{0,62}$"
-#: a unit that exists (a department, a 12345 office, a reporting unit): checked against the
-#: reference data; the published spec lists them (`x-reference`, see services.intake.openapi)
-UnitCode = Annotated[str, StringConstraints(pattern=_CODE_PATTERN), Field(json_schema_extra={"x-reference": "unit"})]
+#: a unit that exists (a department, a 12345 office, a reporting unit): the code rule
+#: (shared.codes), checked against the reference data; the published spec lists them
+#: (`x-reference`, see services.intake.openapi)
+UnitCode = Annotated[codes.DepartmentCode, Field(json_schema_extra={"x-reference": "unit"})]
 #: a department of the routing table (one that can hold a petition)
-DepartmentCode = Annotated[
-    str, StringConstraints(pattern=_CODE_PATTERN), Field(json_schema_extra={"x-reference": "department"})
-]
+DepartmentCode = Annotated[codes.DepartmentCode, Field(json_schema_extra={"x-reference": "department"})]
 #: a petition id or tracking code in a path
 Ref = Annotated[str, Path(max_length=64, pattern=TEXT_PATTERN, description="petition id or tracking code")]
 

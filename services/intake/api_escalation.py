@@ -28,13 +28,13 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.intake.api import LOCAL, UnitCode, check_unit
 from services.intake.errors import COMMAND_RESPONSES, CREATE_RESPONSES, LIST_RESPONSES, Problem
 from services.intake.reference import local_today
 from services.intake.text import NonBlankText, Text
-from shared import topics
+from shared import codes, topics
 from shared.db import OutboxMessage, add_to_outbox
 from shared.events import ActionType, PetitionActionTaken, encode_event, key_for, utcnow
 from shared.events.escalation import ZeroReportSubmitted, key_for_unit
@@ -78,8 +78,7 @@ class ZeroReportIn(_In):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"x-reference": "zero_report"})
 
-    unit: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{0,62}$"),
-                    Field(description="a unit with a zero-report obligation")]
+    unit: Annotated[codes.DepartmentCode, Field(description="a unit with a zero-report obligation")]
     period: Annotated[str, Field(description="a period the unit owes that has opened (local date, Asia/Shanghai)")]
     incidents: list[Incident] = Field(max_length=50)  # type: ignore[valid-type]  # a call to a type factory (services/intake/text.py)
 
@@ -141,7 +140,7 @@ def build_router(state: Any) -> APIRouter:
 
     @api.get("/v1/supervision", responses=LIST_RESPONSES)
     async def list_supervision(
-        unit: Annotated[str, Query(pattern=r"^[A-Z0-9][A-Z0-9-]{0,62}$")],
+        unit: Annotated[codes.DepartmentCode, Query()],
         state_: Annotated[Literal["open", "closed", "all"], Query(alias="state")] = "open",
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> dict[str, Any]:
@@ -247,7 +246,7 @@ def build_router(state: Any) -> APIRouter:
 
     @api.get("/v1/zero-reports", responses=LIST_RESPONSES)
     async def zero_report_compliance(
-        unit: Annotated[str, Query(pattern=r"^[A-Z0-9][A-Z0-9-]{0,62}$")],
+        unit: Annotated[codes.DepartmentCode, Query()],
         period: Annotated[str, Query(pattern=PERIOD_PATTERN,  # noqa: RUF013 - absent or a string: no "null" in the spec
                                      description="a period id; one that names no real date has no rows")] = None,  # type: ignore[assignment]  # absent means None; the spec says no "null"
     ) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from shared.codes import DepartmentCode
 from shared.events import BaseEnvelope, Envelope, register
 
 
@@ -121,7 +122,7 @@ class SlaDeadlineExtended(Envelope):
 class UnitEnvelope(BaseEnvelope):
     """Envelope of events about a reporting unit rather than a petition (no `petition_id`)."""
 
-    unit: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{0,62}$")
+    unit: DepartmentCode
 
 
 class ZeroReportSubmitted(UnitEnvelope):
