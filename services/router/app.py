@@ -314,7 +314,7 @@ class Router:
         decision, source = initial_decision(event, prediction, table, self._threshold(table))
         routing = initial_routing(event, prediction, decision, source)
         return Planned(table, routing, decision.jurisdiction, decision.accused, packed,
-                       encode(event, routing, utcnow(), table.version))
+                       encode(event, routing, utcnow(), table))
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -367,7 +367,7 @@ class Router:
                     routing, decision=Decision(dept, f"repeat-of:{repeat_of}", plan.area, plan.accused),
                     reason="repeat", repeat_of=repeat_of,
                 )
-                encoded = encode(event, routing, utcnow(), table.version)
+                encoded = encode(event, routing, utcnow(), table)
             if event.petitioner_key and match is None:
                 assert packed is not None  # noqa: S101 - computed above for every known petitioner
                 earlier.setdefault(event.petitioner_key, []).append(
@@ -529,8 +529,8 @@ class Router:
         self, conn: asyncpg.Connection, decided: list[tuple[Any, Routing]], result: BatchResult
     ) -> None:
         """Encode and write each decision's events (a reassignment's path)."""
-        now, version = utcnow(), self.table.version
-        await self._write_outputs(conn, [(r, encode(cause, r, now, version)) for cause, r in decided], result)
+        now, table = utcnow(), self.table
+        await self._write_outputs(conn, [(r, encode(cause, r, now, table)) for cause, r in decided], result)
 
     async def _write_outputs(
         self, conn: asyncpg.Connection, decided: list[tuple[Routing, Encoded]], result: BatchResult

@@ -108,8 +108,13 @@ def log_row(cause: Any, r: Routing, version: str) -> tuple[Any, ...]:
             r.confidence, area.code if area else None, version)
 
 
-def encode(cause: Any, r: Routing, now: Any, version: str) -> Encoded:
-    """The routed event and the department's assignment of one decision, encoded."""
+def encode(cause: Any, r: Routing, now: Any, table: RoutingTable) -> Encoded:
+    """The routed event and the department's assignment of one decision, encoded.
+
+    `table` is the routing table the decision was made on: the routed event names its
+    version and says whether the department is its triage desk.
+    """
+    version = table.version
     dept = r.decision.department
     area = r.decision.jurisdiction
     # what both events say alike: the envelope and the decision's common facts
@@ -131,6 +136,7 @@ def encode(cause: Any, r: Routing, now: Any, version: str) -> Encoded:
         jurisdiction_source=r.jurisdiction_source,
         accused_departments=r.decision.accused,
         table_version=version,
+        triage=dept.code == table.triage.code,
     )
     assignment = DepartmentAssignment(
         event_id=derived_event_id(cause.event_id, f"assignment:{r.assignment_no}"),
@@ -161,7 +167,7 @@ def plan_for_worker(
     """The worker's side: decide, encode, and reduce the decision to codes."""
     decision, source = initial_decision(event, prediction, table, threshold)
     routing = initial_routing(event, prediction, decision, source)
-    messages = encode(event, routing, now, table.version).messages
+    messages = encode(event, routing, now, table).messages
     area = decision.jurisdiction
     return (decision.department.code, decision.rule, area.code if area else None, source,
             decision.accused, messages[0].value, messages[1].value)

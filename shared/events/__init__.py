@@ -125,6 +125,11 @@ class PetitionRouted(Envelope):
 
     `assignment_no` counts assignments of this petition from 1; a reassignment after a
     return has a higher number, and readers keep the highest.
+
+    `triage` says whether `department_code` is the routing table's triage desk (whose code
+    the table configures). Added within schema version 1: an event written before it has
+    ``None`` (not ``False``, which would be a claim the event never made), and a reader then
+    has to decide from the code itself.
     """
 
     event_type: Literal["petition.routed"] = "petition.routed"
@@ -146,6 +151,7 @@ class PetitionRouted(Envelope):
     group_petition: bool = False
     accused_departments: tuple[str, ...] = ()
     table_version: str | None = None
+    triage: bool | None = None
 
 
 class DepartmentAssignment(Envelope):

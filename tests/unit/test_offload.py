@@ -139,7 +139,7 @@ def test_worker_plans_exactly_what_the_router_plans_itself(local) -> None:
         routing, encoded = from_worker
         decision, source = initial_decision(event, prediction, table, threshold)
         assert routing == initial_routing(event, prediction, decision, source)
-        mine = encode(event, routing, parse_event(encoded.messages[0].value).occurred_at, table.version)
+        mine = encode(event, routing, parse_event(encoded.messages[0].value).occurred_at, table)
         assert encoded == mine  # same topics, keys, bytes and log row
         rules.add(routing.decision.rule.split(":")[0])
     assert {"triage", "accusation"} <= rules, rules
