@@ -6,6 +6,7 @@ with a stack started by ``make up``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import shutil
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -172,6 +174,19 @@ def consume_all(bootstrap: str, topic: str, *, idle_ms: int = 3000, nulls: bool 
         return [r for r in consumer if nulls or r.value is not None]
     finally:
         consumer.close()
+
+
+def db_rows(stack: Stack, query: str, *args: Any) -> list[Any]:
+    """Run one query on the stack's database (its own connection) and return the rows."""
+
+    async def run() -> list[Any]:
+        conn = await asyncpg.connect(stack.infra.dsn)
+        try:
+            return list(await conn.fetch(query, *args))
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
 
 
 def petition(**overrides: Any) -> dict[str, Any]:

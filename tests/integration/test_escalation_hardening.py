@@ -22,21 +22,11 @@ import yaml
 
 from shared import topics
 from tests.integration.conftest import Stack, consume_all, parse, petition, wait_for
+from tests.integration.conftest import db_rows as _db
 
 pytestmark = pytest.mark.integration
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def _db(stack: Stack, query: str, *args: Any) -> list[asyncpg.Record]:
-    async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(stack.infra.dsn)
-        try:
-            return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
 
 
 def _submit(client: httpx.Client, **overrides: Any) -> str:

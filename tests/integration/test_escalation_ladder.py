@@ -28,6 +28,7 @@ import pytest
 from shared import topics
 from shared.ids import EVENT_NAMESPACE
 from tests.integration.conftest import Stack, consume_all, localstack, parse, petition, wait_for
+from tests.integration.conftest import db_rows as _db
 from tests.integration.stack import free_ports
 
 pytestmark = pytest.mark.integration
@@ -113,17 +114,6 @@ def instances(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         del stack.env["PETITION_ESCALATION_OBLIGATIONS_PATH"]
         stack.start("intake")
         stack.start("escalation")
-
-
-def _db(stack: Stack, query: str, *args: Any) -> list[asyncpg.Record]:
-    async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(stack.infra.dsn)
-        try:
-            return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
 
 
 def _age(stack: Stack, petition_ids: list[str], by: timedelta) -> None:
