@@ -316,21 +316,27 @@ def test_two_instances_fire_every_timer_exactly_once_and_catch_up_after_downtime
     _age(stack, pids, timedelta(days=20))  # every warning and breach due, ladders cascade
     wait_for(lambda: _overdue_pending(stack, pids) == 0, timeout=90)
 
-    # stop both; let more time pass while down; restart: what fell due meanwhile fires
+    # stop both; let more time pass while down; one comes back and catches up everything
+    # that fell due meanwhile (which instance claims what while both run is up to timing:
+    # the ladder's catch-up keeps a backlog small, one instance may drain it alone)
     instances.stop("esc-a")
     instances.stop("esc-b")
+    before = {r["id"] for r in _db(stack, "SELECT id FROM escalation.timer WHERE petition_id = ANY($1::text[])"
+                                          " AND state = 'fired'", pids)}
     _age(stack, pids, timedelta(days=10))
     due_while_down = _overdue_pending(stack, pids)
     assert due_while_down > 0
     time.sleep(2.0)
-    instances.start("esc-a")
     instances.start("esc-b")
     wait_for(lambda: _overdue_pending(stack, pids) == 0, timeout=90)
+    instances.start("esc-a")
 
     fired = _db(stack, "SELECT id, fired_by, lateness_seconds, kind, outcome FROM escalation.timer"
                        " WHERE petition_id = ANY($1::text[]) AND state = 'fired'", pids)
     print(f"\ntimers fired by instance: {dict(Counter(r['fired_by'] for r in fired))}")
-    assert {r["fired_by"] for r in fired} == {"esc-a", "esc-b"}  # both took part
+    caught_up = [r for r in fired if r["id"] not in before]
+    assert len(caught_up) >= due_while_down
+    assert {r["fired_by"] for r in caught_up} == {"esc-b"}  # the instance that came back took over
     assert max(r["lateness_seconds"] for r in fired) > 10 * 86400  # downtime shows as lateness
     # warnings found due after their deadline are superseded (no event); the rest publish one
     assert {r["outcome"] for r in fired} == {"event", "superseded"}
