@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from services.escalation.calendar_source import CalendarOverridesError, load_calendar
-from services.escalation.domain.calendar import WorkCalendar
 from services.escalation.domain.deadlines import Unit, compute_due
+from shared.reference.calendar import WorkCalendar
+from shared.reference.calendar_source import CalendarOverridesError, load_calendar
 
 __all__ = ["main", "run_due"]
 

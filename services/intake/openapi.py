@@ -24,7 +24,6 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from services.intake.reference import Reference, ReferenceHolder, local_today
-from services.router.domain.routing import TRIAGE
 from shared.settings import Settings
 
 _MONTH_DAY = (
@@ -139,7 +138,7 @@ def install_openapi(app: FastAPI, holder: ReferenceHolder, settings: Settings) -
                 "type": "string", "description": "a unit that exists", "enum": sorted(reference.units)
             }
             schemas["DepartmentCode"] = {"type": "string", "description": "a department of the routing table",
-                                         "enum": sorted(reference.departments - {TRIAGE})}
+                                         "enum": sorted(reference.departments - {reference.triage})}
             cache["key"], cache["document"] = key, document
         return cache["document"]
 

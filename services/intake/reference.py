@@ -1,9 +1,10 @@
 """Reference data the intake API checks inputs against: units, places, zero-report duties.
 
 * **departments**: the routing table's departments (generated per area of the gazetteer, plus
-  fixed ones and the triage desk), exactly as the router builds them
-  (``services.router.config.load_routing_table`` over ``Settings.routing_table_path`` /
-  ``gazetteer_path``). Only these hold petitions, so only these can be an ``assign`` target.
+  fixed ones and the triage desk), by the shared directory the router builds its table on
+  (:class:`shared.reference.directory.Directory` over ``Settings.routing_table_path`` /
+  ``gazetteer_path``). Only these hold petitions, so only these (the triage desk aside) can
+  be an ``assign`` target.
 * **units**: every code that names a real unit: the departments, the escalation ladder's city
   12345 / 信访 offices (``<city letter>-12345`` and the province's ``P-12345``, from
   ``ladder.yaml``'s unit rules; ``X-GOV`` are departments already), and the units and
@@ -20,8 +21,8 @@
 
 Loaded once at start-up; the files are looked at again at most every
 ``table_reload_seconds`` and reloaded when one changed (a file that does not load keeps the
-data in force, as the router does). Importing the escalation and router domain modules from
-intake is a stop-gap until shared reference data moves to ``shared/``.
+data in force, as the router does). All of it is parsed by :mod:`shared.reference`, the
+code the router and the escalation service use for the same files.
 """
 
 from __future__ import annotations
@@ -29,37 +30,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.escalation.calendar_source import load_calendar
-from services.escalation.domain.calendar import WorkCalendar
-from services.escalation.domain.ladder import Ladder
-from services.escalation.domain.zero_report import Obligation, parse_obligations, parse_period, period_of, scheduled
-from services.router.config import GAZETTEER, ROUTING, load_routing_table
-from services.router.domain.places import CITY
+from shared.reference.calendar import WorkCalendar
+from shared.reference.calendar_source import load_calendar
+from shared.reference.directory import UnitRules, offices
+from shared.reference.files import GAZETTEER, ROUTING, EscalationFiles, load_directory
+from shared.reference.obligations import Obligation, owed_periods, parse_obligations, parse_period, scheduled
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 LOCAL = ZoneInfo("Asia/Shanghai")
-_ESCALATION_DATA = Path(__file__).resolve().parents[1] / "escalation" / "data"
-
-
-class EscalationFiles(BaseSettings):
-    """The escalation service's data files, from the variables that service reads."""
-
-    model_config = SettingsConfigDict(env_prefix="PETITION_ESCALATION_", extra="ignore", frozen=True)
-
-    ladder_path: Path = _ESCALATION_DATA / "ladder.yaml"
-    obligations_path: Path = _ESCALATION_DATA / "zero-report-obligations.yaml"
 
 
 @dataclass(frozen=True)
@@ -68,6 +55,8 @@ class Reference:
 
     version: str
     departments: frozenset[str]
+    #: the routing table's triage desk (it holds petitions, but is no `assign` target)
+    triage: str
     units: frozenset[str]
     area_codes: frozenset[str]
     obligations: dict[str, Obligation]
@@ -98,44 +87,25 @@ class Reference:
         """Every period id `unit` owes that has opened by `today`, oldest first."""
         key = (unit, today)
         cached = self._owed_cache.get(key)
-        if cached is not None:
-            return cached
-        ob = self.obligations[unit]
-        ids: dict[str, date] = {}
-        cadences = {ob.cadence, *(sp.cadence for sp in ob.special)}
-        for cadence in cadences:
-            for period in _periods(cadence, ob.since, today):
-                if period.id not in ids and scheduled(ob, period.id, self.calendar) is not None:
-                    ids[period.id] = period.first_day
-        out = tuple(sorted(ids, key=lambda i: (ids[i], i)))
-        self._owed_cache[key] = out
-        return out
-
-
-def _periods(cadence: Any, first: date, last: date) -> Iterator[Any]:
-    period = period_of(cadence, first)
-    while period.first_day <= last:
-        yield period
-        period = period_of(cadence, period.last_day + timedelta(days=1))
+        if cached is None:
+            cached = self._owed_cache[key] = owed_periods(self.obligations[unit], today, self.calendar)
+        return cached
 
 
 def load_reference(settings: Settings, files: EscalationFiles | None = None) -> Reference:
     files = files or EscalationFiles()
-    routing = settings.routing_table_path or ROUTING
-    gazetteer = settings.gazetteer_path or GAZETTEER
-    table = load_routing_table(routing, gazetteer)
-    ladder = Ladder.from_data(yaml.safe_load(files.ladder_path.read_bytes()))
+    found = load_directory(settings.routing_table_path or ROUTING, settings.gazetteer_path or GAZETTEER)
+    ladder_data = yaml.safe_load(files.ladder_path.read_bytes()) or {}
     obligations = parse_obligations(yaml.safe_load(files.obligations_path.read_bytes()) or {})
-    departments = frozenset(d.code for d in table.departments())
-    rules = ladder.units
-    offices = {f"{a.token}-{rules.city_office_type}" for a in table.gazetteer.areas() if a.level == CITY}
-    offices.add(f"{rules.province_token}-{rules.city_office_type}")
+    departments = found.directory.codes()
     obligated = {o.unit for o in obligations.values()} | {o.supervising_unit for o in obligations.values()}
     return Reference(
-        version=f"{table.version}:{_stamp([files.ladder_path, files.obligations_path])}",
+        version=f"{found.version}:{_stamp([files.ladder_path, files.obligations_path])}",
         departments=departments,
-        units=frozenset(departments | offices | obligated),
-        area_codes=frozenset(a.code for a in table.gazetteer.areas()),
+        triage=found.directory.triage.code,
+        units=frozenset(departments | offices(UnitRules.from_data(ladder_data.get("units")), found.gazetteer)
+                        | obligated),
+        area_codes=frozenset(a.code for a in found.gazetteer.areas()),
         obligations=obligations,
         calendar=load_calendar(),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -10,23 +9,20 @@ from typing import Any
 import yaml
 
 from services.router.domain.keywords import KeywordClassifier
-from services.router.domain.places import Gazetteer
 from services.router.domain.routing import RoutingTable
+from shared.reference.files import GAZETTEER, ROUTING, load_directory
+
+__all__ = ["DATA", "GAZETTEER", "ROUTING", "load_classifier", "load_keyword_classifier", "load_routing_table"]
 
 log = logging.getLogger(__name__)
 
 DATA = Path(__file__).resolve().parent / "data"
-ROUTING = DATA / "routing.yaml"
-GAZETTEER = DATA / "gazetteer.yaml"
 
 
 def load_routing_table(routing_path: Path | None = None, gazetteer_path: Path | None = None) -> RoutingTable:
     """Parse and validate both files; raises on any inconsistency (the caller keeps the old table)."""
-    routing_bytes = (routing_path or ROUTING).read_bytes()
-    gazetteer_bytes = (gazetteer_path or GAZETTEER).read_bytes()
-    version = hashlib.sha256(routing_bytes + b"\0" + gazetteer_bytes).hexdigest()[:12]
-    gazetteer = Gazetteer.from_data(yaml.safe_load(gazetteer_bytes))
-    return RoutingTable.from_data(yaml.safe_load(routing_bytes), gazetteer, version)
+    files = load_directory(routing_path, gazetteer_path)
+    return RoutingTable.from_data(files.routing_data, files.gazetteer, files.version, directory=files.directory)
 
 
 def load_keyword_classifier(path: Path = DATA / "keywords.yaml") -> KeywordClassifier:

@@ -79,8 +79,8 @@ def test_a_petition_received_in_2001_escalates_once_per_clock_not_once_per_misse
 
 
 def test_a_hotline_accusation_gets_the_xinfang_clocks(client: httpx.Client, stack: Stack) -> None:
-    from services.escalation.calendar_source import load_calendar
     from services.escalation.domain.deadlines import compute_due
+    from shared.reference.calendar_source import load_calendar
 
     pid = _submit(client, kind="accusation", title="举报A3区某局工作人员收受开发商财物",
                   content="我实名举报A3区住房和城乡建设局某工作人员收受开发商财物，为其违规办理手续。")

@@ -15,8 +15,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.escalation.calendar_source import load_calendar
-from services.escalation.domain.calendar import WorkCalendar
 from services.escalation.domain.deadlines import (
     MAX_DAYS,
     SHANGHAI,
@@ -25,6 +23,8 @@ from services.escalation.domain.deadlines import (
     compute_due,
     fraction_point,
 )
+from shared.reference.calendar import WorkCalendar
+from shared.reference.calendar_source import load_calendar
 
 CALENDAR = load_calendar()
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.escalation.calendar_source import (
+from services.escalation.domain.deadlines import compute_due
+from shared.reference.calendar import WorkCalendar
+from shared.reference.calendar_source import (
     DEFAULT_OVERRIDES_PATH,
     CalendarOverrides,
     CalendarOverridesError,
@@ -19,8 +21,6 @@ from services.escalation.calendar_source import (
     package_calendar,
     parse_overrides,
 )
-from services.escalation.domain.calendar import WorkCalendar
-from services.escalation.domain.deadlines import compute_due
 
 
 @pytest.fixture(autouse=True)

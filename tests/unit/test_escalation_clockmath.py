@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from services.escalation.calendar_source import load_calendar
 from services.escalation.domain.clockmath import decide_extension, pause_remaining, replan_warnings, resume
 from services.escalation.domain.deadlines import SHANGHAI
+from shared.reference.calendar_source import load_calendar
 
 CAL = load_calendar()
 

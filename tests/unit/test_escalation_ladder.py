@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from services.escalation.app import load_ladder
-from services.escalation.calendar_source import load_calendar
 from services.escalation.domain.deadlines import SHANGHAI
 from services.escalation.domain.ladder import Ladder, catch_up, opens_supervision, plan_step, resolve_targets
+from shared.reference.calendar_source import load_calendar
 
 CAL = load_calendar()
 LADDER = load_ladder()

@@ -9,14 +9,14 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
 from services.escalation.app import load_ladder
-from services.escalation.calendar_source import load_calendar, package_calendar
-from services.escalation.domain.calendar import WorkCalendar, known_until
 from services.escalation.domain.deadlines import SHANGHAI
 from services.escalation.domain.ladder import OVERDUE_LEVEL, plan_overdue, superior_of
 from services.escalation.domain.rates import RATE_CLOCKS, ClockTally, department_rates
 from services.escalation.metrics import GaugeFamily
 from shared import events
 from shared.events import escalation as esc
+from shared.reference.calendar import WorkCalendar, known_until
+from shared.reference.calendar_source import load_calendar, package_calendar
 
 CAL = load_calendar()
 LADDER = load_ladder()

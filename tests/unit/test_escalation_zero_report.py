@@ -7,17 +7,10 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from services.escalation.app import load_obligations
-from services.escalation.calendar_source import load_calendar
 from services.escalation.domain.deadlines import SHANGHAI
-from services.escalation.domain.zero_report import (
-    classify,
-    closing_between,
-    evaluation_start,
-    parse_obligations,
-    parse_period,
-    period_of,
-    scheduled,
-)
+from services.escalation.domain.zero_report import classify, closing_between, evaluation_start
+from shared.reference.calendar_source import load_calendar
+from shared.reference.obligations import parse_obligations, parse_period, period_of, scheduled
 
 CAL = load_calendar()
 

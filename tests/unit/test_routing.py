@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from services.router.config import DATA, load_keyword_classifier, load_routing_table
-from services.router.domain.places import Gazetteer
 from services.router.domain.routing import RoutingTable
+from shared.reference.places import Gazetteer
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from datetime import date
 
 import pytest
 
-from services.escalation.calendar_source import load_calendar
-from services.escalation.domain.calendar import WorkCalendar
 from services.escalation.sla_cli import run_due
+from shared.reference.calendar import WorkCalendar
+from shared.reference.calendar_source import load_calendar
 
 
 def _run(text: str, calendar: WorkCalendar | None = None) -> tuple[int, list[dict[str, object]], str]:

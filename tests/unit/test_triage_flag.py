@@ -19,10 +19,10 @@ import yaml
 from services.intake import projector
 from services.router.config import DATA
 from services.router.domain.keywords import Prediction
-from services.router.domain.places import Gazetteer
 from services.router.domain.routing import RoutingTable
 from services.router.planning import encode, initial_decision, initial_routing
 from shared.events import Channel, Location, PetitionRouted, PetitionSubmitted, parse_event
+from shared.reference.places import Gazetteer
 
 GOLDEN = Path(__file__).parent / "golden" / "petition.routed.json"
 AT = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)

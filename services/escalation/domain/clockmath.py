@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.escalation.domain.calendar import WorkCalendar
 from services.escalation.domain.deadlines import SHANGHAI, compute_due
+from shared.reference.calendar import WorkCalendar
 
 __all__ = ["Extension", "Resumed", "decide_extension", "pause_remaining", "replan_warnings", "resume"]
 

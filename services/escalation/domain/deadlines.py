@@ -32,9 +32,8 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
-from services.escalation.domain.calendar import WorkCalendar
+from shared.reference.calendar import SHANGHAI, WorkCalendar
 
 __all__ = [
     "MAX_DAYS",
@@ -45,7 +44,6 @@ __all__ = [
     "fraction_point",
 ]
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 MAX_DAYS = 36_600
 """Upper bound for a ``day`` / ``workday`` amount (about a century): anything longer is an

@@ -40,8 +40,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.escalation.domain.calendar import WorkCalendar
 from services.escalation.domain.deadlines import Unit, compute_due
+from shared.reference.calendar import WorkCalendar
+from shared.reference.directory import UnitRules
 
 __all__ = [
     "DEFAULT_MAX_OPEN_SUPERVISIONS",
@@ -100,15 +101,6 @@ class Delay:
 
 
 @dataclass(frozen=True, slots=True)
-class UnitRules:
-    """How ladder levels map to department codes (see the module docstring)."""
-
-    government_type: str = "GOV"
-    city_office_type: str = "12345"
-    province_token: str = "P"  # noqa: S105 - the province's unit-code prefix, not a secret
-
-
-@dataclass(frozen=True, slots=True)
 class LevelSpec:
     level: str
     delay: Delay
@@ -136,7 +128,7 @@ class Ladder:
         repeat = Delay.parse(data.get("repeat_every") or {}, "repeat_every")
         if repeat.amount == 0:
             raise ValueError("repeat_every must be positive (the ladder would spin)")
-        units = UnitRules(**(data.get("units") or {}))
+        units = UnitRules.from_data(data.get("units"))
         cap = data.get("max_open_supervisions_per_petition", DEFAULT_MAX_OPEN_SUPERVISIONS)
         if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
             raise ValueError("max_open_supervisions_per_petition must be a positive int")

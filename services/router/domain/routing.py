@@ -13,20 +13,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.router.domain.places import CITY, DISTRICT, PROVINCE, Area, Gazetteer
+from shared.reference.directory import Department, Directory
+from shared.reference.places import CITY, DISTRICT, PROVINCE, Area, Gazetteer
 
 TRIAGE = "TRIAGE"
 GOV = "GOV"
 MAX_RETURNS_BEFORE_TRIAGE = 2
-_LEVELS = (PROVINCE, CITY, DISTRICT)
-
-
-@dataclass(frozen=True, slots=True)
-class Department:
-    code: str
-    name: str
-    type: str
-    area_code: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,28 +84,14 @@ class RoutingTable:
         self._type_of_alias = {a: t for t, names in self._aliases.items() for a in names}
 
     @classmethod
-    def from_data(cls, data: Mapping[str, Any], gazetteer: Gazetteer, version: str) -> RoutingTable:
-        """Build from the parsed ``routing.yaml``; raises ValueError on an inconsistent table."""
-        if not isinstance(data, Mapping) or "department_types" not in data or "rules" not in data:
+    def from_data(
+        cls, data: Any, gazetteer: Gazetteer, version: str, *, directory: Directory | None = None
+    ) -> RoutingTable:
+        """Build from the parsed ``routing.yaml`` (and its departments, `directory`, when the
+        caller has them already); raises ValueError on an inconsistent table."""
+        if not isinstance(data, Mapping) or "rules" not in data:
             raise ValueError("routing table needs `department_types` and `rules`")
-        departments: list[Department] = []
-        aliases: dict[str, tuple[str, ...]] = {}
-        for type_code, spec in data["department_types"].items():
-            levels = spec.get("levels", [])
-            if not levels or set(levels) - set(_LEVELS):
-                raise ValueError(f"department type {type_code}: levels must be among {_LEVELS}")
-            aliases[type_code] = tuple(spec.get("aliases", []))
-            for area in gazetteer.areas():
-                if area.level not in levels:
-                    continue
-                suffix = spec.get("province_suffix", spec["suffix"]) if area.level == PROVINCE else spec["suffix"]
-                departments.append(
-                    Department(f"{area.token}-{type_code}", f"{area.name}{suffix}", type_code, area.code)
-                )
-        for extra in data.get("departments", []) or []:
-            departments.append(
-                Department(extra["code"], extra["name"], extra.get("type", "OTHER"), extra.get("area_code"))
-            )
+        directory = directory or Directory.from_data(data, gazetteer)
         rules = [
             Rule(
                 str(r["id"]),
@@ -128,15 +106,9 @@ class RoutingTable:
             raise ValueError("duplicate rule id")
         if GOV not in data["department_types"]:
             raise ValueError("the GOV department type is required: it is the fallback (兜底)")
-        t = data["triage_department"]
-        triage = Department(t["code"], t["name"], "TRIAGE", None)
-        threshold = t.get("below_confidence")
-        if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
-            raise ValueError("triage_department.below_confidence must lie between 0 and 1")
         return cls(
-            gazetteer=gazetteer, departments=departments, rules=rules, triage=triage,
-            version=version, aliases=aliases,
-            triage_threshold=float(threshold) if threshold is not None else None,
+            gazetteer=gazetteer, departments=list(directory.departments), rules=rules, triage=directory.triage,
+            version=version, aliases=directory.aliases, triage_threshold=directory.triage_threshold,
         )
 
     def departments(self) -> list[Department]:

@@ -29,7 +29,7 @@ from typing import Any
 import chinese_calendar.constants
 import yaml
 
-from services.escalation.domain.calendar import WorkCalendar
+from shared.reference.calendar import WorkCalendar
 
 __all__ = [
     "DEFAULT_OVERRIDES_PATH",

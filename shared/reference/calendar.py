@@ -10,15 +10,20 @@ so that a deadline running into that year can be computed; callers ask `is_known
 that the answer was a guess and must warn about it.
 
 This module imports only the standard library: the data comes from an adapter
-(`services.escalation.calendar_source`).
+(:mod:`shared.reference.calendar_source`). Day arithmetic is in local time,
+:data:`SHANGHAI`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from zoneinfo import ZoneInfo
 
-__all__ = ["WorkCalendar", "known_until"]
+__all__ = ["SHANGHAI", "WorkCalendar", "known_until"]
+
+#: the zone of every local date and cut-off (Asia/Shanghai: no daylight saving)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 _SATURDAY = 5
 
