@@ -1,4 +1,4 @@
-"""Events of the escalation ladder, 督办, clock moves and zero reports (registered into shared.events).
+"""Events of the escalation ladder, 督办, clock moves and zero reports.
 
 Kept in a module of its own so the escalation contracts can grow without touching the
 petition lifecycle ones.
@@ -24,7 +24,31 @@ from typing import Literal
 from pydantic import Field
 
 from shared.codes import DepartmentCode
-from shared.events import BaseEnvelope, Envelope, register
+from shared.events.envelope import BaseEnvelope, Envelope, Frozen
+
+
+class SupervisionOrder(Frozen):
+    """A 督办 as the escalation service opened it: every fact a reader records, so no reader
+    works out a 督办 again (additive, schema 1).
+
+    `subject` is ``petition`` (a clock's ladder step, or an overdue 督办 above it) or
+    ``zero_report`` (a unit's missing report: no petition; `report_unit` and `report_period`
+    say which). `parent_id` names the lapsed 督办 an ``overdue`` one escalates."""
+
+    id: uuid.UUID
+    subject: Literal["petition", "zero_report"]
+    petition_id: str | None = None
+    clock: str | None = None
+    step: int = Field(default=1, ge=1)
+    level: str
+    target_unit: str
+    supervised_unit: str
+    rule: str
+    opened_at: datetime
+    due_at: datetime
+    report_unit: str | None = None
+    report_period: str | None = None
+    parent_id: uuid.UUID | None = None
 
 
 class SlaEscalated(Envelope):
@@ -85,6 +109,8 @@ class SupervisionOverdue(Envelope):
     escalated_to: str | None = None
     escalated_supervision_id: uuid.UUID | None = None
     escalated_due_at: datetime | None = None
+    #: the 督办 opened above the lapsed one, whole (None at the top; additive, schema 1)
+    escalated_supervision: SupervisionOrder | None = None
 
 
 class SlaClockPaused(Envelope):
@@ -152,6 +178,10 @@ class ZeroReportStatus(UnitEnvelope):
     #: the 督办 opened for `escalated_to` about a missing report (additive, schema 1)
     supervision_id: uuid.UUID | None = None
     supervision_due_at: datetime | None = None
+    #: that 督办, whole (additive, schema 1)
+    supervision: SupervisionOrder | None = None
+    #: the 督办 about this period that the report closed (on_time / late; additive, schema 1)
+    closed_supervision_ids: tuple[uuid.UUID, ...] = ()
 
 
 class ZeroReportSupervisionOverdue(UnitEnvelope):
@@ -171,21 +201,10 @@ class ZeroReportSupervisionOverdue(UnitEnvelope):
     escalated_to: str | None = None
     escalated_supervision_id: uuid.UUID | None = None
     escalated_due_at: datetime | None = None
+    #: the 督办 opened above the lapsed one, whole (None at the top; additive, schema 1)
+    escalated_supervision: SupervisionOrder | None = None
 
 
 def key_for_unit(unit: str) -> bytes:
     """The Kafka key of a unit's zero-report events: the unit code as raw UTF-8 bytes."""
     return unit.encode()
-
-
-register(
-    SlaEscalated,
-    SupervisionClosed,
-    SupervisionOverdue,
-    SlaClockPaused,
-    SlaClockResumed,
-    SlaDeadlineExtended,
-    ZeroReportSubmitted,  # unit events have no petition_id
-    ZeroReportStatus,
-    ZeroReportSupervisionOverdue,
-)
