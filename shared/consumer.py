@@ -12,7 +12,7 @@ Transport-neutral: a faust agent or an aiokafka loop turns each record into a
   ``oversized`` (key, value and headers over ``max_record_bytes``) before decoding;
   ``undecodable``, ``invalid_schema``, ``unsupported_schema_version`` (an envelope
   version outside :data:`shared.events.SUPPORTED_SCHEMA_VERSIONS`),
-  ``unexpected_event_type`` while decoding; the handler's own :class:`BadInput` code or
+  ``unexpected_event_type`` while decoding; the code of the handler's :class:`shared.errors.PetitionError` or
   ``handler_error`` while applying; ``processing_error`` for anything unexpected around
   them (a defect in this module or in a hook), so no defect can stop the stream;
 * every applied event and its ledger row (`processed_event`) commit in one transaction, so
@@ -40,14 +40,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 from pydantic import ValidationError
 
-import shared.events.all  # noqa: F401  (registers every event type)
-from shared import metrics
-from shared.db import OutboxMessage, add_to_outbox, claim_event
-from shared.errors import is_transient
+from shared import metrics, retry
+from shared.db import OutboxMessage
+from shared.errors import PetitionError, is_transient
 from shared.events import parse_event
+from shared.store import Transaction, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ DEAD_LETTER_INLINE_BYTES = 512 * 1024
 DEAD_LETTER_PREFIX_BYTES = 64 * 1024
 
 #: Every reason a record is dead-lettered for (stable codes: alerts and runbooks use them);
-#: a handler's :class:`BadInput` may add its own (e.g. ``unknown_petition``).
+#: a handler's :class:`shared.errors.PetitionError` may add its own (e.g. ``unknown_petition``).
 DEAD_LETTER_REASONS = frozenset({
     "null_value", "null_key", "bad_headers", "oversized",
     "undecodable", "invalid_schema", "unsupported_schema_version", "unexpected_event_type",
@@ -69,17 +68,6 @@ DEAD_LETTER_REASONS = frozenset({
 })
 
 Headers = tuple[tuple[str, bytes | None], ...]
-
-
-class BadInput(Exception):
-    """A message that no retry will fix; it is dead-lettered with `code` as the reason."""
-
-    code = "bad_input"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,13 +229,13 @@ class ConsumerHealth:
         self._failing.pop(source, None)
 
 
-#: A handler applies one decoded event inside the caller's transaction. (The handler of a
-#: type in ``deduplicated_by_handler`` returns the messages it found already applied.)
-Handler = Callable[[asyncpg.Connection, Any, RawMessage, BatchResult], Awaitable[Sequence[RawMessage] | None]]
+#: A handler applies one decoded event through the batch's transaction (the service's store,
+#: a :class:`shared.store.Transaction`). (The handler of a type in ``deduplicated_by_handler``
+#: returns the messages it found already applied.) It raises a :class:`PetitionError` for an
+#: event that can never be applied: dead-lettered with the error's code.
+Handler = Callable[[Any, Any, RawMessage, BatchResult], Awaitable[Sequence[RawMessage] | None]]
 #: A batch handler applies consecutive events of one type at once (fewer round trips).
-BatchHandler = Callable[
-    [asyncpg.Connection, list[tuple[Any, RawMessage]], BatchResult], Awaitable[Sequence[RawMessage] | None]
-]
+BatchHandler = Callable[[Any, list[tuple[Any, RawMessage]], BatchResult], Awaitable[Sequence[RawMessage] | None]]
 
 def _b64(data: bytes | None) -> str | None:
     return base64.b64encode(data).decode() if data is not None else None
@@ -288,13 +276,22 @@ def dead_letter_message(
     )
 
 
-def _schema_version_unsupported(exc: ValidationError) -> bool:
-    """The envelope names a version this consumer does not accept (a newer producer)."""
+def decode_failure(exc: ValidationError) -> str:
+    """The dead-letter reason of an event that did not validate: ``undecodable`` (not JSON),
+    ``unsupported_schema_version`` (a newer producer's envelope), ``unexpected_event_type``
+    (a type no event contract has) or ``invalid_schema`` (the rest)."""
     try:
-        return any(e.get("loc", ())[-1:] == ("schema_version",) and e.get("type") == "value_error"
-                   for e in exc.errors())
+        errors = exc.errors()
     except Exception:  # noqa: BLE001 - classifying the error must not fail
-        return False
+        return "invalid_schema"
+    types = {e.get("type") for e in errors}
+    if "json_invalid" in types:
+        return "undecodable"
+    if "union_tag_invalid" in types:
+        return "unexpected_event_type"
+    if any(e.get("loc", ())[-1:] == ("schema_version",) and e.get("type") == "value_error" for e in errors):
+        return "unsupported_schema_version"
+    return "invalid_schema"
 
 
 class BatchProcessor:
@@ -303,15 +300,17 @@ class BatchProcessor:
     :meth:`process` (and :meth:`prepare` / :meth:`apply`) return for every batch: records
     that cannot be applied are dead-lettered, a defect anywhere around the handlers
     dead-letters the records it hit as ``processing_error``, and a transient failure is
-    retried with capped back-off until it goes away. While it retries, :attr:`healthy` is
-    False and :attr:`failing_since` says since when.
+    retried with capped back-off (:func:`shared.retry.forever`) until it goes away. While it
+    retries, :attr:`healthy` is False and :attr:`failing_since` says since when.
+
+    `uow` opens the batch's transaction (:class:`shared.store.UnitOfWork`); its store is
+    what the handlers receive.
     """
 
     def __init__(
         self,
         *,
-        pool: asyncpg.Pool,
-        schema: str,
+        uow: UnitOfWork[Transaction],
         service: str,
         consumer: str,
         dead_letter_topic: str,
@@ -325,9 +324,9 @@ class BatchProcessor:
         health: ConsumerHealth | None = None,
         min_backoff: float = 0.2,
         max_backoff: float = 10.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._pool = pool
-        self._schema = schema
+        self._uow = uow
         self._service = service
         self._consumer = consumer
         self._dlq = dead_letter_topic
@@ -339,6 +338,7 @@ class BatchProcessor:
         self._unclaimed = deduplicated_by_handler
         self._max_record_bytes = max_record_bytes
         self._min_backoff, self._max_backoff = min_backoff, max_backoff
+        self._sleep = sleep
         self.health = health if health is not None else ConsumerHealth()
 
     @property
@@ -372,39 +372,38 @@ class BatchProcessor:
     async def apply(self, prepared: Prepared) -> BatchResult:
         """Apply a prepared batch in one transaction; a transient failure is retried (with
         capped back-off, for as long as it lasts), anything else is isolated."""
-        backoff = self._min_backoff
-        attempt = 0
-        while True:
-            attempt += 1
+        attempts = 0
+
+        async def attempt() -> tuple[BatchResult, float]:
+            nonlocal attempts
+            attempts += 1
             started = time.perf_counter()
             try:
-                try:
-                    result = await self._apply(prepared)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # sorted below: retry, or isolate
-                    if is_transient(exc):
-                        raise
-                    # a defect outside the per-event isolation (the ledger, the dead letters'
-                    # own write, a batch handler's bookkeeping): the batch goes to dead letters
-                    log.exception("%s: batch failed outside its handlers; dead-lettering it", self._consumer)
-                    result = await self._dead_letter_batch(prepared, exc)
+                result = await self._apply(prepared)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - outage, or nothing at all can be written
-                self.health.failed(self._consumer, exc)
-                metrics.TRANSIENT_RETRIES.labels(self._service).inc()
-                level = logging.WARNING if is_transient(exc) else logging.ERROR
-                log.log(level, "%s: batch failed on attempt %d (%r); retrying in %.1fs",
-                        self._consumer, attempt, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
-                continue
-            if attempt > 1:
-                log.info("%s: batch applied after %d attempts", self._consumer, attempt)
-            self.health.recovered(self._consumer)
-            self._committed(result, time.perf_counter() - started)
-            return result
+            except Exception as exc:  # sorted below: retry, or isolate
+                if is_transient(exc):
+                    raise
+                # a defect outside the per-event isolation (the ledger, the dead letters'
+                # own write, a batch handler's bookkeeping): the batch goes to dead letters
+                log.exception("%s: batch failed outside its handlers; dead-lettering it", self._consumer)
+                result = await self._dead_letter_batch(prepared, exc)
+            return result, time.perf_counter() - started
+
+        def failed(exc: BaseException, attempt_no: int, wait: float) -> None:
+            self.health.failed(self._consumer, exc)
+            metrics.TRANSIENT_RETRIES.labels(self._service).inc()
+
+        result, seconds = await retry.forever(
+            attempt, what=f"{self._consumer}: batch", min_backoff=self._min_backoff,
+            max_backoff=self._max_backoff, on_failure=failed, logger=log, sleep=self._sleep,
+        )
+        if attempts > 1:
+            log.info("%s: batch applied after %d attempts", self._consumer, attempts)
+        self.health.recovered(self._consumer)
+        self._committed(result, seconds)
+        return result
 
     def _committed(self, result: BatchResult, seconds: float) -> None:
         """Metrics and callbacks of a committed batch: none of them may undo or redo it."""
@@ -431,8 +430,8 @@ class BatchProcessor:
         for message, _, _ in prepared.decoded:
             self._dead_letter(dead, message, "processing_error", repr(exc))
         result = BatchResult()
-        async with self._pool.acquire() as conn, conn.transaction():
-            await add_to_outbox(conn, self._schema, dead)
+        async with self._uow.begin() as tx:
+            await tx.add_to_outbox(dead)
         result.dead_lettered = len(dead)
         return result
 
@@ -482,10 +481,7 @@ class BatchProcessor:
         try:
             event = self._decode(message.value)
         except ValidationError as exc:
-            if _schema_version_unsupported(exc):
-                return ("unsupported_schema_version", str(exc))
-            undecodable = any(e.get("type") == "json_invalid" for e in exc.errors())
-            return ("undecodable" if undecodable else "invalid_schema", str(exc))
+            return (decode_failure(exc), str(exc))
         except (ValueError, UnicodeDecodeError) as exc:
             return ("undecodable", str(exc))
         except RecursionError as exc:
@@ -494,16 +490,6 @@ class BatchProcessor:
         if handler is None:
             return ("unexpected_event_type", repr(getattr(event, "event_type", None)))
         return (message, event, handler)
-
-    async def _claim_all(self, conn: asyncpg.Connection, events: list[Any]) -> set[Any]:
-        """Record every event id of the batch in one round trip; returns the new ones."""
-        rows = await conn.fetch(
-            f'INSERT INTO "{self._schema}".processed_event (consumer, event_id)'
-            " SELECT $1, e FROM unnest($2::uuid[]) AS e ON CONFLICT DO NOTHING RETURNING event_id",
-            self._consumer,
-            list({e.event_id for e in events}),
-        )
-        return {r["event_id"] for r in rows}
 
     async def _apply(self, prepared: Prepared) -> BatchResult:
         """Fast path: the whole batch in one transaction without savepoints; if any event
@@ -524,16 +510,16 @@ class BatchProcessor:
     ) -> BatchResult:
         result = BatchResult()
         unclaimed = self._unclaimed
-        async with self._pool.acquire() as conn, conn.transaction():
-            claimed = [event for _, event, _ in decoded if event.event_type not in unclaimed]
-            fresh = await self._claim_all(conn, claimed) if claimed else set()
+        async with self._uow.begin() as tx:
+            claimed = [event.event_id for _, event, _ in decoded if event.event_type not in unclaimed]
+            fresh = await tx.claim_events(self._consumer, claimed) if claimed else set()
             seen: set[Any] = set()
             run: list[tuple[Any, RawMessage]] = []
             run_type = ""
 
             async def flush() -> None:
                 if run:
-                    repeats = await self._batch_handlers[run_type](conn, list(run), result)
+                    repeats = await self._batch_handlers[run_type](tx, list(run), result)
                     if run_type in unclaimed:
                         for message in repeats or ():
                             result.applied_was_repeat(message.topic)
@@ -556,14 +542,14 @@ class BatchProcessor:
                 else:
                     await flush()
                     run_type = ""
-                    repeats = await handler(conn, event, message, result)
+                    repeats = await handler(tx, event, message, result)
                     result.applied += 1
                     result.tally(message.topic, "applied")
                     if event_type in unclaimed and repeats:
                         result.applied_was_repeat(message.topic)
             await flush()
             if dead:
-                await add_to_outbox(conn, self._schema, dead)
+                await tx.add_to_outbox(dead)
         result.dead_lettered = len(dead)
         return result
 
@@ -571,37 +557,36 @@ class BatchProcessor:
         self, decoded: list[tuple[RawMessage, Any, Handler]], dead: list[OutboxMessage]
     ) -> BatchResult:
         result = BatchResult()
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._uow.begin() as tx:
             for message, event, handler in decoded:
                 callbacks = len(result.after_commit)
                 try:
-                    async with conn.transaction():
+                    async with tx.savepoint():
                         unclaimed = event.event_type in self._unclaimed
-                        if not unclaimed and not await claim_event(conn, self._schema, self._consumer, event.event_id):
+                        if not unclaimed and not await tx.claim_events(self._consumer, [event.event_id]):
                             result.repeats += 1
                             result.tally(message.topic, "repeat")
                             continue
-                        if await handler(conn, event, message, result) and unclaimed:
+                        if await handler(tx, event, message, result) and unclaimed:
                             result.repeats += 1
                             result.tally(message.topic, "repeat")
                             continue
                 except asyncio.CancelledError:
                     raise
-                except BadInput as exc:
-                    del result.after_commit[callbacks:]  # of the work its savepoint undid
-                    self._dead_letter(dead, message, exc.code, str(exc))
-                    continue
-                except Exception as exc:  # a handler bug must not stall the stream
+                except Exception as exc:  # a handler's refusal or bug must not stall the stream
                     if is_transient(exc):
                         raise
-                    del result.after_commit[callbacks:]
-                    log.exception("%s: handler failed on %s", self._consumer, message.topic)
-                    self._dead_letter(dead, message, "handler_error", repr(exc))
+                    del result.after_commit[callbacks:]  # of the work its savepoint undid
+                    if isinstance(exc, PetitionError):
+                        self._dead_letter(dead, message, exc.code, str(exc))
+                    else:
+                        log.exception("%s: handler failed on %s", self._consumer, message.topic)
+                        self._dead_letter(dead, message, "handler_error", repr(exc))
                     continue
                 result.applied += 1
                 result.tally(message.topic, "applied")
             if dead:
-                await add_to_outbox(conn, self._schema, dead)
+                await tx.add_to_outbox(dead)
         result.dead_lettered = len(dead)
         return result
 

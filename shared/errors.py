@@ -1,14 +1,31 @@
-"""Which failures are outages (retry, answer 503) and which are defects or bad input.
+"""The platform's errors: one tree, stable codes, and which failures are outages.
 
-One rule for every loop and every HTTP route: an error that says the database or the broker
-is unreachable, restarting, overloaded or too slow is *transient*: nothing was recorded,
-the same work will succeed later, so a consumer retries with back-off, a relay reconnects
-and an HTTP route answers ``503`` with ``Retry-After``. Everything else is not: bad input
-is refused or dead-lettered, a defect is logged and surfaces.
+**The tree.** Every error the platform raises on purpose is a :class:`PetitionError` with a
+stable ``code`` (clients, dead-letter reasons, alerts and runbooks use it; never rename one).
+The layers map the families, never the individual codes:
 
-Classified by type for the client-side errors and by SQLSTATE class for the server's:
+=====================  =======================================  ====================================
+family                 what it says                              HTTP answer / consumer outcome
+=====================  =======================================  ====================================
+:class:`BadInput`      the input is wrong; no retry fixes it     ``422`` (``field`` named) / dead letter
+:class:`NotFound`      no such petition, 督办, unit …             ``404`` / dead letter
+:class:`Conflict`      valid, but not in the current state       ``409`` / dead letter
+:class:`Unavailable`   storage or broker cannot do it now        ``503`` + ``Retry-After`` / retry
+=====================  =======================================  ====================================
 
-* ``OSError`` (refused, reset, broken pipe), ``TimeoutError``, aiokafka's ``KafkaError``;
+A consumer dead-letters a non-transient :class:`PetitionError` with its ``code`` as the
+reason; the HTTP layer answers ``{"error": code, "message": …}`` with the family's status.
+
+**Outages.** One rule for every loop and every HTTP route (:func:`is_transient`): an error
+that says the database or the broker is unreachable, restarting, overloaded or too slow is
+*transient*: nothing was recorded, the same work will succeed later, so a consumer retries
+with back-off, a relay reconnects and an HTTP route answers ``503`` with ``Retry-After``.
+Everything else is not: bad input is refused or dead-lettered, a defect is logged and
+surfaces. Classified by type for the client-side errors and by SQLSTATE class for the
+server's:
+
+* :class:`Unavailable`, ``OSError`` (refused, reset, broken pipe), ``TimeoutError``,
+  aiokafka's ``KafkaError``;
 * asyncpg's client errors (``InterfaceError``: "connection is closed", "another operation
   is in progress" on a connection left half-used by a restart; ``InternalClientError``;
   ``ClientCannotConnectError``; ``ConnectionDoesNotExistError``);
@@ -27,13 +44,65 @@ import asyncio
 import asyncpg
 from aiokafka.errors import KafkaError
 
-__all__ = ["TRANSIENT_SQLSTATE_CLASSES", "is_transient"]
+__all__ = [
+    "TRANSIENT_SQLSTATE_CLASSES",
+    "BadInput",
+    "Conflict",
+    "NotFound",
+    "PetitionError",
+    "Unavailable",
+    "is_transient",
+]
+
+
+class PetitionError(Exception):
+    """The root of the platform's own errors: a message for people, a stable `code` for
+    programs, and the `field` at fault when one is (``location.admin_code``).
+
+    Subclass one of the four families, never this class directly; pass ``code=`` for a
+    more precise reason than the family's (``not_holder`` is a :class:`Conflict`)."""
+
+    #: the family's default; an instance may carry a more precise one
+    code: str = "error"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+
+class BadInput(PetitionError):
+    """The input can never be applied as it is (invalid, unknown reference, malformed record)."""
+
+    code = "bad_input"
+
+
+class NotFound(PetitionError):
+    """What the input names does not exist (or does not exist for this caller)."""
+
+    code = "not_found"
+
+
+class Conflict(PetitionError):
+    """The input is valid but conflicts with the current state (wrong status, not the holder)."""
+
+    code = "conflict"
+
+
+class Unavailable(PetitionError):
+    """Storage or broker cannot do it now; nothing was recorded, the same request may succeed later."""
+
+    code = "unavailable"
+
 
 #: SQLSTATE classes (first two characters) that mean "the server cannot do it now"
 TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
 
 _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
+    Unavailable,
     OSError,
     asyncio.TimeoutError,
     TimeoutError,

@@ -34,9 +34,7 @@ import yaml
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.escalation import metrics
-from services.escalation.calendar_source import load_calendar
 from services.escalation.domain import clockmath
-from services.escalation.domain.calendar import known_until
 from services.escalation.domain.deadlines import SHANGHAI, compute_due
 from services.escalation.domain.ladder import (
     OVERDUE_LEVEL,
@@ -48,19 +46,11 @@ from services.escalation.domain.ladder import (
 )
 from services.escalation.domain.policy import ClockSpec, PolicyBook, find_clock, plan_timers
 from services.escalation.domain.rates import RATE_CLOCKS, ClockTally, department_rates
-from services.escalation.domain.zero_report import (
-    Obligation,
-    ReportStatus,
-    classify,
-    closing_between,
-    evaluation_start,
-    parse_obligations,
-    scheduled,
-)
+from services.escalation.domain.zero_report import ReportStatus, classify, closing_between, evaluation_start
 from shared import topics
-from shared.consumer import BadInput, BatchProcessor, BatchResult, RawMessage
+from shared.consumer import BatchProcessor, BatchResult, RawMessage
 from shared.db import OutboxMessage, add_to_outbox, create_pool, ensure_common_tables, migrate
-from shared.errors import is_transient
+from shared.errors import BadInput, is_transient
 from shared.events import (
     ActionType,
     PetitionActionTaken,
@@ -87,7 +77,11 @@ from shared.events.escalation import (
 )
 from shared.ids import EVENT_NAMESPACE, derived_event_id
 from shared.outbox import OutboxRelay
+from shared.reference.calendar import known_until
+from shared.reference.calendar_source import load_calendar
+from shared.reference.obligations import Obligation, parse_obligations, scheduled
 from shared.settings import Settings
+from shared.store import PgTransaction, PgUnitOfWork
 from shared.supervise import Supervisor
 from shared.worker import add_ops_pages, batch_agent, consumer_parts, make_app, pg_and_kafka_ready
 
@@ -175,15 +169,14 @@ class Escalation:
                 pool=pool, schema=SCHEMA, bootstrap=self.settings.kafka_bootstrap, service=SERVICE
             )
             self._processor = BatchProcessor(
-                pool=pool,
-                schema=SCHEMA,
+                uow=PgUnitOfWork(pool, SCHEMA, PgTransaction),
                 service=SERVICE,
                 consumer="escalation",
                 dead_letter_topic=topics.DEAD_LETTER_ESCALATION,
                 handlers={
-                    "petition.routed": self.on_routed,
-                    "petition.action_taken": self.on_action,
-                    "zero_report.submitted": self.on_zero_report,
+                    "petition.routed": lambda tx, e, raw, r: self.on_routed(tx.conn, e, raw, r),
+                    "petition.action_taken": lambda tx, e, raw, r: self.on_action(tx.conn, e, raw, r),
+                    "zero_report.submitted": lambda tx, e, raw, r: self.on_zero_report(tx.conn, e, raw, r),
                 },
                 on_committed=lambda _r: self.relay.kick() if self.relay else None,
                 max_record_bytes=self.settings.max_record_bytes,

@@ -36,7 +36,6 @@ from services.intake.errors import (
 from services.intake.pii import petitioner_key
 from services.intake.reference import Reference
 from services.intake.text import TEXT_PATTERN, NonBlankText, Text
-from services.router.domain.routing import TRIAGE
 from shared import codes, topics
 from shared.db import OutboxMessage, add_to_outbox
 from shared.events import (
@@ -362,7 +361,7 @@ def build_router(state: Any) -> APIRouter:
         check_unit(reference, body.department, "department")
         target_department = getattr(body, "target_department", None)
         if target_department is not None and (
-            target_department not in reference.departments or target_department == TRIAGE
+            target_department not in reference.departments or target_department == reference.triage
         ):
             raise Problem(422, "unknown_department",
                           f"no department {target_department} in the routing table", field="target_department")

@@ -6,7 +6,6 @@ petitions while Kafka is down; offsets are committed only after the batch's tran
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -14,9 +13,9 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
-from shared import topics
-from shared.consumer import BadInput, BatchProcessor, BatchResult, RawMessage, raw_message
-from shared.errors import is_transient
+from shared import retry, topics
+from shared.consumer import BatchProcessor, BatchResult, RawMessage, raw_message
+from shared.errors import BadInput
 from shared.events import (
     PetitionRouted,
     SlaBreached,
@@ -24,6 +23,7 @@ from shared.events import (
     SlaClockStopped,
     SlaWarning,
 )
+from shared.store import PgTransaction, PgUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -135,15 +135,18 @@ def handlers() -> dict[str, Any]:
     }
 
 
+def _on_connection(handler: Any) -> Any:
+    return lambda tx, e, raw, r: handler(tx.conn, e, raw, r)
+
+
 def make_processor(pool: asyncpg.Pool, on_committed: Any, *, max_record_bytes: int | None = None) -> BatchProcessor:
     limit: dict[str, Any] = {"max_record_bytes": max_record_bytes} if max_record_bytes else {}
     return BatchProcessor(
-        pool=pool,
-        schema=SCHEMA,
+        uow=PgUnitOfWork(pool, SCHEMA, PgTransaction),
         service="intake",
         consumer="intake-read-model",
         dead_letter_topic=topics.DEAD_LETTER_INTAKE,
-        handlers=handlers(),
+        handlers={name: _on_connection(h) for name, h in handlers().items()},
         on_committed=on_committed,
         **limit,
     )
@@ -173,26 +176,24 @@ async def run_projector(
     """
     health = processor.health
     source = "read-model-kafka"
-    backoff = min_backoff
-    while True:
-        consumer: AIOKafkaConsumer | None = None
+
+    async def consume() -> None:
+        consumer = AIOKafkaConsumer(
+            *READ_MODEL_TOPICS,
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            group_instance_id=group_instance_id,
+            session_timeout_ms=int(session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(max(session_timeout_seconds / 10, 1.0) * 1000),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
         try:
-            consumer = AIOKafkaConsumer(
-                *READ_MODEL_TOPICS,
-                bootstrap_servers=bootstrap,
-                group_id=group_id,
-                group_instance_id=group_instance_id,
-                session_timeout_ms=int(session_timeout_seconds * 1000),
-                heartbeat_interval_ms=int(max(session_timeout_seconds / 10, 1.0) * 1000),
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed",
-            )
             await consumer.start()
             while True:
                 records = await consumer.getmany(timeout_ms=500, max_records=batch)
                 health.recovered(source)
-                backoff = min_backoff
                 messages = [
                     raw_message(topic=m.topic, partition=m.partition, offset=m.offset, key=m.key,
                                 value=m.value, timestamp_ms=m.timestamp, headers=m.headers)
@@ -203,17 +204,9 @@ async def run_projector(
                     continue
                 await processor.process(messages)  # returns once every record is applied or dead-lettered
                 await consumer.commit()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the read model must outlive any failure
-            health.failed(source, exc)
-            if is_transient(exc):
-                log.warning("read-model consumer: %r; reconnecting in %.1fs", exc, backoff)
-            else:
-                log.exception("read-model consumer failed; reconnecting in %.1fs", backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, max_backoff)
         finally:
-            if consumer is not None:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    await retry.forever(consume, what="read-model consumer", min_backoff=min_backoff, max_backoff=max_backoff,
+                        reset_after=60.0, on_failure=lambda exc, _n, _w: health.failed(source, exc), logger=log)

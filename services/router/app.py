@@ -24,7 +24,6 @@ from services.router import metrics
 from services.router.classification.offload import OffloadedClassifier
 from services.router.config import GAZETTEER, ROUTING, load_classifier, load_routing_table
 from services.router.domain.keywords import Prediction
-from services.router.domain.places import Area
 from services.router.domain.repeats import Earlier, find_original, from_bigrams, pack, signature
 from services.router.domain.routing import Decision, RoutingTable
 from services.router.planning import (
@@ -36,8 +35,9 @@ from services.router.planning import (
     routing_from_worker,
 )
 from shared import topics
-from shared.consumer import BadInput, BatchProcessor, BatchResult, Prepared, RawMessage
+from shared.consumer import BatchProcessor, BatchResult, Prepared, RawMessage
 from shared.db import add_to_outbox, create_pool, ensure_common_tables, migrate
+from shared.errors import BadInput
 from shared.events import (
     ActionType,
     Channel,
@@ -49,9 +49,11 @@ from shared.events import (
     utcnow,
 )
 from shared.outbox import OutboxRelay
+from shared.reference.places import Area
 from shared.relay_process import RelayProcess, notify
 from shared.runtime import tune_gc
 from shared.settings import Settings
+from shared.store import PgTransaction, PgUnitOfWork
 from shared.supervise import Supervisor
 from shared.worker import add_ops_pages, batch_agent, consumer_parts, make_app, pg_and_kafka_ready
 
@@ -168,16 +170,15 @@ class Router:
             relay = self.relay
             self.loops.start("outbox-relay", relay.run, healthy=relay.healthy)
             self._processor = BatchProcessor(
-                pool=pool,
-                schema=SCHEMA,
+                uow=PgUnitOfWork(pool, SCHEMA, PgTransaction),
                 service=SERVICE,
                 consumer="router",
                 dead_letter_topic=topics.DEAD_LETTER_ROUTER,
                 handlers={
-                    "petition.submitted": self.on_submitted,
-                    "petition.action_taken": self.on_action,
+                    "petition.submitted": lambda tx, e, raw, r: self.on_submitted(tx.conn, e, raw, r),
+                    "petition.action_taken": lambda tx, e, raw, r: self.on_action(tx.conn, e, raw, r),
                 },
-                batch_handlers={"petition.submitted": self.on_submitted_batch},
+                batch_handlers={"petition.submitted": lambda tx, items, r: self.on_submitted_batch(tx.conn, items, r)},
                 # a new petition's assignment row is its ledger entry: the same petition
                 # again (the same event redelivered, or under another event id) is found by
                 # its id, so the processed-event ledger would be a second index to write

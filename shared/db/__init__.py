@@ -168,23 +168,6 @@ async def add_to_outbox(
     )
 
 
-async def claim_event(
-    conn: asyncpg.Connection, schema: str, consumer: str, event_id: Any
-) -> bool:
-    """Record that `consumer` processed `event_id`; False when it already had (a repeat).
-
-    Call inside the transaction that applies the event, so the state change and the ledger
-    row commit together.
-    """
-    row = await conn.fetchval(
-        f'INSERT INTO "{schema}".processed_event (consumer, event_id) VALUES ($1, $2)'
-        " ON CONFLICT DO NOTHING RETURNING 1",
-        consumer,
-        event_id,
-    )
-    return row is not None
-
-
 async def wait_for_postgres(dsn: str, timeout: float = 30.0) -> None:
     """Wait until PostgreSQL accepts a connection (start-up ordering in tests and scripts)."""
     deadline = asyncio.get_running_loop().time() + timeout

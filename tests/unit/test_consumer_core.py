@@ -8,7 +8,6 @@ import base64
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ import pytest
 
 from shared.consumer import (
     DEAD_LETTER_INLINE_BYTES,
-    BadInput,
     BatchProcessor,
     BatchResult,
     ConsumerHealth,
@@ -25,75 +23,30 @@ from shared.consumer import (
     group_instance_id,
     raw_message,
 )
+from shared.errors import BadInput
+from tests.fakes import FakeDatabase, FakeTransaction, FakeUnitOfWork
 
 GOLDEN = Path(__file__).parent / "golden"
 
 
-class FakeConn:
-    """What the consumer core asks of a connection: the ledger and the outbox."""
+class AppliedDb(FakeDatabase):
+    """The fake database of a consumer whose one table is the list of event ids applied."""
 
-    def __init__(self, db: FakeDb) -> None:
-        self.db = db
-
-    @contextlib.asynccontextmanager
-    async def _tx(self) -> AsyncIterator[None]:
-        snapshot = (list(self.db.outbox), set(self.db.ledger), list(self.db.applied))
-        try:
-            yield
-        except BaseException:
-            self.db.outbox, self.db.ledger, self.db.applied = list(snapshot[0]), set(snapshot[1]), list(snapshot[2])
-            raise
-
-    def transaction(self) -> Any:
-        return self._tx()
-
-    async def fetch(self, sql: str, consumer: str, ids: list[Any]) -> list[dict[str, Any]]:
-        self.db.maybe_fail()
-        fresh = [i for i in ids if (consumer, i) not in self.db.ledger]
-        self.db.ledger.update((consumer, i) for i in fresh)
-        return [{"event_id": i} for i in fresh]
-
-    async def fetchval(self, sql: str, consumer: str, event_id: Any) -> Any:
-        self.db.maybe_fail()
-        if (consumer, event_id) in self.db.ledger:
-            return None
-        self.db.ledger.add((consumer, event_id))
-        return 1
-
-    async def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        self.db.maybe_fail()
-        if self.db.outbox_broken:
-            raise RuntimeError("outbox table broken")
-        self.db.outbox.extend(rows)
-
-    async def copy_records_to_table(self, table: str, *, schema_name: str, columns: Any, records: Any) -> None:
-        self.db.maybe_fail()
-        self.db.outbox.extend((*r, {}) for r in records)
-
-
-class FakeDb:
     def __init__(self) -> None:
-        self.outbox: list[tuple[Any, ...]] = []
-        self.ledger: set[tuple[str, Any]] = set()
+        super().__init__()
         self.applied: list[Any] = []
-        self.outages = 0  # the next N round trips fail as if the server were down
-        self.outbox_broken = False
 
-    def maybe_fail(self) -> None:
-        if self.outages > 0:
-            self.outages -= 1
-            raise ConnectionRefusedError("database down")
 
-    @contextlib.asynccontextmanager
-    async def _acquire(self) -> AsyncIterator[FakeConn]:
-        self.maybe_fail()
-        yield FakeConn(self)
+class AppliedStore(FakeTransaction):
+    db: AppliedDb
 
-    def acquire(self) -> Any:
-        return self._acquire()
 
-    def dead_letters(self) -> list[dict[str, Any]]:
-        return [json.loads(row[2]) for row in self.outbox if row[0] == "deadletter.test"]
+def new_db() -> AppliedDb:
+    return AppliedDb()
+
+
+def applied(db: AppliedDb) -> list[Any]:
+    return db.applied
 
 
 def golden(name: str = "petition.submitted", **changes: Any) -> bytes:
@@ -113,13 +66,12 @@ def record(
                        timestamp_ms=1, headers=headers)
 
 
-def processor(db: FakeDb, handler: Any = None, **kwargs: Any) -> BatchProcessor:
-    async def apply(conn: Any, event: Any, raw: RawMessage, result: BatchResult) -> None:
-        conn.db.applied.append(event.event_id)
+def processor(db: AppliedDb, handler: Any = None, *, uow: Any = None, **kwargs: Any) -> BatchProcessor:
+    async def apply(tx: AppliedStore, event: Any, raw: RawMessage, result: BatchResult) -> None:
+        tx.db.applied.append(event.event_id)
 
     return BatchProcessor(
-        pool=db,
-        schema="test",
+        uow=uow or FakeUnitOfWork(db, AppliedStore),
         service="test",
         consumer="test",
         dead_letter_topic="deadletter.test",
@@ -131,7 +83,7 @@ def processor(db: FakeDb, handler: Any = None, **kwargs: Any) -> BatchProcessor:
 
 
 async def test_every_kind_of_bad_record_is_dead_lettered_with_its_reason() -> None:
-    db = FakeDb()
+    db = new_db()
     good = record(golden())
     batch = [
         record(None),  # a tombstone: raw_of used to crash on bytes(None)
@@ -157,11 +109,11 @@ async def test_every_kind_of_bad_record_is_dead_lettered_with_its_reason() -> No
         "unexpected_event_type", "processing_error",
     ]
     assert result.applied == 1 and result.dead_lettered == len(batch) - 1
-    assert [str(e) for e in db.applied] == [json.loads(good.value or b"")["event_id"]]
+    assert [str(e) for e in applied(db)] == [json.loads(good.value or b"")["event_id"]]
 
 
 async def test_dead_letters_carry_the_original_bytes_and_null_stays_null() -> None:
-    db = FakeDb()
+    db = new_db()
     tombstone = record(None, key=b"P-9", headers=[("h", b"\x00\x01"), ("empty", None)])
     garbage = record(b"\xff not an event", key=None)
     big_value = golden(content="长" * 400_000)
@@ -176,7 +128,7 @@ async def test_dead_letters_carry_the_original_bytes_and_null_stays_null() -> No
     assert third["value_truncated"] is True and third["value_bytes"] == len(big_value)
     assert len(big_value) > DEAD_LETTER_INLINE_BYTES
     assert big_value.startswith(base64.b64decode(third["value_b64"]))
-    assert all(len(row[2]) < 1024 * 1024 for row in db.outbox)
+    assert all(len(m.value) < 1024 * 1024 for m in db.outbox)
 
 
 def test_the_size_limit_is_configurable_and_counts_key_value_and_headers() -> None:
@@ -187,8 +139,8 @@ def test_the_size_limit_is_configurable_and_counts_key_value_and_headers() -> No
 
 
 async def test_an_outage_is_retried_until_it_ends_and_reported_meanwhile() -> None:
-    db = FakeDb()
-    db.outages = 30  # far beyond the 8 attempts after which the old core called os._exit
+    db = new_db()
+    db.faults.outages = 30  # far beyond the 8 attempts after which the old core called os._exit
     proc = processor(db)
     health_seen: list[bool] = []
 
@@ -202,45 +154,45 @@ async def test_an_outage_is_retried_until_it_ends_and_reported_meanwhile() -> No
         result = await asyncio.wait_for(proc.process([record(golden())]), 10)
     finally:
         watcher.cancel()
-    assert result.applied == 1 and len(db.applied) == 1
+    assert result.applied == 1 and len(applied(db)) == 1
     assert False in health_seen  # unhealthy while it retried
     assert proc.healthy and proc.failing_since is None
 
 
 async def test_failing_since_is_set_while_retrying() -> None:
-    db = FakeDb()
-    db.outages = 10**6
+    db = new_db()
+    db.faults.outages = 10**6
     proc = processor(db)
     task = asyncio.ensure_future(proc.process([record(golden())]))
     await asyncio.sleep(0.05)
     assert not proc.healthy and proc.failing_since is not None
     assert "database down" in (proc.health.last_error or "")
-    db.outages = 0
+    db.faults.outages = 0
     await asyncio.wait_for(task, 5)
     assert proc.healthy
 
 
 async def test_handler_defects_and_bad_input_dead_letter_only_their_record() -> None:
-    db = FakeDb()
+    db = new_db()
     calls: list[str] = []
 
-    async def handler(conn: Any, event: Any, raw: RawMessage, result: BatchResult) -> None:
+    async def handler(tx: Any, event: Any, raw: RawMessage, result: BatchResult) -> None:
         calls.append(event.title)
         if event.title == "boom":
             raise KeyError("a handler bug")
         if event.title == "bad":
             raise BadInput("refused", code="unknown_petition")
         result.after_commit.append(lambda: None)
-        conn.db.applied.append(event.event_id)
+        tx.db.applied.append(event.event_id)
 
     batch = [record(golden(title="ok")), record(golden(title="boom")), record(golden(title="bad"))]
     result = await processor(db, handler).process(batch)
     assert [d["reason"] for d in db.dead_letters()] == ["handler_error", "unknown_petition"]
-    assert result.applied == 1 and len(db.applied) == 1
+    assert result.applied == 1 and len(applied(db)) == 1
 
 
 async def test_a_defect_outside_the_handlers_dead_letters_the_batch_instead_of_raising() -> None:
-    db = FakeDb()
+    db = new_db()
     calls = 0
 
     def on_committed(_r: BatchResult) -> None:
@@ -248,7 +200,7 @@ async def test_a_defect_outside_the_handlers_dead_letters_the_batch_instead_of_r
         calls += 1
         raise RuntimeError("a callback bug after the commit")
 
-    async def handler(conn: Any, event: Any, raw: RawMessage, result: BatchResult) -> None:
+    async def handler(tx: Any, event: Any, raw: RawMessage, result: BatchResult) -> None:
         raise BadInput("refused")
 
     proc = processor(db, handler, on_committed=on_committed)
@@ -256,17 +208,17 @@ async def test_a_defect_outside_the_handlers_dead_letters_the_batch_instead_of_r
     result = await proc.process([record(golden())])
     assert result.dead_lettered == 1 and calls == 1
 
-    db.outbox_broken = True  # writing the dead letters themselves fails (not an outage)
+    db.faults.outbox_broken = True  # writing the dead letters themselves fails (not an outage)
     task = asyncio.ensure_future(proc.process([record(golden())]))
     await asyncio.sleep(0.05)
     assert not task.done() and not proc.healthy  # nothing can be written: it waits, visibly
-    db.outbox_broken = False
+    db.faults.outbox_broken = False
     await asyncio.wait_for(task, 5)
     assert proc.healthy
 
 
 async def test_a_defect_in_the_decoder_is_isolated_per_record() -> None:
-    db = FakeDb()
+    db = new_db()
 
     def decode(raw: bytes) -> Any:
         if raw.startswith(b"!"):
@@ -362,7 +314,7 @@ async def test_the_read_model_loop_outlives_kafka_failures_and_commits_past_bad_
 
     from services.intake import projector
 
-    db = FakeDb()
+    db = new_db()
     proc = processor(db)
     starts: list[dict[str, Any]] = []
     commits: list[int] = []
@@ -415,4 +367,79 @@ async def test_the_read_model_loop_outlives_kafka_failures_and_commits_past_bad_
     assert len(starts) >= 3 and starts[0]["group_instance_id"] == "intake-a"
     assert commits == [1, 3]  # past the bad records, once they were dead-lettered
     assert [d["reason"] for d in db.dead_letters()][:2] == ["null_value", "null_key"]
-    assert len(db.applied) == 1 and proc.healthy
+    assert len(applied(db)) == 1 and proc.healthy
+
+
+async def test_the_fast_path_applies_a_batch_in_one_transaction_and_a_redelivery_applies_nothing() -> None:
+    db = new_db()
+    proc = processor(db)
+    batch = [record(golden()) for _ in range(5)]
+    result = await proc.process(batch)
+    assert result.applied == 5 and result.repeats == 0
+    assert db.commits == 1 and len(applied(db)) == 5
+    assert len(db.ledger) == 5
+    again = await proc.process(batch)  # the broker delivered the batch again
+    assert again.applied == 0 and again.repeats == 5 and len(applied(db)) == 5
+    assert again.consumed == {("petition.submitted", "repeat"): 5}
+
+
+async def test_the_same_event_twice_in_one_batch_is_applied_once() -> None:
+    db = new_db()
+    raw = golden()
+    result = await processor(db).process([record(raw), record(raw)])
+    assert result.applied == 1 and result.repeats == 1 and len(applied(db)) == 1
+
+
+async def test_the_slow_path_undoes_the_fast_paths_work_and_keeps_each_good_event_once() -> None:
+    db = new_db()
+    seen_after_commit: list[str] = []
+
+    async def handler(tx: Any, event: Any, raw: RawMessage, result: BatchResult) -> None:
+        tx.db.applied.append(event.title)
+        title = event.title
+        result.after_commit.append(lambda: seen_after_commit.append(title))
+        if event.title == "bad":
+            raise BadInput("refused", code="unknown_petition")
+
+    uow = FakeUnitOfWork(db, AppliedStore)
+    proc = processor(db, handler, uow=uow)
+    batch = [record(golden(title=t)) for t in ("a", "bad", "b")]
+    result = await proc.process(batch)
+    # the fast path's transaction was rolled back whole; the slow one kept a and b, once each
+    assert applied(db) == ["a", "b"]
+    assert uow.begun == 2 and db.commits == 1
+    assert result.applied == 2 and result.dead_lettered == 1
+    assert [d["reason"] for d in db.dead_letters()] == ["unknown_petition"]
+    # callbacks of the undone work (the refused event's, and the fast path's) never run
+    assert seen_after_commit == ["a", "b"]
+    # the refused event is not in the ledger: a corrected copy of it is not a "repeat"
+    assert len(db.ledger) == 2
+
+
+async def test_batch_handlers_take_runs_and_report_repeats_of_unledgered_types() -> None:
+    db = new_db()
+    runs: list[list[str]] = []
+
+    async def one(tx: Any, event: Any, raw: RawMessage, result: BatchResult) -> None:
+        tx.db.applied.append(event.event_type)
+
+    async def run_of(tx: Any, items: list[tuple[Any, RawMessage]], result: BatchResult) -> list[RawMessage]:
+        runs.append([e.title for e, _ in items])
+        repeats = [m for e, m in items if e.title in tx.db.applied]
+        tx.db.applied.extend(e.title for e, _ in items if e.title not in tx.db.applied)
+        return repeats
+
+    proc = BatchProcessor(
+        uow=FakeUnitOfWork(db, AppliedStore), service="test", consumer="test", dead_letter_topic="deadletter.test",
+        handlers={"petition.submitted": one, "sla.warning": one},
+        batch_handlers={"petition.submitted": run_of},
+        deduplicated_by_handler=frozenset({"petition.submitted"}),
+        min_backoff=0.001, max_backoff=0.01,
+    )
+    batch = [record(golden(title="a")), record(golden(title="b")),
+             record(golden("sla.warning")), record(golden(title="a"))]
+    result = await proc.process(batch)
+    assert runs == [["a", "b"], ["a"]]  # a run ends where another type comes between
+    assert result.applied == 3 and result.repeats == 1
+    # unledgered: a new petition is recognised by the handler (its state), not by the ledger
+    assert len(db.ledger) == 1
