@@ -33,8 +33,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.protocol.metadata import MetadataRequest
 
-from shared import metrics
-from shared.errors import is_transient
+from shared import metrics, retry
 
 log = logging.getLogger(__name__)
 
@@ -313,43 +312,41 @@ class OutboxRelay:
         """Publish forever. Any failure (Kafka or PostgreSQL unreachable, a connection left
         broken by a database restart, a defect) is logged and counted, the producers are
         dropped, the backlog gauges refreshed if the database answers, and the relay tries
-        again after a capped back-off: it never ends on its own. Each cycle is bounded in
-        time, so a frozen database or broker cannot hang it either."""
-        backoff = 0.2
+        again after a capped back-off (:func:`shared.retry.forever`): it never ends on its
+        own. Each cycle is bounded in time, so a frozen database or broker cannot hang it."""
         loop = asyncio.get_running_loop()
         next_refresh = 0.0
+
+        async def cycle() -> int:
+            nonlocal next_refresh
+            try:
+                published = await asyncio.wait_for(self.publish_once(), self._cycle_timeout)
+                if loop.time() >= next_refresh:
+                    await asyncio.wait_for(self.refresh_stats(), self._cycle_timeout)
+                    next_refresh = loop.time() + 5.0
+                return published
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._publisher.stop(), 10)
+                with contextlib.suppress(Exception):  # rows wait: say how many, if we can
+                    await asyncio.wait_for(self.refresh_stats(), 5)
+                raise
+
+        def failed(exc: BaseException, _attempt: int, _wait: float) -> None:
+            metrics.OUTBOX_PUBLISH_ERRORS.labels(self._service).inc()
+            self.errors_total += 1
+            self.last_error = repr(exc)
+            if self.failing_since is None:
+                self.failing_since = time.monotonic()
+
         try:
             while True:
-                try:
-                    published = await asyncio.wait_for(self.publish_once(), self._cycle_timeout)
-                    if loop.time() >= next_refresh:
-                        await asyncio.wait_for(self.refresh_stats(), self._cycle_timeout)
-                        next_refresh = loop.time() + 5.0
-                    backoff = 0.2
-                    if self.failing_since is not None:
-                        log.info("outbox relay (%s): publishing again after %.1fs",
-                                 self._schema, time.monotonic() - self.failing_since)
-                    self.failing_since, self.last_error = None, None
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # the relay must outlive any failure
-                    metrics.OUTBOX_PUBLISH_ERRORS.labels(self._service).inc()
-                    self.errors_total += 1
-                    self.last_error = repr(exc)
-                    if self.failing_since is None:
-                        self.failing_since = time.monotonic()
-                    if is_transient(exc):
-                        log.warning("outbox relay (%s): %r; retrying in %.1fs", self._schema, exc, backoff)
-                    else:
-                        log.exception("outbox relay (%s): unexpected failure; retrying in %.1fs",
-                                      self._schema, backoff)
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(self._publisher.stop(), 10)
-                    with contextlib.suppress(Exception):  # rows wait: say how many, if we can
-                        await asyncio.wait_for(self.refresh_stats(), 5)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    continue
+                published = await retry.forever(cycle, what=f"outbox relay ({self._schema})", min_backoff=0.2,
+                                                max_backoff=5.0, on_failure=failed, logger=log)
+                if self.failing_since is not None:
+                    log.info("outbox relay (%s): publishing again after %.1fs",
+                             self._schema, time.monotonic() - self.failing_since)
+                self.failing_since, self.last_error = None, None
                 if published < self._batch_size:
                     self._kick.clear()
                     with contextlib.suppress(asyncio.TimeoutError):

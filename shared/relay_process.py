@@ -27,7 +27,7 @@ from typing import Any
 
 import asyncpg
 
-from shared import metrics
+from shared import metrics, retry
 from shared.children import SPAWN, exit_with_parent
 from shared.outbox import watch_oldest_pending_age
 from shared.runtime import tune_gc
@@ -100,6 +100,10 @@ async def _child(dsn: str, schema: str, bootstrap: str, service: str, writer: Co
         if listener is not None:
             await listener.close()
         await pool.close()
+
+
+class ChildExited(Exception):
+    """The relay's child process exited (it is started again)."""
 
 
 class RelayProcess:
@@ -179,27 +183,26 @@ class RelayProcess:
             reader.close()
 
     async def run(self) -> None:
-        """Start the child; restart it with back-off whenever it exits."""
-        backoff = 0.5
+        """Start the child; restart it with back-off whenever it exits (the back-off starts
+        over after a child that ran a minute)."""
+
+        async def child() -> None:
+            self._start()
+            while self._process.is_alive():  # noqa: ASYNC110 - polls state that has no event to wait on
+                await asyncio.sleep(0.5)
+            code = self._process.exitcode
+            self._close_reader()
+            self._kafka = False
+            self.restarts += 1
+            metrics.OUTBOX_PUBLISH_ERRORS.labels(self._service).inc()
+            # SIGTERM: the service's process group is being stopped (the parent follows)
+            log.log(logging.WARNING if code == -signal.SIGTERM else logging.ERROR,
+                    "outbox relay process (%s) exited with %s", self._args[1], code)
+            raise ChildExited(f"outbox relay process ({self._args[1]}) exited with {code}")
+
         try:
-            while True:
-                self._start()
-                started = time.monotonic()
-                while self._process.is_alive():  # noqa: ASYNC110 - polls state that has no event to wait on
-                    await asyncio.sleep(0.5)
-                code = self._process.exitcode
-                self._close_reader()
-                self._kafka = False
-                self.restarts += 1
-                metrics.OUTBOX_PUBLISH_ERRORS.labels(self._service).inc()
-                if time.monotonic() - started > 60:
-                    backoff = 0.5
-                # SIGTERM: the service's process group is being stopped (the parent follows)
-                log.log(logging.WARNING if code == -signal.SIGTERM else logging.ERROR,
-                        "outbox relay process (%s) exited with %s; restarting in %.1fs",
-                        self._args[1], code, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+            await retry.forever(child, what="outbox relay process", min_backoff=0.5, max_backoff=10.0,
+                                reset_after=60.0, logger=log)
         finally:
             self.stop()
 

@@ -22,11 +22,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from shared import metrics
+from shared import metrics, retry
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Supervisor"]
+
+
+class _LoopEnded(Exception):
+    """A supervised loop returned: it is restarted like one that crashed."""
 
 
 @dataclass(slots=True)
@@ -60,26 +64,28 @@ class Supervisor:
         loop.task = asyncio.get_running_loop().create_task(self._keep(loop), name=f"supervised:{name}")
 
     async def _keep(self, loop: _Loop) -> None:
-        backoff = self._min
-        while True:
+        async def run_once() -> None:
             loop.running, loop.started_at = True, time.monotonic()
             try:
                 await loop.factory()
-                loop.last_error = "returned"
-                log.error("%s: background loop %s ended; restarting in %.1fs", self._service, loop.name, backoff)
             except asyncio.CancelledError:
                 loop.running = False
                 raise
-            except Exception as exc:  # a loop must never end silently
+            except Exception as exc:
                 loop.last_error = repr(exc)
-                log.exception("%s: background loop %s crashed; restarting in %.1fs", self._service, loop.name, backoff)
-            loop.running = False
-            loop.restarts += 1
-            metrics.BACKGROUND_RESTARTS.labels(self._service, loop.name).inc()
-            if time.monotonic() - loop.started_at > 60:
-                backoff = self._min  # it ran a good while: the next failure is a new story
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self._max)
+                raise
+            finally:
+                if loop.running:
+                    loop.running = False
+                    loop.restarts += 1
+                    metrics.BACKGROUND_RESTARTS.labels(self._service, loop.name).inc()
+            loop.last_error = "returned"
+            raise _LoopEnded(f"background loop {loop.name} ended")
+
+        # a loop must never end silently: whatever ends it, it is started again; a loop that
+        # ran a good while before it failed is a new story (the back-off starts over)
+        await retry.forever(run_once, what=f"{self._service}: background loop {loop.name}",
+                            min_backoff=self._min, max_backoff=self._max, reset_after=60.0, logger=log)
 
     def _up(self, loop: _Loop) -> bool:
         if not loop.running:

@@ -18,8 +18,8 @@ from typing import Any
 import faust
 from prometheus_client import generate_latest
 
+from shared import retry
 from shared.consumer import BatchProcessor, ConsumerHealth, RawMessage, group_instance_id, raw_message
-from shared.errors import is_transient
 from shared.settings import Settings
 from shared.topics import PARTITIONS
 
@@ -137,23 +137,12 @@ async def retry_until_done(
     reaches here is the service failing around them (its start-up cannot reach the database,
     a defect in its wiring). Skipping the batch would lose it, so the agent keeps trying and
     reports itself unhealthy (`health`) until an attempt succeeds."""
-    backoff = min_backoff
-    while True:
-        try:
-            result = await attempt()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # an agent must not die
-            health.failed(source, exc)
-            if is_transient(exc):
-                log.warning("%s: batch not taken (%r); retrying in %.1fs", source, exc, backoff)
-            else:
-                log.exception("%s: batch not taken; retrying in %.1fs", source, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, max_backoff)
-            continue
-        health.recovered(source)
-        return result
+    result = await retry.forever(
+        attempt, what=f"{source}: batch not taken", min_backoff=min_backoff, max_backoff=max_backoff,
+        on_failure=lambda exc, _n, _wait: health.failed(source, exc), logger=log,
+    )
+    health.recovered(source)
+    return result
 
 
 def batch_agent(
