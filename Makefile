@@ -3,7 +3,8 @@
 #   make up      start Kafka, PostgreSQL, Prometheus and the services (default ports, .run/)
 #   make status  one line per part of the local stack
 #   make down    stop exactly what `make up` started
-#   make lint    ruff check (the rule set in pyproject.toml) and mypy (strict on the pure modules)
+#   make lint    ruff check (the rule set in pyproject.toml), mypy (strict on the pure modules) and
+#                import-linter (the architecture's contracts: no service imports another, pure layers stay pure)
 #   make test    run the test suite (integration tests use their own ports and folders;
 #                tests/ops runs `promtool check rules` and the alert rules' unit tests)
 #   make demo    a few minutes of petitions, department actions and zero reports against
@@ -52,6 +53,7 @@ status:
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: venv
 	$(VPY) -m pytest -q
