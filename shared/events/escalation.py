@@ -180,8 +180,9 @@ class ZeroReportStatus(UnitEnvelope):
     supervision_due_at: datetime | None = None
     #: that 督办, whole (additive, schema 1)
     supervision: SupervisionOrder | None = None
-    #: the 督办 about this period that the report closed (on_time / late; additive, schema 1)
-    closed_supervision_ids: tuple[uuid.UUID, ...] = ()
+    #: the 督办 about this period that the report closed (on_time / late; additive, schema 1:
+    #: None in an event written before it, which a reader cannot tell from "none closed")
+    closed_supervision_ids: tuple[uuid.UUID, ...] | None = None
 
 
 class ZeroReportSupervisionOverdue(UnitEnvelope):
