@@ -44,8 +44,9 @@ from pydantic import ValidationError
 
 from shared import metrics, retry
 from shared.db import OutboxMessage
-from shared.errors import PetitionError, is_transient
+from shared.errors import PetitionError
 from shared.events import parse_event
+from shared.outages import is_transient
 from shared.store import Transaction, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -314,11 +315,11 @@ class BatchProcessor:
         service: str,
         consumer: str,
         dead_letter_topic: str,
-        handlers: dict[str, Handler],
+        handlers: Mapping[str, Handler],
         decode: Callable[[bytes], Any] = parse_event,
         on_committed: Callable[[BatchResult], None] | None = None,
         prepare: Callable[[list[tuple[Any, RawMessage]]], Awaitable[None]] | None = None,
-        batch_handlers: dict[str, BatchHandler] | None = None,
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
         deduplicated_by_handler: frozenset[str] = frozenset(),
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         health: ConsumerHealth | None = None,

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from shared.errors import is_transient
+from shared.outages import is_transient
 
 __all__ = ["forever"]
 

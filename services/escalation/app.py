@@ -50,7 +50,7 @@ from services.escalation.domain.zero_report import ReportStatus, classify, closi
 from shared import topics
 from shared.consumer import BatchProcessor, BatchResult, RawMessage
 from shared.db import OutboxMessage, add_to_outbox, create_pool, ensure_common_tables, migrate
-from shared.errors import BadInput, is_transient
+from shared.errors import BadInput
 from shared.events import (
     ActionType,
     PetitionActionTaken,
@@ -76,6 +76,7 @@ from shared.events.escalation import (
     key_for_unit,
 )
 from shared.ids import EVENT_NAMESPACE, derived_event_id
+from shared.outages import is_transient
 from shared.outbox import OutboxRelay
 from shared.reference.calendar import known_until
 from shared.reference.calendar_source import load_calendar

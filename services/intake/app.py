@@ -1,29 +1,36 @@
-"""Intake's composition root: the HTTP API, the outbox relay and the read-model projector."""
+"""Intake's composition root: the HTTP API, the outbox relay and the read model, wired.
+
+Two pools: the HTTP routes' (tight statement and connect timeouts: a client is waiting,
+``PETITION_DB_TIMEOUT_SECONDS``) and the background loops' (outbox relay, read model, whose
+batches may take longer), so neither starves the other of connections.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.intake import api_escalation
-from services.intake.api import build_router, install_error_handlers
-from services.intake.deadline import RequestDeadline
-from services.intake.openapi import install_openapi
-from services.intake.projector import make_processor, run_projector
+from services.intake.api import build_router
+from services.intake.api.errors import install_error_handlers
+from services.intake.api.limits import BodyLimit, RequestDeadline
+from services.intake.api.openapi import install_openapi
+from services.intake.handlers import Intake
+from services.intake.readmodel.consumer import make_processor, run_projector
+from services.intake.readmodel.store import PgReadModelStore
 from services.intake.reference import ReferenceHolder
-from shared.consumer import group_instance_id
+from services.intake.store import IntakeStore, PgIntakeStore
+from shared.consumer import BatchProcessor, group_instance_id
 from shared.db import create_pool, ensure_common_tables, migrate
+from shared.errors import Unavailable
 from shared.lag import run_lag_collector
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
+from shared.store import PgUnitOfWork, UnitOfWork
 from shared.supervise import Supervisor
 from shared.worker import consumer_healthy, pg_and_kafka_ready
 
@@ -33,89 +40,8 @@ SCHEMA = "intake"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-class BodyLimit:
-    """Answers 413 to a body larger than `limit` bytes, declared or streamed, readably.
-
-    A client that sends the whole body before it reads (most do) would see its connection
-    reset if the server answered and closed while the body was still arriving. So the 413
-    goes out first, then the rest of the body is read and dropped, at most `drain_bytes`
-    and `drain_seconds`, and the connection is closed (``Connection: close``) after it.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int, *, drain_bytes: int = 64 * 1024 * 1024,
-                 drain_seconds: float = 30.0) -> None:
-        self.app, self.limit = app, limit
-        self.drain_bytes, self.drain_seconds = drain_bytes, drain_seconds
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            # with `Expect: 100-continue` the client waits for a go-ahead that never comes
-            expecting = headers.get(b"expect", b"").lower() == b"100-continue"
-            await self._too_large(receive, send, more=not expecting)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            more = message.get("more_body", False)
-            if size > self.limit:
-                await self._too_large(receive, send, more=more)
-                return
-            chunks.append(chunk)
-        body = b"".join(chunks)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _too_large(self, receive: Receive, send: Send, *, more: bool) -> None:
-        body = b'{"error":"body_too_large","message":"the request body exceeds the limit"}'
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        # the answer is complete for the client, but not yet for the server: it goes on
-        # reading (the server would stop delivering the body once the response ended)
-        await send({"type": "http.response.body", "body": body, "more_body": True})
-        if more:
-            drained = 0
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.drain_seconds):
-                    while drained <= self.drain_bytes:
-                        message = await receive()
-                        if message["type"] != "http.request":
-                            break
-                        drained += len(message.get("body", b""))
-                        if not message.get("more_body", False):
-                            break
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
 class IntakeState:
-    """What the routes need, built in the lifespan.
-
-    Two pools: ``pool`` serves the HTTP routes, with tight statement and connect timeouts
-    (a client is waiting: ``PETITION_DB_TIMEOUT_SECONDS``); ``work_pool`` serves the
-    background loops (outbox relay, read model), whose batches may take longer, so that
-    neither starves the other of connections.
-    """
-
-    reference: ReferenceHolder  # set by create_app, before any route runs
+    """What runs while the app is up: pools, relay, read model, loops (set by the lifespan)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -123,8 +49,21 @@ class IntakeState:
         self.work_pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self.loops = Supervisor("intake")
-        self.projector: Any = None
-        self.hmac_key = settings.hmac_key.get_secret_value().encode()
+        self.projector: BatchProcessor | None = None
+        self.reference = ReferenceHolder(settings)  # units, places, zero-report duties (reloaded on change)
+        self._uow: PgUnitOfWork[PgIntakeStore] | None = None
+        self.ctx = Intake(
+            reference=self.reference,
+            hmac_key=settings.hmac_key.get_secret_value().encode(),
+            received_at_earliest=settings.received_at_earliest,
+            received_at_max_future_seconds=settings.received_at_max_future_seconds,
+            kick=self.kick,
+        )
+
+    def uow(self) -> UnitOfWork[IntakeStore]:
+        if self._uow is None:
+            raise Unavailable("intake is starting; retry")
+        return self._uow
 
     def kick(self) -> None:
         if self.relay is not None:
@@ -142,7 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not state.hmac_key:
+        if not state.ctx.hmac_key:
             raise RuntimeError("PETITION_HMAC_KEY must be set (make up generates one)")
         bound = settings.db_timeout_seconds
         work_pool = await create_pool(settings.pg_dsn, max_size=4, command_timeout=60, connect_timeout=10)
@@ -151,13 +90,18 @@ def create_app(settings: Settings) -> FastAPI:
             await ensure_common_tables(conn, SCHEMA)
         pool = await create_pool(settings.pg_dsn, max_size=10, command_timeout=bound, connect_timeout=bound)
         state.pool, state.work_pool = pool, work_pool
-        state.relay = OutboxRelay(pool=work_pool, schema=SCHEMA, bootstrap=settings.kafka_bootstrap, service="intake")
-        relay = state.relay
-        state.projector = make_processor(work_pool, lambda _r: relay.kick(), max_record_bytes=settings.max_record_bytes)
+        state._uow = PgUnitOfWork(pool, SCHEMA, PgIntakeStore)
+        relay = state.relay = OutboxRelay(pool=work_pool, schema=SCHEMA, bootstrap=settings.kafka_bootstrap,
+                                          service="intake")
+        state.projector = make_processor(
+            PgUnitOfWork(work_pool, SCHEMA, PgReadModelStore), lambda _r: relay.kick(),
+            triage_code=lambda: state.reference.current.triage, max_record_bytes=settings.max_record_bytes,
+        )
+        projector = state.projector
         loops = state.loops
         loops.start("outbox-relay", relay.run, healthy=relay.healthy)
         loops.start("read-model", lambda: run_projector(
-            bootstrap=settings.kafka_bootstrap, processor=state.projector,
+            bootstrap=settings.kafka_bootstrap, processor=projector,
             group_instance_id=group_instance_id("intake", settings.http_port, settings.instance_id),
             session_timeout_seconds=settings.consumer_session_timeout_seconds,
         ))
@@ -176,11 +120,9 @@ def create_app(settings: Settings) -> FastAPI:
         description="12345 hotline / 信访 petitions: submit, act, look up.",
         lifespan=lifespan,
     )
-    state.reference = ReferenceHolder(settings)  # units, places, zero-report duties (reloaded on change)
     install_error_handlers(app)
     install_openapi(app, state.reference, settings)
-    app.include_router(build_router(state))
-    app.include_router(api_escalation.build_router(state))
+    app.include_router(build_router(state.uow, state.ctx, state.readiness))
     app.add_middleware(RequestDeadline, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.state.intake = state

@@ -36,8 +36,14 @@ __all__ = [
     "FORBIDDEN_CLASS",
     "NONBLANK_PATTERN",
     "TEXT_PATTERN",
-    "NonBlankText",
-    "Text",
+    "Address",
+    "CategoryName",
+    "Content",
+    "Incident",
+    "Note",
+    "PersonName",
+    "Reason",
+    "Title",
     "bad_character",
     "check_text",
 ]
@@ -76,23 +82,32 @@ def check_text(value: str, *, nonblank: bool = False) -> str:
     return value.strip()
 
 
-def _checker(nonblank: bool) -> Any:
-    return AfterValidator(lambda v: check_text(v, nonblank=nonblank))
+_CHECK_TEXT = AfterValidator(check_text)
+_CHECK_NONBLANK = AfterValidator(lambda v: check_text(v, nonblank=True))
 
 
-def Text(max_length: int, *, min_length: int | None = None) -> Any:  # a type factory
-    """A stored string of at most `max_length` characters (raw); stripped after validation."""
-    return Annotated[
-        str,
-        Field(max_length=max_length, min_length=min_length, json_schema_extra={"pattern": TEXT_PATTERN}),
-        _checker(False),
-    ]
+def _text(max_length: int) -> Any:
+    return Field(max_length=max_length, json_schema_extra={"pattern": TEXT_PATTERN})
 
 
-def NonBlankText(max_length: int) -> Any:  # a type factory
-    """A stored string that must say something: not only whitespace; stripped after validation."""
-    return Annotated[
-        str,
-        Field(min_length=1, max_length=max_length, json_schema_extra={"pattern": NONBLANK_PATTERN}),
-        _checker(True),
-    ]
+def _nonblank(max_length: int) -> Any:
+    return Field(min_length=1, max_length=max_length, json_schema_extra={"pattern": NONBLANK_PATTERN})
+
+
+# The stored strings, each with its limit (raw length); stripped after validation.
+#: a petition's title
+Title = Annotated[str, _nonblank(200), _CHECK_NONBLANK]
+#: a petition's text
+Content = Annotated[str, _nonblank(20000), _CHECK_NONBLANK]
+#: a petitioner's name
+PersonName = Annotated[str, _nonblank(50), _CHECK_NONBLANK]
+#: an address given with a petition
+Address = Annotated[str, _text(300), _CHECK_TEXT]
+#: an optional note with an action
+Note = Annotated[str, _text(2000), _CHECK_TEXT]
+#: a reason, where an action needs one (return, pause, extension)
+Reason = Annotated[str, _nonblank(2000), _CHECK_NONBLANK]
+#: a category name (the triage desk's correction)
+CategoryName = Annotated[str, _nonblank(20), _CHECK_NONBLANK]
+#: one incident of a zero report (50 x 400 characters fit the body limit even \u-escaped)
+Incident = Annotated[str, _nonblank(400), _CHECK_NONBLANK]

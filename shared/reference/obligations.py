@@ -47,10 +47,11 @@ __all__ = [
 ]
 
 _ONE_DAY = timedelta(days=1)
-_DAILY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_WEEKLY = re.compile(r"^(\d{4})-W(\d{2})$")
-_HALF = re.compile(r"^(\d{4})-(\d{2})-H([12])$")
-_MONTHLY = re.compile(r"^(\d{4})-(\d{2})$")
+# ASCII digits only (\d would take other scripts' digits), matched whole (no trailing newline)
+_DAILY = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_WEEKLY = re.compile(r"([0-9]{4})-W([0-9]{2})")
+_HALF = re.compile(r"([0-9]{4})-([0-9]{2})-H([12])")
+_MONTHLY = re.compile(r"([0-9]{4})-([0-9]{2})")
 
 class Cadence(StrEnum):
     DAILY = "daily"
@@ -91,14 +92,14 @@ def period_of(cadence: Cadence | str, day: date) -> Period:
 def parse_period(period_id: str) -> Period:
     """The period an id names; raises ValueError for an id of no cadence."""
     try:
-        if m := _DAILY.match(period_id):
+        if m := _DAILY.fullmatch(period_id):
             return period_of(Cadence.DAILY, date(int(m[1]), int(m[2]), int(m[3])))
-        if m := _WEEKLY.match(period_id):
+        if m := _WEEKLY.fullmatch(period_id):
             monday = date.fromisocalendar(int(m[1]), int(m[2]), 1)
             return period_of(Cadence.WEEKLY, monday)
-        if m := _HALF.match(period_id):
+        if m := _HALF.fullmatch(period_id):
             return period_of(Cadence.HALF_MONTHLY, date(int(m[1]), int(m[2]), 1 if m[3] == "1" else 16))
-        if m := _MONTHLY.match(period_id):
+        if m := _MONTHLY.fullmatch(period_id):
             return period_of(Cadence.MONTHLY, date(int(m[1]), int(m[2]), 1))
     except ValueError:
         pass

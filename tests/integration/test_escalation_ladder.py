@@ -175,8 +175,9 @@ def test_breach_climbs_the_ladder_and_a_supervisor_closes_a_supervision_order(
 ) -> None:
     pid = _submit(client)
     _armed(stack, [pid], 3)
-    # the router gives a district matter to the district bureau (A3区住房和城乡建设局)
-    assert _get(client, pid)["department"]["code"] == "A3-HOUSING"
+    # the router gives a district matter to the district bureau (A3区住房和城乡建设局); the read
+    # model records it asynchronously (escalation may have armed the clocks first)
+    assert wait_for(lambda: (_get(client, pid)["department"] or {}).get("code"), timeout=30) == "A3-HOUSING"
     # signed for and the petitioner called: only the resolution clock runs on
     assert _act(client, pid, "accept", "A3-HOUSING").status_code == 202
     assert _act(client, pid, "contact", "A3-HOUSING", note="已电话联系").status_code == 202
@@ -279,7 +280,7 @@ def test_extension_then_pause_and_resume_move_the_resolution_deadline(
     # the read model follows escalation's clocks asynchronously
     wait_for(lambda: "resolution" in {x["clock"] for x in _get(client, pid)["deadlines"]}, timeout=30)
     original, _ = due()
-    holder = _get(client, pid)["department"]["code"]
+    holder = wait_for(lambda: (_get(client, pid)["department"] or {}).get("code"), timeout=30)
     assert _act(client, pid, "accept", holder).status_code == 202
     assert _act(client, pid, "request_extension", holder, note="需现场勘验", extension_days=20).status_code == 202
     assert _act(client, pid, "approve_extension", "A-GOV", note="同意延期").status_code == 202
@@ -431,7 +432,8 @@ def test_a_lapsed_supervision_order_escalates_one_level_up(
 
     pid = _submit(client)
     _armed(stack, [pid], 3)
-    holder = _get(client, pid)["department"]["code"]  # whichever department the router chose
+    # whichever department the router chose, once the read model has it (escalation may arm first)
+    holder = wait_for(lambda: (_get(client, pid)["department"] or {}).get("code"), timeout=30)
     above, rule = superior_of(holder, load_ladder().units)
     assert above is not None, holder
     _age_until_due(stack, pid, "resolution", "breach")  # just past the deadline: step 1 (催办) fires

@@ -312,7 +312,7 @@ async def test_the_read_model_loop_outlives_kafka_failures_and_commits_past_bad_
 
     from aiokafka.errors import KafkaConnectionError
 
-    from services.intake import projector
+    from services.intake.readmodel import consumer as projector
 
     db = new_db()
     proc = processor(db)

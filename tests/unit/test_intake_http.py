@@ -10,8 +10,9 @@ import pytest
 from fastapi import FastAPI
 
 from services.intake import text
+from services.intake.api.errors import install_error_handlers
 from services.intake.app import create_app
-from services.intake.errors import install_error_handlers
+from shared.errors import BadInput, Conflict, NotFound, PetitionError, Unavailable
 from shared.settings import Settings
 
 
@@ -94,7 +95,7 @@ def test_the_date_range_pattern_matches_exactly_the_days_of_its_range() -> None:
     import random
     from datetime import date, timedelta
 
-    from services.intake.openapi import date_range_pattern
+    from services.intake.api.openapi import date_range_pattern
 
     rng = random.Random(7)
     for _ in range(150):
@@ -111,10 +112,12 @@ def test_the_received_at_pattern_lists_only_instants_the_server_accepts_and_reac
     import random
     from datetime import UTC, datetime, timedelta, timezone
 
-    from services.intake.api import check_received_at
-    from services.intake.openapi import received_at_pattern
+    from services.intake.api.openapi import received_at_pattern
+    from services.intake.handlers import Intake, check_received_at
 
     settings = Settings()
+    ctx = Intake(reference=None, hmac_key=b"", received_at_earliest=settings.received_at_earliest,  # type: ignore[arg-type]  # the window check reads no reference data
+                 received_at_max_future_seconds=settings.received_at_max_future_seconds)
     now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
     rx = re.compile(received_at_pattern(settings, now))
     rng = random.Random(11)
@@ -127,8 +130,38 @@ def test_the_received_at_pattern_lists_only_instants_the_server_accepts_and_reac
         written = local.isoformat()
         if rx.match(written):
             accepted_by_pattern += 1
-            check_received_at(datetime.fromisoformat(written), settings, now)  # raises if refused
+            check_received_at(ctx, datetime.fromisoformat(written), now)  # raises if refused
     assert accepted_by_pattern > 1000
     two_days_ago = (now - timedelta(days=2)).astimezone(timezone(timedelta(hours=8))).replace(hour=9, minute=0)
     assert rx.match(two_days_ago.isoformat(timespec="seconds"))
     assert not rx.match((now + timedelta(days=1)).isoformat(timespec="seconds"))
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (BadInput("no unit X9-GOV exists", code="unknown_unit", field="department"), 422),
+        (NotFound("no petition XF-1"), 404),
+        (Conflict("cannot accept a petition in status 'resolved'", code="invalid_state"), 409),
+        (Unavailable("intake is starting; retry"), 503),
+    ],
+)
+async def test_each_family_of_the_error_tree_has_its_status_and_keeps_its_code(
+    error: PetitionError, status: int
+) -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/refuse")
+    async def refuse() -> None:
+        raise error
+
+    r = await _call(app, "GET", "/refuse")
+    assert r.status_code == status
+    body = r.json()
+    if status == 503:
+        assert body["error"] == "unavailable" and r.headers["retry-after"]
+        return
+    assert body == {"error": error.code, "message": error.message,
+                    **({"errors": [{"field": error.field, "message": error.message, "type": error.code}]}
+                       if error.field else {})}

@@ -11,18 +11,18 @@ import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from services.intake import projector
+from services.intake.readmodel.handlers import handlers as readmodel_handlers
 from services.router.config import DATA
 from services.router.domain.keywords import Prediction
 from services.router.domain.routing import RoutingTable
 from services.router.planning import encode, initial_decision, initial_routing
 from shared.events import Channel, Location, PetitionRouted, PetitionSubmitted, parse_event
 from shared.reference.places import Gazetteer
+from tests.fakes.intake import FakeReadModelStore, IntakeDb
 
 GOLDEN = Path(__file__).parent / "golden" / "petition.routed.json"
 AT = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
@@ -70,31 +70,18 @@ def test_a_routed_event_from_before_the_flag_still_parses_without_it() -> None:
     assert routed.triage is None
 
 
-class _Conn:
-    """Just enough of an asyncpg connection for on_routed: the petition exists; writes are kept."""
-
-    def __init__(self) -> None:
-        self.executed: list[tuple[str, tuple[Any, ...]]] = []
-
-    async def fetchval(self, sql: str, *args: Any) -> int:
-        return 1
-
-    async def execute(self, sql: str, *args: Any) -> str:
-        self.executed.append((sql, args))
-        return "UPDATE 1"
-
-
 def _status_recorded(code: str, triage: bool | None) -> str:
     raw = json.loads(GOLDEN.read_text(encoding="utf-8"))
-    raw.update(department_code=code, triage=triage)
+    raw.update(department_code=code, triage=triage, assignment_no=1)
     if triage is None:
         del raw["triage"]
     routed = parse_event(json.dumps(raw))
     assert isinstance(routed, PetitionRouted)
-    conn = _Conn()
-    asyncio.run(projector.on_routed(conn, routed, None, None))  # type: ignore[arg-type]  # a fake connection; raw and result unused
-    update = next(args for sql, args in conn.executed if sql.lstrip().startswith("UPDATE intake.petition"))
-    status = update[1]
+    db = IntakeDb()
+    db.petitions[routed.petition_id] = {"assignment_no": 0, "status": "submitted"}
+    handler = readmodel_handlers(triage_code=lambda: "TRIAGE")["petition.routed"]
+    asyncio.run(handler(FakeReadModelStore(db), routed, None, None))  # type: ignore[arg-type]  # raw and result are not used
+    status = db.petitions[routed.petition_id]["status"]
     assert isinstance(status, str)
     return status
 

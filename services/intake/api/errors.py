@@ -1,8 +1,10 @@
 """One shape for every refusal, and the handlers that produce it.
 
 Every answer that is not a success is ``{"error": <stable code>, "message": <text>}``, with
-``"errors": [{"field", "message", "type"}]`` when particular fields are at fault: invalid
-fields (422), a body that is not JSON (400) or cannot be read at all (400), an unknown path
+``"errors": [{"field", "message", "type"}]`` when particular fields are at fault. The service
+layer raises the families of :mod:`shared.errors` (:data:`STATUS_OF` maps each to its status:
+``BadInput`` 422, ``NotFound`` 404, ``Conflict`` 409, ``Unavailable`` 503), and this module
+answers the rest: invalid fields (422), a body that is not JSON (400) or cannot be read at all (400), an unknown path
 (404), a method the path does not have (405, with ``Allow``), a body over the limit (413), a
 database or broker outage (503 with ``Retry-After``: :func:`shared.errors.is_transient`
 decides), and a defect (500, nothing more said). The OpenAPI document declares them per
@@ -24,12 +26,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from services.intake import metrics
-from shared.errors import is_transient
+from services.intake.commands import ACTION_TAGS
+from shared.errors import BadInput, Conflict, NotFound, PetitionError, Unavailable
+from shared.outages import is_transient
 
 log = logging.getLogger(__name__)
 
 #: loc parts that are a tagged union's tag, not a field (the action models' discriminator)
-UNION_TAGS: set[str] = set()
+UNION_TAGS = ACTION_TAGS
 
 RETRY_AFTER = "5"
 
@@ -48,12 +52,16 @@ class ErrorBody(BaseModel):
     errors: list[FieldError] | None = None
 
 
-class Problem(Exception):
-    """An error answered to the client with a stable `code` (and the fields at fault)."""
+#: the answer's status for each family of the error tree (shared.errors); a family missing
+#: here is a defect (500)
+STATUS_OF: dict[type[PetitionError], int] = {BadInput: 422, NotFound: 404, Conflict: 409, Unavailable: 503}
 
-    def __init__(self, status: int, code: str, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
+
+def status_of(exc: PetitionError) -> int:
+    for family, status in STATUS_OF.items():
+        if isinstance(exc, family):
+            return status
+    return 500
 
 
 def _doc(description: str, **extra: Any) -> dict[str, Any]:
@@ -142,11 +150,16 @@ def install_error_handlers(app: FastAPI) -> None:
         named = ", ".join(dict.fromkeys(f["field"] for f in fields))
         return error_response(422, "validation_failed", f"invalid fields: {named}", errors=fields)
 
-    @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+    @app.exception_handler(PetitionError)
+    async def _refused(request: Request, exc: PetitionError) -> JSONResponse:
+        status = status_of(exc)
+        if status == 503:
+            return _unavailable(exc)
+        if status == 500:
+            return _internal(exc)
         metrics.REJECTED.labels(exc.code).inc()
         errors = [{"field": exc.field, "message": exc.message, "type": exc.code}] if exc.field else None
-        return error_response(exc.status, exc.code, exc.message, errors=errors)
+        return error_response(status, exc.code, exc.message, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -1,0 +1,269 @@
+"""Intake's service layer: the commands (a petition, an action, a 督办 closing, a zero report).
+
+Each command checks its input against the reference data, decides with the rules of
+:mod:`services.intake.domain.actions`, and writes the change, its timeline entry and its
+event to the outbox in one unit of work: a command that returns has been committed, one that
+raises (a :mod:`shared.errors` family with a stable code) changed nothing. Time is passed in.
+No SQL (that is :mod:`services.intake.store`), no HTTP (that is :mod:`services.intake.api`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+
+from services.intake.commands import (
+    ActionAccepted,
+    ActionIn,
+    CloseSupervisionIn,
+    PetitionAccepted,
+    PetitionIn,
+    SupervisionClosing,
+    ZeroReportAccepted,
+    ZeroReportIn,
+)
+from services.intake.domain import actions
+from services.intake.pii import petitioner_key
+from services.intake.reference import Reference
+from services.intake.store import IntakeStore, NewPetitionRow
+from shared import topics
+from shared.db import OutboxMessage
+from shared.errors import BadInput, Conflict, NotFound
+from shared.events import (
+    ActionType,
+    Location,
+    PetitionActionTaken,
+    PetitionSubmitted,
+    ZeroReportSubmitted,
+    encode_event,
+    key_for,
+    key_for_unit,
+)
+from shared.ids import new_petition_id, new_tracking_code
+from shared.store import UnitOfWork
+
+__all__ = [
+    "Intake",
+    "act",
+    "close_supervision",
+    "request_hash",
+    "submit_petition",
+    "submit_zero_report",
+]
+
+
+class References(Protocol):
+    """The reference data in force (reloaded when its files change)."""
+
+    @property
+    def current(self) -> Reference: ...
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What the commands need besides the store: reference data, the pseudonym key, the
+    accepted window of ``received_at``, and a way to wake the outbox relay."""
+
+    reference: References
+    hmac_key: bytes
+    received_at_earliest: datetime
+    received_at_max_future_seconds: float
+    kick: Callable[[], None] = lambda: None
+
+
+def request_hash(body: PetitionIn) -> str:
+    """The digest an Idempotency-Key is bound to: the same key with another body is refused."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_unit(reference: Reference, code: str, field: str) -> None:
+    if code not in reference.units:
+        raise BadInput(f"no unit {code} exists", code="unknown_unit", field=field)
+
+
+def check_received_at(ctx: Intake, value: datetime, now: datetime) -> None:
+    """`value` within [received_at_earliest, now + max future]; calendar-edge values included."""
+    latest = now + timedelta(seconds=ctx.received_at_max_future_seconds)
+    try:
+        inside = ctx.received_at_earliest <= value <= latest
+    except OverflowError:  # year 1 or 9999 with an offset: not representable in UTC, far outside
+        inside = False
+    if not inside:
+        raise BadInput(
+            f"received_at must lie between {ctx.received_at_earliest.isoformat()} and "
+            f"{ctx.received_at_max_future_seconds:g} s after now",
+            code="received_at_out_of_range", field="received_at",
+        )
+
+
+class _Replay(Exception):
+    """The Idempotency-Key was taken meanwhile: undo, and answer the petition it made."""
+
+
+async def _replayed(uow: UnitOfWork[IntakeStore], key: str, digest: str) -> PetitionAccepted | None:
+    async with uow.begin() as store:
+        found = await store.idempotent_petition(key)
+    if found is None:
+        return None
+    if found.request_hash != digest:
+        raise Conflict("this Idempotency-Key was used for a different petition", code="idempotency_key_reused")
+    return PetitionAccepted(id=found.id, tracking_code=found.tracking_code, status=found.status)
+
+
+async def submit_petition(
+    uow: UnitOfWork[IntakeStore], ctx: Intake, body: PetitionIn, *, idempotency_key: str | None, now: datetime
+) -> tuple[PetitionAccepted, bool]:
+    """Record a petition and its ``petition.submitted``; returns it and whether it is new
+    (False: the Idempotency-Key's earlier petition, unchanged)."""
+    if body.received_at is not None:
+        check_received_at(ctx, body.received_at, now)
+    if (body.location is not None and body.location.admin_code is not None
+            and not ctx.reference.current.admin_code_known(body.location.admin_code)):
+        raise BadInput(f"{body.location.admin_code} is no area of the province's gazetteer",
+                       code="unknown_admin_code", field="location.admin_code")
+    digest = request_hash(body)
+    if idempotency_key is not None:
+        replay = await _replayed(uow, idempotency_key, digest)
+        if replay is not None:
+            return replay, False
+    petition_id, tracking = new_petition_id(), new_tracking_code()
+    person = body.petitioner
+    pkey = petitioner_key(ctx.hmac_key, id_number=person.id_number if person else None,
+                          phone=person.phone if person else None)
+    location = Location(**(body.location.model_dump() if body.location else {}))
+    event = PetitionSubmitted(
+        event_id=uuid.uuid4(), occurred_at=now, petition_id=petition_id, tracking_code=tracking,
+        title=body.title, content=body.content, channel=body.channel, kind=body.kind, petitioner_key=pkey,
+        location=location, persons=body.persons, received_at=body.received_at or now,
+    )
+    try:
+        async with uow.begin() as store:
+            await store.insert_petition(NewPetitionRow(
+                petition_id, tracking, body.title, body.content, body.channel.value,
+                body.kind.value if body.kind else None, location.model_dump(), body.persons, pkey,
+                event.received_at, now,
+            ))
+            if person is not None:
+                await store.insert_contact(petition_id, person.name, person.phone, person.id_number)
+            await store.add_timeline(petition_id, now, "submitted", {"channel": body.channel.value}, event.event_id)
+            await store.add_to_outbox([OutboxMessage(topics.PETITION_SUBMITTED, key_for(petition_id),
+                                                     encode_event(event))])
+            if idempotency_key is not None and not await store.store_idempotency_key(
+                idempotency_key, digest, petition_id
+            ):
+                raise _Replay
+    except _Replay:
+        replay = await _replayed(uow, idempotency_key or "", digest)
+        if replay is None:  # the key's holder vanished: cannot happen, keys are never deleted
+            raise Conflict("the Idempotency-Key is in use; retry", code="idempotency_key_busy") from None
+        return replay, False
+    ctx.kick()
+    return PetitionAccepted(id=petition_id, tracking_code=tracking, status="submitted"), True
+
+
+async def act(uow: UnitOfWork[IntakeStore], ctx: Intake, ref: str, body: ActionIn, *, now: datetime) -> ActionAccepted:
+    """A department (or the triage desk, or a supervisor deciding an extension) acts on a petition."""
+    reference = ctx.reference.current
+    check_unit(reference, body.department, "department")
+    target_department = getattr(body, "target_department", None)
+    if target_department is not None and (
+        target_department not in reference.departments or target_department == reference.triage
+    ):
+        raise BadInput(f"no department {target_department} in the routing table",
+                       code="unknown_department", field="target_department")
+    extra: dict[str, Any] = {}
+    if (days := getattr(body, "extension_days", None)) is not None:
+        extra["extension_days"] = days
+    if (category := getattr(body, "category", None)) is not None:
+        extra["category"] = category
+    async with uow.begin() as store:
+        row = await store.petition(ref, for_update=True)
+        if row is None:
+            raise NotFound(f"no petition {ref}")
+        transition = actions.decide(
+            actions.PetitionState(row.id, row.status, row.department_code, row.extension_state,
+                                  row.status_before_pause),
+            body.action, acting=body.department,
+        )
+        event = PetitionActionTaken(
+            event_id=uuid.uuid4(), occurred_at=now, petition_id=row.id, action=ActionType(body.action),
+            department_code=body.department, note=body.note, target_department_code=target_department,
+            assignment_no=row.assignment_no, extra=extra,
+        )
+        await store.set_status(row.id, transition.status, transition.extension_state)
+        detail: dict[str, Any] = {"department": body.department, "note": body.note}
+        if target_department:
+            detail["target_department"] = target_department
+        await store.add_timeline(row.id, now, body.action, {**detail, **extra}, event.event_id)
+        await store.add_to_outbox([OutboxMessage(topics.PETITION_ACTIONS, key_for(row.id), encode_event(event))])
+    ctx.kick()
+    return ActionAccepted(id=row.id, action=body.action, status=transition.status)
+
+
+async def close_supervision(
+    uow: UnitOfWork[IntakeStore], ctx: Intake, supervision_id: uuid.UUID, body: CloseSupervisionIn, *, now: datetime
+) -> SupervisionClosing:
+    """A supervisor asks to close a 督办; the escalation service, which owns it, closes it
+    (published as a ``close_supervision`` action)."""
+    check_unit(ctx.reference.current, body.department, "department")
+    async with uow.begin() as store:
+        row = await store.supervision(supervision_id, for_update=True)
+        if row is None:
+            raise NotFound(f"no 督办 {supervision_id}")
+        actions.close_supervision(
+            actions.SupervisionState(str(row.id), row.state, row.subject, row.supervised_unit,
+                                     row.close_requested_by, row.report_unit, row.report_period),
+            acting=body.department,
+        )
+        if row.petition_id is None:  # only a zero-report 督办 has none, and it closes on the report
+            raise Conflict(f"督办 {supervision_id} is about no petition", code="closes_on_report")
+        event = PetitionActionTaken(
+            event_id=uuid.uuid4(), occurred_at=now, petition_id=row.petition_id, action=ActionType.CLOSE_SUPERVISION,
+            department_code=body.department, note=body.note, extra={"supervision_id": str(supervision_id)},
+        )
+        await store.request_close(supervision_id, body.department, now)
+        await store.add_timeline(row.petition_id, now, "close_supervision", {
+            "department": body.department, "note": body.note, "supervision_id": str(supervision_id),
+        }, event.event_id)
+        await store.add_to_outbox([OutboxMessage(topics.PETITION_ACTIONS, key_for(row.petition_id),
+                                                 encode_event(event))])
+    ctx.kick()
+    return SupervisionClosing(id=str(supervision_id), status="closing")
+
+
+async def submit_zero_report(
+    uow: UnitOfWork[IntakeStore], ctx: Intake, body: ZeroReportIn, *, now: datetime, today: date
+) -> ZeroReportAccepted:
+    """A unit reports for a period it owes (one report per period: the same report again is
+    answered as the first, a different one refused)."""
+    reference = ctx.reference.current
+    if body.unit not in reference.obligations:
+        raise BadInput(f"{body.unit} owes no zero reports", code="no_obligation", field="unit")
+    problem = reference.period_problem(body.unit, body.period, today)
+    if problem is not None:
+        raise BadInput(problem, code="period_not_owed", field="period")
+    digest = hashlib.sha256(json.dumps({"incidents": body.incidents}, ensure_ascii=False, sort_keys=True).encode()
+                            ).hexdigest()
+    submission_id = uuid.uuid4()
+    async with uow.begin() as store:
+        if not await store.insert_zero_report(body.unit, body.period, submission_id, body.incidents, digest, now):
+            existing = await store.zero_report_submission(body.unit, body.period)
+            if existing is None or existing.request_hash != digest:
+                raise Conflict(f"{body.unit} already reported for {body.period}; one report per period",
+                               code="already_submitted")
+            return ZeroReportAccepted(id=str(existing.submission_id), unit=body.unit, period=body.period,
+                                      status="submitted")
+        event = ZeroReportSubmitted(
+            event_id=uuid.uuid4(), occurred_at=now, unit=body.unit, period=body.period,
+            incidents=tuple(body.incidents), submitted_at=now, submission_id=submission_id,
+        )
+        await store.add_to_outbox([OutboxMessage(topics.ZERO_REPORT_SUBMITTED, key_for_unit(body.unit),
+                                                 encode_event(event))])
+    ctx.kick()
+    return ZeroReportAccepted(id=str(submission_id), unit=body.unit, period=body.period, status="submitted")

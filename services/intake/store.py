@@ -1,0 +1,340 @@
+"""Intake's store: every SQL statement of its commands and queries, by name.
+
+:class:`IntakeStore` is what :mod:`services.intake.handlers` uses; :class:`PgIntakeStore` is
+the PostgreSQL one (schema ``intake``), and ``tests/fakes/intake.py`` an in-memory one with
+the same behaviour. Rows come back as the frozen dataclasses below, never as driver records.
+The read model's statements are in :mod:`services.intake.readmodel.store`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from shared.store import PgTransaction, Transaction
+
+__all__ = [
+    "Deadline",
+    "IdempotentPetition",
+    "IntakeStore",
+    "NewPetitionRow",
+    "PetitionRow",
+    "PgIntakeStore",
+    "SupervisionRow",
+    "TimelineEntry",
+    "ZeroReportRow",
+    "ZeroReportSubmission",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class NewPetitionRow:
+    id: str
+    tracking_code: str
+    title: str
+    content: str
+    channel: str
+    kind: str | None
+    location: dict[str, Any]
+    persons: int
+    petitioner_key: str | None
+    received_at: datetime
+    submitted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PetitionRow:
+    """A petition as the read model knows it."""
+
+    id: str
+    tracking_code: str
+    status: str
+    category: str | None
+    department_code: str | None
+    department_name: str | None
+    assignment_no: int
+    jurisdiction: dict[str, Any] | None
+    priority: str | None
+    rule: str | None
+    repeat_of: str | None
+    group_petition: bool
+    accused_departments: tuple[str, ...]
+    persons: int
+    channel: str
+    kind: str | None
+    received_at: datetime
+    extension_state: str | None
+    status_before_pause: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentPetition:
+    """What an Idempotency-Key recorded: the request's hash and the petition it made."""
+
+    request_hash: str
+    id: str
+    tracking_code: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    clock: str
+    due_at: datetime
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: datetime
+    event: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionRow:
+    id: uuid.UUID
+    petition_id: str | None
+    tracking_code: str | None
+    clock: str | None
+    step: int
+    level: str
+    target_unit: str
+    supervised_unit: str
+    rule: str
+    opened_at: datetime
+    due_at: datetime
+    overdue_at: datetime | None
+    subject: str
+    report_unit: str | None
+    report_period: str | None
+    parent_id: uuid.UUID | None
+    state: str
+    close_requested_by: str | None
+    closed_by: str | None
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ZeroReportSubmission:
+    submission_id: uuid.UUID
+    request_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ZeroReportRow:
+    """A unit's period: the escalation service's verdict (None: not in yet) and/or the report."""
+
+    period: str
+    status: str | None
+    rule: str | None
+    due_at: datetime | None
+    submitted_at: datetime | None
+    incidents: int | None
+    escalated_to: str | None
+    submission_id: uuid.UUID | None
+
+
+class IntakeStore(Transaction, Protocol):
+    """Named operations on intake's state (one transaction)."""
+
+    async def insert_petition(self, row: NewPetitionRow) -> None: ...
+
+    async def insert_contact(self, petition_id: str, name: str | None, phone: str | None,
+                             id_number: str | None) -> None: ...
+
+    async def add_timeline(self, petition_id: str, at: datetime, event: str, detail: dict[str, Any],
+                           event_id: uuid.UUID) -> None:
+        """Record an entry on the petition's timeline (nothing when the petition is unknown)."""
+        ...
+
+    async def store_idempotency_key(self, key: str, request_hash: str, petition_id: str) -> bool:
+        """Record `key` for `petition_id`; False when the key is taken already."""
+        ...
+
+    async def idempotent_petition(self, key: str) -> IdempotentPetition | None: ...
+
+    async def petition(self, ref: str, *, for_update: bool = False) -> PetitionRow | None:
+        """The petition with id or tracking code `ref` (locked until the end of the transaction)."""
+        ...
+
+    async def set_status(self, petition_id: str, status: str, extension_state: str | None) -> None:
+        """Set status and extension state; moving to ``paused`` remembers the status left."""
+        ...
+
+    async def deadlines(self, petition_id: str) -> list[Deadline]: ...
+
+    async def timeline(self, petition_id: str) -> list[TimelineEntry]: ...
+
+    async def supervision(self, supervision_id: uuid.UUID, *, for_update: bool = False) -> SupervisionRow | None: ...
+
+    async def supervisions_for(self, unit: str, state: str, limit: int) -> list[SupervisionRow]:
+        """The 督办 addressed to `unit` (``open``, ``closed`` or ``all``), oldest first."""
+        ...
+
+    async def request_close(self, supervision_id: uuid.UUID, unit: str, at: datetime) -> None: ...
+
+    async def insert_zero_report(self, unit: str, period: str, submission_id: uuid.UUID, incidents: list[str],
+                                 request_hash: str, at: datetime) -> bool:
+        """Record a unit's report for a period; False when one is recorded already."""
+        ...
+
+    async def zero_report_submission(self, unit: str, period: str) -> ZeroReportSubmission | None: ...
+
+    async def zero_reports(self, unit: str, period: str | None) -> list[ZeroReportRow]:
+        """Every period of `unit` (or just `period`) with a verdict or a report, in order."""
+        ...
+
+
+_PETITION = """SELECT id, tracking_code, status, category, department_code, department_name, assignment_no,
+    jurisdiction, priority, rule, repeat_of, group_petition, accused_departments, persons, channel, kind,
+    received_at, extension_state, status_before_pause
+  FROM intake.petition WHERE id = $1 OR tracking_code = $1"""
+_PETITION_LOCKED = """SELECT id, tracking_code, status, category, department_code, department_name, assignment_no,
+    jurisdiction, priority, rule, repeat_of, group_petition, accused_departments, persons, channel, kind,
+    received_at, extension_state, status_before_pause
+  FROM intake.petition WHERE id = $1 OR tracking_code = $1 FOR UPDATE"""
+_SUPERVISION = """SELECT s.*, p.tracking_code FROM intake.supervision s
+  LEFT JOIN intake.petition p ON p.id = s.petition_id WHERE s.id = $1"""
+_SUPERVISION_LOCKED = """SELECT s.*, p.tracking_code FROM intake.supervision s
+  LEFT JOIN intake.petition p ON p.id = s.petition_id WHERE s.id = $1 FOR UPDATE OF s"""
+
+
+def _supervision(r: Any) -> SupervisionRow:
+    return SupervisionRow(
+        r["id"], r["petition_id"], r["tracking_code"], r["clock"], r["step"], r["level"], r["target_unit"],
+        r["supervised_unit"], r["rule"], r["opened_at"], r["due_at"], r["overdue_at"], r["subject"],
+        r["report_unit"], r["report_period"], r["parent_id"], r["state"], r["close_requested_by"],
+        r["closed_by"], r["closed_at"],
+    )
+
+
+class PgIntakeStore(PgTransaction):
+    """:class:`IntakeStore` on PostgreSQL (schema ``intake``)."""
+
+    __slots__ = ()
+
+    async def insert_petition(self, row: NewPetitionRow) -> None:
+        await self.conn.execute(
+            """INSERT INTO intake.petition (id, tracking_code, title, content, channel, kind,
+                 location, persons, petitioner_key, received_at, submitted_at)
+               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)""",
+            row.id, row.tracking_code, row.title, row.content, row.channel, row.kind, row.location,
+            row.persons, row.petitioner_key, row.received_at, row.submitted_at,
+        )
+
+    async def insert_contact(self, petition_id: str, name: str | None, phone: str | None,
+                             id_number: str | None) -> None:
+        await self.conn.execute("INSERT INTO intake.petitioner_contact VALUES ($1, $2, $3, $4)",
+                                petition_id, name, phone, id_number)
+
+    async def add_timeline(self, petition_id: str, at: datetime, event: str, detail: dict[str, Any],
+                           event_id: uuid.UUID) -> None:
+        await self.conn.execute(
+            "INSERT INTO intake.timeline (petition_id, at, event, detail, event_id)"
+            " SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM intake.petition WHERE id = $1)",
+            petition_id, at, event, detail, event_id,
+        )
+
+    async def store_idempotency_key(self, key: str, request_hash: str, petition_id: str) -> bool:
+        stored = await self.conn.fetchval(
+            "INSERT INTO intake.idempotency_key (key, request_hash, petition_id)"
+            " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1",
+            key, request_hash, petition_id,
+        )
+        return stored is not None
+
+    async def idempotent_petition(self, key: str) -> IdempotentPetition | None:
+        row = await self.conn.fetchrow(
+            """SELECT k.request_hash, p.id, p.tracking_code, p.status FROM intake.idempotency_key k
+               JOIN intake.petition p ON p.id = k.petition_id WHERE k.key = $1""",
+            key,
+        )
+        return IdempotentPetition(row["request_hash"], row["id"], row["tracking_code"], row["status"]) if row else None
+
+    async def petition(self, ref: str, *, for_update: bool = False) -> PetitionRow | None:
+        r = await self.conn.fetchrow(_PETITION_LOCKED if for_update else _PETITION, ref)
+        if r is None:
+            return None
+        return PetitionRow(
+            r["id"], r["tracking_code"], r["status"], r["category"], r["department_code"], r["department_name"],
+            r["assignment_no"], r["jurisdiction"], r["priority"], r["rule"], r["repeat_of"], r["group_petition"],
+            tuple(r["accused_departments"] or ()), r["persons"], r["channel"], r["kind"], r["received_at"],
+            r["extension_state"], r["status_before_pause"],
+        )
+
+    async def set_status(self, petition_id: str, status: str, extension_state: str | None) -> None:
+        await self.conn.execute(
+            "UPDATE intake.petition SET status = $2, extension_state = $3,"
+            " status_before_pause = CASE WHEN $2 = 'paused' THEN status ELSE status_before_pause END,"
+            " updated_at = now() WHERE id = $1",
+            petition_id, status, extension_state,
+        )
+
+    async def deadlines(self, petition_id: str) -> list[Deadline]:
+        rows = await self.conn.fetch(
+            "SELECT clock, due_at, state FROM intake.deadline WHERE petition_id = $1 ORDER BY due_at",
+            petition_id,
+        )
+        return [Deadline(r["clock"], r["due_at"], r["state"]) for r in rows]
+
+    async def timeline(self, petition_id: str) -> list[TimelineEntry]:
+        rows = await self.conn.fetch(
+            "SELECT at, event, detail FROM intake.timeline WHERE petition_id = $1 ORDER BY at, id", petition_id
+        )
+        return [TimelineEntry(r["at"], r["event"], r["detail"] or {}) for r in rows]
+
+    async def supervision(self, supervision_id: uuid.UUID, *, for_update: bool = False) -> SupervisionRow | None:
+        row = await self.conn.fetchrow(_SUPERVISION_LOCKED if for_update else _SUPERVISION, supervision_id)
+        return _supervision(row) if row else None
+
+    async def supervisions_for(self, unit: str, state: str, limit: int) -> list[SupervisionRow]:
+        rows = await self.conn.fetch(
+            """SELECT s.*, p.tracking_code FROM intake.supervision s
+               LEFT JOIN intake.petition p ON p.id = s.petition_id
+               WHERE s.target_unit = $1 AND ($2 = 'all' OR s.state = $2)
+               ORDER BY s.opened_at, s.id LIMIT $3""",
+            unit, state, limit,
+        )
+        return [_supervision(r) for r in rows]
+
+    async def request_close(self, supervision_id: uuid.UUID, unit: str, at: datetime) -> None:
+        await self.conn.execute(
+            "UPDATE intake.supervision SET close_requested_by = $2, close_requested_at = $3 WHERE id = $1",
+            supervision_id, unit, at,
+        )
+
+    async def insert_zero_report(self, unit: str, period: str, submission_id: uuid.UUID, incidents: list[str],
+                                 request_hash: str, at: datetime) -> bool:
+        stored = await self.conn.fetchval(
+            """INSERT INTO intake.zero_report_submission (unit, period, submission_id, incidents,
+                 request_hash, submitted_at) VALUES ($1,$2,$3,$4,$5,$6)
+               ON CONFLICT (unit, period) DO NOTHING RETURNING 1""",
+            unit, period, submission_id, incidents, request_hash, at,
+        )
+        return stored is not None
+
+    async def zero_report_submission(self, unit: str, period: str) -> ZeroReportSubmission | None:
+        row = await self.conn.fetchrow(
+            "SELECT submission_id, request_hash FROM intake.zero_report_submission WHERE unit = $1 AND period = $2",
+            unit, period,
+        )
+        return ZeroReportSubmission(row["submission_id"], row["request_hash"]) if row else None
+
+    async def zero_reports(self, unit: str, period: str | None) -> list[ZeroReportRow]:
+        rows = await self.conn.fetch(
+            """SELECT coalesce(s.period, z.period) AS period, s.status, s.rule, s.due_at,
+                      coalesce(s.submitted_at, z.submitted_at) AS submitted_at,
+                      coalesce(s.incidents, jsonb_array_length(z.incidents)) AS incidents,
+                      s.escalated_to, z.submission_id
+               FROM (SELECT * FROM intake.zero_report_status WHERE unit = $1) s
+               FULL JOIN (SELECT * FROM intake.zero_report_submission WHERE unit = $1) z
+                 ON z.period = s.period
+               WHERE $2::text IS NULL OR coalesce(s.period, z.period) = $2
+               ORDER BY 1""",
+            unit, period,
+        )
+        return [ZeroReportRow(r["period"], r["status"], r["rule"], r["due_at"], r["submitted_at"], r["incidents"],
+                              r["escalated_to"], r["submission_id"]) for r in rows]

@@ -1,0 +1,123 @@
+"""Intake's queries: a petition, the 督办 addressed to a unit, a unit's zero-report compliance.
+
+Read from the read model (what the lifecycle events recorded) through the store, and shaped
+as the API answers them: times local (Asia/Shanghai), as operators and departments read them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from services.intake.store import IntakeStore, SupervisionRow
+from shared.errors import NotFound
+from shared.store import UnitOfWork
+
+__all__ = ["LOCAL", "petition", "supervision_for", "zero_report_compliance"]
+
+#: Times in answers are local (Asia/Shanghai), as operators and departments read them.
+LOCAL = ZoneInfo("Asia/Shanghai")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(LOCAL).isoformat() if value is not None else None
+
+
+async def petition(uow: UnitOfWork[IntakeStore], ref: str) -> dict[str, Any]:
+    """A petition by id or tracking code: its routing, deadlines and timeline (no personal data)."""
+    async with uow.begin() as store:
+        row = await store.petition(ref)
+        if row is None:
+            raise NotFound(f"no petition {ref}")
+        deadlines = await store.deadlines(row.id)
+        timeline = await store.timeline(row.id)
+    return {
+        "id": row.id,
+        "tracking_code": row.tracking_code,
+        "status": row.status,
+        "category": row.category,
+        "department": {"code": row.department_code, "name": row.department_name} if row.department_code else None,
+        "jurisdiction": row.jurisdiction,
+        "priority": row.priority,
+        "rule": row.rule,
+        "repeat_of": row.repeat_of,
+        "group_petition": row.group_petition,
+        "accused_departments": list(row.accused_departments),
+        "persons": row.persons,
+        "channel": row.channel,
+        "kind": row.kind,
+        "received_at": _iso(row.received_at),
+        "deadlines": [{"clock": d.clock, "due_at": _iso(d.due_at), "state": d.state} for d in deadlines],
+        "timeline": [{"at": _iso(t.at), "event": t.event, **t.detail} for t in timeline],
+    }
+
+
+def supervision_answer(row: SupervisionRow, now: datetime) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "petition_id": row.petition_id,
+        "tracking_code": row.tracking_code,
+        "clock": row.clock,
+        "step": row.step,
+        "level": row.level,
+        "target_unit": row.target_unit,
+        "supervised_unit": row.supervised_unit,
+        "rule": row.rule,
+        "opened_at": _iso(row.opened_at),
+        "due_at": _iso(row.due_at),
+        "overdue": row.state == "open" and (row.due_at <= now or row.overdue_at is not None),
+        "overdue_at": _iso(row.overdue_at),
+        "subject": row.subject,
+        "report_unit": row.report_unit,
+        "report_period": row.report_period,
+        "parent_id": str(row.parent_id) if row.parent_id else None,
+        "state": row.state,
+        "close_requested_by": row.close_requested_by,
+        "closed_by": row.closed_by,
+        "closed_at": _iso(row.closed_at),
+    }
+
+
+async def supervision_for(
+    uow: UnitOfWork[IntakeStore], unit: str, state: str, limit: int, *, now: datetime
+) -> dict[str, Any]:
+    """The 督办 addressed to `unit` (open by default), oldest first."""
+    async with uow.begin() as store:
+        rows = await store.supervisions_for(unit, state, limit)
+    return {"unit": unit, "state": state, "items": [supervision_answer(r, now) for r in rows]}
+
+
+async def zero_report_compliance(uow: UnitOfWork[IntakeStore], unit: str, period: str | None) -> dict[str, Any]:
+    """A unit's verdicts per period and its compliance: 报送率 (reported / judged periods) and
+    及时率 (on time / judged periods)."""
+    async with uow.begin() as store:
+        rows = await store.zero_reports(unit, period)
+    items = [
+        {
+            "period": r.period,
+            "status": r.status or "submitted",  # submitted, verdict not in yet
+            "rule": r.rule,
+            "due_at": _iso(r.due_at),
+            "submitted_at": _iso(r.submitted_at),
+            "incidents": r.incidents,
+            "escalated_to": r.escalated_to,
+            "submission_id": str(r.submission_id) if isinstance(r.submission_id, uuid.UUID) else None,
+        }
+        for r in rows
+    ]
+    judged = [i for i in items if i["status"] in ("on_time", "late", "missing")]
+    counts = {s: sum(1 for i in judged if i["status"] == s) for s in ("on_time", "late", "missing")}
+    total = len(judged)
+    return {
+        "unit": unit,
+        "period": period,
+        "periods": items,
+        "compliance": {
+            "periods": total,
+            **counts,
+            "reporting_rate": round((counts["on_time"] + counts["late"]) / total, 4) if total else None,
+            "timeliness_rate": round(counts["on_time"] / total, 4) if total else None,
+        },
+    }

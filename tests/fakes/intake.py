@@ -1,0 +1,238 @@
+"""Intake's stores in memory: the command/query store and the read model's, on one database
+(they share intake's schema, as their PostgreSQL versions do)."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import datetime
+from typing import Any
+
+from services.intake.readmodel.store import Routing, ZeroReportVerdict
+from services.intake.store import (
+    Deadline,
+    IdempotentPetition,
+    NewPetitionRow,
+    PetitionRow,
+    SupervisionRow,
+    TimelineEntry,
+    ZeroReportRow,
+    ZeroReportSubmission,
+)
+from shared.events import SupervisionOrder
+from tests.fakes import FakeDatabase, FakeTransaction
+
+
+class IntakeDb(FakeDatabase):
+    def __init__(self) -> None:
+        super().__init__()
+        self.petitions: dict[str, dict[str, Any]] = {}
+        self.contacts: dict[str, tuple[str | None, str | None, str | None]] = {}
+        self.timeline: list[dict[str, Any]] = []
+        self.idempotency: dict[str, tuple[str, str]] = {}
+        self.deadlines: dict[tuple[str, str], dict[str, Any]] = {}
+        self.supervisions: dict[uuid.UUID, dict[str, Any]] = {}
+        self.zero_submissions: dict[tuple[str, str], dict[str, Any]] = {}
+        self.zero_status: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def routed(self, petition_id: str, department: str, *, status: str = "assigned", assignment_no: int = 1) -> None:
+        """What the read model records when a petition is routed (test set-up)."""
+        self.petitions[petition_id].update(status=status, department_code=department,
+                                           department_name=department, assignment_no=assignment_no)
+
+    def timeline_of(self, petition_id: str) -> list[str]:
+        return [t["event"] for t in self.timeline if t["petition_id"] == petition_id]
+
+
+def _petition_row(p: dict[str, Any]) -> PetitionRow:
+    return PetitionRow(**{f.name: p[f.name] for f in dataclasses.fields(PetitionRow)})
+
+
+class FakeIntakeStore(FakeTransaction):
+    db: IntakeDb
+
+    def _by_ref(self, ref: str) -> dict[str, Any] | None:
+        self.db.maybe_fail()
+        if ref in self.db.petitions:
+            return self.db.petitions[ref]
+        return next((p for p in self.db.petitions.values() if p["tracking_code"] == ref), None)
+
+    async def insert_petition(self, row: NewPetitionRow) -> None:
+        self.db.maybe_fail()
+        if row.id in self.db.petitions:
+            raise ValueError(f"duplicate petition {row.id}")
+        self.db.petitions[row.id] = {
+            **dataclasses.asdict(row), "status": "submitted", "category": None, "department_code": None,
+            "department_name": None, "assignment_no": 0, "jurisdiction": None, "priority": None, "rule": None,
+            "repeat_of": None, "group_petition": False, "accused_departments": (), "extension_state": None,
+            "status_before_pause": None,
+        }
+
+    async def insert_contact(self, petition_id: str, name: str | None, phone: str | None,
+                             id_number: str | None) -> None:
+        self.db.contacts[petition_id] = (name, phone, id_number)
+
+    async def add_timeline(self, petition_id: str, at: datetime, event: str, detail: dict[str, Any],
+                           event_id: uuid.UUID) -> None:
+        self.db.maybe_fail()
+        if petition_id in self.db.petitions and all(t["event_id"] != event_id for t in self.db.timeline):
+            self.db.timeline.append({"petition_id": petition_id, "at": at, "event": event, "detail": detail,
+                                     "event_id": event_id})
+
+    async def store_idempotency_key(self, key: str, request_hash: str, petition_id: str) -> bool:
+        if key in self.db.idempotency:
+            return False
+        self.db.idempotency[key] = (request_hash, petition_id)
+        return True
+
+    async def idempotent_petition(self, key: str) -> IdempotentPetition | None:
+        self.db.maybe_fail()
+        found = self.db.idempotency.get(key)
+        if found is None:
+            return None
+        p = self.db.petitions[found[1]]
+        return IdempotentPetition(found[0], p["id"], p["tracking_code"], p["status"])
+
+    async def petition(self, ref: str, *, for_update: bool = False) -> PetitionRow | None:
+        p = self._by_ref(ref)
+        return _petition_row(p) if p is not None else None
+
+    async def set_status(self, petition_id: str, status: str, extension_state: str | None) -> None:
+        p = self.db.petitions[petition_id]
+        if status == "paused":
+            p["status_before_pause"] = p["status"]
+        p["status"], p["extension_state"] = status, extension_state
+
+    async def deadlines(self, petition_id: str) -> list[Deadline]:
+        rows = [d for (pid, _), d in self.db.deadlines.items() if pid == petition_id]
+        return [Deadline(d["clock"], d["due_at"], d["state"]) for d in sorted(rows, key=lambda d: d["due_at"])]
+
+    async def timeline(self, petition_id: str) -> list[TimelineEntry]:
+        return [TimelineEntry(t["at"], t["event"], t["detail"]) for t in self.db.timeline
+                if t["petition_id"] == petition_id]
+
+    def _supervision_row(self, s: dict[str, Any]) -> SupervisionRow:
+        petition = self.db.petitions.get(s["petition_id"] or "")
+        fields: dict[str, Any] = {f.name: s.get(f.name) for f in dataclasses.fields(SupervisionRow)}
+        fields["tracking_code"] = petition["tracking_code"] if petition else None
+        return SupervisionRow(**fields)
+
+    async def supervision(self, supervision_id: uuid.UUID, *, for_update: bool = False) -> SupervisionRow | None:
+        self.db.maybe_fail()
+        s = self.db.supervisions.get(supervision_id)
+        return self._supervision_row(s) if s is not None else None
+
+    async def supervisions_for(self, unit: str, state: str, limit: int) -> list[SupervisionRow]:
+        rows = [s for s in self.db.supervisions.values()
+                if s["target_unit"] == unit and state in ("all", s["state"])]
+        rows.sort(key=lambda s: (s["opened_at"], s["id"]))
+        return [self._supervision_row(s) for s in rows[:limit]]
+
+    async def request_close(self, supervision_id: uuid.UUID, unit: str, at: datetime) -> None:
+        self.db.supervisions[supervision_id].update(close_requested_by=unit, close_requested_at=at)
+
+    async def insert_zero_report(self, unit: str, period: str, submission_id: uuid.UUID, incidents: list[str],
+                                 request_hash: str, at: datetime) -> bool:
+        self.db.maybe_fail()
+        if (unit, period) in self.db.zero_submissions:
+            return False
+        self.db.zero_submissions[(unit, period)] = {"submission_id": submission_id, "incidents": list(incidents),
+                                                    "request_hash": request_hash, "submitted_at": at}
+        return True
+
+    async def zero_report_submission(self, unit: str, period: str) -> ZeroReportSubmission | None:
+        z = self.db.zero_submissions.get((unit, period))
+        return ZeroReportSubmission(z["submission_id"], z["request_hash"]) if z else None
+
+    async def zero_reports(self, unit: str, period: str | None) -> list[ZeroReportRow]:
+        periods = {p for (u, p) in [*self.db.zero_status, *self.db.zero_submissions] if u == unit}
+        out = []
+        for p in sorted(periods):
+            if period is not None and p != period:
+                continue
+            s, z = self.db.zero_status.get((unit, p), {}), self.db.zero_submissions.get((unit, p), {})
+            out.append(ZeroReportRow(
+                p, s.get("status"), s.get("rule"), s.get("due_at"), s.get("submitted_at") or z.get("submitted_at"),
+                s["incidents"] if s else (len(z["incidents"]) if z else None), s.get("escalated_to"),
+                z.get("submission_id"),
+            ))
+        return out
+
+
+class FakeReadModelStore(FakeTransaction):
+    db: IntakeDb
+
+    async def petition_exists(self, petition_id: str) -> bool:
+        self.db.maybe_fail()
+        return petition_id in self.db.petitions
+
+    async def add_timeline(self, petition_id: str, at: datetime, event: str, detail: dict[str, Any],
+                           event_id: uuid.UUID) -> None:
+        await FakeIntakeStore(self.db).add_timeline(petition_id, at, event, detail, event_id)
+
+    async def record_routing(self, routing: Routing) -> None:
+        p = self.db.petitions[routing.petition_id]
+        if p["assignment_no"] < routing.assignment_no and p["status"] not in ("resolved", "closed"):
+            p.update({k: v for k, v in dataclasses.asdict(routing).items() if k != "petition_id"})
+
+    async def arm_deadline(self, petition_id: str, clock: str, due_at: datetime, department_code: str,
+                           at: datetime) -> None:
+        d = self.db.deadlines.get((petition_id, clock))
+        if d is None or d["updated_at"] <= at:
+            self.db.deadlines[(petition_id, clock)] = {"clock": clock, "due_at": due_at, "state": "running",
+                                                       "department_code": department_code, "updated_at": at}
+
+    async def set_deadline_state(self, petition_id: str, clock: str, due_at: datetime, state: str,
+                                 at: datetime) -> None:
+        d = self.db.deadlines.get((petition_id, clock))
+        if d is not None and d["due_at"] == due_at:
+            d.update(state=state, updated_at=max(d["updated_at"], at))
+
+    async def stop_deadline(self, petition_id: str, clock: str, due_at: datetime, at: datetime) -> None:
+        d = self.db.deadlines.get((petition_id, clock))
+        if d is not None and d["due_at"] == due_at:
+            d.update(state="breached_stopped" if d["state"] == "breached" else "stopped",
+                     updated_at=max(d["updated_at"], at))
+
+    async def move_deadline(self, petition_id: str, clock: str, due_at: datetime, state: str | None,
+                            at: datetime) -> None:
+        d = self.db.deadlines.get((petition_id, clock))
+        if d is None or d["updated_at"] > at:
+            return
+        if state is None:
+            state = "running" if d["state"] == "breached" and due_at > at else d["state"]
+        d.update(due_at=due_at, state=state, updated_at=at)
+
+    async def open_supervision(self, order: SupervisionOrder) -> None:
+        if order.id not in self.db.supervisions:
+            self.db.supervisions[order.id] = {**order.model_dump(), "state": "open", "overdue_at": None,
+                                              "close_requested_by": None, "closed_by": None, "closed_at": None}
+
+    async def close_supervisions(self, ids: list[uuid.UUID], closed_by: str, at: datetime, note: str) -> None:
+        for i in ids:
+            s = self.db.supervisions.get(i)
+            if s is not None and s["state"] == "open":
+                s.update(state="closed", closed_by=closed_by, closed_at=at, close_note=note)
+
+    async def close_report_supervisions(self, unit: str, period: str, at: datetime) -> None:
+        await self.close_supervisions(
+            [i for i, s in self.db.supervisions.items()
+             if s["subject"] == "zero_report" and s["report_unit"] == unit and s["report_period"] == period],
+            unit, at, "report received",
+        )
+
+    async def mark_overdue(self, supervision_id: uuid.UUID, at: datetime) -> None:
+        s = self.db.supervisions.get(supervision_id)
+        if s is not None and s["overdue_at"] is None:
+            s["overdue_at"] = at
+
+    async def record_zero_report(self, verdict: ZeroReportVerdict) -> None:
+        key = (verdict.unit, verdict.period)
+        old = self.db.zero_status.get(key)
+        if old is not None and old["at"] > verdict.at:
+            return
+        new = dataclasses.asdict(verdict)
+        if old is not None:
+            for name in ("due_at", "submitted_at", "escalated_to"):
+                new[name] = new[name] if new[name] is not None else old[name]
+        self.db.zero_status[key] = new
