@@ -11,7 +11,6 @@ import contextlib
 import json
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,11 +22,10 @@ import asyncpg
 import httpx
 import pytest
 
+from deploy.stack import service_process, tail, wait_http_ready
 from tests.integration.stack import Infra, free_ports, start_test_infra
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "deploy"))
-import localstack  # noqa: E402
 
 SERVICES = ("intake", "router", "escalation")
 
@@ -57,11 +55,11 @@ class Stack:
         return f"http://127.0.0.1:{port}"
 
     def start(self, service: str) -> None:
-        proc = localstack.service_process(service, self.env, self.run_dir)
+        proc = service_process(service, self.env, self.run_dir)
         proc.start()
         self.procs[service] = proc
-        if not localstack.wait_http_ready(f"{self.health_url(service)}/readyz", 90, proc):
-            raise RuntimeError(f"{service} not ready:\n{localstack.tail(proc.log_file, 60)}")
+        if not wait_http_ready(f"{self.health_url(service)}/readyz", 90, proc):
+            raise RuntimeError(f"{service} not ready:\n{tail(proc.log_file, 60)}")
 
     def stop(self, service: str) -> None:
         self.procs[service].stop()

@@ -6,7 +6,7 @@ a stack started by `make up` (default ports, `.run/`), so both can run at once.
 
 Usage from a conftest (session scope: the broker takes a few seconds to start):
 
-    from tests.integration.stack import start_test_infra   # or sys.path tweak
+    from tests.integration.stack import start_test_infra
     infra = start_test_infra(tmp_path_factory.mktemp("infra"))
     try:
         ... infra.bootstrap, infra.dsn, infra.fresh_database("t1") ...
@@ -16,16 +16,10 @@ Usage from a conftest (session scope: the broker takes a few seconds to start):
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-if str(_DEPLOY) not in sys.path:
-    sys.path.insert(0, str(_DEPLOY))
-
-import localstack  # noqa: E402,F401  (deploy/localstack.py; re-exported for tests)
-from localstack import KafkaNode, PostgresNode, free_ports, service_env  # noqa: E402  (re-exported for tests)
+from deploy.stack import KafkaNode, PostgresNode, free_ports, service_env
 
 #: 512 MB is plenty for tests if the log cleaner's dedupe buffer is shrunk from 128 MB
 #: (otherwise the cleaner alone asks for more than the heap and the broker dies).
@@ -56,7 +50,7 @@ class Infra:
         return self.postgres.create_database(name)
 
     def service_env(self, hmac_key: str = "00" * 32, **ports: int) -> dict[str, str]:
-        """Environment for starting a service against this infra (see localstack.service_env).
+        """Environment for starting a service against this infra (see deploy.stack.service_env).
 
         Service HTTP ports not given as keyword arguments (PETITION_HTTP_PORT=..., etc.)
         are picked free, so a test never collides with `make up` on 8080-8083; read them

@@ -25,8 +25,9 @@ from typing import Any
 
 import pytest
 
+from deploy.stack import PrometheusNode, free_ports, pid_alive, tail, wait_http_ready
 from shared import topics
-from tests.integration.conftest import REPO, Stack, localstack, new_stack, running, wait_for
+from tests.integration.conftest import REPO, Stack, new_stack, running, wait_for
 from tests.integration.stack import start_test_infra
 
 pytestmark = pytest.mark.integration
@@ -70,18 +71,18 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     folder = tmp_path_factory.mktemp("prometheus")
     config = folder / "prometheus.yml"
     config.write_text(_config(stack))
-    (port,) = localstack.free_ports(1)
-    node = localstack.PrometheusNode(port, folder, config)
+    (port,) = free_ports(1)
+    node = PrometheusNode(port, folder, config)
     node.start()
     pid = node.pid
     try:
         # readiness by HTTP only: PrometheusNode.wait_ready also trusts the PID file, which
         # another pytest session's tmp-dir cleanup can remove under us
-        if not localstack.wait_http_ready(f"{node.url}/-/ready", 60):
-            raise RuntimeError(f"Prometheus not ready:\n{localstack.tail(node.log_file)}")
+        if not wait_http_ready(f"{node.url}/-/ready", 60):
+            raise RuntimeError(f"Prometheus not ready:\n{tail(node.log_file)}")
         yield node.url
     finally:
-        if not node.stop() and pid is not None and localstack.pid_alive(pid):
+        if not node.stop() and pid is not None and pid_alive(pid):
             os.killpg(pid, signal.SIGTERM)  # the PID file is gone, the process is ours
 
 
