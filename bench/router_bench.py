@@ -221,7 +221,7 @@ def _classify_rate() -> tuple[str, float, int]:
 
 def main(argv: list[str]) -> int:
     from deploy.stack import ServiceProcess, free_ports
-    from tests.integration.stack import start_test_infra
+    from deploy.stack.testinfra import start_test_infra
 
     n = int(os.environ.get("BENCH_ROUTER_N", "20000"))
     warm = int(os.environ.get("BENCH_ROUTER_WARMUP", "5000"))

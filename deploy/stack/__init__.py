@@ -5,8 +5,9 @@ Three users share this package:
 * the operator, through ``make prepare`` / ``make up`` / ``make down`` / ``make status``
   (``python -m deploy.stack ...``, deploy/stack/cli.py), with the default ports and data
   under ``<repo>/.run``;
-* the test suite, which starts a private broker and database on free ports in pytest's
-  temporary folders (tests/integration/stack.py), so a test run never touches a stack
+* the test suite, through its pytest plugin (deploy/stack/pytest_plugin.py, registered in
+  pyproject.toml), which starts a private broker and database on free ports in pytest's
+  temporary folders (deploy/stack/testinfra.py), so a test run never touches a stack
   started by ``make up``;
 * the benchmarks, which start their own servers the same way.
 
@@ -14,7 +15,8 @@ The modules, by responsibility: ``process`` (commands, detached processes, PID f
 signals), ``readiness`` (HTTP readiness waits), ``config`` (ports, folders, the services'
 environment), ``kafka`` / ``postgres`` / ``prometheus`` (one server each), ``host`` (the only
 code that changes the machine: packages, Debian's own daemons, the Kafka jars; run by
-``make prepare`` alone) and ``cli`` (the commands).
+``make prepare`` alone), ``cli`` (the commands), ``testinfra`` (a throw-away broker and
+database) and ``pytest_plugin``.
 
 What must hold: importing this package needs only the standard library (``make down`` runs
 with the system Python), and nothing it imports changes the machine: ``deploy.stack.host``

@@ -1,7 +1,9 @@
-"""Integration fixtures: a private Kafka broker, PostgreSQL and the three services.
+"""Integration fixtures: the three services on the session's private broker and database.
 
-Everything runs on free ports under pytest's temporary folder, so the suite never clashes
-with a stack started by ``make up``.
+The broker and the database are the ``infra`` fixture of the project's pytest plugin
+(deploy/stack/pytest_plugin.py, registered in pyproject.toml); here are the services on top
+of it. Everything runs on free ports under pytest's temporary folder, so the suite never
+clashes with a stack started by ``make up``.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import asyncpg
 import httpx
 import pytest
 
-from deploy.stack import service_process, tail, wait_http_ready
-from tests.integration.stack import Infra, free_ports, start_test_infra
+from deploy.stack import free_ports, service_process, tail, wait_http_ready
+from deploy.stack.testinfra import Infra
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,15 +86,6 @@ class Stack:
             [str(REPO / ".venv" / "bin" / "petitionctl"), *args],
             input=input, capture_output=True, text=True, env=self.env, timeout=timeout, check=False,
         )
-
-
-@pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
-    running = start_test_infra(tmp_path_factory.mktemp("infra"))
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def new_stack(infra: Infra, run_dir: Path, *, own_table: bool = True) -> Stack:

@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 
 from deploy.stack import PrometheusNode, free_ports, pid_alive, tail, wait_http_ready
+from deploy.stack.testinfra import start_test_infra
 from shared import topics
 from tests.integration.conftest import REPO, Stack, new_stack, running, wait_for
-from tests.integration.stack import start_test_infra
 
 pytestmark = pytest.mark.integration
 

@@ -25,12 +25,11 @@ import asyncpg
 import httpx
 import pytest
 
-from deploy.stack import service_process, tail, wait_http_ready
+from deploy.stack import free_ports, service_process, tail, wait_http_ready
 from shared import topics
 from shared.ids import EVENT_NAMESPACE
 from tests.integration.conftest import Stack, consume_all, parse, petition, wait_for
 from tests.integration.conftest import db_rows as _db
-from tests.integration.stack import free_ports
 
 pytestmark = pytest.mark.integration
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deploy.stack import service_process, tail
+from deploy.stack import free_ports, service_process, tail
+from deploy.stack.testinfra import Infra
 from tests.integration.conftest import REPO
-from tests.integration.stack import Infra, free_ports
 
 pytestmark = pytest.mark.integration
 

@@ -1,12 +1,16 @@
-"""Throw-away Kafka + PostgreSQL for integration tests (a plain module, not a conftest).
+"""Throw-away Kafka + PostgreSQL: what the integration tests and the benchmarks run against.
 
-Each call to `start_test_infra` starts a private single-node Kafka and a private
-PostgreSQL on free ports, with all their data under `tmp_root`. Nothing is shared with
-a stack started by `make up` (default ports, `.run/`), so both can run at once.
+Each call to `start_test_infra` starts a private single-node Kafka and a private PostgreSQL
+on free ports, with all their data under `tmp_root`. Nothing is shared with a stack started
+by ``make up`` (default ports, ``.run/``), so both can run at once. PostgreSQL runs in its
+fast, non-durable mode (fsync off): a crash loses a test's data, never a stack's.
 
-Usage from a conftest (session scope: the broker takes a few seconds to start):
+What must hold: starting infra never installs or fetches anything (``make prepare`` does;
+``make test`` runs it first), and a failed start stops whatever it had started. The pytest
+plugin (deploy/stack/pytest_plugin.py) gives the test session one of these as ``infra``;
+a test module that needs a broker of its own calls `start_test_infra` itself.
 
-    from tests.integration.stack import start_test_infra
+    from deploy.stack.testinfra import start_test_infra
     infra = start_test_infra(tmp_path_factory.mktemp("infra"))
     try:
         ... infra.bootstrap, infra.dsn, infra.fresh_database("t1") ...
@@ -19,7 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.stack import KafkaNode, PostgresNode, free_ports, service_env
+from deploy.stack.config import service_env
+from deploy.stack.kafka import KafkaNode
+from deploy.stack.postgres import PostgresNode
+from deploy.stack.process import free_ports
 
 #: 512 MB is plenty for tests if the log cleaner's dedupe buffer is shrunk from 128 MB
 #: (otherwise the cleaner alone asks for more than the heap and the broker dies).
