@@ -70,10 +70,10 @@ test: venv prepare
 DEMO_SECONDS ?= 180
 DEMO_RATE    ?= 1
 demo: venv
-	$(VPY) deploy/demo.py --duration $(DEMO_SECONDS) --rate $(DEMO_RATE) \
+	$(VPY) -m deploy.demo --duration $(DEMO_SECONDS) --rate $(DEMO_RATE) \
 		--base-url http://127.0.0.1:$${PETITION_HTTP_PORT:-8080} \
 		--kafka-bootstrap 127.0.0.1:$${PETITION_KAFKA_PORT:-9092} --poison 2
-	$(VPY) deploy/grafana/check_panels.py --prometheus http://127.0.0.1:$${PETITION_PROMETHEUS_PORT:-9090} --wait 60
+	$(VPY) -m deploy.grafana.check_panels --prometheus http://127.0.0.1:$${PETITION_PROMETHEUS_PORT:-9090} --wait 60
 
 bench: venv prepare
 	$(VPY) -m bench

@@ -1,7 +1,7 @@
 """Dashboards and alerts against a real Prometheus scraping the real services.
 
 A private Prometheus (Debian's package, on a free port) scrapes the services every second and
-evaluates the real rule files every second; deploy/demo.py puts a short load through the HTTP
+evaluates the real rule files every second; deploy.demo puts a short load through the HTTP
 API. Then every Grafana panel query must return a series, and a provoked dead letter must show
 up as a firing PetitionDeadLetters alert.
 
@@ -25,15 +25,13 @@ from typing import Any
 
 import pytest
 
+from deploy.grafana import check_panels
 from deploy.stack import PrometheusNode, free_ports, pid_alive, tail, wait_http_ready
 from deploy.stack.testinfra import start_test_infra
 from shared import topics
 from tests.integration.conftest import REPO, Stack, new_stack, running, wait_for
 
 pytestmark = pytest.mark.integration
-
-sys.path.insert(0, str(REPO / "deploy" / "grafana"))
-import check_panels  # noqa: E402
 
 DEMO_SECONDS = 35
 
@@ -90,7 +88,7 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def demo_load(stack: Stack, prometheus: str) -> str:
     """A short demo through the HTTP API (two poison messages included); returns its tally."""
     done = subprocess.run(
-        [sys.executable, str(REPO / "deploy" / "demo.py"), "--base-url", stack.base_url,
+        [sys.executable, "-m", "deploy.demo", "--base-url", stack.base_url,
          "--duration", str(DEMO_SECONDS), "--rate", "4", "--backdated-share", "0.3", "--seed", "7",
          "--poison", "2", "--kafka-bootstrap", stack.infra.bootstrap],
         capture_output=True, text=True, timeout=DEMO_SECONDS + 60, env=stack.env, check=False,
