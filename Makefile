@@ -1,5 +1,9 @@
 # Developer entry points for the petition routing platform.
 #
+#   make prepare install or fetch what the local stack needs and this machine lacks (Debian's
+#                postgresql and prometheus packages, the Kafka jars); the only step that changes
+#                the machine, run first by `make up`, `make test` and `make bench` (quick when
+#                everything is there)
 #   make up      start Kafka, PostgreSQL, Prometheus and the services (default ports, .run/)
 #   make status  one line per part of the local stack
 #   make down    stop exactly what `make up` started
@@ -10,8 +14,8 @@
 #   make demo    a few minutes of petitions, department actions and zero reports against
 #                `make up`, then checks every Grafana panel query returns data
 #
-# The local stack is driven by deploy/localstack.py; ports and folders come from the
-# PETITION_* environment variables documented there.
+# The local stack is the package deploy/stack (python -m deploy.stack prepare|up|down|status);
+# ports and folders come from the PETITION_* environment variables (deploy/stack/config.py).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -23,10 +27,10 @@ VPY    := $(VENV)/bin/python
 # Stamp: the editable install is redone only when pyproject.toml changes.
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help venv up up-infra down status lint test bench clean demo
+.PHONY: help venv prepare up up-infra down status lint test bench clean demo
 
 help:
-	@echo "targets: venv up up-infra down status lint test demo bench clean"
+	@echo "targets: venv prepare up up-infra down status lint test demo bench clean"
 
 venv: $(VENV_STAMP)
 
@@ -35,19 +39,23 @@ $(VENV_STAMP): pyproject.toml
 	$(VPY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-up: venv
-	$(VPY) deploy/localstack.py up
+# prepare/down/status need no install (the standard library only): prepare installs Debian
+# packages and fetches the Kafka jars where missing, down/status read PID files.
+prepare:
+	@$(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) -m deploy.stack prepare
+
+up: venv prepare
+	$(VPY) -m deploy.stack up
 
 # Kafka, PostgreSQL and Prometheus only (no migrations, no services).
-up-infra: venv
-	$(VPY) deploy/localstack.py up --infra-only
+up-infra: venv prepare
+	$(VPY) -m deploy.stack up --infra-only
 
-# down/status need no install: they only read PID files and stop processes.
 down:
-	@$(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) deploy/localstack.py down
+	@$(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) -m deploy.stack down
 
 status:
-	@$(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) deploy/localstack.py status
+	@$(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) -m deploy.stack status
 
 # Not `ruff format`: the tree keeps its hand layout (line length 120, checked by ruff E501).
 lint: venv
@@ -55,25 +63,27 @@ lint: venv
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-test: venv
+# The integration tests' broker and database (deploy/stack/pytest_plugin.py) need what
+# `prepare` installs; the fixtures only find it.
+test: venv prepare
 	$(VPY) -m pytest -q
 
 # Demo load for the dashboards (needs `make up`): DEMO_SECONDS and DEMO_RATE tune it.
 DEMO_SECONDS ?= 180
 DEMO_RATE    ?= 1
 demo: venv
-	$(VPY) deploy/demo.py --duration $(DEMO_SECONDS) --rate $(DEMO_RATE) \
+	$(VPY) -m deploy.demo --duration $(DEMO_SECONDS) --rate $(DEMO_RATE) \
 		--base-url http://127.0.0.1:$${PETITION_HTTP_PORT:-8080} \
 		--kafka-bootstrap 127.0.0.1:$${PETITION_KAFKA_PORT:-9092} --poison 2
-	$(VPY) deploy/grafana/check_panels.py --prometheus http://127.0.0.1:$${PETITION_PROMETHEUS_PORT:-9090} --wait 60
+	$(VPY) -m deploy.grafana.check_panels --prometheus http://127.0.0.1:$${PETITION_PROMETHEUS_PORT:-9090} --wait 60
 
-bench: venv
+bench: venv prepare
 	$(VPY) -m bench
 
 # Removes build artefacts and caches. Refuses while the local stack runs, and keeps
 # .run/ (data, secrets) and the venv: `rm -rf .run .venv` by hand after `make down`.
 clean:
-	@if $(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) deploy/localstack.py status | grep -q ' running '; then \
+	@if $(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) -m deploy.stack status | grep -q ' running '; then \
 		echo "local stack is running: make down first"; exit 1; fi
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench-results
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import sys
 import tempfile
 import time
 import uuid
@@ -221,10 +220,8 @@ def _classify_rate() -> tuple[str, float, int]:
 
 
 def main(argv: list[str]) -> int:
-    sys.path.insert(0, str(REPO / "deploy"))
-    import localstack
-
-    from tests.integration.stack import start_test_infra
+    from deploy.stack import ServiceProcess, free_ports
+    from deploy.stack.testinfra import start_test_infra
 
     n = int(os.environ.get("BENCH_ROUTER_N", "20000"))
     warm = int(os.environ.get("BENCH_ROUTER_WARMUP", "5000"))
@@ -237,7 +234,7 @@ def main(argv: list[str]) -> int:
     procs = []
     try:
         ports = dict(zip(["PETITION_HTTP_PORT", "PETITION_ROUTER_PORT", "PETITION_ESCALATION_PORT",
-                          "PETITION_INTAKE_WORKER_PORT"], localstack.free_ports(4), strict=True))
+                          "PETITION_INTAKE_WORKER_PORT"], free_ports(4), strict=True))
         env = infra.service_env(hmac_key="00" * 32, **ports)
         env["PETITION_RUN_DIR"] = str(tmp / "run")
         env["PETITION_LOG_LEVEL"] = "WARNING"
@@ -264,7 +261,7 @@ def main(argv: list[str]) -> int:
 
         def run(label: str, outputs: str, argv_: list[str], extra: dict[str, str]) -> float:
             baseline = offsets.end()
-            proc = localstack.ServiceProcess(label, argv_, env={**env, **extra}, run_dir=tmp / "run", cwd=REPO)
+            proc = ServiceProcess(label, argv_, env={**env, **extra}, run_dir=tmp / "run", cwd=REPO)
             proc.start()
             procs.append(proc)
             try:

@@ -1,6 +1,6 @@
 """Durable-timer benchmark: 1,000,000 pending timers, 10,000 fall due at once.
 
-What it does, on a private PostgreSQL (deploy/localstack.PostgresNode with fast=False: the
+What it does, on a private PostgreSQL (deploy/PostgresNode with fast=False: the
 stock durable settings, fsync and synchronous_commit on) and a private Kafka broker (the
 escalation worker needs one to start, and its outbox relay publishes what fires):
 
@@ -25,17 +25,23 @@ import asyncio
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "deploy"))
-import localstack  # noqa: E402
-
-from bench.machine import describe  # noqa: E402
+from bench.machine import describe
+from deploy.stack import (
+    KafkaNode,
+    PostgresNode,
+    free_ports,
+    is_root,
+    service_env,
+    service_process,
+    tail,
+    venv_bin,
+    wait_http_ready,
+)
 
 KAFKA_HEAP = "512m"
 KAFKA_PROPERTIES = {"log.cleaner.dedupe.buffer.size": "33554432"}
@@ -192,12 +198,12 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     root = Path(tempfile.mkdtemp(prefix="timers-bench-"))
-    if localstack.is_root():
+    if is_root():
         os.chmod(root, 0o755)  # noqa: S103 - an executable: every user of this venv runs it
-    kafka_port, controller_port, pg_port, esc_port = localstack.free_ports(4)
-    kafka = localstack.KafkaNode(kafka_port, controller_port, root / "kafka", heap=KAFKA_HEAP,
+    kafka_port, controller_port, pg_port, esc_port = free_ports(4)
+    kafka = KafkaNode(kafka_port, controller_port, root / "kafka", heap=KAFKA_HEAP,
                                  extra_properties=KAFKA_PROPERTIES)
-    postgres = localstack.PostgresNode(pg_port, root / "postgres", fast=False)
+    postgres = PostgresNode(pg_port, root / "postgres", fast=False)
     service = None
     try:
         kafka.start()
@@ -205,19 +211,19 @@ def main(argv: list[str]) -> int:
         postgres.wait_ready()
         postgres.ensure_database()
         kafka.wait_ready(timeout=120)
-        env = localstack.service_env(kafka.bootstrap, postgres.dsn, "00" * 32,
+        env = service_env(kafka.bootstrap, postgres.dsn, "00" * 32,
                                      {"PETITION_ESCALATION_PORT": esc_port}, root / "run")
         env["PETITION_LOG_LEVEL"] = "ERROR"
         env["PETITION_ESCALATION_INSTANCE_ID"] = "bench"
-        subprocess.run([str(localstack.venv_bin("petitionctl")), "topics", "ensure", "--no-departments"],
+        subprocess.run([str(venv_bin("petitionctl")), "topics", "ensure", "--no-departments"],
                        env=env, check=True, capture_output=True, timeout=120)
         load = asyncio.run(_load(postgres.dsn, args.pending))
 
         (root / "run").mkdir(exist_ok=True)
-        service = localstack.service_process("escalation", env, root / "run")
+        service = service_process("escalation", env, root / "run")
         service.start()
-        if not localstack.wait_http_ready(f"http://127.0.0.1:{esc_port}/readyz", 120, service):
-            print(localstack.tail(service.log_file, 60))
+        if not wait_http_ready(f"http://127.0.0.1:{esc_port}/readyz", 120, service):
+            print(tail(service.log_file, 60))
             return 1
         pid = service.pid
         assert pid is not None  # noqa: S101 - narrows the type: never None here

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Demo load: a few minutes of realistic hotline traffic through the public HTTP API.
 
 It plays the operators and the departments at once, so every dashboard has something to show:

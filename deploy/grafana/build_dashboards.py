@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The Grafana dashboards of the petition platform, as data; writes dashboards/*.json.
 
 Grafana loads the JSON files (deploy/grafana/provisioning/dashboards/petition.yml points at
@@ -11,8 +10,8 @@ Adding a panel for a metric that does not exist yet: put it in ``PENDING`` with 
 it waits for. Pending panels are not rendered; ``tests/ops/test_grafana.py`` fails as soon
 as the metric is declared in a ``metrics.py``, which is the reminder to move the panel up.
 
-    .venv/bin/python deploy/grafana/build_dashboards.py          # rewrite the JSON
-    .venv/bin/python deploy/grafana/build_dashboards.py --check  # exit 1 when out of date
+    .venv/bin/python -m deploy.grafana.build_dashboards          # rewrite the JSON
+    .venv/bin/python -m deploy.grafana.build_dashboards --check  # exit 1 when out of date
 """
 
 from __future__ import annotations
@@ -325,7 +324,7 @@ def main(argv: list[str]) -> int:
     if "--check" in argv:
         stale = [n for n, text in files.items() if not (OUT / n).is_file() or (OUT / n).read_text("utf-8") != text]
         if stale:
-            print(f"out of date: {', '.join(stale)}; run deploy/grafana/build_dashboards.py", file=sys.stderr)
+            print(f"out of date: {', '.join(stale)}; run python -m deploy.grafana.build_dashboards", file=sys.stderr)
             return 1
         return 0
     OUT.mkdir(parents=True, exist_ok=True)

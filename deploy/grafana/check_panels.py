@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """Run every panel query of deploy/grafana/dashboards/*.json against a Prometheus.
 
 A panel whose query returns no series shows "No data" in Grafana; after ``make demo`` none
 may. Grafana's own variables are replaced the way Grafana would for a default view
 (``$__rate_interval`` → ``1m``, a dashboard variable → its "All" value ``.*``).
 
-    .venv/bin/python deploy/grafana/check_panels.py --prometheus http://127.0.0.1:9090 --wait 60
+    .venv/bin/python -m deploy.grafana.check_panels --prometheus http://127.0.0.1:9090 --wait 60
 
 Exit status 1 when some query still returns nothing after ``--wait`` seconds.
 Used by ``make demo`` and by tests/integration/test_dashboards.py.

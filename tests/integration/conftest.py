@@ -1,7 +1,9 @@
-"""Integration fixtures: a private Kafka broker, PostgreSQL and the three services.
+"""Integration fixtures: the three services on the session's private broker and database.
 
-Everything runs on free ports under pytest's temporary folder, so the suite never clashes
-with a stack started by ``make up``.
+The broker and the database are the ``infra`` fixture of the project's pytest plugin
+(deploy/stack/pytest_plugin.py, registered in pyproject.toml); here are the services on top
+of it. Everything runs on free ports under pytest's temporary folder, so the suite never
+clashes with a stack started by ``make up``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import contextlib
 import json
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,11 +24,10 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.integration.stack import Infra, free_ports, start_test_infra
+from deploy.stack import free_ports, service_process, tail, wait_http_ready
+from deploy.stack.testinfra import Infra
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "deploy"))
-import localstack  # noqa: E402
 
 SERVICES = ("intake", "router", "escalation")
 
@@ -57,11 +57,11 @@ class Stack:
         return f"http://127.0.0.1:{port}"
 
     def start(self, service: str) -> None:
-        proc = localstack.service_process(service, self.env, self.run_dir)
+        proc = service_process(service, self.env, self.run_dir)
         proc.start()
         self.procs[service] = proc
-        if not localstack.wait_http_ready(f"{self.health_url(service)}/readyz", 90, proc):
-            raise RuntimeError(f"{service} not ready:\n{localstack.tail(proc.log_file, 60)}")
+        if not wait_http_ready(f"{self.health_url(service)}/readyz", 90, proc):
+            raise RuntimeError(f"{service} not ready:\n{tail(proc.log_file, 60)}")
 
     def stop(self, service: str) -> None:
         self.procs[service].stop()
@@ -86,15 +86,6 @@ class Stack:
             [str(REPO / ".venv" / "bin" / "petitionctl"), *args],
             input=input, capture_output=True, text=True, env=self.env, timeout=timeout, check=False,
         )
-
-
-@pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
-    running = start_test_infra(tmp_path_factory.mktemp("infra"))
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def new_stack(infra: Infra, run_dir: Path, *, own_table: bool = True) -> Stack:

@@ -1,7 +1,7 @@
 """Dashboards and alerts against a real Prometheus scraping the real services.
 
 A private Prometheus (Debian's package, on a free port) scrapes the services every second and
-evaluates the real rule files every second; deploy/demo.py puts a short load through the HTTP
+evaluates the real rule files every second; deploy.demo puts a short load through the HTTP
 API. Then every Grafana panel query must return a series, and a provoked dead letter must show
 up as a firing PetitionDeadLetters alert.
 
@@ -25,14 +25,13 @@ from typing import Any
 
 import pytest
 
+from deploy.grafana import check_panels
+from deploy.stack import PrometheusNode, free_ports, pid_alive, tail, wait_http_ready
+from deploy.stack.testinfra import start_test_infra
 from shared import topics
-from tests.integration.conftest import REPO, Stack, localstack, new_stack, running, wait_for
-from tests.integration.stack import start_test_infra
+from tests.integration.conftest import REPO, Stack, new_stack, running, wait_for
 
 pytestmark = pytest.mark.integration
-
-sys.path.insert(0, str(REPO / "deploy" / "grafana"))
-import check_panels  # noqa: E402
 
 DEMO_SECONDS = 35
 
@@ -70,18 +69,18 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     folder = tmp_path_factory.mktemp("prometheus")
     config = folder / "prometheus.yml"
     config.write_text(_config(stack))
-    (port,) = localstack.free_ports(1)
-    node = localstack.PrometheusNode(port, folder, config)
+    (port,) = free_ports(1)
+    node = PrometheusNode(port, folder, config)
     node.start()
     pid = node.pid
     try:
         # readiness by HTTP only: PrometheusNode.wait_ready also trusts the PID file, which
         # another pytest session's tmp-dir cleanup can remove under us
-        if not localstack.wait_http_ready(f"{node.url}/-/ready", 60):
-            raise RuntimeError(f"Prometheus not ready:\n{localstack.tail(node.log_file)}")
+        if not wait_http_ready(f"{node.url}/-/ready", 60):
+            raise RuntimeError(f"Prometheus not ready:\n{tail(node.log_file)}")
         yield node.url
     finally:
-        if not node.stop() and pid is not None and localstack.pid_alive(pid):
+        if not node.stop() and pid is not None and pid_alive(pid):
             os.killpg(pid, signal.SIGTERM)  # the PID file is gone, the process is ours
 
 
@@ -89,7 +88,7 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def demo_load(stack: Stack, prometheus: str) -> str:
     """A short demo through the HTTP API (two poison messages included); returns its tally."""
     done = subprocess.run(
-        [sys.executable, str(REPO / "deploy" / "demo.py"), "--base-url", stack.base_url,
+        [sys.executable, "-m", "deploy.demo", "--base-url", stack.base_url,
          "--duration", str(DEMO_SECONDS), "--rate", "4", "--backdated-share", "0.3", "--seed", "7",
          "--poison", "2", "--kafka-bootstrap", stack.infra.bootstrap],
         capture_output=True, text=True, timeout=DEMO_SECONDS + 60, env=stack.env, check=False,

@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from deploy.stack.testinfra import Infra, start_test_infra
 from tests.integration.conftest import SERVICES, Stack, new_stack, petition, running, wait_for
-from tests.integration.stack import Infra, start_test_infra
 
 pytestmark = pytest.mark.integration
 

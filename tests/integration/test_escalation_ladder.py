@@ -25,11 +25,11 @@ import asyncpg
 import httpx
 import pytest
 
+from deploy.stack import free_ports, service_process, tail, wait_http_ready
 from shared import topics
 from shared.ids import EVENT_NAMESPACE
-from tests.integration.conftest import Stack, consume_all, localstack, parse, petition, wait_for
+from tests.integration.conftest import Stack, consume_all, parse, petition, wait_for
 from tests.integration.conftest import db_rows as _db
-from tests.integration.stack import free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -72,11 +72,11 @@ class Instances:
         run_dir = self.root / name
         run_dir.mkdir(exist_ok=True)
         env["PETITION_RUN_DIR"] = str(run_dir)
-        proc = localstack.service_process("escalation", env, run_dir)
+        proc = service_process("escalation", env, run_dir)
         proc.start()
         self.procs[name] = proc
-        if not localstack.wait_http_ready(f"http://127.0.0.1:{port}/readyz", 90, proc):
-            raise RuntimeError(f"{name} not ready:\n{localstack.tail(proc.log_file, 60)}")
+        if not wait_http_ready(f"http://127.0.0.1:{port}/readyz", 90, proc):
+            raise RuntimeError(f"{name} not ready:\n{tail(proc.log_file, 60)}")
 
     def stop(self, name: str) -> None:
         self.procs[name].stop()

@@ -13,10 +13,10 @@ import uuid
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from deploy.stack.testinfra import Infra
 from shared.db import OutboxMessage, add_to_outbox, create_pool, ensure_common_tables
 from shared.outbox import OutboxRelay
 from tests.integration.conftest import consume_all
-from tests.integration.stack import Infra
 
 
 async def _scenario(dsn: str, bootstrap: str, topic: str) -> list[int]:

@@ -22,8 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import REPO, localstack
-from tests.integration.stack import Infra, free_ports
+from deploy.stack import free_ports, service_process, tail
+from deploy.stack.testinfra import Infra
+from tests.integration.conftest import REPO
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,7 @@ def lone_intake(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "PETITION_KAFKA_BOOTSTRAP": f"127.0.0.1:{dead_broker}",
         "PETITION_LOG_LEVEL": "WARNING",
     })
-    proc = localstack.service_process("intake", env, run_dir)
+    proc = service_process("intake", env, run_dir)
     proc.start()
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -52,7 +53,7 @@ def lone_intake(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Itera
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline or not proc.is_running():
-            raise RuntimeError(f"intake not up:\n{localstack.tail(proc.log_file, 60)}")
+            raise RuntimeError(f"intake not up:\n{tail(proc.log_file, 60)}")
         time.sleep(0.3)
     try:
         yield base

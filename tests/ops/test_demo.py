@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.ops.conftest import REPO
-
-sys.path.insert(0, str(REPO / "deploy"))
-import demo
+from deploy import demo
 
 
 def test_refuses_anything_but_loopback() -> None:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 
 import yaml
 
+from deploy.grafana import build_dashboards, check_panels
 from tests.ops.conftest import REPO
 
 GRAFANA = REPO / "deploy" / "grafana"
-sys.path.insert(0, str(GRAFANA))
-import build_dashboards  # noqa: E402
-import check_panels  # noqa: E402
 
 METRIC = re.compile(r"\b(petition_[a-z0-9_]+|up)\b")
 SUFFIXES = ("_bucket", "_count", "_sum")
@@ -31,7 +28,7 @@ def declared_metrics() -> set[str]:
 def test_dashboard_json_is_what_the_builder_writes() -> None:
     for name, text in build_dashboards.rendered().items():
         on_disk = (GRAFANA / "dashboards" / name).read_text("utf-8")
-        assert on_disk == text, f"{name} is stale: run deploy/grafana/build_dashboards.py"
+        assert on_disk == text, f"{name} is stale: run python -m deploy.grafana.build_dashboards"
     assert {p.name for p in (GRAFANA / "dashboards").glob("*.json")} == set(build_dashboards.rendered())
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.ops.conftest import REPO, localstack
+from deploy.stack import render_prometheus_config
+from tests.ops.conftest import REPO
 
 RULES = sorted((REPO / "deploy" / "prometheus" / "rules").glob("*.yml"))
 RULE_TESTS = sorted((REPO / "deploy" / "prometheus" / "tests").glob("*.yml"))
@@ -48,7 +49,7 @@ def test_every_alert_has_a_unit_test() -> None:
 
 
 def test_rendered_prometheus_config_is_valid(promtool: str, tmp_path: Path) -> None:
-    config = localstack.render_prometheus_config(tmp_path / "prometheus.yml", {})
+    config = render_prometheus_config(tmp_path / "prometheus.yml", {})
     done = _run(promtool, "check", "config", str(config))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout and "rule files found" in done.stdout + done.stderr

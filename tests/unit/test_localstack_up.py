@@ -10,9 +10,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from deploy.stack import ServiceProcess, free_ports, wait_all_ready
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "deploy"))
-import localstack  # noqa: E402
 
 
 class _Ready(BaseHTTPRequestHandler):
@@ -28,10 +28,10 @@ def test_wait_all_ready_polls_together_and_gives_a_running_part_only_its_grace()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Ready)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
-    (dead,) = localstack.free_ports(1)
+    (dead,) = free_ports(1)
     try:
         started = time.monotonic()
-        ready = localstack.wait_all_ready({
+        ready = wait_all_ready({
             "ready": (f"http://127.0.0.1:{port}/readyz", 30, None),
             "unready": (f"http://127.0.0.1:{port}/other", 0.5, None),
             "dead": (f"http://127.0.0.1:{dead}/readyz", 0.5, None),
@@ -43,11 +43,11 @@ def test_wait_all_ready_polls_together_and_gives_a_running_part_only_its_grace()
 
 
 def test_wait_all_ready_gives_up_on_a_process_that_died() -> None:
-    (port,) = localstack.free_ports(1)
-    proc = localstack.ServiceProcess("quitter", [sys.executable, "-c", "pass"], run_dir=Path("/tmp") / "ls-test")
+    (port,) = free_ports(1)
+    proc = ServiceProcess("quitter", [sys.executable, "-c", "pass"], run_dir=Path("/tmp") / "ls-test")
     proc.start()
     started = time.monotonic()
-    assert localstack.wait_all_ready({"quitter": (f"http://127.0.0.1:{port}/readyz", 60, proc)}) == {"quitter": False}
+    assert wait_all_ready({"quitter": (f"http://127.0.0.1:{port}/readyz", 60, proc)}) == {"quitter": False}
     assert time.monotonic() - started < 10
 
 

@@ -1,12 +1,16 @@
-"""Throw-away Kafka + PostgreSQL for integration tests (a plain module, not a conftest).
+"""Throw-away Kafka + PostgreSQL: what the integration tests and the benchmarks run against.
 
-Each call to `start_test_infra` starts a private single-node Kafka and a private
-PostgreSQL on free ports, with all their data under `tmp_root`. Nothing is shared with
-a stack started by `make up` (default ports, `.run/`), so both can run at once.
+Each call to `start_test_infra` starts a private single-node Kafka and a private PostgreSQL
+on free ports, with all their data under `tmp_root`. Nothing is shared with a stack started
+by ``make up`` (default ports, ``.run/``), so both can run at once. PostgreSQL runs in its
+fast, non-durable mode (fsync off): a crash loses a test's data, never a stack's.
 
-Usage from a conftest (session scope: the broker takes a few seconds to start):
+What must hold: starting infra never installs or fetches anything (``make prepare`` does;
+``make test`` runs it first), and a failed start stops whatever it had started. The pytest
+plugin (deploy/stack/pytest_plugin.py) gives the test session one of these as ``infra``;
+a test module that needs a broker of its own calls `start_test_infra` itself.
 
-    from tests.integration.stack import start_test_infra   # or sys.path tweak
+    from deploy.stack.testinfra import start_test_infra
     infra = start_test_infra(tmp_path_factory.mktemp("infra"))
     try:
         ... infra.bootstrap, infra.dsn, infra.fresh_database("t1") ...
@@ -16,16 +20,13 @@ Usage from a conftest (session scope: the broker takes a few seconds to start):
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-if str(_DEPLOY) not in sys.path:
-    sys.path.insert(0, str(_DEPLOY))
-
-import localstack  # noqa: E402,F401  (deploy/localstack.py; re-exported for tests)
-from localstack import KafkaNode, PostgresNode, free_ports, service_env  # noqa: E402  (re-exported for tests)
+from deploy.stack.config import service_env
+from deploy.stack.kafka import KafkaNode
+from deploy.stack.postgres import PostgresNode
+from deploy.stack.process import free_ports
 
 #: 512 MB is plenty for tests if the log cleaner's dedupe buffer is shrunk from 128 MB
 #: (otherwise the cleaner alone asks for more than the heap and the broker dies).
@@ -56,7 +57,7 @@ class Infra:
         return self.postgres.create_database(name)
 
     def service_env(self, hmac_key: str = "00" * 32, **ports: int) -> dict[str, str]:
-        """Environment for starting a service against this infra (see localstack.service_env).
+        """Environment for starting a service against this infra (see deploy.stack.service_env).
 
         Service HTTP ports not given as keyword arguments (PETITION_HTTP_PORT=..., etc.)
         are picked free, so a test never collides with `make up` on 8080-8083; read them

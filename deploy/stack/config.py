@@ -1,0 +1,158 @@
+"""Configuration of one local stack: its ports and folders, the services' environment.
+
+Everything comes from ``PETITION_*`` environment variables with the defaults below (the
+ports ``make up`` uses, the ``.run/`` folder), so ``make up``, ``make status`` and
+``make down`` agree on where a stack lives as long as they see the same environment, and
+the integration tests build a second, private stack from the same helpers on other ports.
+The services' HMAC key is generated once into the run folder (mode 600), never committed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.stack.process import ServiceProcess
+
+#: The checkout this package runs from (an editable install): the services, the venv and
+#: the data folders under deploy/ (the broker's pom.xml, Prometheus's template) are found here.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEPLOY_DIR = REPO_ROOT / "deploy"
+
+#: The long-running application services, in start order: (name, port env var).
+SERVICES: tuple[tuple[str, str], ...] = (
+    ("intake", "PETITION_HTTP_PORT"),
+    ("router", "PETITION_ROUTER_PORT"),
+    ("escalation", "PETITION_ESCALATION_PORT"),
+)
+
+#: Environment variables understood by the CLI, with their defaults.
+DEFAULTS: dict[str, str] = {
+    "PETITION_RUN_DIR": ".run",
+    "PETITION_KAFKA_PORT": "9092",
+    "PETITION_KAFKA_CONTROLLER_PORT": "9093",
+    "PETITION_PG_PORT": "5432",
+    "PETITION_PROMETHEUS_PORT": "9090",
+    "PETITION_HTTP_PORT": "8080",
+    "PETITION_ROUTER_PORT": "8081",
+    "PETITION_ESCALATION_PORT": "8082",
+    "PETITION_INTAKE_WORKER_PORT": "8083",
+}
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Ports and folders of one stack, read from PETITION_* environment variables."""
+
+    run_dir: Path
+    kafka_port: int
+    kafka_controller_port: int
+    pg_port: int
+    prometheus_port: int
+    http_port: int
+    router_port: int
+    escalation_port: int
+    intake_worker_port: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
+        env = os.environ if env is None else env
+
+        def get(key: str) -> str:
+            return env.get(key) or DEFAULTS[key]
+
+        run_dir = Path(get("PETITION_RUN_DIR"))
+        if not run_dir.is_absolute():
+            run_dir = REPO_ROOT / run_dir
+        return cls(run_dir=run_dir,
+                   kafka_port=int(get("PETITION_KAFKA_PORT")),
+                   kafka_controller_port=int(get("PETITION_KAFKA_CONTROLLER_PORT")),
+                   pg_port=int(get("PETITION_PG_PORT")),
+                   prometheus_port=int(get("PETITION_PROMETHEUS_PORT")),
+                   http_port=int(get("PETITION_HTTP_PORT")),
+                   router_port=int(get("PETITION_ROUTER_PORT")),
+                   escalation_port=int(get("PETITION_ESCALATION_PORT")),
+                   intake_worker_port=int(get("PETITION_INTAKE_WORKER_PORT")))
+
+    def port_env(self) -> dict[str, str]:
+        return {
+            "PETITION_KAFKA_PORT": str(self.kafka_port),
+            "PETITION_KAFKA_CONTROLLER_PORT": str(self.kafka_controller_port),
+            "PETITION_PG_PORT": str(self.pg_port),
+            "PETITION_PROMETHEUS_PORT": str(self.prometheus_port),
+            "PETITION_HTTP_PORT": str(self.http_port),
+            "PETITION_ROUTER_PORT": str(self.router_port),
+            "PETITION_ESCALATION_PORT": str(self.escalation_port),
+            "PETITION_INTAKE_WORKER_PORT": str(self.intake_worker_port),
+        }
+
+    def service_port(self, service: str) -> int:
+        return {"intake": self.http_port, "router": self.router_port,
+                "escalation": self.escalation_port}[service]
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://petition@127.0.0.1:{self.pg_port}/petition"
+
+
+def ensure_hmac_key(run_dir: Path) -> str:
+    """The HMAC key for the services: 32 random bytes (hex), created once, mode 600.
+
+    Lives in <run_dir>/secrets/hmac.key, never in the repository.
+    """
+    path = run_dir / "secrets" / "hmac.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+    os.chmod(path, 0o600)
+    return path.read_text().strip()
+
+
+def service_env(kafka_bootstrap: str, pg_dsn: str, hmac_key: str,
+                ports: Mapping[str, str | int] | None = None,
+                run_dir: Path | str | None = None,
+                base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for the services and petitionctl (also used by the integration tests).
+
+    Every service gets every port variable and picks its own; PYTHONPATH includes the
+    repo so ``python -m services.<name>`` works from the run folder (the cwd, so that
+    faust's ``./<app-id>-data`` folders land there and not in the repo).
+    """
+    env = dict(os.environ if base is None else base)
+    env.update({k: v for k, v in DEFAULTS.items() if k.endswith("_PORT")})
+    env.update({k: str(v) for k, v in (ports or {}).items()})
+    env.update({
+        "PETITION_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "PETITION_PG_DSN": pg_dsn,
+        "PETITION_HMAC_KEY": hmac_key,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join(
+            [str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
+    })
+    if run_dir is not None:
+        env["PETITION_RUN_DIR"] = str(run_dir)
+    return env
+
+
+def venv_bin(name: str) -> Path:
+    return REPO_ROOT / ".venv" / "bin" / name
+
+
+def service_process(name: str, env: Mapping[str, str], run_dir: Path) -> ServiceProcess:
+    """The ServiceProcess for services/<name> (python -m services.<name>)."""
+    return ServiceProcess(name, [str(venv_bin("python")), "-m", f"services.{name}"],
+                          env=env, run_dir=run_dir, cwd=run_dir)
+
+
+def service_exists(name: str) -> bool:
+    return (REPO_ROOT / "services" / name / "__main__.py").exists()
