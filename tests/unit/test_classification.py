@@ -136,8 +136,8 @@ def test_direct_lookup_scores_exactly_as_hashing(clf: CategoryClassifier) -> Non
     same vocabulary terms: forcing every view back onto hashing changes no probability."""
     assert all(v.pairs is not None for v in clf._views)
     direct, hashing = CategoryClassifier.load(), CategoryClassifier.load()
-    for view in direct._views + hashing._views:  # numpy only (the compiled loop: test_native_scoring)
-        object.__setattr__(view, "_native_args", None)
+    for view in direct._views + hashing._views:  # numpy only (the compiled kernel: test_native_scoring)
+        object.__setattr__(view, "kernels", None)
     for view in hashing._views:
         object.__setattr__(view, "pairs", None)
     items = [(t, c) for _, t, c in OBVIOUS] + [

@@ -1,4 +1,4 @@
-"""Inference for the 一级 category classifier: numpy/scipy only, no pickled objects.
+"""Inference for the 一级 category classifier: numpy/scipy and a compiled kernel, no pickled objects.
 
 The artefact is two files in one directory:
 
@@ -24,11 +24,12 @@ A term is encoded as an integer key: its characters' positions in the view's cha
 character missing from the table can be in no vocabulary term. Vocabulary keys are stored
 sorted; lookup goes through :class:`KeyIndex`.
 
-Where the machine has a C compiler, the per-text work of a view-field (ids, n-gram lookups,
-counts, the normalised row's product with the coefficients) runs in a compiled loop
-(:mod:`native`, ``_scores.c``) over the same arrays, text by text; it gives the numpy path's
-scores to rounding (tested to 1e-12) at about a third of its CPU. Without a compiler, or
-with ``PETITION_NATIVE=0``, numpy does it all.
+The per-text work of a view-field (ids, n-gram lookups, counts, the normalised row's product
+with the coefficients) runs in a compiled kernel (:mod:`native`: the ``_scores`` extension
+module, built from ``_scores.c`` when the package is installed), text by text, from the same
+arrays; it gives the numpy path's scores to rounding (tested to 1e-12) at about a third of its
+CPU. When the kernel is not importable, or with ``PETITION_NATIVE=0``, numpy does it all, as
+it does for a view with 4-grams (the kernel looks up 1-3-grams).
 """
 
 from __future__ import annotations
@@ -39,11 +40,15 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from services.router.classification import native
+
+if TYPE_CHECKING:
+    from services.router.classification._scores import FieldScorer
 
 ARTEFACT_DIR = Path(__file__).resolve().parent / "artefacts"
 META_FILE = "model.json"
@@ -311,22 +316,6 @@ class _PairTable:
         return cols[hit], owner[hit]
 
 
-@dataclass(frozen=True, slots=True)
-class _Joined:
-    """One column of a batch's texts as the compiled loop reads them."""
-
-    cps: np.ndarray  # uint32 code points of the texts, joined
-    offsets: np.ndarray  # int64, where each text starts, and the end
-    beyond_bmp: bool  # some code point is outside the BMP (digit folding then goes by numpy)
-
-    @classmethod
-    def of(cls, texts: Sequence[str]) -> _Joined:
-        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)), out=offsets[1:])
-        cps = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
-        return cls(cps, offsets, bool(cps.size) and int(cps.max()) >= 0x10000)
-
-
 @dataclass(frozen=True)
 class _View:
     name: str
@@ -337,8 +326,7 @@ class _View:
     intercept: np.ndarray
     char_id: np.ndarray = field(init=False, repr=False, compare=False)
     pairs: _PairTable | None = field(init=False, repr=False, compare=False)
-    _native_args: list[tuple] | None = field(init=False, repr=False, compare=False)
-    _native_keep: list = field(init=False, repr=False, compare=False)
+    kernels: tuple[FieldScorer, ...] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         table = np.zeros(int(self.chars.max()) + 1 if self.chars.size else 1, dtype=np.int32)
@@ -347,72 +335,19 @@ class _View:
         n_ids = len(self.chars) + 1
         direct = _PairTable.fits(n_ids, self.ngram)
         object.__setattr__(self, "pairs", _PairTable(n_ids, self.fields) if direct else None)
-        object.__setattr__(self, "_native_args", self._compiled_args())
+        object.__setattr__(self, "kernels", self._kernels())
 
-    def _compiled_args(self) -> list[tuple] | None:
-        """Per field, the model's side of the compiled loop's arguments (pointers into arrays
-        this view keeps as long as it lives); None without the library or the direct tables."""
-        object.__setattr__(self, "_native_keep", [])
-        p = self.pairs
-        if p is None or native.load() is None:
+    def _kernels(self) -> tuple[FieldScorer, ...] | None:
+        """The compiled kernel's scorer of each field, built from the field's own arrays; None
+        when the kernel is not there or switched off, or cannot score this view (4-grams)."""
+        scorer = native.field_scorer()
+        if scorer is None or self.ngram[1] > 3 or self.normalise not in (_fold_digits, _unchanged):
             return None
-        three = p.prefix is not None
-        length = p.union >> 60
-        pair_of = ((p.union >> (_ID_BITS * (MAX_TERM - 1))) & MAX_CHARS) * p.n_ids
-        pair_of += (p.union >> (_ID_BITS * (MAX_TERM - 2))) & MAX_CHARS
-        zero = ord("0")
-        zero_id = int(self.char_id[zero]) if zero < len(self.char_id) else 0
         fold = self.normalise is _fold_digits
-        decimal = _decimal_bmp() if fold else None
-        empty = np.zeros(1, dtype=np.int64)
-        keys = p.triples._keys if three else empty
-        slots = p.triples._pos if three else empty
-        mask = p.triples._mask if three else 0
-        shift = int(p.triples._shift) if three else 0
-        numbers = np.ascontiguousarray(p.triple_number, dtype=np.int32) if three else np.zeros(1, dtype=np.int32)
-        keep = [decimal, keys, slots, numbers]  # referenced by the pointers below
-        out = []
-        for i, f in enumerate(self.fields):
-            to_field = np.ascontiguousarray(p.to_field[i], dtype=np.int32)
-            col = to_field[:-1]  # of each union term
-            two = (col >= 0) & (length == 2)
-            begins = (col >= 0) & (length == 3)
-            pair_keys, where = np.unique(np.concatenate([pair_of[two], pair_of[begins]]), return_inverse=True)
-            entries = np.zeros(len(pair_keys), dtype=np.uint32)
-            entries[where[: two.sum()]] = (col[two] + 1).astype(np.uint32)
-            entries[where[two.sum() :]] |= np.uint32(1 << 31)
-            built = native.pair_table(pair_keys, entries)
-            if built is None:
-                return None
-            pairs, bits = built
-            single = to_field[p.single] if p.single is not None else None  # -1 -> the last, -1
-            lines = np.empty((len(f.keys), f.coef.shape[1] + 1))
-            lines[:, 0] = f.idf
-            lines[:, 1:] = f.idf[:, None] * f.coef
-            keep += [to_field, lines, pairs, single]
-            out.append((
-                int(fold), decimal.ctypes.data if decimal is not None else None, zero_id,
-                self.char_id.ctypes.data, len(self.char_id),
-                p.n_ids, single.ctypes.data if single is not None else None, pairs.ctypes.data, bits,
-                keys.ctypes.data, slots.ctypes.data, mask, shift, numbers.ctypes.data,
-                to_field.ctypes.data,
-                lines.ctypes.data, len(f.keys), f.coef.shape[1], f.weight,
-            ))
-        object.__setattr__(self, "_native_keep", keep)
-        return out
-
-    def _compiled_field(self, i: int, joined: _Joined, scores: np.ndarray, sq_norm: np.ndarray) -> bool:
-        """Add field `i`'s scores of the joined texts with the compiled loop; False when it
-        cannot (not built, no direct tables, digits to fold beyond the BMP)."""
-        lib = native.load()
-        args = self._native_args
-        if lib is None or args is None or (args[i][0] and joined.beyond_bmp):
-            return False
-        done = lib.field_scores(
-            joined.cps.ctypes.data, joined.offsets.ctypes.data, len(joined.offsets) - 1,
-            *args[i], scores.ctypes.data, sq_norm.ctypes.data,
+        return tuple(
+            scorer(chars=self.chars, keys=f.keys, idf=f.idf, coef=f.coef, weight=f.weight, fold_digits=fold)
+            for f in self.fields
         )
-        return done == 0
 
     def _ids(self, texts: Sequence[str], *, fold_digits: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The character id of every position of the joined texts (0: not in the table) and
@@ -467,15 +402,16 @@ class _View:
         cols, owner = self.pairs.for_field(i, *self.pairs.terms(ids, doc))
         return f.rows(cols, owner, len(texts))
 
-    def scores(self, columns: Sequence[Sequence[str]], joined: Sequence[_Joined] | None = None) -> np.ndarray:
-        """Scores of texts already through :func:`normalise_plain`, one column per field
-        (`joined`: the same columns for the compiled loop, which is used when it can be)."""
+    def scores(self, columns: Sequence[list[str]]) -> np.ndarray:
+        """Scores of texts already through :func:`normalise_plain`, one column per field: by
+        the compiled kernel when the view has it, else by numpy."""
         n = len(columns[0])
         k = len(self.intercept)
         scores = np.zeros((n, k))
         sq_norm = np.zeros(n)
         for i, (f, texts) in enumerate(zip(self.fields, columns, strict=True)):
-            if joined is not None and self._compiled_field(i, joined[i], scores, sq_norm):
+            if self.kernels is not None:
+                self.kernels[i].add_scores(texts, scores, sq_norm)
                 continue
             # the direct path folds digits itself; hashing needs the texts normalised first
             ready = self.normalise is _unchanged or (self.pairs is not None and self.normalise is _fold_digits)
@@ -571,8 +507,7 @@ class CategoryClassifier:
         if n == 0:
             return np.zeros((0, len(self.categories) * len(self._views)))
         columns = [[normalise_plain(t) for t in column] for column in zip(*items, strict=True)]
-        joined = [_Joined.of(c) for c in columns] if native.load() is not None else None
-        return np.hstack([v.scores(columns, joined) for v in self._views])
+        return np.hstack([v.scores(columns) for v in self._views])
 
     def predict_proba(self, items: Sequence[tuple[str, str]]) -> np.ndarray:
         d = self.view_scores(items)
