@@ -27,9 +27,10 @@ sorted; lookup goes through :class:`KeyIndex`.
 The per-text work of a view-field (ids, n-gram lookups, counts, the normalised row's product
 with the coefficients) runs in a compiled kernel (:mod:`native`: the ``_scores`` extension
 module, built from ``_scores.c`` when the package is installed), text by text, from the same
-arrays; it gives the numpy path's scores to rounding (tested to 1e-12) at about a third of its
-CPU. When the kernel is not importable, or with ``PETITION_NATIVE=0``, numpy does it all, as
-it does for a view with 4-grams (the kernel looks up 1-3-grams).
+arrays; it gives the numpy path's scores to rounding (tested to 1e-12) at about a fifth of its
+CPU. The numpy path (:meth:`_View.terms`, :class:`KeyIndex`, :meth:`_Field.tfidf`) is the
+reference and the fallback: it scores every view when the kernel is not importable or
+``PETITION_NATIVE=0``, and a view with 4-grams (the kernel looks up 1-3-grams).
 """
 
 from __future__ import annotations
@@ -89,26 +90,6 @@ def _fold_digits(text: str) -> str:
 
 
 _AFTER_PLAIN: dict[str, Callable[[str], str]] = {"char": _fold_digits, "plain": _unchanged}
-
-_DECIMAL_BMP: np.ndarray | None = None
-
-
-def _decimal_bmp() -> np.ndarray:
-    """Which code points of the BMP are decimal digits (Unicode Nd: what ``\\d`` matches)."""
-    global _DECIMAL_BMP
-    if _DECIMAL_BMP is None:
-        _DECIMAL_BMP = np.fromiter((chr(c).isdecimal() for c in range(0x10000)), dtype=bool, count=0x10000)
-    return _DECIMAL_BMP
-
-
-def _is_decimal(cps: np.ndarray) -> np.ndarray:
-    """Which code points are decimal digits."""
-    out = np.zeros(len(cps), dtype=bool)
-    low = cps < 0x10000
-    out[low] = _decimal_bmp()[cps[low]]
-    for at in np.flatnonzero(~low):  # outside the BMP: rare, one by one
-        out[at] = chr(int(cps[at])).isdecimal()
-    return out
 
 
 def term_key(term: str, char_ids: dict[str, int]) -> int:
@@ -236,86 +217,6 @@ class _Field:
         return sp.csr_matrix((vals, cols, indptr), shape=(n_docs, n_feat))
 
 
-#: Largest pair table (entries) a view builds for direct lookup; past it, hashing.
-MAX_PAIR_TABLE = 1 << 24
-
-
-class _PairTable:
-    """Direct lookup of a view's 1-3-character terms by their characters' ids, for both
-    fields at once: every term of a text gets its number in the union of the fields'
-    vocabularies, and each field maps those numbers to its own positions.
-
-    1-grams are read from a table indexed by id, 2-grams from one indexed by the id pair
-    (for ~2,600 characters, ~27 MB of int32): one gather each, instead of hashing every
-    n-gram and probing. A 3-gram is only looked up (hashed, in :class:`KeyIndex`) when its
-    first two characters begin some vocabulary 3-gram, a small share of the positions.
-    """
-
-    def __init__(self, n_ids: int, fields: Sequence[_Field]) -> None:
-        self.n_ids = n_ids
-        union = np.unique(np.concatenate([f.keys for f in fields]))
-        self.union = union
-        first = (union >> (_ID_BITS * (MAX_TERM - 1))) & MAX_CHARS
-        second = (union >> (_ID_BITS * (MAX_TERM - 2))) & MAX_CHARS
-        length = union >> 60
-        number = np.arange(len(union), dtype=np.int32)
-        one, two, three = length == 1, length == 2, length == 3
-        self.single = np.full(n_ids, -1, dtype=np.int32) if one.any() else None
-        if self.single is not None:
-            self.single[first[one]] = number[one]
-        self.pair = np.full(n_ids * n_ids, -1, dtype=np.int32)
-        self.pair[first[two] * n_ids + second[two]] = number[two]
-        self.prefix = None
-        if three.any():
-            self.prefix = np.zeros(n_ids * n_ids, dtype=bool)
-            self.prefix[first[three] * n_ids + second[three]] = True
-            self.triples = KeyIndex(union[three])
-            self.triple_number = number[three]
-        # a field's vocabulary is sorted, so searchsorted finds each union term in it; one
-        # more entry, last, answers the number -1 (no term) with -1
-        self.to_field = []
-        for f in fields:
-            at = np.minimum(np.searchsorted(f.keys, union), max(len(f.keys) - 1, 0))
-            found = f.keys[at] == union if len(f.keys) else np.zeros(len(union), dtype=bool)
-            self.to_field.append(np.append(np.where(found, at, -1), -1).astype(np.int32))
-
-    @staticmethod
-    def fits(n_ids: int, ngram: tuple[int, int]) -> bool:
-        return ngram[1] <= 3 and n_ids * n_ids <= MAX_PAIR_TABLE
-
-    def terms(self, ids: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Union term numbers of the n-grams of the texts (``-1``: in no vocabulary) and the
-        document of each."""
-        numbers, owners = [], []
-        if self.single is not None:
-            numbers.append(self.single[ids])
-            owners.append(doc)
-        if ids.size >= 2:
-            pair = ids[:-1] * self.n_ids + ids[1:]
-            two = self.pair[pair]
-            two[doc[:-1] != doc[1:]] = -1  # a pair across two texts is no term
-            numbers.append(two)
-            owners.append(doc[:-1])
-            if self.prefix is not None and ids.size >= 3:
-                at = np.flatnonzero(self.prefix[pair[:-1]] & (ids[2:] > 0) & (doc[:-2] == doc[2:]))
-                keys = (np.int64(3) << 60) | (ids[at].astype(np.int64) << (_ID_BITS * (MAX_TERM - 1)))
-                keys |= ids[at + 1].astype(np.int64) << (_ID_BITS * (MAX_TERM - 2))
-                keys |= ids[at + 2].astype(np.int64) << (_ID_BITS * (MAX_TERM - 3))
-                pos = self.triples.lookup(keys)
-                hit = pos >= 0
-                numbers.append(self.triple_number[pos[hit]])
-                owners.append(doc[at[hit]])
-        if not numbers:
-            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
-        return np.concatenate(numbers), np.concatenate(owners)
-
-    def for_field(self, i: int, numbers: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Positions in field `i`'s vocabulary of the numbered terms it has, with their owners."""
-        cols = self.to_field[i][numbers]  # -1 indexes the last entry, itself -1
-        hit = cols >= 0
-        return cols[hit], owner[hit]
-
-
 @dataclass(frozen=True)
 class _View:
     name: str
@@ -325,16 +226,12 @@ class _View:
     fields: tuple[_Field, ...]
     intercept: np.ndarray
     char_id: np.ndarray = field(init=False, repr=False, compare=False)
-    pairs: _PairTable | None = field(init=False, repr=False, compare=False)
     kernels: tuple[FieldScorer, ...] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         table = np.zeros(int(self.chars.max()) + 1 if self.chars.size else 1, dtype=np.int32)
         table[self.chars] = np.arange(1, len(self.chars) + 1)
         object.__setattr__(self, "char_id", table)
-        n_ids = len(self.chars) + 1
-        direct = _PairTable.fits(n_ids, self.ngram)
-        object.__setattr__(self, "pairs", _PairTable(n_ids, self.fields) if direct else None)
         object.__setattr__(self, "kernels", self._kernels())
 
     def _kernels(self) -> tuple[FieldScorer, ...] | None:
@@ -349,21 +246,14 @@ class _View:
             for f in self.fields
         )
 
-    def _ids(self, texts: Sequence[str], *, fold_digits: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def _ids(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """The character id of every position of the joined texts (0: not in the table) and
-        the document of each. `fold_digits`: first turn every run of digits into one ``0``
-        (:func:`_fold_digits`, done here on the code points instead of by a regex per text)."""
+        the document of each."""
         n_docs = len(texts)
         lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n_docs)
         joined = "".join(texts)
         cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
         doc = np.repeat(np.arange(n_docs, dtype=np.int32), lens)
-        if fold_digits and cps.size:
-            digit = _is_decimal(cps)
-            keep = np.ones(cps.size, dtype=bool)
-            keep[1:] = ~(digit[1:] & digit[:-1] & (doc[1:] == doc[:-1]))  # a run keeps its first
-            cps = np.where(digit, np.uint32(ord("0")), cps)[keep]
-            doc = doc[keep]
         ids = np.zeros(len(cps), dtype=np.int32)
         known = cps < len(self.char_id)
         ids[known] = self.char_id[cps[known]]
@@ -394,17 +284,9 @@ class _View:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return np.concatenate(keys), np.concatenate(owners)
 
-    def _field_rows(self, i: int, texts: Sequence[str]) -> sp.csr_matrix:
-        f = self.fields[i]
-        if self.pairs is None:
-            return f.tfidf(*self.terms(texts), len(texts))
-        ids, doc = self._ids(texts, fold_digits=self.normalise is _fold_digits)
-        cols, owner = self.pairs.for_field(i, *self.pairs.terms(ids, doc))
-        return f.rows(cols, owner, len(texts))
-
     def scores(self, columns: Sequence[list[str]]) -> np.ndarray:
         """Scores of texts already through :func:`normalise_plain`, one column per field: by
-        the compiled kernel when the view has it, else by numpy."""
+        the compiled kernel when the view has it, else by numpy (the reference)."""
         n = len(columns[0])
         k = len(self.intercept)
         scores = np.zeros((n, k))
@@ -413,9 +295,8 @@ class _View:
             if self.kernels is not None:
                 self.kernels[i].add_scores(texts, scores, sq_norm)
                 continue
-            # the direct path folds digits itself; hashing needs the texts normalised first
-            ready = self.normalise is _unchanged or (self.pairs is not None and self.normalise is _fold_digits)
-            x = self._field_rows(i, texts if ready else [self.normalise(t) for t in texts])
+            ready = texts if self.normalise is _unchanged else [self.normalise(t) for t in texts]
+            x = f.tfidf(*self.terms(ready), n)
             scores += f.weight * (x @ f.coef)
             present = np.diff(x.indptr) > 0
             sq_norm += present * (f.weight * f.weight)

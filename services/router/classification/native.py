@@ -1,7 +1,7 @@
 """The classifier's compiled scoring kernel, when it is built and switched on.
 
 With it, ``predict`` costs ~30 us of CPU per text in batches of 256 (~18 us of it in the
-kernel); the numpy path of :mod:`model` needs ~100 us, most of it in batch-wide temporary
+kernel); the numpy path of :mod:`model` needs ~140 us, most of it in batch-wide temporary
 arrays (every n-gram's key, owner, sort code), which the kernel does without, text by text.
 It is the ``_scores`` extension module, compiled from ``_scores.c`` by setup.py when the
 package is installed (``make venv``), and it checks every argument it is given: a wrong call
@@ -9,7 +9,7 @@ raises TypeError or ValueError, it cannot crash the process.
 
 ``PETITION_NATIVE=0``, or a module that is not there (the sources used without installing
 them, a build for another Python): :func:`field_scorer` returns None and the classifier
-scores with numpy, with the same results (tested to 1e-12).
+scores with numpy, its reference, with the same results (tested to 1e-12).
 """
 
 from __future__ import annotations
