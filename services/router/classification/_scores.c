@@ -211,15 +211,15 @@ static int build_term_tables(FieldScorer *f, const int64_t *keys, Py_ssize_t n) 
             PyErr_Format(PyExc_ValueError, "keys must be sorted and unique (keys[%zd])", j);
             return -1;
         }
-        int64_t length = key >> LENGTH_SHIFT;
-        int valid = key >= 0 && length >= 1 && length <= 3;
-        int64_t rebuilt = length << LENGTH_SHIFT;
-        for (int p = 0; valid && p < length; p++) {
-            int64_t id = (key >> (ID_BITS * (3 - p))) & MAX_CHARS;
-            valid = id >= 1 && id < f->n_ids;
+        uint64_t bits = (uint64_t)key, length = bits >> LENGTH_SHIFT; /* a negative key: 8 or more */
+        int valid = length >= 1 && length <= 3;
+        uint64_t rebuilt = length << LENGTH_SHIFT;
+        for (uint64_t p = 0; valid && p < length; p++) {
+            uint64_t id = (bits >> (ID_BITS * (3 - p))) & MAX_CHARS;
+            valid = id >= 1 && id < (uint64_t)f->n_ids;
             rebuilt |= id << (ID_BITS * (3 - p));
         }
-        if (!valid || rebuilt != key) {
+        if (!valid || rebuilt != bits) {
             PyErr_Format(PyExc_ValueError,
                          "keys[%zd] = %lld is not a 1-3-gram of the character table's ids", j, (long long)key);
             return -1;
