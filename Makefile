@@ -24,18 +24,25 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 VPY    := $(VENV)/bin/python
-# Stamp: the editable install is redone only when pyproject.toml changes.
+# Stamp: the editable install is redone when pyproject.toml or setup.py changes, when the
+# classifier's C kernel changes (the install compiles it into a module beside its source),
+# and when that module is missing.
 VENV_STAMP := $(VENV)/.installed
+KERNEL_DIR := services/router/classification
+KERNEL_SO  := $(wildcard $(KERNEL_DIR)/_scores.*.so)
 
-.PHONY: help venv prepare up up-infra down status lint test bench clean demo
+.PHONY: help venv prepare up up-infra down status lint test bench clean demo FORCE
 
 help:
 	@echo "targets: venv prepare up up-infra down status lint test demo bench clean"
 
 venv: $(VENV_STAMP)
 
-$(VENV_STAMP): pyproject.toml
+$(VENV_STAMP): pyproject.toml setup.py $(KERNEL_DIR)/_scores.c $(if $(KERNEL_SO),,FORCE)
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@test -f "$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" || { \
+		echo "Python's C headers are missing (Debian: apt-get install python3-dev); the classifier's kernel needs them"; \
+		exit 1; }
 	$(VPY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
@@ -85,5 +92,5 @@ bench: venv prepare
 clean:
 	@if $(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) -m deploy.stack status | grep -q ' running '; then \
 		echo "local stack is running: make down first"; exit 1; fi
-	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench-results
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench-results $(KERNEL_SO)
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,4 +1,4 @@
-"""Inference for the 一级 category classifier: numpy/scipy only, no pickled objects.
+"""Inference for the 一级 category classifier: numpy/scipy and a compiled kernel, no pickled objects.
 
 The artefact is two files in one directory:
 
@@ -24,11 +24,13 @@ A term is encoded as an integer key: its characters' positions in the view's cha
 character missing from the table can be in no vocabulary term. Vocabulary keys are stored
 sorted; lookup goes through :class:`KeyIndex`.
 
-Where the machine has a C compiler, the per-text work of a view-field (ids, n-gram lookups,
-counts, the normalised row's product with the coefficients) runs in a compiled loop
-(:mod:`native`, ``_scores.c``) over the same arrays, text by text; it gives the numpy path's
-scores to rounding (tested to 1e-12) at about a third of its CPU. Without a compiler, or
-with ``PETITION_NATIVE=0``, numpy does it all.
+The per-text work of a view-field (ids, n-gram lookups, counts, the normalised row's product
+with the coefficients) runs in a compiled kernel (:mod:`native`: the ``_scores`` extension
+module, built from ``_scores.c`` when the package is installed), text by text, from the same
+arrays; it gives the numpy path's scores to rounding (tested to 1e-12) at about a fifth of its
+CPU. The numpy path (:meth:`_View.terms`, :class:`KeyIndex`, :meth:`_Field.tfidf`) is the
+reference and the fallback: it scores every view when the kernel is not importable or
+``PETITION_NATIVE=0``, and a view with 4-grams (the kernel looks up 1-3-grams).
 """
 
 from __future__ import annotations
@@ -39,11 +41,15 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from services.router.classification import native
+
+if TYPE_CHECKING:
+    from services.router.classification._scores import FieldScorer
 
 ARTEFACT_DIR = Path(__file__).resolve().parent / "artefacts"
 META_FILE = "model.json"
@@ -84,26 +90,6 @@ def _fold_digits(text: str) -> str:
 
 
 _AFTER_PLAIN: dict[str, Callable[[str], str]] = {"char": _fold_digits, "plain": _unchanged}
-
-_DECIMAL_BMP: np.ndarray | None = None
-
-
-def _decimal_bmp() -> np.ndarray:
-    """Which code points of the BMP are decimal digits (Unicode Nd: what ``\\d`` matches)."""
-    global _DECIMAL_BMP
-    if _DECIMAL_BMP is None:
-        _DECIMAL_BMP = np.fromiter((chr(c).isdecimal() for c in range(0x10000)), dtype=bool, count=0x10000)
-    return _DECIMAL_BMP
-
-
-def _is_decimal(cps: np.ndarray) -> np.ndarray:
-    """Which code points are decimal digits."""
-    out = np.zeros(len(cps), dtype=bool)
-    low = cps < 0x10000
-    out[low] = _decimal_bmp()[cps[low]]
-    for at in np.flatnonzero(~low):  # outside the BMP: rare, one by one
-        out[at] = chr(int(cps[at])).isdecimal()
-    return out
 
 
 def term_key(term: str, char_ids: dict[str, int]) -> int:
@@ -231,102 +217,6 @@ class _Field:
         return sp.csr_matrix((vals, cols, indptr), shape=(n_docs, n_feat))
 
 
-#: Largest pair table (entries) a view builds for direct lookup; past it, hashing.
-MAX_PAIR_TABLE = 1 << 24
-
-
-class _PairTable:
-    """Direct lookup of a view's 1-3-character terms by their characters' ids, for both
-    fields at once: every term of a text gets its number in the union of the fields'
-    vocabularies, and each field maps those numbers to its own positions.
-
-    1-grams are read from a table indexed by id, 2-grams from one indexed by the id pair
-    (for ~2,600 characters, ~27 MB of int32): one gather each, instead of hashing every
-    n-gram and probing. A 3-gram is only looked up (hashed, in :class:`KeyIndex`) when its
-    first two characters begin some vocabulary 3-gram, a small share of the positions.
-    """
-
-    def __init__(self, n_ids: int, fields: Sequence[_Field]) -> None:
-        self.n_ids = n_ids
-        union = np.unique(np.concatenate([f.keys for f in fields]))
-        self.union = union
-        first = (union >> (_ID_BITS * (MAX_TERM - 1))) & MAX_CHARS
-        second = (union >> (_ID_BITS * (MAX_TERM - 2))) & MAX_CHARS
-        length = union >> 60
-        number = np.arange(len(union), dtype=np.int32)
-        one, two, three = length == 1, length == 2, length == 3
-        self.single = np.full(n_ids, -1, dtype=np.int32) if one.any() else None
-        if self.single is not None:
-            self.single[first[one]] = number[one]
-        self.pair = np.full(n_ids * n_ids, -1, dtype=np.int32)
-        self.pair[first[two] * n_ids + second[two]] = number[two]
-        self.prefix = None
-        if three.any():
-            self.prefix = np.zeros(n_ids * n_ids, dtype=bool)
-            self.prefix[first[three] * n_ids + second[three]] = True
-            self.triples = KeyIndex(union[three])
-            self.triple_number = number[three]
-        # a field's vocabulary is sorted, so searchsorted finds each union term in it; one
-        # more entry, last, answers the number -1 (no term) with -1
-        self.to_field = []
-        for f in fields:
-            at = np.minimum(np.searchsorted(f.keys, union), max(len(f.keys) - 1, 0))
-            found = f.keys[at] == union if len(f.keys) else np.zeros(len(union), dtype=bool)
-            self.to_field.append(np.append(np.where(found, at, -1), -1).astype(np.int32))
-
-    @staticmethod
-    def fits(n_ids: int, ngram: tuple[int, int]) -> bool:
-        return ngram[1] <= 3 and n_ids * n_ids <= MAX_PAIR_TABLE
-
-    def terms(self, ids: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Union term numbers of the n-grams of the texts (``-1``: in no vocabulary) and the
-        document of each."""
-        numbers, owners = [], []
-        if self.single is not None:
-            numbers.append(self.single[ids])
-            owners.append(doc)
-        if ids.size >= 2:
-            pair = ids[:-1] * self.n_ids + ids[1:]
-            two = self.pair[pair]
-            two[doc[:-1] != doc[1:]] = -1  # a pair across two texts is no term
-            numbers.append(two)
-            owners.append(doc[:-1])
-            if self.prefix is not None and ids.size >= 3:
-                at = np.flatnonzero(self.prefix[pair[:-1]] & (ids[2:] > 0) & (doc[:-2] == doc[2:]))
-                keys = (np.int64(3) << 60) | (ids[at].astype(np.int64) << (_ID_BITS * (MAX_TERM - 1)))
-                keys |= ids[at + 1].astype(np.int64) << (_ID_BITS * (MAX_TERM - 2))
-                keys |= ids[at + 2].astype(np.int64) << (_ID_BITS * (MAX_TERM - 3))
-                pos = self.triples.lookup(keys)
-                hit = pos >= 0
-                numbers.append(self.triple_number[pos[hit]])
-                owners.append(doc[at[hit]])
-        if not numbers:
-            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
-        return np.concatenate(numbers), np.concatenate(owners)
-
-    def for_field(self, i: int, numbers: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Positions in field `i`'s vocabulary of the numbered terms it has, with their owners."""
-        cols = self.to_field[i][numbers]  # -1 indexes the last entry, itself -1
-        hit = cols >= 0
-        return cols[hit], owner[hit]
-
-
-@dataclass(frozen=True, slots=True)
-class _Joined:
-    """One column of a batch's texts as the compiled loop reads them."""
-
-    cps: np.ndarray  # uint32 code points of the texts, joined
-    offsets: np.ndarray  # int64, where each text starts, and the end
-    beyond_bmp: bool  # some code point is outside the BMP (digit folding then goes by numpy)
-
-    @classmethod
-    def of(cls, texts: Sequence[str]) -> _Joined:
-        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)), out=offsets[1:])
-        cps = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
-        return cls(cps, offsets, bool(cps.size) and int(cps.max()) >= 0x10000)
-
-
 @dataclass(frozen=True)
 class _View:
     name: str
@@ -336,99 +226,34 @@ class _View:
     fields: tuple[_Field, ...]
     intercept: np.ndarray
     char_id: np.ndarray = field(init=False, repr=False, compare=False)
-    pairs: _PairTable | None = field(init=False, repr=False, compare=False)
-    _native_args: list[tuple] | None = field(init=False, repr=False, compare=False)
-    _native_keep: list = field(init=False, repr=False, compare=False)
+    kernels: tuple[FieldScorer, ...] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         table = np.zeros(int(self.chars.max()) + 1 if self.chars.size else 1, dtype=np.int32)
         table[self.chars] = np.arange(1, len(self.chars) + 1)
         object.__setattr__(self, "char_id", table)
-        n_ids = len(self.chars) + 1
-        direct = _PairTable.fits(n_ids, self.ngram)
-        object.__setattr__(self, "pairs", _PairTable(n_ids, self.fields) if direct else None)
-        object.__setattr__(self, "_native_args", self._compiled_args())
+        object.__setattr__(self, "kernels", self._kernels())
 
-    def _compiled_args(self) -> list[tuple] | None:
-        """Per field, the model's side of the compiled loop's arguments (pointers into arrays
-        this view keeps as long as it lives); None without the library or the direct tables."""
-        object.__setattr__(self, "_native_keep", [])
-        p = self.pairs
-        if p is None or native.load() is None:
+    def _kernels(self) -> tuple[FieldScorer, ...] | None:
+        """The compiled kernel's scorer of each field, built from the field's own arrays; None
+        when the kernel is not there or switched off, or cannot score this view (4-grams)."""
+        scorer = native.field_scorer()
+        if scorer is None or self.ngram[1] > 3 or self.normalise not in (_fold_digits, _unchanged):
             return None
-        three = p.prefix is not None
-        length = p.union >> 60
-        pair_of = ((p.union >> (_ID_BITS * (MAX_TERM - 1))) & MAX_CHARS) * p.n_ids
-        pair_of += (p.union >> (_ID_BITS * (MAX_TERM - 2))) & MAX_CHARS
-        zero = ord("0")
-        zero_id = int(self.char_id[zero]) if zero < len(self.char_id) else 0
         fold = self.normalise is _fold_digits
-        decimal = _decimal_bmp() if fold else None
-        empty = np.zeros(1, dtype=np.int64)
-        keys = p.triples._keys if three else empty
-        slots = p.triples._pos if three else empty
-        mask = p.triples._mask if three else 0
-        shift = int(p.triples._shift) if three else 0
-        numbers = np.ascontiguousarray(p.triple_number, dtype=np.int32) if three else np.zeros(1, dtype=np.int32)
-        keep = [decimal, keys, slots, numbers]  # referenced by the pointers below
-        out = []
-        for i, f in enumerate(self.fields):
-            to_field = np.ascontiguousarray(p.to_field[i], dtype=np.int32)
-            col = to_field[:-1]  # of each union term
-            two = (col >= 0) & (length == 2)
-            begins = (col >= 0) & (length == 3)
-            pair_keys, where = np.unique(np.concatenate([pair_of[two], pair_of[begins]]), return_inverse=True)
-            entries = np.zeros(len(pair_keys), dtype=np.uint32)
-            entries[where[: two.sum()]] = (col[two] + 1).astype(np.uint32)
-            entries[where[two.sum() :]] |= np.uint32(1 << 31)
-            built = native.pair_table(pair_keys, entries)
-            if built is None:
-                return None
-            pairs, bits = built
-            single = to_field[p.single] if p.single is not None else None  # -1 -> the last, -1
-            lines = np.empty((len(f.keys), f.coef.shape[1] + 1))
-            lines[:, 0] = f.idf
-            lines[:, 1:] = f.idf[:, None] * f.coef
-            keep += [to_field, lines, pairs, single]
-            out.append((
-                int(fold), decimal.ctypes.data if decimal is not None else None, zero_id,
-                self.char_id.ctypes.data, len(self.char_id),
-                p.n_ids, single.ctypes.data if single is not None else None, pairs.ctypes.data, bits,
-                keys.ctypes.data, slots.ctypes.data, mask, shift, numbers.ctypes.data,
-                to_field.ctypes.data,
-                lines.ctypes.data, len(f.keys), f.coef.shape[1], f.weight,
-            ))
-        object.__setattr__(self, "_native_keep", keep)
-        return out
-
-    def _compiled_field(self, i: int, joined: _Joined, scores: np.ndarray, sq_norm: np.ndarray) -> bool:
-        """Add field `i`'s scores of the joined texts with the compiled loop; False when it
-        cannot (not built, no direct tables, digits to fold beyond the BMP)."""
-        lib = native.load()
-        args = self._native_args
-        if lib is None or args is None or (args[i][0] and joined.beyond_bmp):
-            return False
-        done = lib.field_scores(
-            joined.cps.ctypes.data, joined.offsets.ctypes.data, len(joined.offsets) - 1,
-            *args[i], scores.ctypes.data, sq_norm.ctypes.data,
+        return tuple(
+            scorer(chars=self.chars, keys=f.keys, idf=f.idf, coef=f.coef, weight=f.weight, fold_digits=fold)
+            for f in self.fields
         )
-        return done == 0
 
-    def _ids(self, texts: Sequence[str], *, fold_digits: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def _ids(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """The character id of every position of the joined texts (0: not in the table) and
-        the document of each. `fold_digits`: first turn every run of digits into one ``0``
-        (:func:`_fold_digits`, done here on the code points instead of by a regex per text)."""
+        the document of each."""
         n_docs = len(texts)
         lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n_docs)
         joined = "".join(texts)
         cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
         doc = np.repeat(np.arange(n_docs, dtype=np.int32), lens)
-        if fold_digits and cps.size:
-            digit = _is_decimal(cps)
-            keep = np.ones(cps.size, dtype=bool)
-            keep[1:] = ~(digit[1:] & digit[:-1] & (doc[1:] == doc[:-1]))  # a run keeps its first
-            cps = np.where(digit, np.uint32(ord("0")), cps)[keep]
-            doc = doc[keep]
         ids = np.zeros(len(cps), dtype=np.int32)
         known = cps < len(self.char_id)
         ids[known] = self.char_id[cps[known]]
@@ -459,27 +284,19 @@ class _View:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return np.concatenate(keys), np.concatenate(owners)
 
-    def _field_rows(self, i: int, texts: Sequence[str]) -> sp.csr_matrix:
-        f = self.fields[i]
-        if self.pairs is None:
-            return f.tfidf(*self.terms(texts), len(texts))
-        ids, doc = self._ids(texts, fold_digits=self.normalise is _fold_digits)
-        cols, owner = self.pairs.for_field(i, *self.pairs.terms(ids, doc))
-        return f.rows(cols, owner, len(texts))
-
-    def scores(self, columns: Sequence[Sequence[str]], joined: Sequence[_Joined] | None = None) -> np.ndarray:
-        """Scores of texts already through :func:`normalise_plain`, one column per field
-        (`joined`: the same columns for the compiled loop, which is used when it can be)."""
+    def scores(self, columns: Sequence[list[str]]) -> np.ndarray:
+        """Scores of texts already through :func:`normalise_plain`, one column per field: by
+        the compiled kernel when the view has it, else by numpy (the reference)."""
         n = len(columns[0])
         k = len(self.intercept)
         scores = np.zeros((n, k))
         sq_norm = np.zeros(n)
         for i, (f, texts) in enumerate(zip(self.fields, columns, strict=True)):
-            if joined is not None and self._compiled_field(i, joined[i], scores, sq_norm):
+            if self.kernels is not None:
+                self.kernels[i].add_scores(texts, scores, sq_norm)
                 continue
-            # the direct path folds digits itself; hashing needs the texts normalised first
-            ready = self.normalise is _unchanged or (self.pairs is not None and self.normalise is _fold_digits)
-            x = self._field_rows(i, texts if ready else [self.normalise(t) for t in texts])
+            ready = texts if self.normalise is _unchanged else [self.normalise(t) for t in texts]
+            x = f.tfidf(*self.terms(ready), n)
             scores += f.weight * (x @ f.coef)
             present = np.diff(x.indptr) > 0
             sq_norm += present * (f.weight * f.weight)
@@ -571,8 +388,7 @@ class CategoryClassifier:
         if n == 0:
             return np.zeros((0, len(self.categories) * len(self._views)))
         columns = [[normalise_plain(t) for t in column] for column in zip(*items, strict=True)]
-        joined = [_Joined.of(c) for c in columns] if native.load() is not None else None
-        return np.hstack([v.scores(columns, joined) for v in self._views])
+        return np.hstack([v.scores(columns) for v in self._views])
 
     def predict_proba(self, items: Sequence[tuple[str, str]]) -> np.ndarray:
         d = self.view_scores(items)
