@@ -191,3 +191,9 @@ class PgRouterStore(PgTransaction):
             "decision_log", schema_name=self.schema, columns=DECISION_LOG_COLUMNS,
             records=[enc.log_row for enc in encoded],
         )
+
+
+if TYPE_CHECKING:
+
+    def _is_a_router_store(store: PgRouterStore) -> RouterStore:
+        return store  # mypy checks here that the PostgreSQL store has every operation of the protocol
