@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from services.router.config import GAZETTEER, ROUTING, load_classifier, load_routing_table
 from services.router.domain.keywords import Prediction
 from services.router.domain.routing import RoutingTable
-from services.router.planning import initial_decision
+from services.router.planning import initial_decision, triage_threshold
 from shared.events import Channel, Location, PetitionSubmitted
 from shared.settings import Settings
 
@@ -98,7 +98,7 @@ class Classifier:
     @property
     def threshold(self) -> float:
         """The triage threshold the router uses with this table (the table's own wins)."""
-        return self._table.triage_threshold if self._table.triage_threshold is not None else self._threshold
+        return triage_threshold(self._table, self._threshold)
 
     def predict(self, petitions: Sequence[PetitionSubmitted]) -> list[Prediction]:
         """The classifier's predictions, as the router reads them (title and content only)."""

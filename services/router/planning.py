@@ -1,27 +1,35 @@
-"""A new petition's routing and its encoded events, worked out without the database.
+"""The router's decisions and their encoded events, worked out without the database.
 
-Pure CPU, and the same code in the router's event loop and in its worker process: the
-worker plans each petition of a batch (jurisdiction, accused units, the rule that fires) and
-encodes its two events, and hands back only codes and bytes (:class:`WorkerPlan`), which
-the router turns into the same :class:`Routing` it would have computed itself. The one
-check left for the transaction is whether the petition repeats an earlier one.
+Pure CPU. A new petition is planned before its transaction, in the router's event loop or
+in its worker process alike: the worker plans each petition of a batch (jurisdiction,
+accused units, the rule that fires) and encodes its two events, and hands back only codes
+and bytes (:class:`WorkerPlan`), which the router turns into the same :class:`Routing` it
+would have computed itself (:class:`Planned`). The one check left for the transaction is
+whether the petition repeats an earlier one (:func:`repeat_routing`). A department's return
+or the triage desk's choice is planned over the assignment in force (:func:`plan_action`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from services.router.domain.assignment import Assignment, is_in_force, triage_choice
 from services.router.domain.keywords import Prediction
+from services.router.domain.repeats import RepeatMatch
 from services.router.domain.routing import Decision, RoutingTable
 from shared import topics
 from shared.db import OutboxMessage
 from shared.events import (
+    ActionType,
     Channel,
     DepartmentAssignment,
     Jurisdiction,
     Kind,
     Location,
+    PetitionActionTaken,
     PetitionRouted,
     PetitionSubmitted,
     Priority,
@@ -29,6 +37,7 @@ from shared.events import (
     key_for,
 )
 from shared.ids import derived_event_id
+from shared.reference.places import Area
 
 GROUP_PETITION_PERSONS = 5
 
@@ -70,6 +79,25 @@ class Encoded:
 #: (department code, rule, jurisdiction code or None, jurisdiction source, accused codes,
 #:  routed event bytes, assignment event bytes)
 WorkerPlan = tuple[str, str, str | None, str, tuple[str, ...], bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A new petition's routing worked out before its transaction, as if it repeated nothing
+    (the one check that needs the database), with the table it used and its events encoded."""
+
+    table: RoutingTable
+    routing: Routing
+    area: Area | None
+    accused: tuple[str, ...]
+    packed: bytes | None  # the repeat signature, for a known petitioner
+    encoded: Encoded
+
+
+def triage_threshold(table: RoutingTable, default: float) -> float:
+    """The confidence below which a new petition goes to the triage desk: the table's own,
+    else the configured `default`."""
+    return table.triage_threshold if table.triage_threshold is not None else default
 
 
 def text_of(event: PetitionSubmitted) -> str:
@@ -185,3 +213,101 @@ def routing_from_worker(
         return None
     routing = initial_routing(event, prediction, Decision(dept, rule, area, tuple(accused)), source)
     return routing, outbox_of(event, routing, table.version, routed, assignment)
+
+
+def plan_new(
+    event: PetitionSubmitted, prediction: Prediction, packed: bytes | None, table: RoutingTable,
+    threshold: float, now: datetime,
+) -> Planned:
+    """The routing of a new petition as if it repeats nothing, with its events encoded."""
+    decision, source = initial_decision(event, prediction, table, threshold)
+    routing = initial_routing(event, prediction, decision, source)
+    return Planned(table, routing, decision.jurisdiction, decision.accused, packed, encode(event, routing, now, table))
+
+
+def repeat_routing(plan: Planned, match: RepeatMatch | None, table: RoutingTable) -> Routing | None:
+    """The routing of a new petition that repeats an earlier one of the same petitioner
+    (`match`): to the original's department (the triage desk if the table no longer has it),
+    by the rule ``repeat-of:<original>``. None when it repeats nothing, or when the
+    original's department is one the petition accuses: it is then routed as new."""
+    if match is None or match.original.department_code in plan.accused:
+        return None
+    repeat_of = match.original.petition_id
+    dept = table.department(match.original.department_code) or table.triage
+    return dataclasses.replace(
+        plan.routing, decision=Decision(dept, f"repeat-of:{repeat_of}", plan.area, plan.accused),
+        reason="repeat", repeat_of=repeat_of,
+    )
+
+
+#: The actions that reassign a petition: a department's return, the triage desk's choice.
+REASSIGNING = frozenset({ActionType.RETURN, ActionType.ASSIGN})
+
+
+@dataclass(frozen=True, slots=True)
+class TriageRecord:
+    """What the triage desk decided about a petition the classifier could not place: the
+    prediction beside the person's choice, kept as training data."""
+
+    petition_id: str
+    assignment_no: int  # the assignment the desk held
+    title: str
+    content: str
+    predicted_category: str | None
+    predicted_confidence: float | None
+    decided_category: str | None
+    department_code: str
+    decided_by: str
+    note: str
+    decided_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Reassignment:
+    """A petition's next assignment, after a return or the triage desk's choice."""
+
+    routing: Routing
+    returned_by: tuple[str, ...]  # every department that returned it, this one included
+    returner: str | None  # the department whose return this is (None: a triage choice)
+    triage: TriageRecord | None  # the desk's decision (None: a return)
+
+
+def plan_action(event: PetitionActionTaken, current: Assignment, table: RoutingTable) -> Reassignment | None:
+    """The reassignment an action causes; None for an action that reassigns nothing, or that
+    is not about the assignment in force or not from its holder (it changes nothing).
+
+    A return goes to the next department, never one that returned it, and to the triage
+    desk after the table's number of returns (:meth:`RoutingTable.decide_after_return`); the
+    desk's choice goes where it says (:func:`triage_choice`), with the category it names."""
+    if event.action not in REASSIGNING or not is_in_force(
+        current, department_code=event.department_code, assignment_no=event.assignment_no
+    ):
+        return None
+    area = table.gazetteer.by_code(current.jurisdiction_code) if current.jurisdiction_code else None
+    category = current.category
+    triage: TriageRecord | None = None
+    if event.action is ActionType.RETURN:
+        returned_by = (*current.returned_by, event.department_code)
+        decision = table.decide_after_return(
+            category, area, returned_by, text=f"{current.title} {current.content}", accused=current.accused
+        )
+        reason, returner = "returned", event.department_code
+    else:
+        returned_by, returner = current.returned_by, None
+        category = event.extra.get("category") or current.category
+        decision = triage_choice(table, current, area, event.target_department_code)
+        reason = "triage"
+        triage = TriageRecord(
+            event.petition_id, current.assignment_no, current.title, current.content, current.category,
+            current.confidence, category, decision.department.code, event.department_code, event.note,
+            event.occurred_at,
+        )
+    routing = Routing(
+        decision=decision, assignment_no=current.assignment_no + 1, category=category,
+        confidence=current.confidence, reason=reason, excluded=returned_by, priority=current.priority,
+        kind=current.kind, channel=current.channel, tracking_code=current.tracking_code, title=current.title,
+        content=current.content, location=current.location, received_at=current.received_at,
+        persons=current.persons, jurisdiction_source=None, repeat_of=current.repeat_of,
+        group_petition=current.group_petition,
+    )
+    return Reassignment(routing, returned_by, returner, triage)

@@ -1,0 +1,161 @@
+"""The router's service layer: what a new petition and a department's action do.
+
+Each handler runs in the consumer's unit of work: it loads the facts through the store,
+decides with :mod:`services.router.planning` and the domain, and writes the changes and the
+outgoing events through the same store, so they commit together (the outbox). No SQL, no
+Kafka and no HTTP here; the collaborators are passed in: the store, the routing table in
+force, the plans the classification hook prepared (:class:`Plans`), the department queues
+(:class:`DepartmentQueues`: a queue exists before its first assignment is committed) and
+the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar, cast
+
+from services.router.domain.repeats import Earlier, find_original, pack, signature
+from services.router.domain.routing import RoutingTable
+from services.router.planning import (
+    REASSIGNING,
+    Encoded,
+    Planned,
+    Reassignment,
+    Routing,
+    encode,
+    plan_action,
+    repeat_routing,
+)
+from services.router.store import IndexEntry, RouterStore
+from shared.errors import BadInput
+from shared.events import PetitionActionTaken, PetitionSubmitted
+
+__all__ = [
+    "Clock", "DepartmentQueues", "NewPetitionsRouted", "Plans", "act_on_assignment", "route_new_petitions",
+]
+
+M = TypeVar("M")
+Clock = Callable[[], datetime]
+
+
+class Plans(Protocol):
+    """The classification hook's plans of new petitions."""
+
+    def plan(self, event: PetitionSubmitted, table: RoutingTable) -> Planned:
+        """The petition's plan on `table` (worked out now if it was not prepared on it)."""
+        ...
+
+
+class DepartmentQueues(Protocol):
+    """The departments' queues (one topic each), created on a department's first work."""
+
+    async def ensure(self, codes: set[str]) -> None:
+        """Return once the queue of each department of `codes` exists."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewPetitionsRouted(Generic[M]):
+    """What :func:`route_new_petitions` did with a run of new petitions."""
+
+    #: the messages of petitions routed before (redelivered, or under another event id):
+    #: nothing was written for them
+    repeated: list[M]
+    #: the petitions routed now, with their routing, in order
+    routed: list[tuple[PetitionSubmitted, Routing]]
+    #: when the decisions were written (None: nothing was)
+    decided_at: datetime | None
+
+
+async def route_new_petitions(
+    store: RouterStore,
+    items: Sequence[tuple[PetitionSubmitted, M]],
+    *,
+    table: RoutingTable,
+    plans: Plans,
+    queues: DepartmentQueues,
+    clock: Clock,
+) -> NewPetitionsRouted[M]:
+    """Route a run of new petitions (each with its message) with a handful of round trips
+    for the whole run: each once, by its plan, or to its original's department when it
+    repeats an earlier petition of the same petitioner (in the store or earlier in the run).
+
+    A petition is routed once: its assignment is its ledger entry, so a petition already
+    routed is only reported (:attr:`NewPetitionsRouted.repeated`)."""
+    existing = await store.routed_already([e.petition_id for e, _ in items])
+    keyed = [e for e, _ in items if e.petitioner_key]
+    earlier: dict[str, list[Earlier]] = {}
+    if keyed:
+        earlier = await store.earlier_originals(
+            cast("set[str]", {e.petitioner_key for e in keyed}),  # keyed: none is None
+            min(e.received_at for e in keyed), max(e.received_at for e in keyed),
+        )
+    repeated: list[M] = []
+    routed: list[tuple[PetitionSubmitted, Routing]] = []
+    decided: list[tuple[Routing, Encoded]] = []
+    index: list[IndexEntry] = []
+    for event, message in items:
+        if event.petition_id in existing:
+            repeated.append(message)  # redelivered, or under another event id: routed once
+            continue
+        existing.add(event.petition_id)
+        plan = plans.plan(event, table)
+        routing, encoded = plan.routing, plan.encoded
+        key = event.petitioner_key
+        if key:  # only a known person can repeat; anonymous ones skip the cost
+            packed = plan.packed if plan.packed is not None else pack(signature(event.title, event.content))
+            match = find_original(packed, event.received_at, earlier.get(key, []))
+            if match is None:  # an original: later petitions of the run may repeat it
+                earlier.setdefault(key, []).append(
+                    Earlier(event.petition_id, event.received_at, packed, routing.decision.department.code)
+                )
+            else:
+                repeat = repeat_routing(plan, match, table)
+                if repeat is not None:
+                    routing, encoded = repeat, encode(event, repeat, clock(), table)
+            index.append((event.petition_id, key, event.received_at, packed))
+        routed.append((event, routing))
+        decided.append((routing, encoded))
+    if not routed:
+        return NewPetitionsRouted(repeated, routed, None)
+    await store.add_assignments(routed)
+    if index:
+        await store.add_to_index(index)
+    await _write_decisions(store, queues, decided)
+    return NewPetitionsRouted(repeated, routed, clock())
+
+
+async def act_on_assignment(
+    store: RouterStore, event: PetitionActionTaken, *, table: RoutingTable, queues: DepartmentQueues, clock: Clock
+) -> Reassignment | None:
+    """Reassign a petition after a department's return or the triage desk's choice
+    (:func:`services.router.planning.plan_action`); the desk's decision is kept as training
+    data. None when nothing changed: another action, or one no longer about the assignment
+    in force. Raises :class:`BadInput` (``unknown_petition``) for a petition never routed."""
+    if event.action not in REASSIGNING:
+        return None
+    current = await store.lock_assignment(event.petition_id)
+    if current is None:
+        raise BadInput(f"{event.action.value} for unknown petition {event.petition_id}", code="unknown_petition")
+    change = plan_action(event, current, table)
+    if change is None:
+        return None
+    if change.triage is not None:
+        await store.record_triage_decision(change.triage)
+    routing = change.routing
+    await store.reassign(
+        event.petition_id, assignment_no=routing.assignment_no, department_code=routing.decision.department.code,
+        rule=routing.decision.rule, returned_by=change.returned_by, category=routing.category,
+    )
+    await _write_decisions(store, queues, [(routing, encode(event, routing, clock(), table))])
+    return change
+
+
+async def _write_decisions(
+    store: RouterStore, queues: DepartmentQueues, decided: Sequence[tuple[Routing, Encoded]]
+) -> None:
+    """The decisions' events and log rows, once each department's queue exists."""
+    await queues.ensure({r.decision.department.code for r, _ in decided})
+    await store.write_decisions([enc for _, enc in decided])

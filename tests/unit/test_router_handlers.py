@@ -1,0 +1,332 @@
+"""The router's service layer on the in-memory store: new petitions, repeats, returns and
+the triage desk, checked by what the store holds and the events in its outbox.
+
+Predictions are fixed per title (no model), the routing table is the demo one, and the
+plans come from the router's own classification hook (:class:`PreparedPlans`), in process.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.router import handlers
+from services.router.config import load_routing_table
+from services.router.domain.keywords import Prediction
+from services.router.domain.routing import RoutingTable
+from services.router.planning import Reassignment
+from services.router.prepare import PreparedPlans
+from shared import topics
+from shared.consumer import RawMessage, raw_message
+from shared.errors import BadInput
+from shared.events import (
+    ActionType,
+    Channel,
+    DepartmentAssignment,
+    Kind,
+    Location,
+    PetitionActionTaken,
+    PetitionRouted,
+    PetitionSubmitted,
+    encode_event,
+    key_for,
+    parse_event,
+)
+from shared.ids import derived_event_id
+from tests.fakes import FakeUnitOfWork
+from tests.fakes.router import FakeRouterStore, RouterDb
+
+AT = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+NOW = AT + timedelta(seconds=3)
+
+HOUSING_TITLE = "A3区某小区拆迁安置房迟迟不能交房"
+HOUSING_TEXT = "我是A市A3区某小区的拆迁户，安置房承诺两年前交房，至今仍未建成，开发商一再拖延。"
+FOLLOW_UP_TITLE = "安置房还是没有交房"
+FOLLOW_UP_TEXT = "上次反映的拆迁安置房迟迟不能交房的问题，开发商还是一再拖延，至今没有交房，请尽快处理。"
+ACCUSATION_TITLE = "举报A3区住建局工作人员在拆迁安置房分配中收受好处"
+ACCUSATION_TEXT = "A3区住建局某工作人员在我们小区拆迁安置房分配中收受开发商好处，导致安置房迟迟不能交房，请查处。"
+UNSURE_TITLE = "有个问题想反映一下"
+
+
+class FixedClassifier:
+    """Predictions by title: sure of 城乡建设, except for :data:`UNSURE_TITLE`."""
+
+    def predict(self, items: Sequence[tuple[str, str]]) -> list[Prediction]:
+        return [Prediction("城乡建设", 0.1 if title == UNSURE_TITLE else 0.9) for title, _ in items]
+
+
+class FakeQueues:
+    def __init__(self) -> None:
+        self.ensured: set[str] = set()
+
+    async def ensure(self, codes: set[str]) -> None:
+        self.ensured |= codes
+
+
+@pytest.fixture(scope="module")
+def table() -> RoutingTable:
+    return load_routing_table()
+
+
+class Router:
+    """The handlers with their collaborators, as the composition root wires them."""
+
+    def __init__(self, table: RoutingTable) -> None:
+        self.table = table
+        self.db = RouterDb()
+        self.uow = FakeUnitOfWork(self.db, FakeRouterStore)
+        self.plans = PreparedPlans(classifier=FixedClassifier(), default_threshold=0.5)
+        self.queues = FakeQueues()
+        self._offsets = iter(range(10**6))
+
+    def message(self, event: PetitionSubmitted) -> RawMessage:
+        return raw_message(topic=topics.PETITION_SUBMITTED, partition=0, offset=next(self._offsets),
+                           key=key_for(event.petition_id), value=encode_event(event))
+
+    async def submit(self, *events: PetitionSubmitted) -> handlers.NewPetitionsRouted[RawMessage]:
+        items = [(e, self.message(e)) for e in events]
+        await self.plans.prepare(list(items), self.table)
+        async with self.uow.begin() as store:
+            return await handlers.route_new_petitions(
+                store, items, table=self.table, plans=self.plans, queues=self.queues, clock=lambda: NOW
+            )
+
+    async def act(self, event: PetitionActionTaken) -> Reassignment | None:
+        async with self.uow.begin() as store:
+            return await handlers.act_on_assignment(
+                store, event, table=self.table, queues=self.queues, clock=lambda: NOW
+            )
+
+    def routed(self, petition_id: str) -> list[PetitionRouted]:
+        events = [parse_event(m.value) for m in self.db.messages(topics.PETITION_ROUTED)]
+        return [e for e in events if isinstance(e, PetitionRouted) and e.petition_id == petition_id]
+
+    def assigned(self, department: str) -> list[DepartmentAssignment]:
+        events = [parse_event(m.value) for m in self.db.messages(topics.department_topic(department))]
+        return [e for e in events if isinstance(e, DepartmentAssignment)]
+
+    def tables(self) -> dict[str, Any]:
+        return copy.deepcopy({k: v for k, v in vars(self.db).items() if k not in ("faults", "commits")})
+
+
+def petition(
+    pid: str, *, title: str = HOUSING_TITLE, content: str = HOUSING_TEXT, petitioner: str | None = None,
+    kind: Kind | None = None, persons: int = 1, received_at: datetime = AT, admin_code: str | None = None,
+) -> PetitionSubmitted:
+    return PetitionSubmitted(
+        event_id=uuid.uuid4(), occurred_at=received_at, petition_id=pid, tracking_code=f"XF-{pid}",
+        title=title, content=content, channel=Channel.HOTLINE, kind=kind, petitioner_key=petitioner,
+        location=Location(admin_code=admin_code), persons=persons, received_at=received_at,
+    )
+
+
+def action(
+    pid: str, kind: ActionType, department: str, *, assignment_no: int | None, target: str | None = None,
+    category: str | None = None,
+) -> PetitionActionTaken:
+    return PetitionActionTaken(
+        event_id=uuid.uuid4(), occurred_at=AT + timedelta(hours=1), petition_id=pid, action=kind,
+        department_code=department, assignment_no=assignment_no, target_department_code=target,
+        note="人工分拨" if kind is ActionType.ASSIGN else "不属本局职责",
+        extra={"category": category} if category else {},
+    )
+
+
+async def test_a_new_petition_is_routed_once_with_its_two_events_and_its_log_row(table: RoutingTable) -> None:
+    router = Router(table)
+    first = petition("P-1", petitioner="key-1")
+    outcome = await router.submit(first)
+    assert outcome.repeated == [] and [e.petition_id for e, _ in outcome.routed] == ["P-1"]
+    assert outcome.decided_at == NOW
+    held = router.db.assignments["P-1"]
+    assert (held.assignment_no, held.department_code, held.rule) == (1, "A3-HOUSING", "construction@district")
+    assert set(router.db.petition_index) == {"P-1"}
+    assert set(router.db.decision_log) == {("P-1", 1)}
+    [routed] = router.routed("P-1")
+    assert routed.event_id == derived_event_id(first.event_id, "routed:1")
+    assert (routed.department_code, routed.reason, routed.triage, routed.repeat_of) == (
+        "A3-HOUSING", "initial", False, None)
+    [assigned] = router.assigned("A3-HOUSING")
+    assert assigned.event_id == derived_event_id(first.event_id, "assignment:1") and assigned.title == HOUSING_TITLE
+    assert "A3-HOUSING" in router.queues.ensured
+    assert router.db.notifications == 1
+
+    # the same event again, and the same petition under another event id: nothing written
+    before = router.tables()
+    again = await router.submit(first, first.model_copy(update={"event_id": uuid.uuid4()}))
+    assert len(again.repeated) == 2 and again.routed == [] and again.decided_at is None
+    assert router.tables() == before
+
+
+async def test_the_same_petition_twice_in_one_batch_is_routed_by_the_first(table: RoutingTable) -> None:
+    router = Router(table)
+    first = petition("P-1")
+    second = first.model_copy(update={"event_id": uuid.uuid4()})
+    outcome = await router.submit(first, second)
+    assert [m.offset for m in outcome.repeated] == [1]
+    assert [r.event_id for r in router.routed("P-1")] == [derived_event_id(first.event_id, "routed:1")]
+
+
+@pytest.mark.parametrize("same_batch", [False, True])
+async def test_a_repeat_goes_to_the_department_of_the_original(table: RoutingTable, same_batch: bool) -> None:
+    router = Router(table)
+    original = petition("P-1", petitioner="key-1", admin_code="430104")  # A4, not the A3 of the text
+    follow_up = petition("P-2", petitioner="key-1", title=FOLLOW_UP_TITLE, content=FOLLOW_UP_TEXT,
+                         received_at=AT + timedelta(days=30))
+    stranger = petition("P-3", petitioner="key-2", title=FOLLOW_UP_TITLE, content=FOLLOW_UP_TEXT,
+                        received_at=AT + timedelta(days=30))
+    if same_batch:
+        await router.submit(original, follow_up, stranger)
+    else:
+        await router.submit(original)
+        await router.submit(follow_up, stranger)
+    assert router.db.assignments["P-1"].department_code == "A4-HOUSING"
+    repeat = router.db.assignments["P-2"]
+    assert (repeat.department_code, repeat.rule, repeat.repeat_of) == ("A4-HOUSING", "repeat-of:P-1", "P-1")
+    [routed] = router.routed("P-2")
+    assert (routed.department_code, routed.reason, routed.repeat_of) == ("A4-HOUSING", "repeat", "P-1")
+    assert [a.petition_id for a in router.assigned("A4-HOUSING")] == ["P-1", "P-2"]
+    assert router.db.decision_log[("P-2", 1)][2:4] == ("A4-HOUSING", "repeat-of:P-1")
+    # someone else with the same words repeats nothing: no place named, the provincial bureau
+    assert (router.db.assignments["P-3"].department_code, router.db.assignments["P-3"].repeat_of) == (
+        "P-HOUSING", None)
+    assert set(router.db.petition_index) == {"P-1", "P-2", "P-3"}
+
+
+async def test_a_petition_after_the_repeat_window_is_routed_as_new(table: RoutingTable) -> None:
+    router = Router(table)
+    await router.submit(petition("P-1", petitioner="key-1", admin_code="430104"))
+    await router.submit(petition("P-2", petitioner="key-1", title=FOLLOW_UP_TITLE, content=FOLLOW_UP_TEXT,
+                                 received_at=AT + timedelta(days=91)))
+    assert (router.db.assignments["P-2"].department_code, router.db.assignments["P-2"].repeat_of) == (
+        "P-HOUSING", None)
+
+
+async def test_a_repeat_accusing_the_originals_department_goes_above_it(table: RoutingTable) -> None:
+    router = Router(table)
+    await router.submit(petition("P-1", petitioner="key-1", title=ACCUSATION_TITLE, content=ACCUSATION_TEXT))
+    assert router.db.assignments["P-1"].department_code == "A3-HOUSING"
+    await router.submit(petition("P-2", petitioner="key-1", title=ACCUSATION_TITLE, content=ACCUSATION_TEXT,
+                                 kind=Kind.ACCUSATION, received_at=AT + timedelta(days=1)))
+    accusation = router.db.assignments["P-2"]
+    assert (accusation.department_code, accusation.rule, accusation.repeat_of) == (
+        "A3-GOV", "accusation:above:A3-HOUSING", None)
+    assert [a.petition_id for a in router.assigned("A3-HOUSING")] == ["P-1"]
+
+
+async def test_an_accusation_goes_one_level_above_the_accused_unit(table: RoutingTable) -> None:
+    router = Router(table)
+    await router.submit(petition("P-1", title=ACCUSATION_TITLE, content=ACCUSATION_TEXT, kind=Kind.ACCUSATION))
+    [routed] = router.routed("P-1")
+    assert (routed.department_code, routed.rule, routed.accused_departments) == (
+        "A3-GOV", "accusation:above:A3-HOUSING", ("A3-HOUSING",))
+    assert router.db.assignments["P-1"].accused == ("A3-HOUSING",)
+    assert router.assigned("A3-HOUSING") == []
+
+
+async def test_a_group_petition_gets_high_priority_in_both_events(table: RoutingTable) -> None:
+    router = Router(table)
+    await router.submit(petition("P-1", persons=12), petition("P-2", persons=4))
+    assert (router.db.assignments["P-1"].priority, router.db.assignments["P-1"].group_petition) == ("high", True)
+    assert router.db.assignments["P-2"].group_petition is False
+    [routed] = router.routed("P-1")
+    [assigned, _] = router.assigned("A3-HOUSING")
+    assert (routed.priority, routed.group_petition, assigned.priority, assigned.group_petition) == (
+        "high", True, "high", True)
+
+
+async def test_returns_reassign_excluding_the_returners_then_go_to_triage(table: RoutingTable) -> None:
+    router = Router(table)
+    await router.submit(petition("P-1"))
+    first = action("P-1", ActionType.RETURN, "A3-HOUSING", assignment_no=1)
+    change = await router.act(first)
+    assert change is not None and change.returner == "A3-HOUSING"
+    held = router.db.assignments["P-1"]
+    assert (held.assignment_no, held.department_code, held.returned_by) == (2, "A-HOUSING", ("A3-HOUSING",))
+    routed = router.routed("P-1")[-1]
+    assert routed.event_id == derived_event_id(first.event_id, "routed:2")
+    assert (routed.assignment_no, routed.department_code, routed.rule, routed.reason) == (
+        2, "A-HOUSING", "reassign:construction@city", "returned")
+    assert routed.excluded_departments == ("A3-HOUSING",)
+    assert [a.assignment_no for a in router.assigned("A-HOUSING")] == [2]
+
+    await router.act(action("P-1", ActionType.RETURN, "A-HOUSING", assignment_no=2))
+    held = router.db.assignments["P-1"]
+    assert (held.assignment_no, held.department_code, held.rule) == (3, "TRIAGE", "triage:returned-2-times")
+    routed = router.routed("P-1")[-1]
+    assert (routed.department_code, routed.triage, routed.excluded_departments) == (
+        "TRIAGE", True, ("A3-HOUSING", "A-HOUSING"))
+    assert set(router.db.decision_log) == {("P-1", 1), ("P-1", 2), ("P-1", 3)}
+    assert router.db.triage_decisions == {}
+
+
+@pytest.mark.parametrize(
+    "stale",
+    [
+        action("P-1", ActionType.RETURN, "A3-HOUSING", assignment_no=1),  # about the assignment it replaced
+        action("P-1", ActionType.RETURN, "A3-HOUSING", assignment_no=None),  # from a department not holding it
+        action("P-1", ActionType.ASSIGN, "TRIAGE", assignment_no=2, target="A3-URBAN"),  # not the holder
+        action("P-1", ActionType.RETURN, "A-HOUSING", assignment_no=3),  # about an assignment not made
+        action("P-1", ActionType.ACCEPT, "A-HOUSING", assignment_no=2),  # an action that reassigns nothing
+    ],
+)
+async def test_a_stale_action_changes_nothing(table: RoutingTable, stale: PetitionActionTaken) -> None:
+    router = Router(table)
+    await router.submit(petition("P-1"))
+    await router.act(action("P-1", ActionType.RETURN, "A3-HOUSING", assignment_no=1))
+    before = router.tables()
+    assert await router.act(stale) is None
+    assert router.tables() == before
+
+
+async def test_an_action_on_a_petition_never_routed_is_refused(table: RoutingTable) -> None:
+    router = Router(table)
+    with pytest.raises(BadInput) as refused:
+        await router.act(action("P-9", ActionType.RETURN, "A3-HOUSING", assignment_no=1))
+    assert refused.value.code == "unknown_petition"
+    assert router.db.outbox == []
+
+
+async def test_the_triage_desk_assigns_a_department_and_its_decision_is_kept(table: RoutingTable) -> None:
+    router = Router(table)
+    await router.submit(petition("P-1", title=UNSURE_TITLE))
+    assert router.routed("P-1")[0].rule == "triage:low-confidence:0.10<0.50"
+    choice = action("P-1", ActionType.ASSIGN, "TRIAGE", assignment_no=1, target="A3-URBAN", category="城市管理")
+    await router.act(choice)
+    held = router.db.assignments["P-1"]
+    assert (held.assignment_no, held.department_code, held.rule, held.category) == (
+        2, "A3-URBAN", "triage:manual", "城市管理")
+    routed = router.routed("P-1")[-1]
+    assert (routed.department_code, routed.reason, routed.category, routed.triage) == (
+        "A3-URBAN", "triage", "城市管理", False)
+    assert [a.petition_id for a in router.assigned("A3-URBAN")] == ["P-1"]
+    record = router.db.triage_decisions["P-1", 1]
+    assert (record.predicted_category, record.predicted_confidence, record.decided_category) == (
+        "城乡建设", 0.1, "城市管理")
+    assert (record.department_code, record.decided_by, record.note, record.decided_at) == (
+        "A3-URBAN", "TRIAGE", "人工分拨", choice.occurred_at)
+    assert record.title == UNSURE_TITLE
+
+
+@pytest.mark.parametrize(
+    ("target", "rule"),
+    [("NO-SUCH-UNIT", "triage:unknown-target:NO-SUCH-UNIT"), ("A3-HOUSING", "triage:target-is-accused:A3-HOUSING")],
+)
+async def test_an_unknown_or_accused_target_stays_at_the_desk_visibly(
+    table: RoutingTable, target: str, rule: str
+) -> None:
+    router = Router(table)
+    await router.submit(petition("P-1", title=UNSURE_TITLE, content=ACCUSATION_TEXT, kind=Kind.ACCUSATION))
+    assert router.db.assignments["P-1"].accused == ("A3-HOUSING",)
+    await router.act(action("P-1", ActionType.ASSIGN, "TRIAGE", assignment_no=1, target=target))
+    held = router.db.assignments["P-1"]
+    assert (held.assignment_no, held.department_code, held.rule, held.category) == (2, "TRIAGE", rule, "城乡建设")
+    routed = router.routed("P-1")[-1]
+    assert (routed.assignment_no, routed.department_code, routed.rule, routed.triage) == (2, "TRIAGE", rule, True)
+    assert router.assigned(target) == []
+    assert router.db.triage_decisions["P-1", 1].department_code == "TRIAGE"
