@@ -6,6 +6,7 @@ import contextlib
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.escalation.domain.ladder import LEVELS, OVERDUE_LEVEL
+from services.escalation.domain.zero_report import ZERO_REPORT_LEVEL
 
 CLOCKS_ARMED = Counter("petition_sla_clocks_armed_total", "Clocks armed, by clock.", ["clock"])
 CLOCKS_STOPPED = Counter(
@@ -97,7 +98,6 @@ ZERO_REPORT_ESCALATIONS = Counter(
 for _t in ("on_time", "late"):
     ZERO_REPORTS_RECEIVED.labels(_t)
 
-ZERO_REPORT_LEVEL = "zero_report"
 for _level in LEVELS:
     ESCALATIONS.labels(_level)
 for _level in (*LEVELS, ZERO_REPORT_LEVEL, OVERDUE_LEVEL):
