@@ -167,26 +167,18 @@ def plan_overdue_supervisions(
                 due_at=step.due_at, report_unit=r.report_unit, report_period=r.report_period, parent_id=r.id,
             )
             opened.append(OpenedSupervision(order))
-        event_id = uuid.uuid5(EVENT_NAMESPACE, f"supervision_overdue_event:{r.id}")
-        escalated_id = order.id if order else None
+        # what either event says of the lapse (a missing field fails validation, as a defect)
+        lapse: dict[str, object] = {
+            "event_id": uuid.uuid5(EVENT_NAMESPACE, f"supervision_overdue_event:{r.id}"), "occurred_at": now,
+            "supervision_id": r.id, "level": r.level, "target_unit": r.target_unit, "due_at": r.due_at,
+            "rule": step.rule, "escalated_to": step.target_unit, "escalated_due_at": step.due_at,
+            "escalated_supervision_id": order.id if order else None, "escalated_supervision": order,
+        }
         if r.subject == "zero_report":
-            if r.report_unit is None or r.report_period is None:
-                raise ValueError(f"zero-report 督办 {r.id} names no unit or period")
-            events.append(ZeroReportSupervisionOverdue(
-                event_id=event_id, occurred_at=now, unit=r.report_unit, period=r.report_period,
-                supervision_id=r.id, level=r.level, target_unit=r.target_unit, due_at=r.due_at, rule=step.rule,
-                escalated_to=step.target_unit, escalated_supervision_id=escalated_id, escalated_due_at=step.due_at,
-                escalated_supervision=order,
-            ))
+            events.append(ZeroReportSupervisionOverdue.model_validate(
+                {**lapse, "unit": r.report_unit, "period": r.report_period}))
         else:
-            if r.petition_id is None or r.clock is None:
-                raise ValueError(f"petition 督办 {r.id} names no petition or clock")
-            events.append(SupervisionOverdue(
-                event_id=event_id, occurred_at=now, petition_id=r.petition_id, clock=r.clock,
-                supervision_id=r.id, level=r.level, target_unit=r.target_unit, due_at=r.due_at, rule=step.rule,
-                escalated_to=step.target_unit, escalated_supervision_id=escalated_id, escalated_due_at=step.due_at,
-                escalated_supervision=order,
-            ))
+            events.append(SupervisionOverdue.model_validate({**lapse, "petition_id": r.petition_id, "clock": r.clock}))
     return OverduePlan(
         lapsed=tuple(r.id for r in rows), lapsed_levels=tuple(r.level for r in rows), opened=tuple(opened),
         events=tuple(events),
