@@ -1,11 +1,17 @@
 """The escalation service's metrics (Prometheus naming: base units, _total counters, no
-per-petition labels)."""
+per-petition labels), and how what a handler did is counted (the ``count_*`` functions, called
+once its transaction has committed)."""
+
+from __future__ import annotations
 
 import contextlib
+from collections import Counter as Tally
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.escalation.domain.ladder import LEVELS, OVERDUE_LEVEL
+from services.escalation.domain.zero_report import ZERO_REPORT_LEVEL
+from services.escalation.planning import Firing, OverduePlan, PetitionPlan, ReportVerdict
 
 CLOCKS_ARMED = Counter("petition_sla_clocks_armed_total", "Clocks armed, by clock.", ["clock"])
 CLOCKS_STOPPED = Counter(
@@ -97,7 +103,6 @@ ZERO_REPORT_ESCALATIONS = Counter(
 for _t in ("on_time", "late"):
     ZERO_REPORTS_RECEIVED.labels(_t)
 
-ZERO_REPORT_LEVEL = "zero_report"
 for _level in LEVELS:
     ESCALATIONS.labels(_level)
 for _level in (*LEVELS, ZERO_REPORT_LEVEL, OVERDUE_LEVEL):
@@ -122,3 +127,60 @@ class GaugeFamily:
             with contextlib.suppress(KeyError):
                 self.gauge.remove(*labels)
         self._current = set(values)
+
+
+def count_petition_plan(plan: PetitionPlan) -> None:
+    """Clocks armed and stopped, 督办 closed, deadlines computed past the calendar."""
+    for clock in plan.armed:
+        CLOCKS_ARMED.labels(clock).inc()
+    for clock, reason in plan.stopped:
+        CLOCKS_STOPPED.labels(clock, reason).inc()
+    for level in plan.closed_levels:
+        SUPERVISIONS_CLOSED.labels(level).inc()
+    if plan.calendar_gaps:
+        CALENDAR_MISSING.inc(len(plan.calendar_gaps))
+
+
+def count_report(verdict: ReportVerdict | None) -> None:
+    """A report recorded (None: a copy of one recorded before, not counted)."""
+    if verdict is None:
+        return
+    ZERO_REPORTS.labels(verdict.status).inc()
+    if verdict.status in ("on_time", "late"):
+        ZERO_REPORTS_RECEIVED.labels(verdict.status).inc()
+
+
+def count_firing(firing: Firing) -> None:
+    """Timers fired by kind, their lateness, warnings, breaches, ladder steps and their 督办,
+    steps missed, steps at the open-督办 cap."""
+    for kind, n in firing.by_kind.items():
+        TIMERS_FIRED.labels(kind).inc(n)
+    for fired in firing.fired:
+        TIMER_LATENESS.observe(fired.lateness_seconds)
+    for clock, n in firing.warnings_by_clock().items():
+        WARNINGS.labels(clock).inc(n)
+    for clock, n in firing.breaches_by_clock().items():
+        BREACHES.labels(clock).inc(n)
+    for level, n in firing.escalations_by_level().items():
+        ESCALATIONS.labels(level).inc(n)
+        SUPERVISION_ORDERS.labels(level).inc(n)
+    if firing.missed_steps:
+        ESCALATION_STEPS_MISSED.inc(firing.missed_steps)
+    if firing.capped:
+        SUPERVISION_CAP_REACHED.inc(len(firing.capped))
+
+
+def count_missing_reports(missing: int, opened: int) -> None:
+    """Periods found missing (each escalated to its supervising unit) and the 督办 opened."""
+    if missing:
+        ZERO_REPORTS.labels("missing").inc(missing)
+        ZERO_REPORT_ESCALATIONS.inc(missing)
+        SUPERVISION_ORDERS.labels(ZERO_REPORT_LEVEL).inc(opened)
+
+
+def count_overdue(plan: OverduePlan) -> None:
+    """Lapsed 督办 by their level, and the 督办 opened above them."""
+    for level, n in Tally(plan.lapsed_levels).items():
+        SUPERVISIONS_OVERDUE.labels(level).inc(n)
+    if plan.opened:
+        SUPERVISION_ORDERS.labels(OVERDUE_LEVEL).inc(len(plan.opened))

@@ -457,6 +457,12 @@ def test_a_lapsed_supervision_order_escalates_one_level_up(
     sla = [parse(m) for m in consume_all(stack.infra.bootstrap, topics.PETITION_SLA, idle_ms=1500)]
     overdue = [e for e in sla if e["event_type"] == "sla.supervision_overdue" and e["petition_id"] == pid]
     assert len(overdue) == 1 and overdue[0]["escalated_supervision_id"] == up["id"]
+    # the event carries the escalated 督办 whole: a reader records it as it is
+    whole = overdue[0]["escalated_supervision"]
+    assert {k: whole[k] for k in ("id", "subject", "petition_id", "clock", "level", "target_unit",
+                                  "supervised_unit", "rule", "parent_id")} == {
+        "id": up["id"], "subject": "petition", "petition_id": pid, "clock": "resolution", "level": "overdue",
+        "target_unit": above, "supervised_unit": holder, "rule": f"overdue:{rule}", "parent_id": first["id"]}
     # the escalated 督办 is closed like any other, by its supervisor
     r = client.post(f"/v1/supervision/{up['id']}/close", json={"department": above, "note": "已约谈"})
     assert r.status_code == 202, r.text
@@ -490,3 +496,14 @@ def test_a_missing_zero_report_opens_a_supervision_order_that_closes_on_the_repo
     assert [(s["id"], s["closed_by"]) for s in closed] == [(order["id"], "Z1-S03")]
     rows = _db(stack, "SELECT state FROM escalation.supervision WHERE report_unit = 'Z1-S03'")
     assert {r["state"] for r in rows} == {"closed"}
+    # the verdicts carry the 督办 they opened and closed, whole or by id
+    statuses = wait_for(lambda: (x := [e for e in (parse(m) for m in consume_all(
+        stack.infra.bootstrap, topics.ZERO_REPORT_STATUS, idle_ms=1500)) if e["unit"] == "Z1-S03"
+        and e["period"] == yesterday]) and any(e.get("status") == "late" for e in x) and x, timeout=30)
+    missing = next(e for e in statuses if e.get("status") == "missing")
+    assert (missing["supervision"]["id"], missing["supervision"]["report_period"]) == (order["id"], yesterday)
+    lapsed = next(e for e in statuses if e["event_type"] == "zero_report.supervision_overdue")
+    assert (lapsed["escalated_supervision"]["id"], lapsed["escalated_supervision"]["parent_id"]) == (
+        up["id"], order["id"])
+    late = next(e for e in statuses if e.get("status") == "late")
+    assert sorted(late["closed_supervision_ids"]) == sorted([order["id"], up["id"]])

@@ -34,10 +34,49 @@ SAMPLES = [
                          status="missing", rule="missing:regular:daily", due_at=NOW, escalated_to="A3-GOV"),
 ]
 
+#: a 督办 as escalation opens it, and the events that carry one whole (or name the ones closed)
+ORDER = esc.SupervisionOrder(id=uuid.uuid4(), subject="zero_report", step=1, level="zero_report",
+                             target_unit="A3-GOV", supervised_unit="A3-S01", rule="zero_report:missing:regular:daily",
+                             opened_at=NOW, due_at=NOW, report_unit="A3-S01", report_period="2026-11-21")
+ABOVE = ORDER.model_copy(update={
+    "id": uuid.uuid4(), "level": "overdue", "target_unit": "A-GOV", "supervised_unit": "A3-GOV",
+    "rule": "overdue:superior_unit:government->government_above", "parent_id": ORDER.id})
+WHOLE = [
+    SAMPLES[-1].model_copy(update={"supervision_id": ORDER.id, "supervision_due_at": ORDER.due_at,
+                                   "supervision": ORDER}),
+    esc.ZeroReportStatus(event_id=uuid.uuid4(), occurred_at=NOW, unit="A3-S01", period="2026-11-21", status="late",
+                         rule="late:after_close", submitted_at=NOW, escalated_to="A3-GOV",
+                         closed_supervision_ids=(ORDER.id, ABOVE.id)),
+    esc.ZeroReportSupervisionOverdue(event_id=uuid.uuid4(), occurred_at=NOW, unit="A3-S01", period="2026-11-21",
+                                     supervision_id=ORDER.id, level="zero_report", target_unit="A3-GOV", due_at=NOW,
+                                     rule=ABOVE.rule, escalated_to="A-GOV", escalated_supervision_id=ABOVE.id,
+                                     escalated_due_at=NOW, escalated_supervision=ABOVE),
+    esc.SupervisionOverdue(event_id=uuid.uuid4(), occurred_at=NOW, petition_id="p-1", clock="resolution",
+                           supervision_id=uuid.uuid4(), level="city", target_unit="A-12345", due_at=NOW,
+                           rule="overdue:superior_unit:no_area_in_code", escalated_to="A-GOV",
+                           escalated_supervision_id=ABOVE.id, escalated_due_at=NOW,
+                           escalated_supervision=ABOVE.model_copy(update={
+                               "subject": "petition", "petition_id": "p-1", "clock": "resolution",
+                               "report_unit": None, "report_period": None})),
+]
+
 
 @pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.event_type)
 def test_round_trip_through_the_registry(event: object) -> None:
     assert events.parse_event(events.encode_event(event)) == event  # type: ignore[arg-type]  # SAMPLES are events typed as object by parametrize
+
+
+@pytest.mark.parametrize("event", WHOLE, ids=lambda e: e.event_type)
+def test_the_supervision_orders_an_event_carries_round_trip_and_an_event_without_them_still_parses(
+    event: esc.ZeroReportStatus | esc.ZeroReportSupervisionOverdue | esc.SupervisionOverdue,
+) -> None:
+    assert events.parse_event(events.encode_event(event)) == event
+    raw = json.loads(events.encode_event(event))
+    for key in ("supervision", "closed_supervision_ids", "escalated_supervision"):
+        raw.pop(key, None)
+    older = events.parse_event(json.dumps(raw))  # as written before the fields existed
+    assert getattr(older, "supervision", None) is None and getattr(older, "escalated_supervision", None) is None
+    assert older.event_id == event.event_id
 
 
 def test_unit_events_have_no_petition_and_are_keyed_by_unit() -> None:

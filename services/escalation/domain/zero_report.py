@@ -20,10 +20,13 @@ from typing import Literal
 from shared.reference.calendar import SHANGHAI, WorkCalendar
 from shared.reference.obligations import Obligation, ScheduledPeriod, periods_owed
 
-__all__ = ["ReportStatus", "classify", "closing_between", "evaluation_start"]
+__all__ = ["ZERO_REPORT_LEVEL", "ReportStatus", "classify", "closing_between", "evaluation_start"]
 
 #: What became of a unit's report for a period (the ``status`` of ``zero_report.status``).
 ReportStatus = Literal["on_time", "late", "missing", "unscheduled"]
+
+#: the level of the 督办 a missing report opens for the supervising unit
+ZERO_REPORT_LEVEL = "zero_report"
 
 
 def closing_between(
