@@ -43,9 +43,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared import metrics, retry
-from shared.db import OutboxMessage
 from shared.errors import PetitionError
 from shared.events import parse_event
+from shared.messages import OutboxMessage
 from shared.outages import is_transient
 from shared.store import Transaction, UnitOfWork
 

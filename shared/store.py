@@ -28,7 +28,8 @@ from typing import Generic, Protocol, TypeVar
 
 import asyncpg
 
-from shared.db import OutboxMessage, add_to_outbox
+from shared.db import add_to_outbox
+from shared.messages import OutboxMessage
 
 __all__ = ["PgTransaction", "PgUnitOfWork", "Transaction", "UnitOfWork"]
 

@@ -54,7 +54,6 @@ from services.escalation.rows import (
 )
 from services.escalation.store import EscalationStore
 from shared import topics
-from shared.db import OutboxMessage
 from shared.errors import BadInput
 from shared.events import (
     ActionType,
@@ -67,6 +66,7 @@ from shared.events import (
     utcnow,
 )
 from shared.events.escalation import UnitEnvelope, ZeroReportSubmitted, key_for_unit
+from shared.messages import OutboxMessage
 from shared.reference.calendar import WorkCalendar
 from shared.reference.obligations import Obligation
 from shared.store import UnitOfWork

@@ -21,7 +21,6 @@ from services.router.domain.keywords import Prediction
 from services.router.domain.repeats import RepeatMatch
 from services.router.domain.routing import Decision, RoutingTable
 from shared import topics
-from shared.db import OutboxMessage
 from shared.events import (
     ActionType,
     Channel,
@@ -37,6 +36,7 @@ from shared.events import (
     key_for,
 )
 from shared.ids import derived_event_id
+from shared.messages import OutboxMessage
 from shared.reference.places import Area
 
 GROUP_PETITION_PERSONS = 5

@@ -9,11 +9,12 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+
+from shared.messages import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -135,16 +136,6 @@ async def ensure_common_tables(conn: asyncpg.Connection, schema: str) -> None:
     """Create the outbox and processed-event tables of `schema` if missing."""
     await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     await conn.execute(COMMON_DDL.format(schema=f'"{schema}"'))
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxMessage:
-    """One message to publish after the transaction that wrote it commits."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: dict[str, str] | None = None
 
 
 async def add_to_outbox(

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from shared.db import OutboxMessage
+from shared.messages import OutboxMessage
 
 
 @dataclass

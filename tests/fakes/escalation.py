@@ -41,7 +41,7 @@ from services.escalation.rows import (
     Warned,
 )
 from services.escalation.store import EscalationStore
-from shared.db import OutboxMessage
+from shared.messages import OutboxMessage
 from tests.fakes import FakeDatabase, FakeTransaction
 
 Row = dict[str, Any]

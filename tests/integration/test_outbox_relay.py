@@ -14,7 +14,8 @@ import uuid
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from deploy.stack.testinfra import Infra
-from shared.db import OutboxMessage, add_to_outbox, create_pool, ensure_common_tables
+from shared.db import add_to_outbox, create_pool, ensure_common_tables
+from shared.messages import OutboxMessage
 from shared.outbox import OutboxRelay
 from tests.integration.conftest import consume_all
 

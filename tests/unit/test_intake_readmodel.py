@@ -194,3 +194,13 @@ async def test_a_verdict_names_only_the_supervision_order_it_closed() -> None:
                             "report_period": "2026-11-30", "state": "open"}
     await feed(db, verdict("on_time", submitted_at=T0, closed_supervision_ids=()))
     assert db.supervisions[sid]["state"] == "open"  # the escalation service closed none: none closes here
+
+
+async def test_the_supervision_orders_a_verdict_names_close_whatever_the_verdict() -> None:
+    db = IntakeDb()
+    sid = uuid.uuid4()
+    db.supervisions[sid] = {"id": sid, "subject": "zero_report", "report_unit": "A3-S01",
+                            "report_period": "2026-11-30", "state": "open"}
+    # a report the unit did not owe is still a report: the escalation service closed the order
+    await feed(db, verdict("unscheduled", submitted_at=T0, closed_supervision_ids=(sid,)))
+    assert db.supervisions[sid]["state"] == "closed" and db.supervisions[sid]["closed_by"] == "A3-S01"

@@ -49,7 +49,7 @@ from services.escalation.rows import (
     Warned,
 )
 from services.escalation.store.postgres import PgEscalationStore
-from shared.db import OutboxMessage
+from shared.messages import OutboxMessage
 from shared.store import Transaction
 
 __all__ = ["EscalationStore", "PgEscalationStore"]

@@ -39,7 +39,7 @@ from services.escalation.rows import (
     SupervisionRow,
     Warned,
 )
-from shared.db import OutboxMessage
+from shared.messages import OutboxMessage
 from shared.store import PgTransaction
 
 __all__ = ["PgEscalationStore"]

@@ -212,9 +212,10 @@ async def on_zero_report_status(store: ReadModelStore, e: ZeroReportStatus, raw:
         )
     if order is not None:
         await store.open_supervision(order)
-    if e.status in ("on_time", "late") and e.submitted_at is not None:
-        if e.closed_supervision_ids is not None:
-            await store.close_supervisions(list(e.closed_supervision_ids), e.unit, e.submitted_at, "report received")
-        else:  # an event from before it named them
-            await store.close_report_supervisions(e.unit, e.period, e.submitted_at)
+    if e.closed_supervision_ids is not None:  # the 督办 the report closed, whatever its verdict
+        if e.closed_supervision_ids:
+            await store.close_supervisions(list(e.closed_supervision_ids), e.unit, e.submitted_at or e.occurred_at,
+                                           "report received")
+    elif e.status in ("on_time", "late") and e.submitted_at is not None:  # an event from before it named them
+        await store.close_report_supervisions(e.unit, e.period, e.submitted_at)
 
