@@ -32,7 +32,6 @@ from services.intake.pii import petitioner_key
 from services.intake.reference import Reference
 from services.intake.store import IntakeStore, NewPetitionRow
 from shared import topics
-from shared.db import OutboxMessage
 from shared.errors import BadInput, Conflict, NotFound
 from shared.events import (
     ActionType,
@@ -45,6 +44,7 @@ from shared.events import (
     key_for_unit,
 )
 from shared.ids import new_petition_id, new_tracking_code
+from shared.messages import OutboxMessage
 from shared.store import UnitOfWork
 
 __all__ = [
