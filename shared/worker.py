@@ -19,7 +19,8 @@ import faust
 from prometheus_client import generate_latest
 
 from shared import retry
-from shared.consumer import BatchProcessor, ConsumerHealth, RawMessage, group_instance_id, raw_message
+from shared.consumer import BatchProcessor, ConsumerHealth, group_instance_id
+from shared.records import RawMessage, raw_message
 from shared.settings import Settings
 from shared.topics import PARTITIONS
 

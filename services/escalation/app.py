@@ -43,10 +43,11 @@ from services.escalation.domain.ladder import Ladder
 from services.escalation.domain.policy import PolicyBook
 from services.escalation.store import EscalationStore, PgEscalationStore
 from shared import retry, topics
-from shared.consumer import BatchProcessor, BatchResult, RawMessage
+from shared.consumer import BatchProcessor, BatchResult
 from shared.db import create_pool, ensure_common_tables, migrate
 from shared.events import utcnow
 from shared.outbox import OutboxRelay
+from shared.records import RawMessage
 from shared.reference.calendar import known_until
 from shared.reference.calendar_source import load_calendar
 from shared.reference.obligations import Obligation, parse_obligations

@@ -28,10 +28,11 @@ from services.router.store import PgRouterStore, RouterStore
 from services.router.tables import TableSource
 from services.router.topics_admin import DepartmentQueues
 from shared import topics
-from shared.consumer import BatchProcessor, BatchResult, Prepared, RawMessage
+from shared.consumer import BatchProcessor, BatchResult, Prepared
 from shared.db import create_pool, ensure_common_tables, migrate
 from shared.events import PetitionActionTaken, PetitionSubmitted, utcnow
 from shared.outbox import OutboxRelay
+from shared.records import RawMessage
 from shared.relay_process import RelayProcess
 from shared.runtime import tune_gc
 from shared.settings import Settings

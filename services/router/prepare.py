@@ -19,8 +19,8 @@ from services.router.classification.offload import OffloadedClassifier
 from services.router.domain.keywords import Prediction
 from services.router.domain.routing import RoutingTable
 from services.router.planning import Planned, plan_new, routing_from_worker, triage_threshold
-from shared.consumer import RawMessage
 from shared.events import PetitionSubmitted, utcnow
+from shared.records import RawMessage
 
 
 class PreparedPlans:

@@ -13,17 +13,9 @@ from typing import Any
 
 import pytest
 
-from shared.consumer import (
-    DEAD_LETTER_INLINE_BYTES,
-    BatchProcessor,
-    BatchResult,
-    ConsumerHealth,
-    RawMessage,
-    check_record,
-    group_instance_id,
-    raw_message,
-)
+from shared.consumer import BatchProcessor, BatchResult, ConsumerHealth, group_instance_id
 from shared.errors import BadInput
+from shared.records import DEAD_LETTER_INLINE_BYTES, RawMessage, check_record, raw_message
 from tests.fakes import FakeDatabase, FakeTransaction, FakeUnitOfWork
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 from services.escalation import handlers, metrics
 from services.escalation.app import Escalation, consumed
 from shared import topics
-from shared.consumer import BatchProcessor, raw_message
+from shared.consumer import BatchProcessor
 from shared.events import encode_event
 from shared.events.escalation import SupervisionOrder
 from shared.ids import EVENT_NAMESPACE
+from shared.records import raw_message
 from shared.settings import Settings
 from tests.unit.escalation_world import LADDER, SHANGHAI, T0, World, hours
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from services.intake.readmodel.handlers import handlers
-from shared.consumer import BatchProcessor, raw_message
+from shared.consumer import BatchProcessor
 from shared.events import (
     Channel,
     PetitionRouted,
@@ -27,6 +27,7 @@ from shared.events import (
     ZeroReportStatus,
     encode_event,
 )
+from shared.records import raw_message
 from tests.fakes import FakeUnitOfWork
 from tests.fakes.intake import FakeReadModelStore, IntakeDb
 

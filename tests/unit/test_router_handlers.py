@@ -22,7 +22,6 @@ from services.router.domain.routing import RoutingTable
 from services.router.planning import Reassignment
 from services.router.prepare import PreparedPlans
 from shared import topics
-from shared.consumer import RawMessage, raw_message
 from shared.errors import BadInput
 from shared.events import (
     ActionType,
@@ -38,6 +37,7 @@ from shared.events import (
     parse_event,
 )
 from shared.ids import derived_event_id
+from shared.records import RawMessage, raw_message
 from tests.fakes import FakeUnitOfWork
 from tests.fakes.router import FakeRouterStore, RouterDb
 

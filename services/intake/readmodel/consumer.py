@@ -16,7 +16,8 @@ from aiokafka import AIOKafkaConsumer
 from services.intake.readmodel.handlers import handlers
 from services.intake.readmodel.store import ReadModelStore
 from shared import retry, topics
-from shared.consumer import BatchProcessor, raw_message
+from shared.consumer import BatchProcessor
+from shared.records import raw_message
 from shared.store import UnitOfWork
 
 __all__ = ["READ_MODEL_TOPICS", "make_processor", "run_projector"]

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from services.intake.readmodel.store import ReadModelStore, Routing, ZeroReportVerdict
-from shared.consumer import BatchResult, RawMessage
+from shared.consumer import BatchResult
 from shared.errors import BadInput
 from shared.events import (
     PetitionRouted,
@@ -38,6 +38,7 @@ from shared.events import (
     ZeroReportStatus,
     ZeroReportSupervisionOverdue,
 )
+from shared.records import RawMessage
 
 __all__ = ["handlers"]
 
