@@ -19,7 +19,7 @@ from services.router.classification.model import ARRAYS_FILE, META_FILE
 
 
 def _data_dir() -> Path | None:
-    from services.router.classification.train import LABELED_FILE, default_data_dir
+    from services.router.classification.dataset import LABELED_FILE, default_data_dir
 
     d = default_data_dir()
     return d if (d / LABELED_FILE).exists() else None
@@ -32,7 +32,8 @@ def test_inference_matches_the_training_side_path() -> None:
     data_dir = _data_dir()
     if data_dir is None:
         pytest.skip("data set not present")
-    from services.router.classification.train import Corpus, fit, load_data
+    from services.router.classification.dataset import load_data
+    from services.router.classification.train import Corpus, fit
 
     d = load_data(data_dir)
     corpus = Corpus(d)
@@ -53,7 +54,7 @@ def test_committed_artefact_fits_the_data() -> None:
     data_dir = _data_dir()
     if data_dir is None:
         pytest.skip("data set not present")
-    from services.router.classification.train import load_data
+    from services.router.classification.dataset import load_data
 
     d = load_data(data_dir)
     clf = CategoryClassifier.load()
@@ -68,7 +69,8 @@ def test_training_is_reproducible_and_matches_committed_artefact(tmp_path: Path)
         pytest.skip("data set not present")
     import sklearn
 
-    from services.router.classification.train import load_data, train
+    from services.router.classification.dataset import load_data
+    from services.router.classification.train import train
 
     meta = json.loads((ARTEFACT_DIR / META_FILE).read_text(encoding="utf-8"))
     report = train(data_dir, tmp_path, seed=0)

@@ -48,7 +48,7 @@ def numpy_clf() -> CategoryClassifier:
 
 
 def _real_items(n: int) -> list[tuple[str, str]]:
-    from services.router.classification.train import default_data_dir
+    from services.router.classification.dataset import default_data_dir
 
     out: list[tuple[str, str]] = []
     for name in ("petitions-labeled.csv", "petitions-unlabeled.csv"):

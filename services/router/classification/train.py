@@ -30,23 +30,22 @@ CLI (wired as ``petitionctl model train`` / ``petitionctl model evaluate``)::
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import io
 import json
 import os
 import sys
 import time
 import zipfile
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+from services.router.classification.dataset import Dataset, load_data
 from services.router.classification.model import (
     ARRAYS_FILE,
     ARTEFACT_DIR,
@@ -58,11 +57,13 @@ from services.router.classification.model import (
     CategoryClassifier,
     term_key,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-LABELED_FILE = "petitions-labeled.csv"
-UNLABELED_FILES = ("petitions-unlabeled.csv", "petitions-with-replies.csv")
-TAXONOMY_FILE = "category-taxonomy.csv"
+from services.router.classification.reports import (
+    EvalReport,
+    TrainReport,
+    expected_calibration_error,
+    macro_f1,
+    per_class,
+)
 
 HYPERPARAMS: dict = {
     "min_df": 2,
@@ -78,84 +79,6 @@ VIEWS: tuple[dict, ...] = (
     {"name": "char", "ngram_range": [1, 2], "normalise": "char", "terms": "all"},
     {"name": "lexicon", "ngram_range": [2, 3], "normalise": "plain", "terms": "jieba-dictionary"},
 )
-
-
-def default_data_dir() -> Path:
-    env = os.environ.get("PETITION_DATA_DIR")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
-
-
-# --------------------------------------------------------------------------- data
-@dataclass(frozen=True)
-class Dataset:
-    titles: list[str]
-    contents: list[str]
-    labels: list[str]
-    unlabeled_titles: list[str]
-    unlabeled_contents: list[str]
-    taxonomy: list[tuple[str, str]]  # (pseudo-document, 一级 category)
-    sha256: dict[str, str]
-
-
-def _read_csv(path: Path) -> tuple[list[dict[str, str]], str]:
-    raw = path.read_bytes()
-    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
-    return rows, hashlib.sha256(raw).hexdigest()
-
-
-def taxonomy_documents(rows: Sequence[dict[str, str]], categories: set[str]) -> list[tuple[str, str]]:
-    """Pseudo-documents from taxonomy rows (一级分类, 二级分类, 三级分类) of `categories`."""
-
-    def clean(name: str) -> str:
-        return "" if name.strip() == "其他" else name.strip()
-
-    mine = [r for r in rows if r["一级分类"].strip() in categories]
-    docs = [(clean(r["二级分类"]) + clean(r["三级分类"]), r["一级分类"].strip()) for r in mine]
-    docs += [(clean(r["三级分类"]), r["一级分类"].strip()) for r in mine]
-    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for r in mine:
-        groups[(r["一级分类"].strip(), r["二级分类"].strip())].append(clean(r["三级分类"]))
-    docs += [(clean(second) + "，" + "，".join(thirds), first) for (first, second), thirds in groups.items()]
-    return [(text, category) for text, category in docs if text]
-
-
-def load_data(data_dir: Path | None = None) -> Dataset:
-    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    labeled_path = data_dir / LABELED_FILE
-    if not labeled_path.exists():
-        raise FileNotFoundError(f"{labeled_path} not found (set PETITION_DATA_DIR or pass --data-dir)")
-    labeled, lsha = _read_csv(labeled_path)
-    sha = {LABELED_FILE: lsha}
-    labeled = [r for r in labeled if (r.get("category") or "").strip()]
-    seen_titles = {(r["title"] or "").strip() for r in labeled}
-    seen_openings = {(r["content"] or "").strip()[:50] for r in labeled}
-    unlabeled: list[dict[str, str]] = []
-    for name in UNLABELED_FILES:
-        path = data_dir / name
-        if path.exists():
-            rows, usha = _read_csv(path)
-            sha[name] = usha
-            # a row repeating a labelled message would let a test fold's text into training
-            unlabeled += [
-                r for r in rows
-                if (r["title"] or "").strip() not in seen_titles
-                and (r["content"] or "").strip()[:50] not in seen_openings
-            ]
-    taxonomy: list[tuple[str, str]] = []
-    taxonomy_path = data_dir / TAXONOMY_FILE
-    if taxonomy_path.exists():
-        rows, tsha = _read_csv(taxonomy_path)
-        sha[TAXONOMY_FILE] = tsha
-        taxonomy = taxonomy_documents(rows, {r["category"].strip() for r in labeled})
-    return Dataset(
-        titles=[r["title"] or "" for r in labeled],
-        contents=[r["content"] or "" for r in labeled],
-        labels=[r["category"].strip() for r in labeled],
-        unlabeled_titles=[r["title"] or "" for r in unlabeled],
-        unlabeled_contents=[r["content"] or "" for r in unlabeled],
-        taxonomy=taxonomy,
-        sha256=sha,
-    )
 
 
 # --------------------------------------------------------------------------- terms
@@ -451,120 +374,6 @@ def write_artefact(out_dir: Path, meta: dict, arrays: dict[str, np.ndarray]) -> 
     return meta_path, arrays_path
 
 
-# --------------------------------------------------------------------------- reports
-@dataclass(frozen=True)
-class ClassMetrics:
-    precision: float
-    recall: float
-    f1: float
-    support: int
-
-
-@dataclass(frozen=True)
-class TrainReport:
-    out_dir: str
-    version: str
-    n_labeled: int
-    n_unlabeled: int
-    n_features: int
-    class_counts: dict[str, int]
-    train_accuracy: float
-    oof_macro_f1: float  # the char view alone on the calibration folds (indicative)
-    artefact_bytes: int
-    seconds: float
-
-    def format(self) -> str:
-        return "\n".join(
-            [
-                f"wrote {self.out_dir} (version {self.version}, {self.artefact_bytes / 1024:.0f} KiB)",
-                f"labelled texts: {self.n_labeled}; unlabelled texts (idf only): {self.n_unlabeled}",
-                f"features: {self.n_features}",
-                f"training accuracy: {self.train_accuracy:.4f}",
-                f"char view alone, calibration folds: macro-F1 {self.oof_macro_f1:.4f}"
-                " (indicative; `evaluate` gives the CV figure)",
-                f"trained in {self.seconds:.1f}s",
-            ]
-        )
-
-
-@dataclass(frozen=True)
-class EvalReport:
-    folds: int
-    seed: int
-    macro_f1: float
-    accuracy: float
-    ece: float
-    ece_bins: int
-    log_loss: float
-    fold_macro_f1: list[float]
-    per_class: dict[str, ClassMetrics]
-    categories: list[str]
-    confusion: list[list[int]]  # rows: true category, columns: predicted
-    seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
-
-    def format(self) -> str:
-        lines = [
-            f"macro-F1 ({self.folds}-fold stratified CV): {self.macro_f1:.4f}",
-            f"accuracy: {self.accuracy:.4f}",
-            f"per-fold macro-F1: {', '.join(f'{v:.4f}' for v in self.fold_macro_f1)}",
-            f"expected calibration error (top label, {self.ece_bins} bins): {self.ece:.4f}",
-            f"log loss: {self.log_loss:.4f}",
-            "",
-            f"{_pad('category', 14)} {'precision':>9} {'recall':>7} {'F1':>7} {'support':>8}",
-        ]
-        for c in self.categories:
-            m = self.per_class[c]
-            lines.append(f"{_pad(c, 14)} {m.precision:>9.4f} {m.recall:>7.4f} {m.f1:>7.4f} {m.support:>8d}")
-        lines += ["", "confusion (rows: true, columns: predicted, same order as above):"]
-        for c, row in zip(self.categories, self.confusion, strict=True):
-            lines.append(f"{_pad(c, 14)} " + " ".join(f"{v:>4d}" for v in row))
-        lines.append(f"\nevaluated in {self.seconds:.1f}s (seed {self.seed})")
-        return "\n".join(lines)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, indent=2)
-
-
-def _pad(text: str, width: int) -> str:
-    """Left-align ``text`` in ``width`` terminal columns (CJK characters take two)."""
-    import unicodedata
-
-    used = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-    return text + " " * max(0, width - used)
-
-
-def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
-    """Top-label ECE: weighted mean |accuracy - confidence| over equal-width confidence bins."""
-    conf = proba.max(axis=1)
-    correct = (proba.argmax(axis=1) == y).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        m = which == b
-        if m.any():
-            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
-    return float(ece)
-
-
-def _per_class(y: np.ndarray, pred: np.ndarray, k: int) -> tuple[list[ClassMetrics], np.ndarray]:
-    confusion = np.zeros((k, k), dtype=np.int64)
-    np.add.at(confusion, (y, pred), 1)
-    out = []
-    for c in range(k):
-        tp = confusion[c, c]
-        p = tp / confusion[:, c].sum() if confusion[:, c].sum() else 0.0
-        r = tp / confusion[c].sum() if confusion[c].sum() else 0.0
-        f = 2 * p * r / (p + r) if p + r else 0.0
-        out.append(ClassMetrics(float(p), float(r), float(f), int(confusion[c].sum())))
-    return out, confusion
-
-
-def _macro_f1(y: np.ndarray, pred: np.ndarray, k: int) -> float:
-    return float(np.mean([m.f1 for m in _per_class(y, pred, k)[0]]))
-
-
 # --------------------------------------------------------------------------- entry points
 def train(data_dir: Path | None = None, out_dir: Path | None = None, seed: int = 0) -> TrainReport:
     started = time.perf_counter()
@@ -587,7 +396,7 @@ def train(data_dir: Path | None = None, out_dir: Path | None = None, seed: int =
         n_features=sum(sum(v["n_features"].values()) for v in fitted.meta["views"]),
         class_counts=fitted.meta["training"]["class_counts"],
         train_accuracy=float(np.mean(pred == y)),
-        oof_macro_f1=_macro_f1(y, oof_pred, k),
+        oof_macro_f1=macro_f1(y, oof_pred, k),
         artefact_bytes=(out / META_FILE).stat().st_size + (out / ARRAYS_FILE).stat().st_size,
         seconds=time.perf_counter() - started,
     )
@@ -610,20 +419,20 @@ def evaluate(data_dir: Path | None = None, folds: int = 5, seed: int = 0) -> Eva
     for tr, te in skf.split(np.zeros(len(y)), y):
         fitted = fit(corpus, tr, seed=seed)
         proba[te] = fitted.classifier().predict_proba([items[i] for i in te])
-        fold_f1.append(_macro_f1(y[te], proba[te].argmax(axis=1), k))
+        fold_f1.append(macro_f1(y[te], proba[te].argmax(axis=1), k))
     pred = proba.argmax(axis=1)
-    per_class, confusion = _per_class(y, pred, k)
+    classes, confusion = per_class(y, pred, k)
     eps = 1e-15
     return EvalReport(
         folds=folds,
         seed=seed,
-        macro_f1=float(np.mean([m.f1 for m in per_class])),
+        macro_f1=float(np.mean([m.f1 for m in classes])),
         accuracy=float(np.mean(pred == y)),
         ece=expected_calibration_error(proba, y, 10),
         ece_bins=10,
         log_loss=float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], eps, 1.0)))),
         fold_macro_f1=fold_f1,
-        per_class=dict(zip(categories, per_class, strict=True)),
+        per_class=dict(zip(categories, classes, strict=True)),
         categories=categories,
         confusion=confusion.tolist(),
         seconds=time.perf_counter() - started,
