@@ -4,14 +4,19 @@
 stable ``code`` (clients, dead-letter reasons, alerts and runbooks use it; never rename one).
 The layers map the families, never the individual codes:
 
-=====================  =======================================  ====================================
-family                 what it says                              HTTP answer / consumer outcome
-=====================  =======================================  ====================================
-:class:`BadInput`      the input is wrong; no retry fixes it     ``422`` (``field`` named) / dead letter
-:class:`NotFound`      no such petition, 督办, unit …             ``404`` / dead letter
-:class:`Conflict`      valid, but not in the current state       ``409`` / dead letter
-:class:`Unavailable`   storage or broker cannot do it now        ``503`` + ``Retry-After`` / retry
-=====================  =======================================  ====================================
+==========================  ========================================  ========================================
+family                      what it says                              HTTP answer / consumer outcome
+==========================  ========================================  ========================================
+:class:`BadInput`           the input is wrong; no retry fixes it     ``422`` (``field`` named) / dead letter
+:class:`NotFound`           no such petition, 督办, unit …              ``404`` / dead letter
+:class:`Conflict`           valid, but not in the current state       ``409`` / dead letter
+:class:`Unavailable`        storage or broker cannot do it now        ``503`` + ``Retry-After`` / retry
+:class:`Unauthenticated`    no valid credential                       ``401`` + ``WWW-Authenticate``
+:class:`Forbidden`          the caller's role may never do this       ``403``
+==========================  ========================================  ========================================
+
+A petition outside the caller's scope is :class:`NotFound`, not :class:`Forbidden`: its
+existence must not leak.
 
 A consumer dead-letters a non-transient :class:`PetitionError` with its ``code`` as the
 reason; the HTTP layer answers ``{"error": code, "message": …}`` with the family's status.
@@ -22,7 +27,7 @@ standard library only, so the domain may raise these.
 
 from __future__ import annotations
 
-__all__ = ["BadInput", "Conflict", "NotFound", "PetitionError", "Unavailable"]
+__all__ = ["BadInput", "Conflict", "Forbidden", "NotFound", "PetitionError", "Unauthenticated", "Unavailable"]
 
 
 class PetitionError(Exception):
@@ -65,3 +70,16 @@ class Unavailable(PetitionError):
     """Storage or broker cannot do it now; nothing was recorded, the same request may succeed later."""
 
     code = "unavailable"
+
+
+class Unauthenticated(PetitionError):
+    """No credential, or one that does not prove who the caller is (malformed, expired, not
+    yet valid, for another audience, of an unknown key, badly signed)."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(PetitionError):
+    """The caller is known, and its role may never do this (whatever the petition)."""
+
+    code = "forbidden"

@@ -73,6 +73,13 @@ class Jurisdiction(Frozen):
     level: str
 
 
+class Actor(Frozen):
+    """Who took an action or submitted: a staff id and its role (never a petitioner)."""
+
+    subject: str = Field(min_length=1, max_length=200)
+    role: str
+
+
 class BaseEnvelope(Frozen):
     """Fields every event has, whatever it is about."""
 

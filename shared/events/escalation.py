@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import Field
 
 from shared.codes import DepartmentCode
-from shared.events.envelope import BaseEnvelope, Envelope, Frozen
+from shared.events.envelope import Actor, BaseEnvelope, Envelope, Frozen
 
 
 class SupervisionOrder(Frozen):
@@ -159,6 +159,8 @@ class ZeroReportSubmitted(UnitEnvelope):
     incidents: tuple[str, ...] = ()
     submitted_at: datetime
     submission_id: uuid.UUID
+    #: who filed it (additive, schema 1)
+    actor: Actor | None = None
 
 
 class ZeroReportStatus(UnitEnvelope):

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from shared.events.envelope import (
     ActionType,
+    Actor,
     Channel,
     Envelope,
     Jurisdiction,
@@ -31,6 +32,8 @@ class PetitionSubmitted(Envelope):
     location: Location = Location()
     persons: int = 1
     received_at: datetime
+    #: the operator (or client) who took it in (additive, schema 1)
+    actor: Actor | None = None
 
 
 class PetitionRouted(Envelope):
@@ -97,6 +100,8 @@ class PetitionActionTaken(Envelope):
     target_department_code: str | None = None
     assignment_no: int | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+    #: who took the action (additive, schema 1)
+    actor: Actor | None = None
 
 
 class SlaClockArmed(Envelope):
