@@ -158,6 +158,12 @@ ACTION_TAGS = frozenset({
 })
 
 
+class ContactReveal(_In):
+    """Why the caller needs the petitioner's contacts (recorded in the audit log)."""
+
+    reason: Reason
+
+
 class ActionAccepted(BaseModel):
     id: str
     action: str

@@ -27,14 +27,16 @@ from services.intake.commands import (
     ZeroReportAccepted,
     ZeroReportIn,
 )
-from services.intake.domain import actions
+from services.intake.domain import access, actions
+from services.intake.domain.masking import mask_personal_numbers as masked
 from services.intake.pii import petitioner_key
 from services.intake.reference import Reference
-from services.intake.store import IntakeStore, NewPetitionRow
+from services.intake.store import IntakeStore, NewPetitionRow, PetitionRow
 from shared import topics
-from shared.errors import BadInput, Conflict, NotFound
+from shared.errors import BadInput, Conflict, Forbidden, NotFound
 from shared.events import (
     ActionType,
+    Actor,
     Location,
     PetitionActionTaken,
     PetitionSubmitted,
@@ -43,6 +45,7 @@ from shared.events import (
     key_for,
     key_for_unit,
 )
+from shared.identity import Principal, Role
 from shared.ids import new_petition_id, new_tracking_code
 from shared.messages import OutboxMessage
 from shared.store import UnitOfWork
@@ -51,7 +54,10 @@ __all__ = [
     "Intake",
     "act",
     "close_supervision",
+    "facts_of",
     "request_hash",
+    "reveal_contacts",
+    "scope_of",
     "submit_petition",
     "submit_zero_report",
 ]
@@ -102,6 +108,25 @@ def check_received_at(ctx: Intake, value: datetime, now: datetime) -> None:
         )
 
 
+def scope_of(ctx: Intake, principal: Principal) -> access.AreaScope | None:
+    """A supervisor's area subtree (None for the other roles)."""
+    if principal.role is Role.SUPERVISOR and principal.area:
+        return ctx.reference.current.scope_of(principal.area)
+    return None
+
+
+def facts_of(row: PetitionRow) -> access.PetitionFacts:
+    """What the access rules read of a petition."""
+    jurisdiction = (row.jurisdiction or {}).get("code")
+    return access.PetitionFacts(row.id, row.department_code, row.assigned | ({row.department_code} if
+                                row.department_code else set()), jurisdiction, row.accused_departments,
+                                row.submitted_by)
+
+
+def _actor(principal: Principal) -> Actor:
+    return Actor(subject=principal.subject, role=principal.role.value)
+
+
 class _Replay(Exception):
     """The Idempotency-Key was taken meanwhile: undo, and answer the petition it made."""
 
@@ -117,10 +142,17 @@ async def _replayed(uow: UnitOfWork[IntakeStore], key: str, digest: str) -> Peti
 
 
 async def submit_petition(
-    uow: UnitOfWork[IntakeStore], ctx: Intake, body: PetitionIn, *, idempotency_key: str | None, now: datetime
+    uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, body: PetitionIn, *,
+    idempotency_key: str | None, now: datetime,
 ) -> tuple[PetitionAccepted, bool]:
     """Record a petition and its ``petition.submitted``; returns it and whether it is new
-    (False: the Idempotency-Key's earlier petition, unchanged)."""
+    (False: the Idempotency-Key's earlier petition, unchanged). An operator takes petitions
+    in; the text leaves intake with personal numbers masked. An Idempotency-Key is the
+    caller's own: another caller's equal key is another key."""
+    if principal.role is not Role.OPERATOR:
+        raise Forbidden(f"a {principal.role.value} principal does not take petitions in", code="role_cannot_submit")
+    if idempotency_key is not None:
+        idempotency_key = f"{principal.subject}\x1f{idempotency_key}"
     if body.received_at is not None:
         check_received_at(ctx, body.received_at, now)
     if (body.location is not None and body.location.admin_code is not None
@@ -139,15 +171,16 @@ async def submit_petition(
     location = Location(**(body.location.model_dump() if body.location else {}))
     event = PetitionSubmitted(
         event_id=uuid.uuid4(), occurred_at=now, petition_id=petition_id, tracking_code=tracking,
-        title=body.title, content=body.content, channel=body.channel, kind=body.kind, petitioner_key=pkey,
-        location=location, persons=body.persons, received_at=body.received_at or now,
+        title=masked(body.title), content=masked(body.content), channel=body.channel, kind=body.kind,
+        petitioner_key=pkey, location=location.model_copy(update={"address": masked(location.address or "") or None}),
+        persons=body.persons, received_at=body.received_at or now, actor=_actor(principal),
     )
     try:
         async with uow.begin() as store:
             await store.insert_petition(NewPetitionRow(
                 petition_id, tracking, body.title, body.content, body.channel.value,
                 body.kind.value if body.kind else None, location.model_dump(), body.persons, pkey,
-                event.received_at, now,
+                event.received_at, now, principal.subject, principal.role.value,
             ))
             if person is not None:
                 await store.insert_contact(petition_id, person.name, person.phone, person.id_number)
@@ -167,10 +200,16 @@ async def submit_petition(
     return PetitionAccepted(id=petition_id, tracking_code=tracking, status="submitted"), True
 
 
-async def act(uow: UnitOfWork[IntakeStore], ctx: Intake, ref: str, body: ActionIn, *, now: datetime) -> ActionAccepted:
-    """A department (or the triage desk, or a supervisor deciding an extension) acts on a petition."""
+async def act(
+    uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, ref: str, body: ActionIn, *, now: datetime
+) -> ActionAccepted:
+    """A department (or the triage desk, or a supervisor deciding an extension) acts on a
+    petition it sees, in the name of one of its units."""
     reference = ctx.reference.current
+    scope = scope_of(ctx, principal)
+    access.check_action(principal, body.action)
     check_unit(reference, body.department, "department")
+    access.check_acting_unit(principal, body.department, scope)
     target_department = getattr(body, "target_department", None)
     if target_department is not None and (
         target_department not in reference.departments or target_department == reference.triage
@@ -186,6 +225,7 @@ async def act(uow: UnitOfWork[IntakeStore], ctx: Intake, ref: str, body: ActionI
         row = await store.petition(ref, for_update=True)
         if row is None:
             raise NotFound(f"no petition {ref}")
+        access.check_visible(principal, facts_of(row), scope, ref=ref)
         transition = actions.decide(
             actions.PetitionState(row.id, row.status, row.department_code, row.extension_state,
                                   row.status_before_pause),
@@ -193,11 +233,11 @@ async def act(uow: UnitOfWork[IntakeStore], ctx: Intake, ref: str, body: ActionI
         )
         event = PetitionActionTaken(
             event_id=uuid.uuid4(), occurred_at=now, petition_id=row.id, action=ActionType(body.action),
-            department_code=body.department, note=body.note, target_department_code=target_department,
-            assignment_no=row.assignment_no, extra=extra,
+            department_code=body.department, note=masked(body.note), target_department_code=target_department,
+            assignment_no=row.assignment_no, extra=extra, actor=_actor(principal),
         )
         await store.set_status(row.id, transition.status, transition.extension_state)
-        detail: dict[str, Any] = {"department": body.department, "note": body.note}
+        detail: dict[str, Any] = {"department": body.department, "note": event.note, "actor": principal.subject}
         if target_department:
             detail["target_department"] = target_department
         await store.add_timeline(row.id, now, body.action, {**detail, **extra}, event.event_id)
@@ -207,14 +247,19 @@ async def act(uow: UnitOfWork[IntakeStore], ctx: Intake, ref: str, body: ActionI
 
 
 async def close_supervision(
-    uow: UnitOfWork[IntakeStore], ctx: Intake, supervision_id: uuid.UUID, body: CloseSupervisionIn, *, now: datetime
+    uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, supervision_id: uuid.UUID,
+    body: CloseSupervisionIn, *, now: datetime,
 ) -> SupervisionClosing:
-    """A supervisor asks to close a 督办; the escalation service, which owns it, closes it
-    (published as a ``close_supervision`` action)."""
+    """A supervisor of the 督办's area, or a clerk of the unit it is addressed to, asks to close
+    it; the escalation service, which owns it, closes it (a ``close_supervision`` action)."""
+    if principal.role not in (Role.SUPERVISOR, Role.DEPARTMENT):
+        raise Forbidden(f"a {principal.role.value} principal does not close 督办", code="role_cannot_act")
+    scope = scope_of(ctx, principal)
     check_unit(ctx.reference.current, body.department, "department")
+    access.check_acting_unit(principal, body.department, scope)
     async with uow.begin() as store:
         row = await store.supervision(supervision_id, for_update=True)
-        if row is None:
+        if row is None or not access.can_see_supervision(principal, row.target_unit, row.accused, scope):
             raise NotFound(f"no 督办 {supervision_id}")
         actions.close_supervision(
             actions.SupervisionState(str(row.id), row.state, row.subject, row.supervised_unit,
@@ -225,11 +270,13 @@ async def close_supervision(
             raise Conflict(f"督办 {supervision_id} is about no petition", code="closes_on_report")
         event = PetitionActionTaken(
             event_id=uuid.uuid4(), occurred_at=now, petition_id=row.petition_id, action=ActionType.CLOSE_SUPERVISION,
-            department_code=body.department, note=body.note, extra={"supervision_id": str(supervision_id)},
+            department_code=body.department, note=masked(body.note), extra={"supervision_id": str(supervision_id)},
+            actor=_actor(principal),
         )
         await store.request_close(supervision_id, body.department, now)
         await store.add_timeline(row.petition_id, now, "close_supervision", {
-            "department": body.department, "note": body.note, "supervision_id": str(supervision_id),
+            "department": body.department, "note": event.note, "supervision_id": str(supervision_id),
+            "actor": principal.subject,
         }, event.event_id)
         await store.add_to_outbox([OutboxMessage(topics.PETITION_ACTIONS, key_for(row.petition_id),
                                                  encode_event(event))])
@@ -238,10 +285,14 @@ async def close_supervision(
 
 
 async def submit_zero_report(
-    uow: UnitOfWork[IntakeStore], ctx: Intake, body: ZeroReportIn, *, now: datetime, today: date
+    uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, body: ZeroReportIn, *, now: datetime,
+    today: date,
 ) -> ZeroReportAccepted:
-    """A unit reports for a period it owes (one report per period: the same report again is
-    answered as the first, a different one refused)."""
+    """A unit's clerk reports for a period the unit owes (one report per period: the same
+    report again is answered as the first, a different one refused)."""
+    if principal.role is not Role.DEPARTMENT:
+        raise Forbidden(f"a {principal.role.value} principal does not file zero reports", code="role_cannot_act")
+    access.check_acting_unit(principal, body.unit)
     reference = ctx.reference.current
     if body.unit not in reference.obligations:
         raise BadInput(f"{body.unit} owes no zero reports", code="no_obligation", field="unit")
@@ -261,9 +312,38 @@ async def submit_zero_report(
                                       status="submitted")
         event = ZeroReportSubmitted(
             event_id=uuid.uuid4(), occurred_at=now, unit=body.unit, period=body.period,
-            incidents=tuple(body.incidents), submitted_at=now, submission_id=submission_id,
+            incidents=tuple(masked(i) for i in body.incidents), submitted_at=now, submission_id=submission_id,
+            actor=_actor(principal),
         )
         await store.add_to_outbox([OutboxMessage(topics.ZERO_REPORT_SUBMITTED, key_for_unit(body.unit),
                                                  encode_event(event))])
     ctx.kick()
     return ZeroReportAccepted(id=str(submission_id), unit=body.unit, period=body.period, status="submitted")
+
+
+async def reveal_contacts(
+    uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, ref: str, reason: str, *, now: datetime
+) -> dict[str, Any]:
+    """The petitioner's contacts, for the holding department, the operator who took the
+    petition in, or a supervisor in scope, with a reason; each reveal is one row of the
+    append-only audit log, written in the same transaction as the answer is read."""
+    scope = scope_of(ctx, principal)
+    async with uow.begin() as store:
+        row = await store.petition(ref)
+        if row is None:
+            raise NotFound(f"no petition {ref}")
+        facts = facts_of(row)
+        access.check_visible(principal, facts, scope, ref=ref)
+        if not access.may_reveal_contacts(principal, facts, scope):
+            raise Forbidden(f"{principal.subject} may not see the contacts of petition {row.id}",
+                            code="not_allowed_to_reveal")
+        contact = await store.contact(row.id)
+        audit_id = await store.add_audit(now, principal.subject, principal.role.value, "reveal_contacts", row.id,
+                                         reason)
+    return {
+        "petition_id": row.id,
+        "name": contact.name if contact else None,
+        "phone": contact.phone if contact else None,
+        "id_number": contact.id_number if contact else None,
+        "audit_id": audit_id,
+    }

@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from services.intake.domain.access import AreaScope
 from shared.reference.calendar import WorkCalendar
 from shared.reference.calendar_source import load_calendar
 from shared.reference.directory import UnitRules, offices
@@ -61,7 +62,28 @@ class Reference:
     area_codes: frozenset[str]
     obligations: dict[str, Obligation]
     calendar: WorkCalendar
+    #: area code -> (token, parent code): the gazetteer's tree, for supervisors' scopes
+    areas: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     _owed_cache: dict[tuple[str, date], tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    _scopes: dict[str, AreaScope] = field(default_factory=dict, compare=False, repr=False)
+
+    def scope_of(self, area_code: str) -> AreaScope:
+        """The subtree of area `area_code` (itself and every area below), as a supervisor's
+        scope; an unknown area has an empty one."""
+        found = self._scopes.get(area_code)
+        if found is not None:
+            return found
+        codes = {area_code} if area_code in self.areas else set()
+        grew = True
+        while grew:
+            below = {c for c, (_, parent) in self.areas.items() if parent in codes} - codes
+            grew = bool(below)
+            codes |= below
+        own = self.areas.get(area_code, ("", None))
+        scope = AreaScope(own[0], frozenset(codes), frozenset(self.areas[c][0] for c in codes),
+                          is_root=bool(codes) and own[1] is None)
+        self._scopes[area_code] = scope
+        return scope
 
     def admin_code_known(self, code: str) -> bool:
         return code[:6] in self.area_codes
@@ -106,6 +128,7 @@ def load_reference(settings: Settings, files: EscalationFiles | None = None) -> 
         units=frozenset(departments | offices(UnitRules.from_data(ladder_data.get("units")), found.gazetteer)
                         | obligated),
         area_codes=frozenset(a.code for a in found.gazetteer.areas()),
+        areas={a.code: (a.token, a.parent) for a in found.gazetteer.areas()},
         obligations=obligations,
         calendar=load_calendar(),
     )

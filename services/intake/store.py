@@ -16,6 +16,8 @@ from typing import Any, Protocol
 from shared.store import PgTransaction, Transaction
 
 __all__ = [
+    "AuditEntry",
+    "Contact",
     "Deadline",
     "IdempotentPetition",
     "IntakeStore",
@@ -42,6 +44,8 @@ class NewPetitionRow:
     petitioner_key: str | None
     received_at: datetime
     submitted_at: datetime
+    submitted_by: str | None = None
+    submitted_by_role: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,32 @@ class PetitionRow:
     received_at: datetime
     extension_state: str | None
     status_before_pause: str | None
+    title: str = ""
+    content: str = ""
+    location: dict[str, Any] | None = None
+    submitted_by: str | None = None
+    #: every department it was ever assigned to (the holder included)
+    assigned: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A petitioner's contact details (only the audited reveal reads them)."""
+
+    name: str | None
+    phone: str | None
+    id_number: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    subject: str
+    role: str
+    action: str
+    petition_id: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +145,8 @@ class SupervisionRow:
     close_requested_by: str | None
     closed_by: str | None
     closed_at: datetime | None
+    #: the units an accusation it is about accuses (its petition's)
+    accused: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,18 +219,31 @@ class IntakeStore(Transaction, Protocol):
         """Every period of `unit` (or just `period`) with a verdict or a report, in order."""
         ...
 
+    async def contact(self, petition_id: str) -> Contact | None: ...
+
+    async def add_audit(self, at: datetime, subject: str, role: str, action: str, petition_id: str,
+                        reason: str) -> int:
+        """Append one row to the audit log; its id."""
+        ...
+
+    async def audit(self, petition_id: str | None, limit: int) -> list[AuditEntry]:
+        """The audit log (of one petition, or all), newest first."""
+        ...
+
 
 _PETITION = """SELECT id, tracking_code, status, category, department_code, department_name, assignment_no,
     jurisdiction, priority, rule, repeat_of, group_petition, accused_departments, persons, channel, kind,
-    received_at, extension_state, status_before_pause
-  FROM intake.petition WHERE id = $1 OR tracking_code = $1"""
+    received_at, extension_state, status_before_pause, title, content, location, submitted_by,
+    ARRAY(SELECT department_code FROM intake.petition_assignment a WHERE a.petition_id = p.id) AS assigned
+  FROM intake.petition p WHERE id = $1 OR tracking_code = $1"""
 _PETITION_LOCKED = """SELECT id, tracking_code, status, category, department_code, department_name, assignment_no,
     jurisdiction, priority, rule, repeat_of, group_petition, accused_departments, persons, channel, kind,
-    received_at, extension_state, status_before_pause
-  FROM intake.petition WHERE id = $1 OR tracking_code = $1 FOR UPDATE"""
-_SUPERVISION = """SELECT s.*, p.tracking_code FROM intake.supervision s
+    received_at, extension_state, status_before_pause, title, content, location, submitted_by,
+    ARRAY(SELECT department_code FROM intake.petition_assignment a WHERE a.petition_id = p.id) AS assigned
+  FROM intake.petition p WHERE id = $1 OR tracking_code = $1 FOR UPDATE"""
+_SUPERVISION = """SELECT s.*, p.tracking_code, p.accused_departments FROM intake.supervision s
   LEFT JOIN intake.petition p ON p.id = s.petition_id WHERE s.id = $1"""
-_SUPERVISION_LOCKED = """SELECT s.*, p.tracking_code FROM intake.supervision s
+_SUPERVISION_LOCKED = """SELECT s.*, p.tracking_code, p.accused_departments FROM intake.supervision s
   LEFT JOIN intake.petition p ON p.id = s.petition_id WHERE s.id = $1 FOR UPDATE OF s"""
 
 
@@ -207,7 +252,7 @@ def _supervision(r: Any) -> SupervisionRow:
         r["id"], r["petition_id"], r["tracking_code"], r["clock"], r["step"], r["level"], r["target_unit"],
         r["supervised_unit"], r["rule"], r["opened_at"], r["due_at"], r["overdue_at"], r["subject"],
         r["report_unit"], r["report_period"], r["parent_id"], r["state"], r["close_requested_by"],
-        r["closed_by"], r["closed_at"],
+        r["closed_by"], r["closed_at"], tuple(r["accused_departments"] or ()),
     )
 
 
@@ -219,10 +264,11 @@ class PgIntakeStore(PgTransaction):
     async def insert_petition(self, row: NewPetitionRow) -> None:
         await self.conn.execute(
             """INSERT INTO intake.petition (id, tracking_code, title, content, channel, kind,
-                 location, persons, petitioner_key, received_at, submitted_at)
-               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)""",
+                 location, persons, petitioner_key, received_at, submitted_at, submitted_by, submitted_by_role)
+               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)""",
             row.id, row.tracking_code, row.title, row.content, row.channel, row.kind, row.location,
-            row.persons, row.petitioner_key, row.received_at, row.submitted_at,
+            row.persons, row.petitioner_key, row.received_at, row.submitted_at, row.submitted_by,
+            row.submitted_by_role,
         )
 
     async def insert_contact(self, petition_id: str, name: str | None, phone: str | None,
@@ -262,7 +308,8 @@ class PgIntakeStore(PgTransaction):
             r["id"], r["tracking_code"], r["status"], r["category"], r["department_code"], r["department_name"],
             r["assignment_no"], r["jurisdiction"], r["priority"], r["rule"], r["repeat_of"], r["group_petition"],
             tuple(r["accused_departments"] or ()), r["persons"], r["channel"], r["kind"], r["received_at"],
-            r["extension_state"], r["status_before_pause"],
+            r["extension_state"], r["status_before_pause"], r["title"], r["content"], r["location"],
+            r["submitted_by"], frozenset(r["assigned"] or ()),
         )
 
     async def set_status(self, petition_id: str, status: str, extension_state: str | None) -> None:
@@ -292,7 +339,7 @@ class PgIntakeStore(PgTransaction):
 
     async def supervisions_for(self, unit: str, state: str, limit: int) -> list[SupervisionRow]:
         rows = await self.conn.fetch(
-            """SELECT s.*, p.tracking_code FROM intake.supervision s
+            """SELECT s.*, p.tracking_code, p.accused_departments FROM intake.supervision s
                LEFT JOIN intake.petition p ON p.id = s.petition_id
                WHERE s.target_unit = $1 AND ($2 = 'all' OR s.state = $2)
                ORDER BY s.opened_at, s.id LIMIT $3""",
@@ -338,3 +385,26 @@ class PgIntakeStore(PgTransaction):
         )
         return [ZeroReportRow(r["period"], r["status"], r["rule"], r["due_at"], r["submitted_at"], r["incidents"],
                               r["escalated_to"], r["submission_id"]) for r in rows]
+
+    async def contact(self, petition_id: str) -> Contact | None:
+        row = await self.conn.fetchrow(
+            "SELECT name, phone, id_number FROM intake.petitioner_contact WHERE petition_id = $1", petition_id
+        )
+        return Contact(row["name"], row["phone"], row["id_number"]) if row else None
+
+    async def add_audit(self, at: datetime, subject: str, role: str, action: str, petition_id: str,
+                        reason: str) -> int:
+        return int(await self.conn.fetchval(
+            "INSERT INTO intake.audit_log (at, subject, role, action, petition_id, reason)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            at, subject, role, action, petition_id, reason,
+        ))
+
+    async def audit(self, petition_id: str | None, limit: int) -> list[AuditEntry]:
+        rows = await self.conn.fetch(
+            "SELECT id, at, subject, role, action, petition_id, reason FROM intake.audit_log"
+            " WHERE $1::text IS NULL OR petition_id = $1 ORDER BY id DESC LIMIT $2",
+            petition_id, limit,
+        )
+        return [AuditEntry(r["id"], r["at"], r["subject"], r["role"], r["action"], r["petition_id"], r["reason"])
+                for r in rows]

@@ -11,11 +11,15 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.intake.domain import access
+from services.intake.domain.masking import mask_personal_numbers as masked
+from services.intake.handlers import Intake, facts_of, scope_of
 from services.intake.store import IntakeStore, SupervisionRow
-from shared.errors import NotFound
+from shared.errors import Forbidden, NotFound
+from shared.identity import Principal, Role
 from shared.store import UnitOfWork
 
-__all__ = ["LOCAL", "petition", "supervision_for", "zero_report_compliance"]
+__all__ = ["LOCAL", "audit_log", "petition", "supervision_for", "zero_report_compliance"]
 
 #: Times in answers are local (Asia/Shanghai), as operators and departments read them.
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -25,18 +29,23 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(LOCAL).isoformat() if value is not None else None
 
 
-async def petition(uow: UnitOfWork[IntakeStore], ref: str) -> dict[str, Any]:
-    """A petition by id or tracking code: its routing, deadlines and timeline (no personal data)."""
+async def petition(uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, ref: str) -> dict[str, Any]:
+    """A petition by id or tracking code, if the caller sees it: its text (personal numbers
+    masked), routing, deadlines and timeline; never the petitioner's contacts."""
     async with uow.begin() as store:
         row = await store.petition(ref)
         if row is None:
             raise NotFound(f"no petition {ref}")
+        access.check_visible(principal, facts_of(row), scope_of(ctx, principal), ref=ref)
         deadlines = await store.deadlines(row.id)
         timeline = await store.timeline(row.id)
     return {
         "id": row.id,
         "tracking_code": row.tracking_code,
         "status": row.status,
+        "title": masked(row.title),
+        "content": masked(row.content),
+        "location": {**(row.location or {}), "address": masked((row.location or {}).get("address") or "") or None},
         "category": row.category,
         "department": {"code": row.department_code, "name": row.department_name} if row.department_code else None,
         "jurisdiction": row.jurisdiction,
@@ -50,8 +59,13 @@ async def petition(uow: UnitOfWork[IntakeStore], ref: str) -> dict[str, Any]:
         "kind": row.kind,
         "received_at": _iso(row.received_at),
         "deadlines": [{"clock": d.clock, "due_at": _iso(d.due_at), "state": d.state} for d in deadlines],
-        "timeline": [{"at": _iso(t.at), "event": t.event, **t.detail} for t in timeline],
+        "timeline": [{"at": _iso(t.at), "event": t.event, **_masked_detail(t.detail)} for t in timeline],
     }
+
+
+def _masked_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """A timeline entry's detail with its free text masked (entries written before masking)."""
+    return {k: masked(v) if k == "note" and isinstance(v, str) else v for k, v in detail.items()}
 
 
 def supervision_answer(row: SupervisionRow, now: datetime) -> dict[str, Any]:
@@ -80,18 +94,36 @@ def supervision_answer(row: SupervisionRow, now: datetime) -> dict[str, Any]:
     }
 
 
+def _check_unit_scope(ctx: Intake, principal: Principal, unit: str) -> access.AreaScope | None:
+    """The caller may read `unit`'s 督办 and reports: its own unit, or one of its area."""
+    if principal.role not in (Role.DEPARTMENT, Role.SUPERVISOR):
+        raise Forbidden(f"a {principal.role.value} principal does not read units' 督办 or reports",
+                        code="role_cannot_read")
+    scope = scope_of(ctx, principal)
+    access.check_acting_unit(principal, unit, scope)
+    return scope
+
+
 async def supervision_for(
-    uow: UnitOfWork[IntakeStore], unit: str, state: str, limit: int, *, now: datetime
+    uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, unit: str, state: str, limit: int, *,
+    now: datetime,
 ) -> dict[str, Any]:
-    """The 督办 addressed to `unit` (open by default), oldest first."""
+    """The 督办 addressed to `unit` (open by default), oldest first: for the unit's own clerks
+    and its area's supervisors (none about an accusation of the caller's government)."""
+    scope = _check_unit_scope(ctx, principal, unit)
     async with uow.begin() as store:
         rows = await store.supervisions_for(unit, state, limit)
-    return {"unit": unit, "state": state, "items": [supervision_answer(r, now) for r in rows]}
+    items = [supervision_answer(r, now) for r in rows
+             if access.can_see_supervision(principal, r.target_unit, r.accused, scope)]
+    return {"unit": unit, "state": state, "items": items}
 
 
-async def zero_report_compliance(uow: UnitOfWork[IntakeStore], unit: str, period: str | None) -> dict[str, Any]:
+async def zero_report_compliance(
+    uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, unit: str, period: str | None
+) -> dict[str, Any]:
     """A unit's verdicts per period and its compliance: 报送率 (reported / judged periods) and
-    及时率 (on time / judged periods)."""
+    及时率 (on time / judged periods); for the unit's clerks and its area's supervisors."""
+    _check_unit_scope(ctx, principal, unit)
     async with uow.begin() as store:
         rows = await store.zero_reports(unit, period)
     items = [
@@ -121,3 +153,17 @@ async def zero_report_compliance(uow: UnitOfWork[IntakeStore], unit: str, period
             "timeliness_rate": round(counts["on_time"] / total, 4) if total else None,
         },
     }
+
+
+async def audit_log(uow: UnitOfWork[IntakeStore], principal: Principal, petition_id: str | None,
+                    limit: int) -> dict[str, Any]:
+    """Who saw whose contacts, when and why (newest first): for auditors."""
+    if principal.role is not Role.AUDITOR:
+        raise Forbidden("only an auditor reads the audit log", code="role_cannot_read")
+    async with uow.begin() as store:
+        entries = await store.audit(petition_id, limit)
+    return {"petition": petition_id, "items": [
+        {"id": e.id, "at": _iso(e.at), "subject": e.subject, "role": e.role, "action": e.action,
+         "petition_id": e.petition_id, "reason": e.reason}
+        for e in entries
+    ]}

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from services.intake.readmodel.store import Routing, ZeroReportVerdict
 from services.intake.store import (
+    AuditEntry,
+    Contact,
     Deadline,
     IdempotentPetition,
     NewPetitionRow,
@@ -34,18 +36,27 @@ class IntakeDb(FakeDatabase):
         self.supervisions: dict[uuid.UUID, dict[str, Any]] = {}
         self.zero_submissions: dict[tuple[str, str], dict[str, Any]] = {}
         self.zero_status: dict[tuple[str, str], dict[str, Any]] = {}
+        self.assignments: dict[tuple[str, str], datetime] = {}
+        self.audit_log: list[dict[str, Any]] = []
 
-    def routed(self, petition_id: str, department: str, *, status: str = "assigned", assignment_no: int = 1) -> None:
-        """What the read model records when a petition is routed (test set-up)."""
+    def routed(self, petition_id: str, department: str, *, status: str = "assigned", assignment_no: int = 1,
+               jurisdiction: str = "430103", accused: tuple[str, ...] = ()) -> None:
+        """What the read model records when a petition is routed (test set-up); the
+        jurisdiction is the A3 district unless said otherwise."""
         self.petitions[petition_id].update(status=status, department_code=department,
-                                           department_name=department, assignment_no=assignment_no)
+                                           department_name=department, assignment_no=assignment_no,
+                                           jurisdiction={"code": jurisdiction, "name": jurisdiction,
+                                                         "level": "district"},
+                                           accused_departments=accused)
+        self.assignments.setdefault((petition_id, department), datetime(2026, 1, 1, tzinfo=UTC))
 
     def timeline_of(self, petition_id: str) -> list[str]:
         return [t["event"] for t in self.timeline if t["petition_id"] == petition_id]
 
 
-def _petition_row(p: dict[str, Any]) -> PetitionRow:
-    return PetitionRow(**{f.name: p[f.name] for f in dataclasses.fields(PetitionRow)})
+def _petition_row(p: dict[str, Any], assigned: frozenset[str]) -> PetitionRow:
+    fields: dict[str, Any] = {f.name: p.get(f.name) for f in dataclasses.fields(PetitionRow) if f.name != "assigned"}
+    return PetitionRow(**fields, assigned=assigned)
 
 
 class FakeIntakeStore(FakeTransaction):
@@ -95,7 +106,9 @@ class FakeIntakeStore(FakeTransaction):
 
     async def petition(self, ref: str, *, for_update: bool = False) -> PetitionRow | None:
         p = self._by_ref(ref)
-        return _petition_row(p) if p is not None else None
+        if p is None:
+            return None
+        return _petition_row(p, frozenset(d for (pid, d) in self.db.assignments if pid == p["id"]))
 
     async def set_status(self, petition_id: str, status: str, extension_state: str | None) -> None:
         p = self.db.petitions[petition_id]
@@ -115,6 +128,7 @@ class FakeIntakeStore(FakeTransaction):
         petition = self.db.petitions.get(s["petition_id"] or "")
         fields: dict[str, Any] = {f.name: s.get(f.name) for f in dataclasses.fields(SupervisionRow)}
         fields["tracking_code"] = petition["tracking_code"] if petition else None
+        fields["accused"] = tuple(petition.get("accused_departments") or ()) if petition else ()
         return SupervisionRow(**fields)
 
     async def supervision(self, supervision_id: uuid.UUID, *, for_update: bool = False) -> SupervisionRow | None:
@@ -159,6 +173,23 @@ class FakeIntakeStore(FakeTransaction):
         return out
 
 
+    async def contact(self, petition_id: str) -> Contact | None:
+        found = self.db.contacts.get(petition_id)
+        return Contact(*found) if found else None
+
+    async def add_audit(self, at: datetime, subject: str, role: str, action: str, petition_id: str,
+                        reason: str) -> int:
+        self.db.maybe_fail()
+        entry: dict[str, Any] = {"id": len(self.db.audit_log) + 1, "at": at, "subject": subject, "role": role,
+                                 "action": action, "petition_id": petition_id, "reason": reason}
+        self.db.audit_log.append(entry)
+        return int(entry["id"])
+
+    async def audit(self, petition_id: str | None, limit: int) -> list[AuditEntry]:
+        rows = [e for e in reversed(self.db.audit_log) if petition_id is None or e["petition_id"] == petition_id]
+        return [AuditEntry(**e) for e in rows[:limit]]
+
+
 class FakeReadModelStore(FakeTransaction):
     db: IntakeDb
 
@@ -170,7 +201,8 @@ class FakeReadModelStore(FakeTransaction):
                            event_id: uuid.UUID) -> None:
         await FakeIntakeStore(self.db).add_timeline(petition_id, at, event, detail, event_id)
 
-    async def record_routing(self, routing: Routing) -> None:
+    async def record_routing(self, routing: Routing, at: datetime) -> None:
+        self.db.assignments.setdefault((routing.petition_id, routing.department_code), at)
         p = self.db.petitions[routing.petition_id]
         if p["assignment_no"] < routing.assignment_no and p["status"] not in ("resolved", "closed"):
             p.update({k: v for k, v in dataclasses.asdict(routing).items() if k != "petition_id"})

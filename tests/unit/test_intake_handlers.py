@@ -14,14 +14,31 @@ from pydantic import TypeAdapter
 from services.intake import handlers, views
 from services.intake.commands import ActionIn, CloseSupervisionIn, PetitionIn, ZeroReportIn
 from services.intake.reference import Reference, load_reference
-from shared.errors import BadInput, Conflict, NotFound
+from shared.errors import BadInput, Conflict, Forbidden, NotFound
 from shared.events import PetitionActionTaken, PetitionSubmitted, ZeroReportSubmitted, parse_event
+from shared.identity import Principal, Role
 from shared.settings import Settings
 from tests.fakes import FakeUnitOfWork
 from tests.fakes.intake import FakeIntakeStore, IntakeDb
 
 NOW = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai, a Thursday
 ACTION = TypeAdapter(ActionIn)
+OPERATOR = Principal("op-1", Role.OPERATOR)
+DESK = Principal("desk-1", Role.TRIAGE, frozenset({"TRIAGE"}))
+SUPERVISOR_A3 = Principal("sup-a3", Role.SUPERVISOR, area="430103")
+
+
+def clerk(*departments: str) -> Principal:
+    return Principal(f"clerk-{departments[0]}", Role.DEPARTMENT, frozenset(departments))
+
+
+def acting(unit: str) -> Principal:
+    """Who acts in the name of `unit`: its clerk, the desk, or the A3 district's supervisor."""
+    if unit == "TRIAGE":
+        return DESK
+    if unit.endswith("-GOV"):
+        return SUPERVISOR_A3
+    return clerk(unit)
 
 
 class Fixed:
@@ -70,7 +87,7 @@ def petition_in(**changes: Any) -> PetitionIn:
 
 async def submitted(db: IntakeDb, ctx: handlers.Intake, holder: str | None = "A3-HOUSING",
                     status: str = "assigned") -> str:
-    accepted, _ = await handlers.submit_petition(uow(db), ctx, petition_in(), idempotency_key=None, now=NOW)
+    accepted, _ = await handlers.submit_petition(uow(db), ctx, OPERATOR, petition_in(), idempotency_key=None, now=NOW)
     if holder is not None:
         db.routed(accepted.id, holder, status=status)
     db.outbox.clear()
@@ -87,7 +104,7 @@ def events(db: IntakeDb) -> list[Any]:
 async def test_a_petition_is_recorded_with_its_event_and_no_personal_data_on_it(
     db: IntakeDb, ctx: handlers.Intake, kicks: list[int]
 ) -> None:
-    accepted, new = await handlers.submit_petition(uow(db), ctx, petition_in(), idempotency_key=None, now=NOW)
+    accepted, new = await handlers.submit_petition(uow(db), ctx, OPERATOR, petition_in(), idempotency_key=None, now=NOW)
     assert new and accepted.status == "submitted" and accepted.tracking_code.startswith("XF-")
     assert db.petitions[accepted.id]["status"] == "submitted"
     assert db.contacts[accepted.id] == ("王女士", "13800000000", None)
@@ -102,11 +119,14 @@ async def test_a_petition_is_recorded_with_its_event_and_no_personal_data_on_it(
 async def test_the_same_idempotency_key_answers_the_first_petition_and_refuses_another_body(
     db: IntakeDb, ctx: handlers.Intake
 ) -> None:
-    first, new = await handlers.submit_petition(uow(db), ctx, petition_in(), idempotency_key="call-1", now=NOW)
-    again, new_again = await handlers.submit_petition(uow(db), ctx, petition_in(), idempotency_key="call-1", now=NOW)
+    first, new = await handlers.submit_petition(uow(db), ctx, OPERATOR, petition_in(), idempotency_key="call-1",
+                                                now=NOW)
+    again, new_again = await handlers.submit_petition(uow(db), ctx, OPERATOR, petition_in(),
+                                                      idempotency_key="call-1", now=NOW)
     assert new and not new_again and again.id == first.id and len(db.petitions) == 1 and len(db.outbox) == 1
     with pytest.raises(Conflict) as refused:
-        await handlers.submit_petition(uow(db), ctx, petition_in(title="另一件事"), idempotency_key="call-1", now=NOW)
+        await handlers.submit_petition(uow(db), ctx, OPERATOR, petition_in(title="另一件事"),
+                                       idempotency_key="call-1", now=NOW)
     assert refused.value.code == "idempotency_key_reused" and len(db.petitions) == 1
 
 
@@ -122,7 +142,7 @@ async def test_a_petition_refused_at_the_door_changes_nothing(
     db: IntakeDb, ctx: handlers.Intake, changes: dict[str, Any], code: str, field: str
 ) -> None:
     with pytest.raises(BadInput) as refused:
-        await handlers.submit_petition(uow(db), ctx, petition_in(**changes), idempotency_key=None, now=NOW)
+        await handlers.submit_petition(uow(db), ctx, OPERATOR, petition_in(**changes), idempotency_key=None, now=NOW)
     assert (refused.value.code, refused.value.field) == (code, field)
     assert not db.petitions and not db.outbox
 
@@ -130,7 +150,7 @@ async def test_a_petition_refused_at_the_door_changes_nothing(
 async def test_an_outage_records_nothing(db: IntakeDb, ctx: handlers.Intake) -> None:
     db.faults.outages = 1
     with pytest.raises(ConnectionRefusedError):
-        await handlers.submit_petition(uow(db), ctx, petition_in(), idempotency_key=None, now=NOW)
+        await handlers.submit_petition(uow(db), ctx, OPERATOR, petition_in(), idempotency_key=None, now=NOW)
     assert not db.petitions and not db.outbox and not db.contacts
 
 
@@ -139,6 +159,12 @@ async def test_an_outage_records_nothing(db: IntakeDb, ctx: handlers.Intake) -> 
 
 def action(name: str, department: str = "A3-HOUSING", **extra: Any) -> Any:
     return ACTION.validate_python({"action": name, "department": department, **extra})
+
+
+async def do(db: IntakeDb, ctx: handlers.Intake, ref: str, name: str, unit: str = "A3-HOUSING", *,
+             who: Principal | None = None, **extra: Any) -> Any:
+    """`name` taken on `ref` in the name of `unit` by `who` (by default whoever acts for it)."""
+    return await handlers.act(uow(db), ctx, who or acting(unit), ref, action(name, unit, **extra), now=NOW)
 
 
 @pytest.mark.parametrize(
@@ -159,7 +185,7 @@ async def test_every_action_of_the_holder_leads_where_its_rule_says(
     extension: str | None,
 ) -> None:
     pid = await submitted(db, ctx, status=start)
-    accepted = await handlers.act(uow(db), ctx, pid, action(name, acting, **extra), now=NOW)
+    accepted = await do(db, ctx, pid, name, acting, **extra)
     assert accepted.status == status == db.petitions[pid]["status"]
     assert db.petitions[pid]["extension_state"] == extension
     (event,) = events(db)
@@ -172,33 +198,35 @@ async def test_every_action_of_the_holder_leads_where_its_rule_says(
 
 async def test_an_extension_is_decided_by_another_unit_once(db: IntakeDb, ctx: handlers.Intake) -> None:
     pid = await submitted(db, ctx, status="accepted")
-    await handlers.act(uow(db), ctx, pid, action("request_extension", note="需现场勘查"), now=NOW)
-    with pytest.raises(Conflict) as own:
-        await handlers.act(uow(db), ctx, pid, action("approve_extension"), now=NOW)
+    await do(db, ctx, pid, "request_extension", note="需现场勘查")
+    with pytest.raises(Forbidden) as clerk_decides:  # a department's clerk never decides extensions
+        await do(db, ctx, pid, "approve_extension")
+    assert clerk_decides.value.code == "role_cannot_act"
+    with pytest.raises(Conflict) as own:  # nor may a supervisor in the holder's name
+        await do(db, ctx, pid, "approve_extension", who=SUPERVISOR_A3)
     assert own.value.code == "not_supervisor"
-    await handlers.act(uow(db), ctx, pid, action("approve_extension", "A3-GOV", extension_days=15), now=NOW)
+    await do(db, ctx, pid, "approve_extension", "A3-GOV", extension_days=15)
     assert db.petitions[pid]["extension_state"] == "approved"
     for name, extra in (("request_extension", {"note": "再延一次"}), ("reject_extension", {"note": "不同意"})):
         with pytest.raises(Conflict) as again:
-            await handlers.act(uow(db), ctx, pid, action(name, "A3-GOV" if name != "request_extension"
-                                                         else "A3-HOUSING", **extra), now=NOW)
+            await do(db, ctx, pid, name, "A3-GOV" if name != "request_extension" else "A3-HOUSING",
+                     note=extra["note"])
         assert again.value.code in ("extension_already_requested", "no_pending_extension")
 
 
 async def test_a_rejected_extension_and_a_pause_resumed_to_where_it_was(db: IntakeDb, ctx: handlers.Intake) -> None:
     pid = await submitted(db, ctx, status="accepted")
-    await handlers.act(uow(db), ctx, pid, action("request_extension", note="需现场勘查"), now=NOW)
-    await handlers.act(uow(db), ctx, pid, action("reject_extension", "A3-GOV", note="理由不足"), now=NOW)
+    await do(db, ctx, pid, "request_extension", note="需现场勘查")
+    await do(db, ctx, pid, "reject_extension", "A3-GOV", note="理由不足")
     assert db.petitions[pid]["extension_state"] == "rejected"
-    await handlers.act(uow(db), ctx, pid, action("pause", note="等待材料"), now=NOW)
-    resumed = await handlers.act(uow(db), ctx, pid, action("resume"), now=NOW)
+    await do(db, ctx, pid, "pause", note="等待材料")
+    resumed = await do(db, ctx, pid, "resume")
     assert resumed.status == "accepted" == db.petitions[pid]["status"]
 
 
 async def test_the_triage_desk_assigns_with_a_corrected_category(db: IntakeDb, ctx: handlers.Intake) -> None:
     pid = await submitted(db, ctx, holder="TRIAGE", status="triage")
-    done = await handlers.act(uow(db), ctx, pid, action("assign", "TRIAGE", target_department="A3-URBAN",
-                                                        category="城乡建设"), now=NOW)
+    done = await do(db, ctx, pid, "assign", "TRIAGE", target_department="A3-URBAN", category="城乡建设")
     assert done.status == "triage"
     (event,) = events(db)
     assert event.target_department_code == "A3-URBAN" and event.extra == {"category": "城乡建设"}
@@ -207,13 +235,14 @@ async def test_the_triage_desk_assigns_with_a_corrected_category(db: IntakeDb, c
 @pytest.mark.parametrize(
     ("start", "name", "acting", "extra", "error", "code"),
     [
-        ("assigned", "accept", "A5-HOUSING", {}, Conflict, "not_holder"),
+        ("assigned", "accept", "A5-HOUSING", {}, NotFound, "not_found"),  # never assigned to it: it does not exist
         ("accepted", "accept", "A3-HOUSING", {}, Conflict, "invalid_state"),
         ("resolved", "resolve", "A3-HOUSING", {}, Conflict, "invalid_state"),
         ("assigned", "pause", "A3-HOUSING", {"note": "x"}, Conflict, "invalid_state"),
         ("accepted", "resume", "A3-HOUSING", {}, Conflict, "invalid_state"),
         ("accepted", "approve_extension", "A3-GOV", {}, Conflict, "no_pending_extension"),
-        ("assigned", "assign", "A3-HOUSING", {"target_department": "A3-URBAN"}, Conflict, "invalid_state"),
+        ("assigned", "assign", "A3-HOUSING", {"target_department": "A3-URBAN"}, Forbidden, "role_cannot_act"),
+        ("triage", "assign", "TRIAGE", {"target_department": "A3-URBAN"}, None, None),  # the desk may
         ("assigned", "accept", "X9-NOWHERE", {}, BadInput, "unknown_unit"),
         ("triage", "assign", "TRIAGE", {"target_department": "Z9-HOUSING"}, BadInput, "unknown_department"),
         ("triage", "assign", "TRIAGE", {"target_department": "TRIAGE"}, BadInput, "unknown_department"),
@@ -221,24 +250,58 @@ async def test_the_triage_desk_assigns_with_a_corrected_category(db: IntakeDb, c
 )
 async def test_every_refusal_changes_nothing(
     db: IntakeDb, ctx: handlers.Intake, start: str, name: str, acting: str, extra: dict[str, Any],
-    error: type[Exception], code: str,
+    error: type[Exception] | None, code: str | None,
 ) -> None:
     pid = await submitted(db, ctx, holder="TRIAGE" if start == "triage" else "A3-HOUSING", status=start)
     before = dict(db.petitions[pid]), list(db.timeline)
+    if error is None:  # the control case: the same set-up, a permitted action
+        await do(db, ctx, pid, name, acting, **extra)
+        assert db.outbox
+        return
     with pytest.raises(error) as refused:
-        await handlers.act(uow(db), ctx, pid, action(name, acting, **extra), now=NOW)
+        await do(db, ctx, pid, name, acting, **extra)
     assert refused.value.code == code  # type: ignore[attr-defined]  # a PetitionError
     assert (db.petitions[pid], db.timeline) == before and not db.outbox
 
 
 async def test_an_action_on_an_unknown_petition_is_not_found(db: IntakeDb, ctx: handlers.Intake) -> None:
     with pytest.raises(NotFound):
-        await handlers.act(uow(db), ctx, "XF-NOPE", action("accept"), now=NOW)
+        await do(db, ctx, "XF-NOPE", "accept")
+
+
+async def test_a_former_holder_sees_the_petition_but_no_longer_acts_on_it(db: IntakeDb, ctx: handlers.Intake) -> None:
+    pid = await submitted(db, ctx)  # assigned to A3-HOUSING, which returned it …
+    db.routed(pid, "A3-URBAN", assignment_no=2)  # … and A3-URBAN holds it now
+    shown = await views.petition(uow(db), ctx, clerk("A3-HOUSING"), pid)
+    assert shown["department"]["code"] == "A3-URBAN"
+    with pytest.raises(Conflict) as refused:
+        await do(db, ctx, pid, "accept")
+    assert refused.value.code == "not_holder"
+
+
+@pytest.mark.parametrize(
+    ("who", "unit", "error", "code"),
+    [
+        (Principal("clerk-x", Role.DEPARTMENT, frozenset({"A3-URBAN"})), "A3-HOUSING", Forbidden, "not_your_unit"),
+        (OPERATOR, "A3-HOUSING", Forbidden, "role_cannot_act"),
+        (Principal("adm-1", Role.ADMIN), "A3-HOUSING", Forbidden, "role_cannot_act"),
+        (Principal("sup-b", Role.SUPERVISOR, area="430200"), "A3-GOV", Forbidden, "not_your_unit"),
+    ],
+)
+async def test_a_caller_acts_only_in_the_name_of_its_own_units(
+    db: IntakeDb, ctx: handlers.Intake, who: Principal, unit: str, error: type[Exception], code: str
+) -> None:
+    pid = await submitted(db, ctx, status="accepted")
+    name = "approve_extension" if who.role is Role.SUPERVISOR else "accept"
+    with pytest.raises(error) as refused:
+        await do(db, ctx, pid, name, unit, who=who)
+    assert refused.value.code == code  # type: ignore[attr-defined]  # a PetitionError
+    assert not db.outbox
 
 
 async def test_a_petition_is_found_by_tracking_code_and_shows_no_contact(db: IntakeDb, ctx: handlers.Intake) -> None:
     pid = await submitted(db, ctx)
-    shown = await views.petition(uow(db), db.petitions[pid]["tracking_code"])
+    shown = await views.petition(uow(db), ctx, OPERATOR, db.petitions[pid]["tracking_code"])
     assert shown["id"] == pid and shown["department"] == {"code": "A3-HOUSING", "name": "A3-HOUSING"}
     assert "13800000000" not in repr(shown) and "王女士" not in repr(shown)
 
@@ -263,8 +326,8 @@ async def test_a_supervisor_closes_a_supervision_order_through_the_escalation_se
 ) -> None:
     pid = await submitted(db, ctx)
     sid = order(db, pid)
-    done = await handlers.close_supervision(uow(db), ctx, sid, CloseSupervisionIn(department="A3-GOV", note="已督促"),
-                                            now=NOW)
+    done = await handlers.close_supervision(uow(db), ctx, SUPERVISOR_A3, sid,
+                                            CloseSupervisionIn(department="A3-GOV", note="已督促"), now=NOW)
     assert done.status == "closing" and db.supervisions[sid]["close_requested_by"] == "A3-GOV"
     (event,) = events(db)
     assert event.action.value == "close_supervision" and event.extra == {"supervision_id": str(sid)}
@@ -288,13 +351,15 @@ async def test_a_supervision_order_that_cannot_be_closed_now_stays(
     sid = order(db, pid, **changes)
     before = dict(db.supervisions[sid])
     with pytest.raises(Conflict) as refused:
-        await handlers.close_supervision(uow(db), ctx, sid, CloseSupervisionIn(department=acting), now=NOW)
+        await handlers.close_supervision(uow(db), ctx, SUPERVISOR_A3, sid, CloseSupervisionIn(department=acting),
+                                         now=NOW)
     assert refused.value.code == code and db.supervisions[sid] == before and not db.outbox
 
 
 async def test_closing_an_unknown_supervision_order_is_not_found(db: IntakeDb, ctx: handlers.Intake) -> None:
     with pytest.raises(NotFound):
-        await handlers.close_supervision(uow(db), ctx, uuid.uuid4(), CloseSupervisionIn(department="A3-GOV"), now=NOW)
+        await handlers.close_supervision(uow(db), ctx, SUPERVISOR_A3, uuid.uuid4(),
+                                         CloseSupervisionIn(department="A3-GOV"), now=NOW)
 
 
 # --- zero reports -------------------------------------------------------------------------
@@ -302,17 +367,17 @@ async def test_closing_an_unknown_supervision_order_is_not_found(db: IntakeDb, c
 
 async def test_a_zero_report_is_taken_once_per_period(db: IntakeDb, ctx: handlers.Intake) -> None:
     report = ZeroReportIn(unit="A3-S01", period="2026-12-02", incidents=[])
-    first = await handlers.submit_zero_report(uow(db), ctx, report, now=NOW, today=date(2026, 12, 3))
-    again = await handlers.submit_zero_report(uow(db), ctx, report, now=NOW, today=date(2026, 12, 3))
+    first = await handlers.submit_zero_report(uow(db), ctx, clerk("A3-S01"), report, now=NOW, today=date(2026, 12, 3))
+    again = await handlers.submit_zero_report(uow(db), ctx, clerk("A3-S01"), report, now=NOW, today=date(2026, 12, 3))
     assert first.id == again.id and len(db.outbox) == 1
     (event,) = events(db)
     assert isinstance(event, ZeroReportSubmitted) and event.incidents == () and str(event.submission_id) == first.id
     with pytest.raises(Conflict) as other:
-        await handlers.submit_zero_report(uow(db), ctx, ZeroReportIn(unit="A3-S01", period="2026-12-02",
-                                                                     incidents=["某小区发生纠纷"]),
+        await handlers.submit_zero_report(uow(db), ctx, clerk("A3-S01"), ZeroReportIn(
+            unit="A3-S01", period="2026-12-02", incidents=["某小区发生纠纷"]),
                                           now=NOW, today=date(2026, 12, 3))
     assert other.value.code == "already_submitted"
-    compliance = await views.zero_report_compliance(uow(db), "A3-S01", None)
+    compliance = await views.zero_report_compliance(uow(db), ctx, clerk("A3-S01"), "A3-S01", None)
     assert [p["status"] for p in compliance["periods"]] == ["submitted"]
 
 
@@ -329,6 +394,138 @@ async def test_a_zero_report_is_taken_once_per_period(db: IntakeDb, ctx: handler
 async def test_a_report_for_a_period_not_owed_is_refused(db: IntakeDb, ctx: handlers.Intake, unit: str,
                                                          period: str, code: str) -> None:
     with pytest.raises(BadInput) as refused:
-        await handlers.submit_zero_report(uow(db), ctx, ZeroReportIn(unit=unit, period=period, incidents=[]),
+        await handlers.submit_zero_report(uow(db), ctx, clerk(unit), ZeroReportIn(unit=unit, period=period,
+                                                                                  incidents=[]),
                                           now=NOW, today=date(2026, 12, 3))
     assert refused.value.code == code and not db.zero_submissions and not db.outbox
+
+
+# --- identity: who may do what, what leaves intake ------------------------------------------
+
+
+@pytest.mark.parametrize("who", [clerk("A3-HOUSING"), DESK, SUPERVISOR_A3, Principal("aud-1", Role.AUDITOR),
+                                 Principal("adm-1", Role.ADMIN)])
+async def test_only_an_operator_takes_petitions_in(db: IntakeDb, ctx: handlers.Intake, who: Principal) -> None:
+    with pytest.raises(Forbidden):
+        await handlers.submit_petition(uow(db), ctx, who, petition_in(), idempotency_key=None, now=NOW)
+    assert not db.petitions and not db.outbox
+
+
+async def test_the_operator_is_recorded_and_personal_numbers_leave_intake_masked(
+    db: IntakeDb, ctx: handlers.Intake
+) -> None:
+    body = petition_in(content="请回电13912345678，身份证430103199001011234。",
+                       location={"address": "A3区某路8号 0731-84561234"})
+    accepted, _ = await handlers.submit_petition(uow(db), ctx, OPERATOR, body, idempotency_key=None, now=NOW)
+    stored = db.petitions[accepted.id]
+    assert stored["submitted_by"] == "op-1" and "13912345678" in stored["content"]  # intake keeps the original
+    (event,) = events(db)
+    assert event.actor.subject == "op-1" and event.actor.role == "operator"
+    wire = db.outbox[0].value.decode()
+    for number in ("13912345678", "430103199001011234", "84561234", "13800000000"):
+        assert number not in wire
+    assert "139****5678" in event.content and "0731-******34" in (event.location.address or "")
+    shown = await views.petition(uow(db), ctx, OPERATOR, accepted.id)
+    assert "13912345678" not in repr(shown) and "139****5678" in shown["content"]
+
+
+async def test_an_idempotency_key_is_the_callers_own(db: IntakeDb, ctx: handlers.Intake) -> None:
+    first, _ = await handlers.submit_petition(uow(db), ctx, OPERATOR, petition_in(), idempotency_key="k1", now=NOW)
+    other, new = await handlers.submit_petition(uow(db), ctx, Principal("op-2", Role.OPERATOR), petition_in(),
+                                                idempotency_key="k1", now=NOW)
+    assert new and other.id != first.id
+
+
+async def test_an_action_names_its_actor_and_masks_its_note(db: IntakeDb, ctx: handlers.Intake) -> None:
+    pid = await submitted(db, ctx, status="accepted")
+    await do(db, ctx, pid, "resolve", note="已电话13912345678联系信访人")
+    (event,) = events(db)
+    assert event.actor.subject == "clerk-A3-HOUSING" and event.actor.role == "department"
+    assert event.note == "已电话139****5678联系信访人"
+    assert db.timeline[-1]["detail"]["note"] == event.note and db.timeline[-1]["detail"]["actor"] == "clerk-A3-HOUSING"
+
+
+@pytest.mark.parametrize(
+    ("who", "outcome"),
+    [
+        (clerk("A3-URBAN"), "shown"),  # the holding department
+        (OPERATOR, "shown"),  # the operator who took it in
+        (SUPERVISOR_A3, "shown"),  # a supervisor of its area
+        (clerk("A3-HOUSING"), Forbidden),  # held it before: sees it, not its petitioner
+        (Principal("op-2", Role.OPERATOR), Forbidden),  # another operator
+        (Principal("sup-b", Role.SUPERVISOR, area="430200"), NotFound),  # another area: no such petition
+        (clerk("A5-URBAN"), NotFound),
+        (Principal("aud-1", Role.AUDITOR), NotFound),
+    ],
+)
+async def test_contacts_are_revealed_with_a_reason_to_those_entitled_and_each_reveal_is_audited(
+    db: IntakeDb, ctx: handlers.Intake, who: Principal, outcome: Any
+) -> None:
+    pid = await submitted(db, ctx)  # held by A3-HOUSING, which returned it …
+    db.routed(pid, "A3-URBAN", assignment_no=2)  # … to A3-URBAN
+    if outcome == "shown":
+        found = await handlers.reveal_contacts(uow(db), ctx, who, pid, "回访信访人", now=NOW)
+        assert (found["name"], found["phone"]) == ("王女士", "13800000000")
+        (entry,) = db.audit_log
+        assert (entry["subject"], entry["role"], entry["petition_id"], entry["reason"]) == (
+            who.subject, who.role.value, pid, "回访信访人")
+        log = await views.audit_log(uow(db), Principal("aud-1", Role.AUDITOR), pid, 10)
+        assert [e["id"] for e in log["items"]] == [found["audit_id"]]
+        return
+    with pytest.raises(outcome):
+        await handlers.reveal_contacts(uow(db), ctx, who, pid, "想看看", now=NOW)
+    assert not db.audit_log
+
+
+@pytest.mark.parametrize("who", [OPERATOR, clerk("A3-HOUSING"), SUPERVISOR_A3, Principal("adm-1", Role.ADMIN)])
+async def test_only_auditors_read_the_audit_log(db: IntakeDb, ctx: handlers.Intake, who: Principal) -> None:
+    with pytest.raises(Forbidden):
+        await views.audit_log(uow(db), who, None, 10)
+
+
+@pytest.mark.parametrize(
+    ("who", "sees"),
+    [
+        (clerk("A-HOUSING"), True),  # the city bureau that handles it
+        (Principal("sup-a", Role.SUPERVISOR, area="430100"), True),  # the city's supervisor
+        (OPERATOR, True),
+        (clerk("A3-HOUSING"), False),  # the accused bureau
+        (clerk("A3-GOV"), False),  # its own government
+        (clerk("A-HOUSING", "A3-URBAN"), False),  # whatever else the token holds
+        (SUPERVISOR_A3, False),  # the accused government's supervisor
+    ],
+)
+async def test_an_accusation_does_not_exist_for_the_accused_government(
+    db: IntakeDb, ctx: handlers.Intake, who: Principal, sees: bool
+) -> None:
+    accepted, _ = await handlers.submit_petition(uow(db), ctx, OPERATOR, petition_in(kind="accusation"),
+                                                 idempotency_key=None, now=NOW)
+    db.routed(accepted.id, "A-HOUSING", accused=("A3-HOUSING",))
+    db.assignments[(accepted.id, "A3-HOUSING")] = NOW  # even had it passed through the accused unit
+    if sees:
+        assert (await views.petition(uow(db), ctx, who, accepted.id))["id"] == accepted.id
+        return
+    with pytest.raises(NotFound):
+        await views.petition(uow(db), ctx, who, accepted.id)
+    with pytest.raises((NotFound, Forbidden)):
+        await handlers.reveal_contacts(uow(db), ctx, who, accepted.id, "核实", now=NOW)
+
+
+async def test_the_supervision_orders_of_a_unit_are_for_its_clerks_and_its_area(
+    db: IntakeDb, ctx: handlers.Intake
+) -> None:
+    pid = await submitted(db, ctx)
+    order(db, pid)  # addressed to A3-GOV
+    taken, _ = await handlers.submit_petition(uow(db), ctx, OPERATOR, petition_in(kind="accusation"),
+                                              idempotency_key=None, now=NOW)
+    accusation = taken.id
+    db.routed(accusation, "A-HOUSING", accused=("A3-URBAN",))
+    order(db, accusation)  # a 督办 about an accusation of an A3 unit, wrongly addressed to A3-GOV
+    for who in (clerk("A3-GOV"), SUPERVISOR_A3, Principal("sup-a", Role.SUPERVISOR, area="430100")):
+        listed = await views.supervision_for(uow(db), ctx, who, "A3-GOV", "open", 50, now=NOW)
+        pids = {i["petition_id"] for i in listed["items"]}
+        assert pid in pids
+        assert (accusation in pids) is (who.area == "430100")  # never to the accused's own government
+    for who in (clerk("A3-HOUSING"), Principal("sup-b", Role.SUPERVISOR, area="430200"), OPERATOR):
+        with pytest.raises(Forbidden):
+            await views.supervision_for(uow(db), ctx, who, "A3-GOV", "open", 50, now=NOW)

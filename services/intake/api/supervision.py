@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from services.intake import handlers, views
+from services.intake.api.auth import Caller
 from services.intake.api.errors import COMMAND_RESPONSES, CREATE_RESPONSES, LIST_RESPONSES
 from services.intake.commands import (
     PERIOD_PATTERN,
@@ -34,6 +35,7 @@ from services.intake.commands import (
 )
 from services.intake.reference import local_today
 from services.intake.store import IntakeStore
+from services.intake.text import TEXT_PATTERN
 from shared import codes
 from shared.events import utcnow
 from shared.store import UnitOfWork
@@ -44,28 +46,41 @@ def router(uow: Callable[[], UnitOfWork[IntakeStore]], ctx: handlers.Intake) -> 
 
     @api.get("/v1/supervision", responses=LIST_RESPONSES)
     async def list_supervision(
+        principal: Caller,
         unit: Annotated[codes.DepartmentCode, Query()],
         state_: Annotated[Literal["open", "closed", "all"], Query(alias="state")] = "open",
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> dict[str, Any]:
-        return await views.supervision_for(uow(), unit, state_, limit, now=utcnow())
+        return await views.supervision_for(uow(), ctx, principal, unit, state_, limit, now=utcnow())
 
     @api.post("/v1/supervision/{supervision_id}/close", status_code=202, response_model=SupervisionClosing,
               responses=COMMAND_RESPONSES)
-    async def close_supervision(supervision_id: uuid.UUID, body: CloseSupervisionIn) -> SupervisionClosing:
-        return await handlers.close_supervision(uow(), ctx, supervision_id, body, now=utcnow())
+    async def close_supervision(principal: Caller, supervision_id: uuid.UUID,
+                                body: CloseSupervisionIn) -> SupervisionClosing:
+        return await handlers.close_supervision(uow(), ctx, principal, supervision_id, body, now=utcnow())
 
     @api.post("/v1/zero-reports", status_code=202, response_model=ZeroReportAccepted, responses=CREATE_RESPONSES)
-    async def submit_zero_report(body: ZeroReportIn) -> ZeroReportAccepted:
+    async def submit_zero_report(principal: Caller, body: ZeroReportIn) -> ZeroReportAccepted:
         now = utcnow()
-        return await handlers.submit_zero_report(uow(), ctx, body, now=now, today=local_today(now))
+        return await handlers.submit_zero_report(uow(), ctx, principal, body, now=now, today=local_today(now))
 
     @api.get("/v1/zero-reports", responses=LIST_RESPONSES)
     async def zero_report_compliance(
+        principal: Caller,
         unit: Annotated[codes.DepartmentCode, Query()],
         period: Annotated[str, Query(pattern=PERIOD_PATTERN,  # noqa: RUF013 - absent or a string: no "null" in the spec
                                      description="a period id; one that names no real date has no rows")] = None,  # type: ignore[assignment]  # absent means None; the spec says no "null"
     ) -> dict[str, Any]:
-        return await views.zero_report_compliance(uow(), unit, period)
+        return await views.zero_report_compliance(uow(), ctx, principal, unit, period)
+
+    @api.get("/v1/audit", responses=LIST_RESPONSES)
+    async def audit_log(
+        principal: Caller,
+        petition: Annotated[str, Query(max_length=64, pattern=TEXT_PATTERN,  # noqa: RUF013 - absent or a string: no "null" in the spec
+                                       description="a petition id; all petitions when absent")] = None,  # type: ignore[assignment]  # absent means None; the spec says no "null"
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> dict[str, Any]:
+        """The audit log of contact reveals, newest first (auditors)."""
+        return await views.audit_log(uow(), principal, petition, limit)
 
     return api

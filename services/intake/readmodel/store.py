@@ -60,8 +60,9 @@ class ReadModelStore(Transaction, Protocol):
         """Record an entry once (a redelivery adds nothing)."""
         ...
 
-    async def record_routing(self, routing: Routing) -> None:
-        """Take a newer assignment (a higher number); resolved and closed petitions stay."""
+    async def record_routing(self, routing: Routing, at: datetime) -> None:
+        """Take a newer assignment (a higher number); resolved and closed petitions stay. The
+        department joins those the petition was ever assigned to (who may see it)."""
         ...
 
     async def arm_deadline(self, petition_id: str, clock: str, due_at: datetime, department_code: str,
@@ -111,8 +112,13 @@ class PgReadModelStore(PgTransaction):
             petition_id, at, event, detail, event_id,
         )
 
-    async def record_routing(self, routing: Routing) -> None:
+    async def record_routing(self, routing: Routing, at: datetime) -> None:
         r = routing
+        await self.conn.execute(
+            "INSERT INTO intake.petition_assignment (petition_id, department_code, first_assigned_at)"
+            " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            r.petition_id, r.department_code, at,
+        )
         await self.conn.execute(
             """UPDATE intake.petition SET status = $2, category = $3, department_code = $4,
                  department_name = $5, assignment_no = $6, jurisdiction = $7, priority = $8,
