@@ -37,6 +37,7 @@ from shared.events import (
 )
 from shared.ids import derived_event_id
 from shared.messages import OutboxMessage
+from shared.reference.directory import in_accused_government
 from shared.reference.places import Area
 
 GROUP_PETITION_PERSONS = 5
@@ -229,8 +230,9 @@ def repeat_routing(plan: Planned, match: RepeatMatch | None, table: RoutingTable
     """The routing of a new petition that repeats an earlier one of the same petitioner
     (`match`): to the original's department (the triage desk if the table no longer has it),
     by the rule ``repeat-of:<original>``. None when it repeats nothing, or when the
-    original's department is one the petition accuses: it is then routed as new."""
-    if match is None or match.original.department_code in plan.accused:
+    original's department belongs to the government of a unit the petition accuses: it is
+    then routed as new."""
+    if match is None or in_accused_government(match.original.department_code, plan.accused):
         return None
     repeat_of = match.original.petition_id
     dept = table.department(match.original.department_code) or table.triage

@@ -14,13 +14,13 @@ and the province's ``P-12345`` (:class:`UnitRules`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from shared.reference.places import CITY, DISTRICT, PROVINCE, Gazetteer
 
-__all__ = ["LEVELS", "Department", "Directory", "UnitRules", "offices"]
+__all__ = ["LEVELS", "Department", "Directory", "UnitRules", "area_token", "in_accused_government", "offices"]
 
 #: the levels a department type may exist on
 LEVELS = (PROVINCE, CITY, DISTRICT)
@@ -109,3 +109,18 @@ def offices(rules: UnitRules, gazetteer: Gazetteer) -> frozenset[str]:
     found = {f"{a.token}-{rules.city_office_type}" for a in gazetteer.areas() if a.level == CITY}
     found.add(f"{rules.province_token}-{rules.city_office_type}")
     return frozenset(found)
+
+
+def area_token(unit: str) -> str:
+    """The area token of a unit code: the government it belongs to (``A3-HOUSING`` → ``A3``,
+    ``A3-S01`` → ``A3``, ``P-12345`` → ``P``)."""
+    return unit.split("-", 1)[0]
+
+
+def in_accused_government(unit: str, accused: Iterable[str]) -> bool:
+    """Whether `unit` belongs to the own government of a unit an accusation (检举控告) names:
+    the same area (``A3-GOV`` and every ``A3-…`` when ``A3-HOUSING`` is accused). Such a unit
+    never handles the accusation, never sees it, and is never told of it (信访工作条例: an
+    accusation must not reach the accused)."""
+    tokens = {area_token(a) for a in accused}
+    return bool(tokens) and area_token(unit) in tokens

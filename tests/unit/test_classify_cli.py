@@ -90,7 +90,7 @@ def test_the_command_decides_as_the_router(
     # what the router decides here, spelled out (the command had answered otherwise)
     assert (address["department"], address["rule"]) == ("A3-ENVIRONMENT", "environment@district")
     assert (plain["department"], plain["rule"]) == ("P-ENVIRONMENT", "environment@province")
-    assert (accusation["department"], accusation["rule"]) == ("A3-GOV", "accusation:above:A3-HOUSING")
+    assert (accusation["department"], accusation["rule"]) == ("A-GOV", "accusation:above:A3-HOUSING")
     assert code["department"] == "B5-ENVIRONMENT"
     assert group["department"] == "A3-HOUSING"
 

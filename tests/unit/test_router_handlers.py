@@ -215,16 +215,16 @@ async def test_a_repeat_accusing_the_originals_department_goes_above_it(table: R
                                  kind=Kind.ACCUSATION, received_at=AT + timedelta(days=1)))
     accusation = router.db.assignments["P-2"]
     assert (accusation.department_code, accusation.rule, accusation.repeat_of) == (
-        "A3-GOV", "accusation:above:A3-HOUSING", None)
+        "A-GOV", "accusation:above:A3-HOUSING", None)
     assert [a.petition_id for a in router.assigned("A3-HOUSING")] == ["P-1"]
 
 
-async def test_an_accusation_goes_one_level_above_the_accused_unit(table: RoutingTable) -> None:
+async def test_an_accusation_goes_above_the_accused_units_own_government(table: RoutingTable) -> None:
     router = Router(table)
     await router.submit(petition("P-1", title=ACCUSATION_TITLE, content=ACCUSATION_TEXT, kind=Kind.ACCUSATION))
     [routed] = router.routed("P-1")
     assert (routed.department_code, routed.rule, routed.accused_departments) == (
-        "A3-GOV", "accusation:above:A3-HOUSING", ("A3-HOUSING",))
+        "A-GOV", "accusation:above:A3-HOUSING", ("A3-HOUSING",))
     assert router.db.assignments["P-1"].accused == ("A3-HOUSING",)
     assert router.assigned("A3-HOUSING") == []
 

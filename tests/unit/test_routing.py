@@ -121,8 +121,12 @@ def test_accusations_never_reach_the_accused_unit(table: RoutingTable) -> None:
     accused = table.accused_units("举报A3区住建局工作人员收受开发商好处", area)
     assert accused == ("A3-HOUSING",)
     decision = table.decide("城乡建设", area, text="电梯", accused=accused)
-    assert decision.department.code == "A3-GOV"
+    # not the accused bureau, and not its own (district) government either: the city's
+    assert decision.department.code == "A-GOV"
     assert decision.rule == "accusation:above:A3-HOUSING"
+    # another district bureau of the same government would be shielded too
+    urban = table.decide("城乡建设", area, text="违章搭建", accused=accused)
+    assert urban.department.code == "A-GOV" and urban.rule == "accusation:above:A3-URBAN"
     # a bare unit name means the unit of the petition's own place
     assert table.accused_units("举报住建局不作为", table.gazetteer.extract("K8县")) == ("K8-HOUSING",)
     # the district government accused: the city government takes it

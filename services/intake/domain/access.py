@@ -25,11 +25,11 @@ existence must not leak); an action the caller's role may never take is ``Forbid
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from shared.errors import Forbidden, NotFound
 from shared.identity import Principal, Role
+from shared.reference.directory import area_token, in_accused_government
 
 __all__ = [
     "AreaScope",
@@ -77,23 +77,14 @@ class AreaScope:
     is_root: bool = False
 
 
-def area_token(unit: str) -> str:
-    """The area token of a unit code (``A3-HOUSING`` → ``A3``, ``P-12345`` → ``P``)."""
-    return unit.split("-", 1)[0]
-
-
-def _governments(units: Iterable[str]) -> frozenset[str]:
-    return frozenset(area_token(u) for u in units)
-
-
 def shielded(principal: Principal, petition: PetitionFacts, scope: AreaScope | None = None) -> bool:
     """True when `principal` belongs to an accused unit's own government (an accusation)."""
     if not petition.accused:
         return False
-    accused = _governments(petition.accused)
-    if principal.departments and _governments(principal.departments) & accused:
+    if any(in_accused_government(d, petition.accused) for d in principal.departments):
         return True
-    return principal.role is Role.SUPERVISOR and scope is not None and scope.own_token in accused
+    return (principal.role is Role.SUPERVISOR and scope is not None
+            and in_accused_government(f"{scope.own_token}-GOV", petition.accused))
 
 
 def can_see(principal: Principal, petition: PetitionFacts, scope: AreaScope | None = None) -> bool:

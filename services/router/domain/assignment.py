@@ -14,6 +14,7 @@ from datetime import datetime
 
 from services.router.domain.routing import Decision, RoutingTable
 from shared.events import Channel, Kind, Location, Priority
+from shared.reference.directory import in_accused_government
 from shared.reference.places import Area
 
 
@@ -57,12 +58,12 @@ def triage_choice(
 ) -> Decision:
     """The department the triage desk assigns a petition to.
 
-    A target the table does not know, or a unit the petition accuses, keeps it at the desk,
-    visibly: the rule names the refused target (``triage:unknown-target:<code>``,
-    ``triage:target-is-accused:<code>``)."""
+    A target the table does not know, or a unit of the accused unit's own government (an
+    accusation), keeps it at the desk, visibly: the rule names the refused target
+    (``triage:unknown-target:<code>``, ``triage:target-is-accused:<code>``)."""
     target = table.department(target_code or "")
     if target is None:
         return Decision(table.triage, f"triage:unknown-target:{target_code}", jurisdiction)
-    if target.code in assignment.accused:
+    if in_accused_government(target.code, assignment.accused):
         return Decision(table.triage, f"triage:target-is-accused:{target.code}", jurisdiction)
     return Decision(target, "triage:manual", jurisdiction, assignment.accused)

@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.reference.directory import Department, Directory
+from shared.reference.directory import Department, Directory, in_accused_government
 from shared.reference.places import CITY, DISTRICT, PROVINCE, Area, Gazetteer
 
 TRIAGE = "TRIAGE"
@@ -172,14 +172,16 @@ class RoutingTable:
         Order: the rules of the category that match the text (preferred first), each at the
         lowest level of the jurisdiction that has a department of its type; then the
         territorial governments from the lowest level up (兜底); then the triage desk.
-        Departments in `excluded` (they returned it) are skipped; a department in `accused`
-        never gets it: the case goes to its superior unit (repeatedly, if that is accused too).
+        Departments in `excluded` (they returned it) are skipped; an accusation never goes to
+        a unit of the accused unit's own government (:func:`in_accused_government`: the accused
+        ``A3-HOUSING`` shields ``A3-GOV`` and every ``A3-…``): it goes up to the superior
+        units until one lies outside that government (``A-GOV``).
         """
         base = self._decide(category, jurisdiction, text, excluded)
-        if base.department.code not in accused:
+        if not in_accused_government(base.department.code, accused):
             return Decision(base.department, base.rule, jurisdiction, tuple(accused))
         dept: Department | None = base.department
-        while dept is not None and (dept.code in accused or dept.code in excluded):
+        while dept is not None and (in_accused_government(dept.code, accused) or dept.code in excluded):
             dept = self.superior(dept)
         if dept is None:
             return Decision(self.triage, "triage:accused-unit-has-no-superior", jurisdiction, tuple(accused))
