@@ -92,6 +92,8 @@ class DueTimer:
     current_due: datetime
     clock_state: str
     jurisdiction: Mapping[str, Any] | None = None
+    #: the units the petition accuses (an accusation): no ladder step addresses their government
+    accused: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +153,7 @@ class ArmClock:
     calendar_missing: bool
     jurisdiction: Mapping[str, Any] | None
     timers: tuple[PlannedTimer, ...]
+    accused: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,7 @@ class FakeEscalationStore(FakeTransaction):
             "remaining_seconds": None, "paused_seconds": 0.0, "extended_days": None,
             "extension_requested_days": None, "warned_fractions": [],
             "jurisdiction": dict(c.jurisdiction) if c.jurisdiction is not None else None,
+            "accused": tuple(c.accused),
         }
 
     async def reassign_clock(self, change: ReassignClock) -> None:
@@ -215,6 +216,7 @@ class FakeEscalationStore(FakeTransaction):
                 step=t["step"], clock_due_at=t["clock_due_at"], fire_at=t["fire_at"],
                 department_code=c["department_code"], current_due=c["due_at"], clock_state=c["state"],
                 jurisdiction=c["jurisdiction"] if t["kind"] != "warning" else None,
+                accused=tuple(c.get("accused") or ()) if t["kind"] != "warning" else (),
             ))
         return out
 

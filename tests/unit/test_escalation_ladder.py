@@ -50,6 +50,20 @@ def test_each_level_maps_to_a_unit_by_a_named_rule(handling: str, jurisdiction: 
     assert all(rule.startswith(level + ":") for level, _, rule in got)
 
 
+def test_an_accusation_never_climbs_to_the_accused_units_own_government() -> None:
+    # an accusation of A3-HOUSING, handled by the city government (the router sent it there)
+    targets = resolve_targets(LADDER, "A-GOV", A3, accused=("A3-HOUSING",))
+    assert [t.unit for t in targets] == ["A-GOV", "P-GOV", "A-12345"]  # not A3-GOV (the district level)
+    step = plan_step(LADDER, 3, previous_at=datetime(2026, 12, 1, tzinfo=SHANGHAI), handling_unit="A-GOV",
+                     jurisdiction=A3, calendar=CAL, accused=("A3-HOUSING",))
+    assert step.target_unit == "A-12345"
+    # a case routed before the rule, held inside the accused government: the city office is told
+    assert [t.unit for t in resolve_targets(LADDER, "A3-URBAN", A3, accused=("A3-HOUSING",))] == ["A-12345"]
+    # the city government accused as well: every level is inside it, the province office takes it
+    assert [t.unit for t in resolve_targets(LADDER, "A3-URBAN", A3, accused=("A3-HOUSING", "A-GOV"))] == [
+        "P-12345"]
+
+
 def test_steps_follow_the_delays_and_repeat_at_the_top() -> None:
     breach = datetime(2026, 3, 2, 0, 0, tzinfo=SHANGHAI)  # a Monday: the deadline was 24:00 Sunday
     steps = []

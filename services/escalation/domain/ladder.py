@@ -35,14 +35,14 @@ opens none (:func:`opens_supervision`), while the ladder still plans its next st
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from services.escalation.domain.deadlines import Unit, compute_due
 from shared.reference.calendar import WorkCalendar
-from shared.reference.directory import UnitRules
+from shared.reference.directory import UnitRules, in_accused_government
 
 __all__ = [
     "DEFAULT_MAX_OPEN_SUPERVISIONS",
@@ -208,20 +208,27 @@ def _target(level: str, handling: str, jurisdiction: Mapping[str, Any] | None, r
 
 
 def resolve_targets(
-    ladder: Ladder, handling_unit: str, jurisdiction: Mapping[str, Any] | None
+    ladder: Ladder, handling_unit: str, jurisdiction: Mapping[str, Any] | None,
+    accused: Collection[str] = (),
 ) -> list[Target]:
     """The ladder's levels with their units; skipped levels are dropped.
 
-    A level is skipped when its unit is unknown or an earlier level already targets it.
+    A level is skipped when its unit is unknown, an earlier level already targets it, or it
+    belongs to the own government of a unit an accusation names (`accused`): an accusation
+    must not reach the accused (``A3-GOV`` is never told of an accusation of ``A3-HOUSING``).
     """
     seen: set[str] = set()
     targets: list[Target] = []
     for spec in ladder.levels:
         target = _target(spec.level, handling_unit, jurisdiction, ladder.units)
-        if target.unit is None or target.unit in seen:
+        if target.unit is None or target.unit in seen or in_accused_government(target.unit, accused):
             continue
         seen.add(target.unit)
         targets.append(target)
+    if not targets:  # every level inside an accused government (a case routed before the rule)
+        rules = ladder.units
+        targets.append(Target(ladder.levels[-1].level, f"{rules.province_token}-{rules.city_office_type}",
+                              "accusation:province_office"))
     return targets
 
 
@@ -255,6 +262,7 @@ def plan_step(
     handling_unit: str,
     jurisdiction: Mapping[str, Any] | None,
     calendar: WorkCalendar,
+    accused: Collection[str] = (),
 ) -> LadderStep:
     """Plan ladder step `step` (1-based), which follows the breach (step 1) or step-1.
 
@@ -265,7 +273,7 @@ def plan_step(
     """
     if step < 1:
         raise ValueError(f"ladder steps count from 1, got {step}")
-    targets = resolve_targets(ladder, handling_unit, jurisdiction)
+    targets = resolve_targets(ladder, handling_unit, jurisdiction, accused)
     _, delay, _ = _delay_before(ladder, targets, step)
     return _step(ladder, targets, step, delay.after(previous_at, calendar), calendar)
 
@@ -299,6 +307,7 @@ def catch_up(
     handling_unit: str,
     jurisdiction: Mapping[str, Any] | None,
     calendar: WorkCalendar,
+    accused: Collection[str] = (),
     walk_limit: int = WALK_LIMIT,
 ) -> CatchUp:
     """The step a ladder timer planned for step `step` at `planned_at` fires at `now`.
@@ -316,7 +325,7 @@ def catch_up(
         raise ValueError(f"ladder steps count from 1, got {step}")
     if walk_limit < 1:
         raise ValueError("walk_limit must be positive")
-    targets = resolve_targets(ladder, handling_unit, jurisdiction)
+    targets = resolve_targets(ladder, handling_unit, jurisdiction, accused)
     current, current_at = step, planned_at
     walked = jumps = 0
     estimated = False

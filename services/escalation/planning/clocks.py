@@ -110,7 +110,7 @@ def _arm(
         assignment_no=e.assignment_no, started_at=started_at, due_at=deadline.due,
         calendar_missing=deadline.calendar_missing,
         jurisdiction=e.jurisdiction.model_dump() if e.jurisdiction else None,
-        timers=timers_for(started_at, deadline.due, fractions),
+        timers=timers_for(started_at, deadline.due, fractions), accused=tuple(e.accused_departments),
     )
     armed = SlaClockArmed(
         event_id=derived_event_id(e.event_id, f"armed:{spec.name}"), occurred_at=now, petition_id=e.petition_id,

@@ -119,14 +119,14 @@ def plan_firing(
             ))
             breached.append(ClockKey(pid, clock))
             step = plan_step(ladder, 1, previous_at=t.clock_due_at, handling_unit=t.department_code,
-                             jurisdiction=t.jurisdiction, calendar=calendar)
+                             jurisdiction=t.jurisdiction, calendar=calendar, accused=t.accused)
             next_steps.append(NextStep(pid, clock, 1, t.clock_due_at, step.fire_at))
         elif kind == "escalate":
             if t.step is None:
                 raise ValueError(f"ladder timer {t.id} has no step")
             # planned for step t.step at t.fire_at: fire the step reached by now, once
             reached = catch_up(ladder, t.step, planned_at=t.fire_at, now=now, handling_unit=t.department_code,
-                               jurisdiction=t.jurisdiction, calendar=calendar)
+                               jurisdiction=t.jurisdiction, calendar=calendar, accused=t.accused)
             step = reached.fire
             next_steps.append(NextStep(pid, clock, reached.following.step, t.clock_due_at, reached.following.fire_at))
             missed = reached.missed

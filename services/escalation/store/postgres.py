@@ -73,17 +73,17 @@ class PgEscalationStore(PgTransaction):
         c = change
         await self.conn.execute(
             """INSERT INTO escalation.clock (petition_id, clock, policy, department_code,
-                 assignment_no, started_at, due_at, state, calendar_missing, jurisdiction)
-               VALUES ($1,$2,$3,$4,$5,$6,$7,'running',$8,$9)
+                 assignment_no, started_at, due_at, state, calendar_missing, jurisdiction, accused)
+               VALUES ($1,$2,$3,$4,$5,$6,$7,'running',$8,$9,$10)
                ON CONFLICT (petition_id, clock) DO UPDATE SET policy = EXCLUDED.policy,
                  department_code = EXCLUDED.department_code, assignment_no = EXCLUDED.assignment_no,
                  started_at = EXCLUDED.started_at, due_at = EXCLUDED.due_at, state = 'running',
                  calendar_missing = EXCLUDED.calendar_missing, stopped_at = NULL,
                  stop_reason = NULL, paused_at = NULL, remaining_seconds = NULL, paused_seconds = 0,
                  extended_days = NULL, extension_requested_days = NULL, warned_fractions = '{}',
-                 jurisdiction = EXCLUDED.jurisdiction, updated_at = now()""",
+                 jurisdiction = EXCLUDED.jurisdiction, accused = EXCLUDED.accused, updated_at = now()""",
             c.petition_id, c.clock, c.policy, c.department_code, c.assignment_no, c.started_at, c.due_at,
-            c.calendar_missing, c.jurisdiction,
+            c.calendar_missing, c.jurisdiction, list(c.accused),
         )
 
     async def reassign_clock(self, change: ReassignClock) -> None:
@@ -221,14 +221,16 @@ class PgEscalationStore(PgTransaction):
         rows = await self.conn.fetch(
             """SELECT t.id, t.petition_id, t.clock, t.kind, t.fraction, t.step, t.clock_due_at,
                       t.fire_at, c.department_code, c.due_at AS current_due, c.state AS clock_state,
-                      CASE WHEN t.kind <> 'warning' THEN c.jurisdiction END AS jurisdiction
+                      CASE WHEN t.kind <> 'warning' THEN c.jurisdiction END AS jurisdiction,
+                      CASE WHEN t.kind <> 'warning' THEN c.accused END AS accused
                FROM escalation.timer t
                JOIN escalation.clock c ON c.petition_id = t.petition_id AND c.clock = t.clock
                WHERE t.state = 'pending' AND t.fire_at <= $1
                ORDER BY t.fire_at LIMIT $2 FOR UPDATE OF t, c SKIP LOCKED""",
             now, limit,
         )
-        return [DueTimer(*r) for r in rows]  # the columns in the dataclass's order
+        # the accused units as a tuple (none loaded for warnings)
+        return [DueTimer(**{**r, "accused": tuple(r["accused"] or ())}) for r in rows]
 
     async def count_open_supervisions(self, petition_ids: Sequence[str]) -> dict[str, int]:
         rows = await self.conn.fetch(
