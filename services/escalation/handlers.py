@@ -41,6 +41,7 @@ from services.escalation.planning import (
     received_report,
     report_status,
     supervision_closed,
+    supervision_opened,
 )
 from services.escalation.rows import (
     ArmClock,
@@ -183,8 +184,27 @@ async def on_action(store: EscalationStore, ctx: Context, e: PetitionActionTaken
     closes a 督办 (:func:`close_supervision`)."""
     if e.action is ActionType.CLOSE_SUPERVISION:
         return await close_supervision(store, ctx, e)
+    if e.action is ActionType.OPEN_SUPERVISION:
+        return await open_supervision(store, ctx, e)
     clocks = await store.lock_open_clocks(e.petition_id)
     plan = plan_action(e, clocks, policies=ctx.policies, calendar=ctx.calendar, now=ctx.clock())
+    return await _apply_plan(store, plan)
+
+
+async def open_supervision(store: EscalationStore, ctx: Context, e: PetitionActionTaken) -> PetitionPlan:
+    """A supervisor opens a 督办 on the petition, addressed to the department holding it
+    (intake names it, and the id, in the action); due the ladder's ``supervision_due`` later.
+    The same action again opens nothing more (the id is the action's)."""
+    try:
+        supervision_id = uuid.UUID(str(e.extra.get("supervision_id")))
+    except ValueError:
+        raise BadInput("open_supervision without a valid supervision_id", code="invalid_action") from None
+    target = e.extra.get("target_unit")
+    if not isinstance(target, str) or not target:
+        raise BadInput("open_supervision without the unit it is addressed to", code="invalid_action")
+    plan = supervision_opened(e, supervision_id, target, ctx.ladder.supervision_due.after(e.occurred_at,
+                                                                                          ctx.calendar))
+    await store.open_supervisions(plan.opened)
     return await _apply_plan(store, plan)
 
 

@@ -137,6 +137,8 @@ def count_petition_plan(plan: PetitionPlan) -> None:
         CLOCKS_STOPPED.labels(clock, reason).inc()
     for level in plan.closed_levels:
         SUPERVISIONS_CLOSED.labels(level).inc()
+    for opened in plan.opened:
+        SUPERVISION_ORDERS.labels(opened.order.level).inc()
     if plan.calendar_gaps:
         CALENDAR_MISSING.inc(len(plan.calendar_gaps))
 

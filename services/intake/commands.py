@@ -202,6 +202,13 @@ class CloseSupervisionIn(_In):
     note: Note = ""
 
 
+class OpenSupervisionIn(_In):
+    """A supervisor opens a 督办 on a petition: in the name of which unit of its area, and why."""
+
+    department: UnitCode
+    note: Reason
+
+
 class SupervisionClosing(BaseModel):
     id: str
     status: str

@@ -21,6 +21,7 @@ from services.intake.commands import (
     ActionAccepted,
     ActionIn,
     CloseSupervisionIn,
+    OpenSupervisionIn,
     PetitionAccepted,
     PetitionIn,
     SupervisionClosing,
@@ -46,7 +47,7 @@ from shared.events import (
     key_for_unit,
 )
 from shared.identity import Principal, Role
-from shared.ids import new_petition_id, new_tracking_code
+from shared.ids import EVENT_NAMESPACE, new_petition_id, new_tracking_code
 from shared.messages import OutboxMessage
 from shared.store import UnitOfWork
 
@@ -55,6 +56,7 @@ __all__ = [
     "act",
     "close_supervision",
     "facts_of",
+    "open_supervision",
     "request_hash",
     "reveal_contacts",
     "scope_of",
@@ -282,6 +284,45 @@ async def close_supervision(
                                                  encode_event(event))])
     ctx.kick()
     return SupervisionClosing(id=str(supervision_id), status="closing")
+
+
+#: statuses in which a petition is being handled (a 督办 makes sense)
+HANDLING = frozenset({"assigned", "accepted", "paused", "returned", "triage"})
+
+
+async def open_supervision(
+    uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, ref: str, body: OpenSupervisionIn, *,
+    now: datetime,
+) -> SupervisionClosing:
+    """A supervisor opens a 督办 on a petition of its area, addressed to the department holding
+    it (an ``open_supervision`` action; the escalation service opens and owns it)."""
+    if principal.role is not Role.SUPERVISOR:
+        raise Forbidden(f"a {principal.role.value} principal does not open 督办", code="role_cannot_act")
+    scope = scope_of(ctx, principal)
+    check_unit(ctx.reference.current, body.department, "department")
+    access.check_acting_unit(principal, body.department, scope)
+    async with uow.begin() as store:
+        row = await store.petition(ref, for_update=True)
+        if row is None:
+            raise NotFound(f"no petition {ref}")
+        access.check_visible(principal, facts_of(row), scope, ref=ref)
+        if row.department_code is None or row.status not in HANDLING:
+            raise Conflict(f"petition {row.id} is not being handled (status {row.status!r})", code="invalid_state")
+        event_id = uuid.uuid4()
+        supervision_id = uuid.uuid5(EVENT_NAMESPACE, f"manual_supervision:{event_id}")
+        event = PetitionActionTaken(
+            event_id=event_id, occurred_at=now, petition_id=row.id, action=ActionType.OPEN_SUPERVISION,
+            department_code=body.department, note=masked(body.note), assignment_no=row.assignment_no,
+            extra={"supervision_id": str(supervision_id), "target_unit": row.department_code},
+            actor=_actor(principal),
+        )
+        await store.add_timeline(row.id, now, "open_supervision", {
+            "department": body.department, "note": event.note, "supervision_id": str(supervision_id),
+            "target_unit": row.department_code, "actor": principal.subject,
+        }, event.event_id)
+        await store.add_to_outbox([OutboxMessage(topics.PETITION_ACTIONS, key_for(row.id), encode_event(event))])
+    ctx.kick()
+    return SupervisionClosing(id=str(supervision_id), status="opening")
 
 
 async def submit_zero_report(

@@ -21,6 +21,7 @@ from shared.events.escalation import (
     SlaDeadlineExtended,
     SlaEscalated,
     SupervisionClosed,
+    SupervisionOpened,
     SupervisionOverdue,
     ZeroReportStatus,
     ZeroReportSubmitted,
@@ -51,6 +52,7 @@ EVENT_MODELS: tuple[type[BaseModel], ...] = (
     SlaClockStopped,
     SlaEscalated,
     SupervisionClosed,
+    SupervisionOpened,
     SupervisionOverdue,
     SlaClockPaused,
     SlaClockResumed,
@@ -71,6 +73,7 @@ Event = Annotated[
     | SlaClockStopped
     | SlaEscalated
     | SupervisionClosed
+    | SupervisionOpened
     | SupervisionOverdue
     | SlaClockPaused
     | SlaClockResumed

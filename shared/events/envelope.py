@@ -46,6 +46,7 @@ class ActionType(StrEnum):
     RESUME = "resume"
     CONTACT = "contact"
     CLOSE_SUPERVISION = "close_supervision"
+    OPEN_SUPERVISION = "open_supervision"
 
 
 class ClockState(StrEnum):

@@ -91,6 +91,16 @@ class SupervisionClosed(Envelope):
     note: str = ""
 
 
+class SupervisionOpened(Envelope):
+    """A supervisor opened a 督办 on a petition (an ``open_supervision`` action), addressed to
+    the department holding it; the escalation service owns it like a ladder's."""
+
+    event_type: Literal["sla.supervision_opened"] = "sla.supervision_opened"
+    supervision: SupervisionOrder
+    opened_by: str
+    note: str = ""
+
+
 class SupervisionOverdue(Envelope):
     """A petition's 督办 passed its own due time while still open.
 

@@ -13,7 +13,7 @@ from shared import topics
 from shared.errors import BadInput
 from shared.events.escalation import SupervisionOrder
 from shared.ids import derived_event_id
-from tests.unit.escalation_world import SHANGHAI, T0, World, hours
+from tests.unit.escalation_world import CALENDAR, LADDER, SHANGHAI, T0, World, hours
 
 SIGN_FOR_DUE = datetime(2026, 11, 23, 11, 0, tzinfo=SHANGHAI)  # 2 hours after the assignment
 RESOLUTION_DUE = datetime(2026, 12, 1, tzinfo=SHANGHAI)  # 7 days: 24:00 of Monday 30 November
@@ -238,6 +238,28 @@ async def test_closing_a_supervision_order_without_a_valid_id_is_bad_input() -> 
     with pytest.raises(BadInput) as refused:
         await w.act("close_supervision", department="A3-GOV", supervision_id="not-a-uuid")
     assert refused.value.code == "invalid_action"
+
+
+async def test_a_supervisor_opens_a_supervision_order_addressed_to_the_holder_once() -> None:
+    w = World()
+    await w.routed()
+    w.clear_outbox()
+    sid = uuid.uuid4()
+    opened, plan = await w.act("open_supervision", department="A3-GOV", note="请尽快答复",
+                               supervision_id=str(sid), target_unit="A3-HOUSING")
+    row = w.db.supervisions[sid]
+    assert (row["level"], row["target_unit"], row["supervised_unit"], row["rule"], row["state"]) == (
+        "manual", "A3-HOUSING", "A3-HOUSING", "manual:A3-GOV", "open")
+    assert row["due_at"] == LADDER.supervision_due.after(opened.occurred_at, CALENDAR)
+    [event] = w.events()
+    assert (event.event_type, event.supervision.id, event.opened_by, event.note) == (
+        "sla.supervision_opened", sid, "A3-GOV", "请尽快答复")
+    assert [o.order.level for o in plan.opened] == ["manual"]
+    # the same order again (a redelivered action under another event id) opens nothing more
+    await w.act("open_supervision", department="A3-GOV", supervision_id=str(sid), target_unit="A3-HOUSING")
+    assert len(w.db.supervisions) == 1
+    with pytest.raises(BadInput):
+        await w.act("open_supervision", department="A3-GOV", supervision_id=str(uuid.uuid4()))  # no target
 
 
 # --- zero reports received ------------------------------------------------------------------

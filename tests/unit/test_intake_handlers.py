@@ -12,7 +12,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from services.intake import handlers, views
-from services.intake.commands import ActionIn, CloseSupervisionIn, PetitionIn, ZeroReportIn
+from services.intake.commands import ActionIn, CloseSupervisionIn, OpenSupervisionIn, PetitionIn, ZeroReportIn
 from services.intake.reference import Reference, load_reference
 from shared.errors import BadInput, Conflict, Forbidden, NotFound
 from shared.events import PetitionActionTaken, PetitionSubmitted, ZeroReportSubmitted, parse_event
@@ -529,3 +529,39 @@ async def test_the_supervision_orders_of_a_unit_are_for_its_clerks_and_its_area(
     for who in (clerk("A3-HOUSING"), Principal("sup-b", Role.SUPERVISOR, area="430200"), OPERATOR):
         with pytest.raises(Forbidden):
             await views.supervision_for(uow(db), ctx, who, "A3-GOV", "open", 50, now=NOW)
+
+
+async def test_a_supervisor_of_the_area_opens_a_supervision_order_addressed_to_the_holder(
+    db: IntakeDb, ctx: handlers.Intake
+) -> None:
+    pid = await submitted(db, ctx, status="accepted")
+    opening = await handlers.open_supervision(uow(db), ctx, SUPERVISOR_A3, pid,
+                                              OpenSupervisionIn(department="A3-GOV", note="群众反映强烈，请加快办理"),
+                                              now=NOW)
+    assert opening.status == "opening"
+    (event,) = events(db)
+    assert (event.action.value, event.department_code, event.actor.subject) == ("open_supervision", "A3-GOV",
+                                                                                 "sup-a3")
+    assert event.extra == {"supervision_id": opening.id, "target_unit": "A3-HOUSING"}
+    assert db.timeline_of(pid)[-1] == "open_supervision"
+
+
+@pytest.mark.parametrize(
+    ("who", "unit", "status", "error", "code"),
+    [
+        (clerk("A3-HOUSING"), "A3-HOUSING", "accepted", Forbidden, "role_cannot_act"),
+        (OPERATOR, "A3-GOV", "accepted", Forbidden, "role_cannot_act"),
+        (Principal("sup-b", Role.SUPERVISOR, area="430200"), "B-GOV", "accepted", NotFound, "not_found"),
+        (Principal("sup-b", Role.SUPERVISOR, area="430200"), "A3-GOV", "accepted", Forbidden, "not_your_unit"),
+        (SUPERVISOR_A3, "A3-GOV", "resolved", Conflict, "invalid_state"),
+    ],
+)
+async def test_a_supervision_order_is_opened_only_by_a_supervisor_of_the_area_on_a_petition_being_handled(
+    db: IntakeDb, ctx: handlers.Intake, who: Principal, unit: str, status: str, error: type[Exception], code: str
+) -> None:
+    pid = await submitted(db, ctx, status=status)
+    with pytest.raises(error) as refused:
+        await handlers.open_supervision(uow(db), ctx, who, pid, OpenSupervisionIn(department=unit, note="督促"),
+                                        now=NOW)
+    assert refused.value.code == code  # type: ignore[attr-defined]  # a PetitionError
+    assert not db.outbox

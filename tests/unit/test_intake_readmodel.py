@@ -22,6 +22,7 @@ from shared.events import (
     SlaClockStopped,
     SlaDeadlineExtended,
     SlaEscalated,
+    SupervisionOpened,
     SupervisionOrder,
     SupervisionOverdue,
     ZeroReportStatus,
@@ -205,3 +206,15 @@ async def test_the_supervision_orders_a_verdict_names_close_whatever_the_verdict
     # a report the unit did not owe is still a report: the escalation service closed the order
     await feed(db, verdict("unscheduled", submitted_at=T0, closed_supervision_ids=(sid,)))
     assert db.supervisions[sid]["state"] == "closed" and db.supervisions[sid]["closed_by"] == "A3-S01"
+
+
+async def test_a_supervision_order_a_supervisor_opened_is_recorded_whole() -> None:
+    db = db_with_petition()
+    order = SupervisionOrder(id=uuid.uuid4(), subject="petition", petition_id=PID, level="manual",
+                             target_unit="A3-HOUSING", supervised_unit="A3-HOUSING", rule="manual:A3-GOV",
+                             opened_at=T0, due_at=T0 + timedelta(days=3))
+    await feed(db, SupervisionOpened(event_id=uuid.uuid4(), occurred_at=T0, petition_id=PID, supervision=order,
+                                     opened_by="A3-GOV", note="请加快"))
+    row = db.supervisions[order.id]
+    assert (row["level"], row["target_unit"], row["state"]) == ("manual", "A3-HOUSING", "open")
+    assert db.timeline_of(PID) == ["supervision_opened"]

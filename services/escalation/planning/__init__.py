@@ -15,6 +15,7 @@ from services.escalation.planning.clocks import (
     plan_action,
     plan_routed,
     supervision_closed,
+    supervision_opened,
     timers_for,
 )
 from services.escalation.planning.firing import CappedStep, Firing, plan_firing
@@ -46,5 +47,6 @@ __all__ = [
     "received_report",
     "report_status",
     "supervision_closed",
+    "supervision_opened",
     "timers_for",
 ]

@@ -31,6 +31,7 @@ from services.escalation.rows import (
     ClockRow,
     ClosedSupervision,
     ExtendClock,
+    OpenedSupervision,
     PauseClock,
     ReassignClock,
     RequestExtension,
@@ -45,7 +46,14 @@ from shared.events import (
     SlaClockArmed,
     SlaClockStopped,
 )
-from shared.events.escalation import SlaClockPaused, SlaClockResumed, SlaDeadlineExtended, SupervisionClosed
+from shared.events.escalation import (
+    SlaClockPaused,
+    SlaClockResumed,
+    SlaDeadlineExtended,
+    SupervisionClosed,
+    SupervisionOpened,
+    SupervisionOrder,
+)
 from shared.ids import derived_event_id
 from shared.reference.calendar import WorkCalendar
 
@@ -71,6 +79,8 @@ class PetitionPlan:
     events: tuple[Envelope, ...] = ()
     calendar_gaps: tuple[CalendarGap, ...] = ()
     closed_levels: tuple[str, ...] = ()
+    #: 督办 opened by a supervisor (the ladder's are the timers')
+    opened: tuple[OpenedSupervision, ...] = ()
 
     @property
     def armed(self) -> tuple[str, ...]:
@@ -273,3 +283,25 @@ def supervision_closed(
         target_unit=closed.target_unit, closed_by=e.department_code, note=e.note,
     )
     return PetitionPlan(events=(event,), closed_levels=(closed.level,))
+
+
+#: the level of a 督办 a supervisor opened by hand (the ladder's levels are its steps')
+MANUAL_LEVEL = "manual"
+
+
+def supervision_opened(
+    e: PetitionActionTaken, supervision_id: uuid.UUID, target_unit: str, due_at: datetime
+) -> PetitionPlan:
+    """A 督办 a supervisor opened on a petition (`e`, an ``open_supervision`` action),
+    addressed to the department holding it and supervising it, due `due_at`."""
+    order = SupervisionOrder(
+        id=supervision_id, subject="petition", petition_id=e.petition_id, level=MANUAL_LEVEL,
+        target_unit=target_unit, supervised_unit=target_unit, rule=f"manual:{e.department_code}",
+        opened_at=e.occurred_at, due_at=due_at,
+    )
+    event = SupervisionOpened(
+        event_id=derived_event_id(e.event_id, f"supervision_opened:{supervision_id}"), occurred_at=e.occurred_at,
+        petition_id=e.petition_id, causation_id=e.event_id, supervision=order, opened_by=e.department_code,
+        note=e.note,
+    )
+    return PetitionPlan(events=(event,), opened=(OpenedSupervision(order),))

@@ -11,7 +11,15 @@ from fastapi.responses import Response
 from services.intake import handlers, metrics, views
 from services.intake.api.auth import Caller
 from services.intake.api.errors import COMMAND_RESPONSES, CREATE_RESPONSES, LOOKUP_RESPONSES
-from services.intake.commands import ActionAccepted, ActionIn, ContactReveal, PetitionAccepted, PetitionIn
+from services.intake.commands import (
+    ActionAccepted,
+    ActionIn,
+    ContactReveal,
+    OpenSupervisionIn,
+    PetitionAccepted,
+    PetitionIn,
+    SupervisionClosing,
+)
 from services.intake.store import IntakeStore
 from services.intake.text import TEXT_PATTERN
 from shared.events import utcnow
@@ -50,6 +58,12 @@ def router(uow: Callable[[], UnitOfWork[IntakeStore]], ctx: handlers.Intake) -> 
     @api.get("/v1/petitions/{ref}", responses=LOOKUP_RESPONSES)
     async def get_petition(principal: Caller, ref: Ref) -> dict[str, Any]:
         return await views.petition(uow(), ctx, principal, ref)
+
+    @api.post("/v1/petitions/{ref}/supervision", status_code=202, response_model=SupervisionClosing,
+              responses=COMMAND_RESPONSES)
+    async def open_supervision(principal: Caller, ref: Ref, body: OpenSupervisionIn) -> SupervisionClosing:
+        """A supervisor opens a 督办 on a petition of its area, addressed to its holder."""
+        return await handlers.open_supervision(uow(), ctx, principal, ref, body, now=utcnow())
 
     @api.post("/v1/petitions/{ref}/contacts", responses=COMMAND_RESPONSES)
     async def reveal_contacts(principal: Caller, ref: Ref, body: ContactReveal) -> dict[str, Any]:

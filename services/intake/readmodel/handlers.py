@@ -33,6 +33,7 @@ from shared.events import (
     SlaEscalated,
     SlaWarning,
     SupervisionClosed,
+    SupervisionOpened,
     SupervisionOrder,
     SupervisionOverdue,
     ZeroReportStatus,
@@ -82,6 +83,7 @@ def handlers(*, triage_code: Callable[[], str]) -> dict[str, Handler]:
         "sla.deadline_extended": on_extended,
         "sla.escalated": on_escalated,
         "sla.supervision_closed": on_supervision_closed,
+        "sla.supervision_opened": on_supervision_opened,
         "sla.supervision_overdue": on_supervision_overdue,
         "zero_report.status": on_zero_report_status,
         "zero_report.supervision_overdue": on_zero_report_supervision_overdue,
@@ -152,6 +154,15 @@ async def on_supervision_closed(store: ReadModelStore, e: SupervisionClosed, raw
     await store.close_supervisions([e.supervision_id], e.closed_by, e.occurred_at, e.note)
     await _timeline(store, e, "supervision_closed", {
         "supervision_id": str(e.supervision_id), "closed_by": e.closed_by, "target_unit": e.target_unit,
+    })
+
+
+async def on_supervision_opened(store: ReadModelStore, e: SupervisionOpened, raw: RawMessage, r: BatchResult) -> None:
+    await _require(store, e.petition_id)
+    await store.open_supervision(e.supervision)
+    await _timeline(store, e, "supervision_opened", {
+        "supervision_id": str(e.supervision.id), "target_unit": e.supervision.target_unit,
+        "opened_by": e.opened_by, "due_at": e.supervision.due_at.isoformat(),
     })
 
 
