@@ -368,6 +368,9 @@ async def reveal_contacts(
     """The petitioner's contacts, for the holding department, the operator who took the
     petition in, or a supervisor in scope, with a reason; each reveal is one row of the
     append-only audit log, written in the same transaction as the answer is read."""
+    if principal.role not in (Role.OPERATOR, Role.DEPARTMENT, Role.SUPERVISOR):
+        raise Forbidden(f"a {principal.role.value} principal never sees petitioners' contacts",
+                        code="not_allowed_to_reveal")
     scope = scope_of(ctx, principal)
     async with uow.begin() as store:
         row = await store.petition(ref)

@@ -19,7 +19,7 @@ from shared.errors import Forbidden, NotFound
 from shared.identity import Principal, Role
 from shared.store import UnitOfWork
 
-__all__ = ["LOCAL", "audit_log", "petition", "supervision_for", "zero_report_compliance"]
+__all__ = ["LOCAL", "audit_log", "petition", "reference_in_force", "supervision_for", "zero_report_compliance"]
 
 #: Times in answers are local (Asia/Shanghai), as operators and departments read them.
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -32,6 +32,8 @@ def _iso(value: datetime | None) -> str | None:
 async def petition(uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, ref: str) -> dict[str, Any]:
     """A petition by id or tracking code, if the caller sees it: its text (personal numbers
     masked), routing, deadlines and timeline; never the petitioner's contacts."""
+    if principal.role in (Role.AUDITOR, Role.ADMIN):
+        raise Forbidden(f"a {principal.role.value} principal does not read petitions", code="role_cannot_read")
     async with uow.begin() as store:
         row = await store.petition(ref)
         if row is None:
@@ -167,3 +169,20 @@ async def audit_log(uow: UnitOfWork[IntakeStore], principal: Principal, petition
          "petition_id": e.petition_id, "reason": e.reason}
         for e in entries
     ]}
+
+
+def reference_in_force(ctx: Intake, principal: Principal) -> dict[str, Any]:
+    """The reference data intake checks input against, as loaded now (admins): its version
+    (the routing table's and the escalation files'), and how many units, departments, areas
+    and zero-report duties it holds."""
+    if principal.role is not Role.ADMIN:
+        raise Forbidden("only an admin reads the reference data in force", code="role_cannot_read")
+    ref = ctx.reference.current
+    return {
+        "version": ref.version,
+        "triage_desk": ref.triage,
+        "departments": len(ref.departments),
+        "units": len(ref.units),
+        "areas": len(ref.area_codes),
+        "zero_report_obligations": len(ref.obligations),
+    }

@@ -455,7 +455,7 @@ async def test_an_action_names_its_actor_and_masks_its_note(db: IntakeDb, ctx: h
         (Principal("op-2", Role.OPERATOR), Forbidden),  # another operator
         (Principal("sup-b", Role.SUPERVISOR, area="430200"), NotFound),  # another area: no such petition
         (clerk("A5-URBAN"), NotFound),
-        (Principal("aud-1", Role.AUDITOR), NotFound),
+        (Principal("aud-1", Role.AUDITOR), Forbidden),  # never sees contacts
     ],
 )
 async def test_contacts_are_revealed_with_a_reason_to_those_entitled_and_each_reveal_is_audited(

@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from services.intake.api.permissions import describe
 from services.intake.reference import Reference, ReferenceHolder, local_today
 from shared.settings import Settings
 
@@ -114,6 +115,15 @@ def _complete(node: Any, reference: Reference, settings: Settings, now: datetime
             _complete(value, reference, settings, now, today)
 
 
+def _describe_roles(document: dict[str, Any]) -> None:
+    """Each operation's description names the roles that may call it (the permissions table)."""
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            roles = describe(method, path)
+            if roles is not None:
+                operation["description"] = "\n\n".join(filter(None, [operation.get("description"), roles]))
+
+
 def install_openapi(app: FastAPI, holder: ReferenceHolder, settings: Settings) -> None:
     cache: dict[str, Any] = {}
 
@@ -131,6 +141,7 @@ def install_openapi(app: FastAPI, holder: ReferenceHolder, settings: Settings) -
                 schemas = cache["base"].get("components", {}).get("schemas", {})
                 for unused in ("HTTPValidationError", "ValidationError"):
                     schemas.pop(unused, None)
+                _describe_roles(cache["base"])
             document = copy.deepcopy(cache["base"])
             _complete(document, reference, settings, now, today)
             schemas = document.setdefault("components", {}).setdefault("schemas", {})

@@ -83,4 +83,9 @@ def router(uow: Callable[[], UnitOfWork[IntakeStore]], ctx: handlers.Intake) -> 
         """The audit log of contact reveals, newest first (auditors)."""
         return await views.audit_log(uow(), principal, petition, limit)
 
+    @api.get("/v1/admin/reference", responses=LIST_RESPONSES)
+    async def reference_in_force(principal: Caller) -> dict[str, Any]:
+        """The reference data in force (admins): its version and sizes, to confirm a reload."""
+        return views.reference_in_force(ctx, principal)
+
     return api
