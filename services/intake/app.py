@@ -3,6 +3,10 @@
 Two pools: the HTTP routes' (tight statement and connect timeouts: a client is waiting,
 ``PETITION_DB_TIMEOUT_SECONDS``) and the background loops' (outbox relay, read model, whose
 batches may take longer), so neither starves the other of connections.
+
+``app.state.verifier`` proves who calls (:mod:`shared.auth.verify`, built from
+``PETITION_JWT_*`` / ``PETITION_OIDC_*``; the embedded issuer's key ring is created at the
+first start).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from services.intake.readmodel.consumer import make_processor, run_projector
 from services.intake.readmodel.store import PgReadModelStore
 from services.intake.reference import ReferenceHolder
 from services.intake.store import IntakeStore, PgIntakeStore
+from shared.auth.settings import AuthSettings
+from shared.auth.verify import build_verifier
 from shared.consumer import BatchProcessor, group_instance_id
 from shared.db import create_pool, ensure_common_tables, migrate
 from shared.errors import Unavailable
@@ -76,13 +82,15 @@ class IntakeState:
                                         timeout=min(3.0, max(self.settings.db_timeout_seconds, 0.5)))
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
     state = IntakeState(settings)
+    verifier = build_verifier(auth or AuthSettings(), settings.run_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not state.ctx.hmac_key:
             raise RuntimeError("PETITION_HMAC_KEY must be set (make up generates one)")
+        verifier.start()  # the key ring, created on the first start
         bound = settings.db_timeout_seconds
         work_pool = await create_pool(settings.pg_dsn, max_size=4, command_timeout=60, connect_timeout=10)
         async with work_pool.acquire() as conn:
@@ -113,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
             await loops.stop()
             await pool.close()
             await work_pool.close()
+            await verifier.aclose()
 
     app = FastAPI(
         title="Petition intake API",
@@ -126,4 +135,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestDeadline, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.state.intake = state
+    app.state.verifier = verifier
     return app
