@@ -6,7 +6,8 @@ batches may take longer), so neither starves the other of connections.
 
 ``app.state.verifier`` proves who calls (:mod:`shared.auth.verify`, built from
 ``PETITION_JWT_*`` / ``PETITION_OIDC_*``; the embedded issuer's key ring is created at the
-first start).
+first start). Middleware, outermost first: the rate limit (before the body is read), the
+body limit, the request deadline.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from services.intake.api import build_router
 from services.intake.api.errors import install_error_handlers
 from services.intake.api.limits import BodyLimit, RequestDeadline
 from services.intake.api.openapi import install_openapi
+from services.intake.api.ratelimit import Buckets, RateLimit
 from services.intake.handlers import Intake
 from services.intake.readmodel.consumer import make_processor, run_projector
 from services.intake.readmodel.store import PgReadModelStore
@@ -134,6 +136,9 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
     app.include_router(build_router(state.uow, state.ctx, state.readiness))
     app.add_middleware(RequestDeadline, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if settings.rate_limit_per_second > 0:
+        buckets = Buckets(settings.rate_limit_per_second, settings.rate_limit_burst, settings.rate_limit_max_callers)
+        app.add_middleware(RateLimit, buckets=buckets, verifier=verifier)
     app.state.intake = state
     app.state.verifier = verifier
     return app

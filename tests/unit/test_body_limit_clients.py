@@ -1,5 +1,5 @@
 """Refusals a client can read while it is still sending: a body over the limit gets its 413,
-with the real clients (urllib, requests, httpx, and a
+and a caller over its rate its 429, with the real clients (urllib, requests, httpx, and a
 raw socket for ``Expect: 100-continue``) against a real uvicorn server of the test's own on
 a free loopback port, serving intake's own app (its middleware as in production; no
 database: a request that gets through is answered 503)."""
@@ -15,6 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -130,3 +131,16 @@ def test_expect_100_continue_gets_its_413_whether_it_sends_the_body_or_not(serve
     assert answer.startswith(b"HTTP/1.1 413 ")  # no 100 Continue before it
     assert time.monotonic() - started < 5  # a client that sends nothing is let go after the idle drain
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == "body_too_large"
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_a_flood_with_bodies_gets_readable_429s(tmp_path: Path, client: str) -> None:
+    settings = Settings(hmac_key="k" * 64, run_dir=tmp_path, rate_limit_per_second=0.01, rate_limit_burst=1)
+    serving = _serve(settings)
+    url = next(serving)
+    try:
+        answers = [CLIENTS[client](url, size, chunked) for size in (100 * 1024, 3 * MB) for chunked in (False, True)]
+    finally:
+        next(serving, None)
+    assert [status for status, _ in answers] == [400, 429, 429, 429]  # the first reaches the app
+    assert all(json.loads(body)["error"] == "rate_limited" for _, body in answers[1:])
