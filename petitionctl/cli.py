@@ -1,4 +1,4 @@
-"""``petitionctl``: operators' commands (topics, migrations, department queues, SLA, model).
+"""``petitionctl``: operators' commands (topics, migrations, department queues, SLA, model, tokens).
 
 Each subcommand imports what it needs when it runs, so ``petitionctl sla due`` or
 ``petitionctl classify`` work without Kafka or PostgreSQL.
@@ -288,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     sla_sub = sla.add_subparsers(dest="sla_command", required=True)
     due = sla_sub.add_parser("due", help="compute deadlines for JSON lines on stdin")
     due.set_defaults(func=_sla_due)
+
+    from petitionctl import tokens
+
+    tokens.add_parsers(sub)
     return parser
 
 

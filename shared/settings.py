@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     run_dir: Path = REPO_ROOT / ".run"
     hmac_key: SecretStr = Field(default=SecretStr(""))
     max_body_bytes: int = 256 * 1024
+    # flood control (intake): a token bucket per caller (its verified token's subject, else
+    # its address) refilled at this rate, holding `burst`; a rate of 0 turns it off
+    rate_limit_per_second: float = Field(default=50.0, ge=0)
+    rate_limit_burst: int = Field(default=200, ge=1)
+    # the most callers (and verified tokens) remembered at once, least recently seen out first
+    rate_limit_max_callers: int = Field(default=10_000, ge=1)
     # a petition's `received_at` must lie in [received_at_earliest, now + max_future_seconds]
     received_at_earliest: datetime = datetime.fromisoformat("2000-01-01T00:00:00+08:00")
     received_at_max_future_seconds: float = Field(default=300.0, ge=0)

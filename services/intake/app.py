@@ -3,6 +3,11 @@
 Two pools: the HTTP routes' (tight statement and connect timeouts: a client is waiting,
 ``PETITION_DB_TIMEOUT_SECONDS``) and the background loops' (outbox relay, read model, whose
 batches may take longer), so neither starves the other of connections.
+
+``app.state.verifier`` proves who calls (:mod:`shared.auth.verify`, built from
+``PETITION_JWT_*`` / ``PETITION_OIDC_*``; the embedded issuer's key ring is created at the
+first start). Middleware, outermost first: the rate limit (before the body is read), the
+body limit, the request deadline.
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ from services.intake.api import build_router
 from services.intake.api.errors import install_error_handlers
 from services.intake.api.limits import BodyLimit, RequestDeadline
 from services.intake.api.openapi import install_openapi
+from services.intake.api.ratelimit import Buckets, RateLimit
 from services.intake.handlers import Intake
 from services.intake.readmodel.consumer import make_processor, run_projector
 from services.intake.readmodel.store import PgReadModelStore
 from services.intake.reference import ReferenceHolder
 from services.intake.store import IntakeStore, PgIntakeStore
+from shared.auth.settings import AuthSettings
+from shared.auth.verify import build_verifier
 from shared.consumer import BatchProcessor, group_instance_id
 from shared.db import create_pool, ensure_common_tables, migrate
 from shared.errors import Unavailable
@@ -76,13 +84,15 @@ class IntakeState:
                                         timeout=min(3.0, max(self.settings.db_timeout_seconds, 0.5)))
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
     state = IntakeState(settings)
+    verifier = build_verifier(auth or AuthSettings(), settings.run_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not state.ctx.hmac_key:
             raise RuntimeError("PETITION_HMAC_KEY must be set (make up generates one)")
+        verifier.start()  # the key ring, created on the first start
         bound = settings.db_timeout_seconds
         work_pool = await create_pool(settings.pg_dsn, max_size=4, command_timeout=60, connect_timeout=10)
         async with work_pool.acquire() as conn:
@@ -113,6 +123,7 @@ def create_app(settings: Settings) -> FastAPI:
             await loops.stop()
             await pool.close()
             await work_pool.close()
+            await verifier.aclose()
 
     app = FastAPI(
         title="Petition intake API",
@@ -125,5 +136,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(build_router(state.uow, state.ctx, state.readiness))
     app.add_middleware(RequestDeadline, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if settings.rate_limit_per_second > 0:
+        buckets = Buckets(settings.rate_limit_per_second, settings.rate_limit_burst, settings.rate_limit_max_callers)
+        app.add_middleware(RateLimit, buckets=buckets, verifier=verifier)
     app.state.intake = state
+    app.state.verifier = verifier
     return app

@@ -3,17 +3,20 @@
 Every answer that is not a success is ``{"error": <stable code>, "message": <text>}``, with
 ``"errors": [{"field", "message", "type"}]`` when particular fields are at fault. The service
 layer raises the families of :mod:`shared.errors` (:data:`STATUS_OF` maps each to its status:
-``BadInput`` 422, ``NotFound`` 404, ``Conflict`` 409, ``Unavailable`` 503), and this module
+``BadInput`` 422, ``NotFound`` 404, ``Conflict`` 409, ``Unavailable`` 503, ``Unauthenticated``
+401 with ``WWW-Authenticate: Bearer`` (RFC 6750), ``Forbidden`` 403), and this module
 answers the rest: invalid fields (422), a body that is not JSON (400) or cannot be read at all (400), an unknown path
 (404), a method the path does not have (405, with ``Allow``), a body over the limit (413), a
 database or broker outage (503 with ``Retry-After``: :func:`shared.errors.is_transient`
-decides), and a defect (500, nothing more said). The OpenAPI document declares them per
-operation (:data:`COMMAND_RESPONSES` and friends).
+decides), a caller over its rate (429 with ``Retry-After``, :mod:`services.intake.api.ratelimit`)
+and a defect (500, nothing more said). The OpenAPI document declares them per operation
+(:data:`COMMAND_RESPONSES` and friends).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import asyncpg
@@ -27,7 +30,7 @@ from starlette.routing import Match
 
 from services.intake import metrics
 from services.intake.commands import ACTION_TAGS
-from shared.errors import BadInput, Conflict, NotFound, PetitionError, Unavailable
+from shared.errors import BadInput, Conflict, Forbidden, NotFound, PetitionError, Unauthenticated, Unavailable
 from shared.outages import is_transient
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,9 @@ class ErrorBody(BaseModel):
 
 #: the answer's status for each family of the error tree (shared.errors); a family missing
 #: here is a defect (500)
-STATUS_OF: dict[type[PetitionError], int] = {BadInput: 422, NotFound: 404, Conflict: 409, Unavailable: 503}
+STATUS_OF: dict[type[PetitionError], int] = {
+    BadInput: 422, NotFound: 404, Conflict: 409, Unavailable: 503, Unauthenticated: 401, Forbidden: 403,
+}
 
 
 def status_of(exc: PetitionError) -> int:
@@ -70,22 +75,33 @@ def _doc(description: str, **extra: Any) -> dict[str, Any]:
 
 _RETRY_HEADER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "string"}}}
 R400: dict[int | str, dict[str, Any]] = {400: _doc("the body is not JSON, or cannot be read")}
+R401: dict[int | str, dict[str, Any]] = {401: _doc(
+    "no valid bearer token (`error` says why: missing_token, token_expired, bad_signature …)",
+    headers={"WWW-Authenticate": {"description": "`Bearer`, with `error=\"invalid_token\"` when a token was given",
+                                  "schema": {"type": "string"}}},
+)}
+R403: dict[int | str, dict[str, Any]] = {403: _doc("the caller's role may not do this")}
 R404: dict[int | str, dict[str, Any]] = {404: _doc("no such petition / 督办")}
 R409: dict[int | str, dict[str, Any]] = {409: _doc("the request conflicts with the current state")}
 R413: dict[int | str, dict[str, Any]] = {413: _doc("the body is larger than the limit")}
 R422: dict[int | str, dict[str, Any]] = {422: _doc("invalid fields; `errors` names each")}
+R429: dict[int | str, dict[str, Any]] = {
+    429: _doc("too many requests from this caller (its token's subject, else its address)", headers=_RETRY_HEADER)
+}
 R503: dict[int | str, dict[str, Any]] = {
     503: _doc("storage or broker unavailable; nothing was recorded", headers=_RETRY_HEADER)
 }
 
+#: what every operation that needs a principal may answer besides its own refusals
+_CALLER = {**R401, **R403, **R429}
 #: a command with a JSON body on a resource
-COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {**R400, **R404, **R409, **R413, **R422, **R503}
+COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {**R400, **_CALLER, **R404, **R409, **R413, **R422, **R503}
 #: a command with a JSON body that creates (no path parameter)
-CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {**R400, **R409, **R413, **R422, **R503}
+CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {**R400, **_CALLER, **R409, **R413, **R422, **R503}
 #: a lookup of one resource
-LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {**R404, **R413, **R422, **R503}
+LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {**_CALLER, **R404, **R413, **R422, **R503}
 #: a listing by query parameters
-LIST_RESPONSES: dict[int | str, dict[str, Any]] = {**R413, **R422, **R503}
+LIST_RESPONSES: dict[int | str, dict[str, Any]] = {**_CALLER, **R413, **R422, **R503}
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -107,9 +123,26 @@ def error_response(status: int, code: str, message: str, *, errors: list[dict[st
 
 def _unavailable(exc: BaseException) -> JSONResponse:
     log.warning("storage or broker unavailable: %r", exc)
+    if isinstance(exc, Unavailable) and exc.code != Unavailable.code:  # a precise outage says which
+        metrics.REJECTED.labels(exc.code).inc()
+        return error_response(503, exc.code, exc.message, headers={"Retry-After": RETRY_AFTER})
     metrics.REJECTED.labels("unavailable").inc()
     return error_response(503, "unavailable", "storage unavailable, nothing was recorded; retry",
                           headers={"Retry-After": RETRY_AFTER})
+
+
+#: what RFC 6750 lets an error_description hold (printable ASCII but `"` and `\`)
+_NOT_IN_DESCRIPTION = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
+
+
+def authenticate_header(exc: PetitionError) -> str:
+    """The ``WWW-Authenticate`` challenge of a 401 or 403 (RFC 6750 section 3)."""
+    if isinstance(exc, Forbidden):
+        return 'Bearer error="insufficient_scope"'
+    if exc.code == "missing_token":
+        return "Bearer"
+    description = _NOT_IN_DESCRIPTION.sub("?", exc.message)
+    return f'Bearer error="invalid_token", error_description="{description}"'
 
 
 def _internal(exc: BaseException) -> JSONResponse:
@@ -159,7 +192,8 @@ def install_error_handlers(app: FastAPI) -> None:
             return _internal(exc)
         metrics.REJECTED.labels(exc.code).inc()
         errors = [{"field": exc.field, "message": exc.message, "type": exc.code}] if exc.field else None
-        return error_response(status, exc.code, exc.message, errors=errors)
+        headers = {"WWW-Authenticate": authenticate_header(exc)} if status in (401, 403) else None
+        return error_response(status, exc.code, exc.message, errors=errors, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

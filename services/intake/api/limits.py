@@ -31,6 +31,10 @@ from services.intake import metrics
 log = logging.getLogger(__name__)
 
 EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
+#: how much of a refused request's body is read and dropped so that the client can read
+#: the refusal (see :func:`answer_and_drain`), and for how long at most
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 30.0
 
 
 class RequestDeadline:
@@ -81,8 +85,8 @@ class BodyLimit:
     and `drain_seconds`, and the connection is closed (``Connection: close``) after it.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, *, drain_bytes: int = 64 * 1024 * 1024,
-                 drain_seconds: float = 30.0) -> None:
+    def __init__(self, app: ASGIApp, limit: int, *, drain_bytes: int = DRAIN_BYTES,
+                 drain_seconds: float = DRAIN_SECONDS) -> None:
         self.app, self.limit = app, limit
         self.drain_bytes, self.drain_seconds = drain_bytes, drain_seconds
 
@@ -93,9 +97,11 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            # with `Expect: 100-continue` the client waits for a go-ahead that never comes
-            expecting = headers.get(b"expect", b"").lower() == b"100-continue"
-            await self._too_large(receive, send, more=not expecting)
+            # Drained even under `Expect: 100-continue`: the server sends no go-ahead once
+            # the 413 has started, a client that waits closes on reading it (the drain ends
+            # at the disconnect), and one that sends the body anyway (RFC 9110 10.1.1 lets it)
+            # must not meet a reset.
+            await self._too_large(receive, send, more=True)
             return
         chunks: list[bytes] = []
         size = 0
@@ -125,21 +131,47 @@ class BodyLimit:
 
     async def _too_large(self, receive: Receive, send: Send, *, more: bool) -> None:
         body = b'{"error":"body_too_large","message":"the request body exceeds the limit"}'
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        # the answer is complete for the client, but not yet for the server: it goes on
-        # reading (the server would stop delivering the body once the response ended)
-        await send({"type": "http.response.body", "body": body, "more_body": True})
-        if more:
-            drained = 0
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.drain_seconds):
-                    while drained <= self.drain_bytes:
+        await answer_and_drain(receive, send, 413, body, more=more, drain_bytes=self.drain_bytes,
+                               drain_seconds=self.drain_seconds)
+
+
+def has_body(scope: Scope) -> bool:
+    """Whether the request announces a body (a Content-Length over 0, or chunked)."""
+    for name, value in scope.get("headers") or []:
+        if name == b"content-length" and value.strip() not in (b"", b"0"):
+            return True
+        if name == b"transfer-encoding":
+            return True
+    return False
+
+
+async def answer_and_drain(receive: Receive, send: Send, status: int, body: bytes, *, more: bool,
+                           drain_bytes: int, drain_seconds: float, idle_seconds: float = 2.0,
+                           headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """Answer `status` with a JSON `body` and close, readably for a client still sending.
+
+    A client that sends the whole body before it reads (most do) would see its connection
+    reset if the server closed while the body was still arriving. So the answer goes out
+    first, then (`more`: the body is not all read) the rest of the body is read and dropped:
+    at most `drain_bytes`, `drain_seconds` in all, and until nothing has come for
+    `idle_seconds` (a client that waited for ``100 Continue`` sends nothing, and closes
+    once it has read the answer); then the connection is closed."""
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close"), *(headers or [])]})
+    # the answer is complete for the client, but not yet for the server: it goes on
+    # reading (the server would stop delivering the body once the response ended)
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+    if more:
+        drained = 0
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(drain_seconds):
+                while drained <= drain_bytes:
+                    async with asyncio.timeout(idle_seconds):
                         message = await receive()
-                        if message["type"] != "http.request":
-                            break
-                        drained += len(message.get("body", b""))
-                        if not message.get("more_body", False):
-                            break
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    if message["type"] != "http.request":
+                        break
+                    drained += len(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        break
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
