@@ -9,7 +9,15 @@ import pytest
 
 from services.escalation.app import load_ladder
 from services.escalation.domain.deadlines import SHANGHAI
-from services.escalation.domain.ladder import Ladder, catch_up, opens_supervision, plan_step, resolve_targets
+from services.escalation.domain.ladder import (
+    WALK_LIMIT,
+    CatchUp,
+    Ladder,
+    catch_up,
+    opens_supervision,
+    plan_step,
+    resolve_targets,
+)
 from shared.reference.calendar_source import load_calendar
 
 CAL = load_calendar()
@@ -127,9 +135,10 @@ def _plan_chain(first_at: datetime, steps: int, ladder: Ladder = LADDER) -> list
     return times
 
 
-def _catch_up(step: int, planned_at: datetime, now: datetime, ladder: Ladder = LADDER, **kw: int):
+def _catch_up(step: int, planned_at: datetime, now: datetime, ladder: Ladder = LADDER,
+             walk_limit: int = WALK_LIMIT) -> CatchUp:
     return catch_up(ladder, step, planned_at=planned_at, now=now, handling_unit="A-HOUSING", jurisdiction=A3,
-                    calendar=CAL, **kw)
+                    calendar=CAL, walk_limit=walk_limit)
 
 
 @pytest.mark.parametrize("step", range(1, 7))

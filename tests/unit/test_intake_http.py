@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -12,7 +14,10 @@ from fastapi import FastAPI
 from services.intake import text
 from services.intake.api.errors import install_error_handlers
 from services.intake.app import create_app
+from shared.auth.issuer import issue_token
+from shared.auth.settings import AuthSettings
 from shared.errors import BadInput, Conflict, NotFound, PetitionError, Unavailable
+from shared.identity import Principal, Role
 from shared.settings import Settings
 
 
@@ -65,11 +70,17 @@ async def test_a_defect_is_500_in_the_same_shape() -> None:
     assert r.json() == {"error": "internal_error", "message": r.json()["message"]}
 
 
-async def test_idempotency_key_with_a_control_character_is_422() -> None:
+async def test_idempotency_key_with_a_control_character_is_422(tmp_path: Path) -> None:
     # HTTP clients refuse to send such a header; an ASGI caller can (the route checks before the database)
-    app = create_app(Settings(hmac_key="k" * 64))
+    app = create_app(Settings(hmac_key="k" * 64, run_dir=tmp_path))
+    app.state.verifier.start()  # what the lifespan does (the ASGI transport runs none)
+    auth = AuthSettings()
+    token = issue_token(auth.key_folder(tmp_path), Principal("op-1", Role.OPERATOR), issuer=auth.jwt_issuer,
+                        audience=auth.jwt_audience, ttl_seconds=60, max_ttl_seconds=auth.jwt_max_ttl_seconds,
+                        now=int(time.time()))
     body = {"title": "标题", "content": "内容", "channel": "hotline"}
-    r = await _call(app, "POST", "/v1/petitions", json=body, headers={"Idempotency-Key": "key\x01"})
+    r = await _call(app, "POST", "/v1/petitions", json=body,
+                    headers={"Idempotency-Key": "key\x01", "Authorization": f"Bearer {token}"})
     assert r.status_code == 422
     assert [e["field"] for e in r.json()["errors"]] == ["idempotency-key"]
 
