@@ -26,6 +26,8 @@ import pytest
 
 from deploy.stack import free_ports, service_process, tail, wait_http_ready
 from deploy.stack.testinfra import Infra
+from shared.identity import Principal
+from tests.integration.callers import NaturalCaller, token_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,6 +49,19 @@ class Stack:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['PETITION_HTTP_PORT']}"
+
+    def client(self, timeout: float = 10) -> httpx.Client:
+        """An HTTP client of intake that signs each request as its natural caller
+        (:class:`tests.integration.callers.NaturalCaller`); a request with its own
+        Authorization header keeps it."""
+        routing = Path(self.env["PETITION_ROUTING_TABLE_PATH"]) if "PETITION_ROUTING_TABLE_PATH" in self.env else None
+        gazetteer = Path(self.env["PETITION_GAZETTEER_PATH"]) if "PETITION_GAZETTEER_PATH" in self.env else None
+        return httpx.Client(base_url=self.base_url, timeout=timeout,
+                            auth=NaturalCaller(self.run_dir, routing=routing, gazetteer=gazetteer))
+
+    def token(self, principal: Principal) -> str:
+        """A token of this stack's issuer for `principal`."""
+        return token_for(self.run_dir, principal)
 
     def health_url(self, service: str) -> str:
         port = {
@@ -131,7 +146,7 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
 
 @pytest.fixture
 def client(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.base_url, timeout=10) as c:
+    with stack.client() as c:
         yield c
 
 

@@ -63,8 +63,8 @@ def _postgres_pids(infra: Infra) -> list[int]:
 class Load:
     """Open-loop submissions at a fixed rate in a thread; remembers every answer."""
 
-    def __init__(self, base_url: str, rate: float) -> None:
-        self.base_url, self.interval = base_url, 1.0 / rate
+    def __init__(self, stack: Stack, rate: float) -> None:
+        self.stack, self.interval = stack, 1.0 / rate
         self.accepted: list[str] = []
         self.statuses: dict[int, int] = {}
         self._stop = threading.Event()
@@ -82,7 +82,7 @@ class Load:
             self.accepted.append(r.json()["id"])
 
     def _run(self) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=15) as client:
+        with self.stack.client(timeout=15) as client:
             nxt = time.monotonic()
             while not self._stop.is_set():
                 self._pool.submit(self._one, client)
@@ -101,12 +101,12 @@ class Load:
 
 def test_relays_publish_again_after_postgres_restarts_under_load(outage_stack: Stack) -> None:
     s = outage_stack
-    with httpx.Client(base_url=s.base_url, timeout=10) as client:
+    with s.client(timeout=10) as client:
         first = client.post("/v1/petitions", json=petition())
         assert first.status_code == 202
         wait_for(lambda: client.get(f"/v1/petitions/{first.json()['id']}").json()["deadlines"], timeout=60)
     published = {svc: (s.health_url(svc), f'service="{svc}"') for svc in SERVICES}
-    with Load(s.base_url, rate=25) as load:
+    with Load(s, rate=25) as load:
         time.sleep(3)
         s.infra.postgres.stop()
         down = time.monotonic()
@@ -133,7 +133,7 @@ def test_relays_publish_again_after_postgres_restarts_under_load(outage_stack: S
     assert set(load.statuses) <= {202, 503}, load.statuses  # never a 500, never a hang
     assert load.statuses.get(503, 0) > 0 and load.statuses.get(202, 0) > 50
     # every 202 is routed and has its deadlines: nothing stuck in an outbox
-    with httpx.Client(base_url=s.base_url, timeout=10) as client:
+    with s.client(timeout=10) as client:
 
         def without_deadlines() -> list[str]:
             return [pid for pid in load.accepted if not client.get(f"/v1/petitions/{pid}").json()["deadlines"]]
@@ -153,14 +153,14 @@ def test_relays_publish_again_after_postgres_restarts_under_load(outage_stack: S
 def test_frozen_postgres_answers_503_within_the_bound_never_a_late_202(outage_stack: Stack) -> None:
     s = outage_stack
     bound = float(s.env.get("PETITION_REQUEST_TIMEOUT_SECONDS", "2.5"))
-    with httpx.Client(base_url=s.base_url, timeout=10) as client:
+    with s.client(timeout=10) as client:
         assert client.post("/v1/petitions", json=petition()).status_code == 202  # the pool is warm
     pids = _postgres_pids(s.infra)
     results: list[tuple[int, float, str | None]] = []
 
     def submit(i: int) -> tuple[int, float, str | None]:
         started = time.monotonic()
-        with httpx.Client(base_url=s.base_url, timeout=20) as c:
+        with s.client(timeout=20) as c:
             r = (c.post("/v1/petitions", json=petition()) if i % 3 else c.get(f"/v1/petitions/XF-{i:08d}"))
         return r.status_code, time.monotonic() - started, r.headers.get("retry-after")
 
@@ -187,7 +187,7 @@ def test_frozen_postgres_answers_503_within_the_bound_never_a_late_202(outage_st
     assert latencies[-1] < bound + 1.5
     assert ready.status_code == 503 and ready.json()["checks"]["postgres"] is False
     # after the thaw the same service takes petitions again within seconds
-    with httpx.Client(base_url=s.base_url, timeout=10) as client:
+    with s.client(timeout=10) as client:
         after = wait_for(lambda: (r := client.post("/v1/petitions", json=petition())).status_code == 202 and r,
                          timeout=30)
         wait_for(lambda: client.get(f"/v1/petitions/{after.json()['id']}").json()["status"] == "assigned", timeout=60)

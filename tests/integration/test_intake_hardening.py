@@ -121,7 +121,8 @@ def test_every_refusal_has_the_project_error_shape(client: httpx.Client) -> None
     assert "HTTPValidationError" not in spec["components"]["schemas"]
     for path, item in spec["paths"].items():
         for method, op in item.items():
-            for status in ("413", "422", "503"):
+            takes_input = bool(op.get("parameters") or op.get("requestBody"))
+            for status in ("413", "422", "503") if takes_input else ("413", "503"):
                 assert status in op["responses"], (method, path, status)
                 assert op["responses"][status]["content"]["application/json"]["schema"] == {
                     "$ref": "#/components/schemas/ErrorBody"}
@@ -129,7 +130,7 @@ def test_every_refusal_has_the_project_error_shape(client: httpx.Client) -> None
 
 def test_a_10_mb_body_gets_a_readable_413(stack: Stack) -> None:
     body = b'{"title": "' + b"x" * (10 * 1024 * 1024) + b'"}'
-    with httpx.Client(base_url=stack.base_url, timeout=60) as c:
+    with stack.client(timeout=60) as c:
         for extra in ({}, {"connection": "close"}):  # a closing client is the one that saw resets
             r = c.post("/v1/petitions", content=body, headers={"content-type": "application/json", **extra})
             assert r.status_code == 413 and r.json()["error"] == "body_too_large"

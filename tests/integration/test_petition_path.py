@@ -190,8 +190,9 @@ def test_bad_http_input_gets_4xx(client: httpx.Client, stack: Stack) -> None:
     assert r.status_code == 404
     pid = client.post("/v1/petitions", json=petition()).json()["id"]
     holder = _routed(client, pid)["department"]["code"]
+    # another department's petition does not exist for its clerk
     r = client.post(f"/v1/petitions/{pid}/actions", json={"action": "accept", "department": "B-HOUSING"})
-    assert r.status_code == 409
+    assert r.status_code == 404
     r = client.post(f"/v1/petitions/{pid}/actions", json={"action": "return", "department": holder})
     assert r.status_code == 422  # a return needs a reason
     r = client.post(f"/v1/petitions/{pid}/actions", json={"action": "fly", "department": holder})

@@ -14,7 +14,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from shared import topics
@@ -79,7 +78,7 @@ def test_null_values_and_null_keys_are_dead_lettered_and_the_router_goes_on(stac
             assert json.loads(base64.b64decode(body["value_b64"]))["event_id"]  # the original bytes
 
     # the router still routes (its agent is alive) ...
-    with httpx.Client(base_url=stack.base_url, timeout=10) as client:
+    with stack.client(timeout=10) as client:
         r = client.post("/v1/petitions", json=petition())
         assert r.status_code == 202, r.text
         pid = r.json()["id"]

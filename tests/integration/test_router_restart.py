@@ -47,7 +47,7 @@ def test_router_sigkill_loses_and_duplicates_nothing(stack: Stack) -> None:
     errors: list[str] = []
 
     def post_all() -> None:
-        with httpx.Client(base_url=stack.base_url, timeout=10) as c:
+        with stack.client(timeout=10) as c:
             for i in range(TOTAL):
                 r = c.post("/v1/petitions", json=petition(title=f"第{i}号：A5区道路破损需要维修"))
                 if r.status_code == 202:
@@ -96,7 +96,7 @@ def test_router_sigkill_loses_and_duplicates_nothing(stack: Stack) -> None:
         p: by_petition[p] for p in accepted if len(by_petition[p]) != 1
     }
     # and the read model shows each one routed once
-    with httpx.Client(base_url=stack.base_url, timeout=10) as c:
+    with stack.client(timeout=10) as c:
         for pid in accepted[:: max(TOTAL // 30, 1)]:
             body = wait_for(lambda pid=pid: (b := c.get(f"/v1/petitions/{pid}").json())["department"] and b)  # type: ignore[misc]  # mypy cannot infer a lambda with a default argument
             assert [t["event"] for t in body["timeline"]].count("routed") == 1
@@ -117,7 +117,7 @@ def _routed_at(dsn: str, petition_id: str) -> bool:
 def _rejoin_seconds(stack: Stack, service: str, done: Callable[[httpx.Client, str], bool]) -> float:
     """SIGKILL `service`, post a petition, start `service` again: seconds from the restart
     until `done` says the petition was handled (process start-up included)."""
-    with httpx.Client(base_url=stack.base_url, timeout=10) as client:
+    with stack.client(timeout=10) as client:
         warm = client.post("/v1/petitions", json=petition(title="重启前：A5区道路破损需要维修")).json()["id"]
         wait_for(lambda: done(client, warm), timeout=30)  # the service consumes: it is in the group
         stack.kill(service)

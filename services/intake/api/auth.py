@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from services.intake.api.errors import PUBLIC_RESPONSES
 from shared.auth.claims import refused
 from shared.errors import PetitionError
 from shared.identity import Principal
@@ -89,7 +90,7 @@ class KeySet(BaseModel):
 def router() -> APIRouter:
     api = APIRouter()
 
-    @api.get("/.well-known/jwks.json", response_model=KeySet, tags=["tokens"],
+    @api.get("/.well-known/jwks.json", response_model=KeySet, tags=["tokens"], responses=PUBLIC_RESPONSES,
              summary="the embedded issuer's public keys (JWKS)")
     async def jwks(request: Request) -> JSONResponse:
         # a client caches it briefly and fetches again when a token names a kid it lacks

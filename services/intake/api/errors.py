@@ -102,6 +102,8 @@ CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {**R400, **_CALLER, **R409, 
 LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {**_CALLER, **R404, **R413, **R422, **R503}
 #: a listing by query parameters
 LIST_RESPONSES: dict[int | str, dict[str, Any]] = {**_CALLER, **R413, **R422, **R503}
+#: a public document (no token, no parameters): what the middleware may still answer
+PUBLIC_RESPONSES: dict[int | str, dict[str, Any]] = {**R413, **R429, **R503}
 
 
 def _field(loc: tuple[Any, ...]) -> str:
