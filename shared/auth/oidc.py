@@ -88,6 +88,10 @@ class JwksCache:
         #: sees it changed and takes that fetch's result
         self.fetches = 0
 
+    def holds(self, kid: str) -> bool:
+        """Whether `kid` is in a set not yet due for a refresh (no fetch, no waiting)."""
+        return self._keys is not None and kid in self._keys and self._clock() - self._fetched_at <= self.max_age
+
     async def key(self, kid: str) -> jwt.PyJWK:
         """The key `kid`; ``unknown_key`` when the provider does not have it, Unavailable
         when the provider cannot say."""

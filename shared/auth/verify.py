@@ -11,10 +11,12 @@ algorithms configured for an issuer are accepted, never the token's own say (RFC
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +33,13 @@ from shared.auth.settings import AuthSettings
 from shared.errors import Unauthenticated
 from shared.identity import Principal
 
-__all__ = ["MAX_TOKEN_BYTES", "EmbeddedVerifier", "OidcVerifier", "TokenVerifier", "Verifier", "build_verifier", "peek",
-           "translate"]
+__all__ = [
+    "MAX_TOKEN_BYTES", "RING_CHECK_SECONDS", "EmbeddedVerifier", "OidcVerifier", "TokenVerifier", "Verified",
+    "Verifier", "build_verifier", "peek", "translate",
+]
 
+#: how stale the embedded verifier's view of the key ring may get (one stat when it is due)
+RING_CHECK_SECONDS = 5.0
 #: longer tokens are refused unread (ours are ~400 bytes; a provider's rarely over 2 KB)
 MAX_TOKEN_BYTES = 8192
 _EMBEDDED_CLAIMS = ["iss", "aud", "sub", "iat", "nbf", "exp", "jti"]
@@ -91,6 +97,15 @@ def translate(exc: jwt.PyJWTError) -> Unauthenticated:
 
 
 @dataclass(frozen=True, slots=True)
+class Verified:
+    """A token that verified: who it proves, until when (epoch seconds), by which key."""
+
+    principal: Principal
+    expires: int
+    kid: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Key:
     record: KeyRecord
     public: Ed25519PublicKey
@@ -99,8 +114,9 @@ class _Key:
 class EmbeddedVerifier:
     """Tokens of the platform's own issuer, against the key ring in `folder`.
 
-    The ring file is read again when a token names a kid not known yet (``petitionctl keys
-    rotate`` ran) and when the JWKS is asked for, if it changed on disk (one ``stat``)."""
+    The ring file is read again, if it changed on disk (one ``stat``), when a token names a
+    kid not known yet (``petitionctl keys rotate`` ran), when the JWKS is asked for, and at
+    most :data:`RING_CHECK_SECONDS` after it was last looked at (a retirement is seen then)."""
 
     def __init__(self, folder: Path, *, issuer: str, audience: str, leeway: float, max_ttl_seconds: int,
                  clock: Callable[[], float] = time.time) -> None:
@@ -109,6 +125,7 @@ class EmbeddedVerifier:
         self._keys: dict[str, _Key] = {}
         self._active = ""
         self._stamp: int | None = None
+        self._checked_at = float("-inf")
 
     def start(self) -> None:
         """Create the key ring if there is none (first start), and read it."""
@@ -117,6 +134,7 @@ class EmbeddedVerifier:
 
     def _reload(self) -> bool:
         """Read the ring again if its file changed; whether it did."""
+        self._checked_at = self._clock()
         try:
             stamp = os.stat(self.folder / RING).st_mtime_ns
         except FileNotFoundError:
@@ -137,12 +155,23 @@ class EmbeddedVerifier:
         ordered = sorted(self._keys.values(), key=lambda k: (k.record.kid != self._active, -k.record.created_at))
         return {"keys": [k.record.public_jwk() for k in ordered if k.record.verifies_at(now)]}
 
-    def verify(self, token: str, header: Mapping[str, Any]) -> Principal:
+    def _look_again(self) -> None:
+        if self._clock() - self._checked_at >= RING_CHECK_SECONDS:
+            self._reload()
+
+    def trusts(self, kid: str) -> bool:
+        """Whether `kid` still verifies (for a token verified before)."""
+        self._look_again()
+        key = self._keys.get(kid)
+        return key is not None and key.record.verifies_at(self._clock())
+
+    def verify(self, token: str, header: Mapping[str, Any]) -> Verified:
         if header.get("alg") != ALGORITHM:
             raise refused("unsupported_algorithm", f"the platform's tokens are signed with {ALGORITHM}")
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise refused("unknown_key", "the token names no key")
+        self._look_again()
         key = self._keys.get(kid)
         if key is None and self._reload():
             key = self._keys.get(kid)
@@ -160,7 +189,8 @@ class EmbeddedVerifier:
         retired = key.record.retired_at
         if retired is not None and issued_at > retired + self.leeway:
             raise refused("unknown_key", "the token was signed after its key was retired")
-        return principal_of(claims["sub"], claims.get("role"), claims.get("departments"), claims.get("area"))
+        principal = principal_of(claims["sub"], claims.get("role"), claims.get("departments"), claims.get("area"))
+        return Verified(principal, expires, kid)
 
 
 class OidcVerifier:
@@ -170,7 +200,7 @@ class OidcVerifier:
         self.settings, self.jwks = settings, jwks
         self.issuer = settings.oidc_issuer
 
-    async def verify(self, token: str, header: Mapping[str, Any]) -> Principal:
+    async def verify(self, token: str, header: Mapping[str, Any]) -> Verified:
         s = self.settings
         alg = header.get("alg")
         if alg not in s.oidc_algorithms:
@@ -186,20 +216,46 @@ class OidcVerifier:
                                 leeway=s.jwt_leeway_seconds, options={"require": _OIDC_CLAIMS})
         except jwt.PyJWTError as exc:
             raise translate(exc) from None
-        return principal_of(claim_at(claims, s.oidc_subject_claim), claim_at(claims, s.oidc_role_claim),
-                            claim_at(claims, s.oidc_departments_claim), claim_at(claims, s.oidc_area_claim))
+        principal = principal_of(claim_at(claims, s.oidc_subject_claim), claim_at(claims, s.oidc_role_claim),
+                                 claim_at(claims, s.oidc_departments_claim), claim_at(claims, s.oidc_area_claim))
+        return Verified(principal, int(claims["exp"]), kid)
 
 
 class Verifier:
-    """Every issuer the platform trusts, chosen by the token's ``iss``."""
+    """Every issuer the platform trusts, chosen by the token's ``iss``.
+
+    A token that verified is remembered (by a digest, at most `remember` of them, least
+    recently used out) until it expires, as long as its key is still trusted: a client
+    sends the same token with every request, and checking its signature again would prove
+    nothing new. No token is ever revoked before it expires in this design (no deny list),
+    so remembering changes no answer; a key gone from the ring or the provider's JWKS (or
+    a JWKS due for a refresh) sends the token through the whole verification again."""
 
     def __init__(self, *, embedded: EmbeddedVerifier | None, oidc: OidcVerifier | None,
-                 client: httpx.AsyncClient | None = None) -> None:
+                 client: httpx.AsyncClient | None = None, leeway: float = 5.0, remember: int = 10_000,
+                 clock: Callable[[], float] = time.time) -> None:
         self.embedded, self.oidc, self._client = embedded, oidc, client
+        self.leeway, self.remember, self._clock = leeway, remember, clock
+        self._verified: OrderedDict[bytes, Verified] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
         if not token or len(token) > MAX_TOKEN_BYTES:
             raise refused("malformed_token", "the token is empty or too long")
+        digest = hashlib.blake2b(token.encode(), digest_size=16).digest()
+        seen = self._verified.get(digest)
+        if seen is not None:
+            if self._clock() < seen.expires + self.leeway and self._still_trusted(seen):
+                self._verified.move_to_end(digest)
+                return seen.principal
+            del self._verified[digest]
+        verified = await self._verify(token)
+        if self.remember > 0:
+            self._verified[digest] = verified
+            if len(self._verified) > self.remember:
+                self._verified.popitem(last=False)
+        return verified.principal
+
+    async def _verify(self, token: str) -> Verified:
         header, claims = peek(token)
         issuer = claims.get("iss")
         if self.embedded is not None and issuer == self.embedded.issuer:
@@ -207,6 +263,11 @@ class Verifier:
         if self.oidc is not None and issuer == self.oidc.issuer:
             return await self.oidc.verify(token, header)
         raise refused("wrong_issuer", "the token is not of an issuer trusted here")
+
+    def _still_trusted(self, seen: Verified) -> bool:
+        if self.embedded is not None and self.embedded.trusts(seen.kid):
+            return True
+        return self.oidc is not None and self.oidc.jwks.holds(seen.kid)
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The embedded issuer's public keys (none when it is off)."""
@@ -228,10 +289,11 @@ def build_verifier(settings: AuthSettings, run_dir: Path) -> Verifier:
         leeway=settings.jwt_leeway_seconds, max_ttl_seconds=settings.jwt_max_ttl_seconds,
     ) if settings.jwt_embedded else None
     if not settings.oidc_issuer:
-        return Verifier(embedded=embedded, oidc=None)
+        return Verifier(embedded=embedded, oidc=None, leeway=settings.jwt_leeway_seconds)
     client = httpx.AsyncClient(timeout=settings.oidc_jwks_timeout_seconds, follow_redirects=False)
     url = settings.oidc_jwks_url
     cache = JwksCache(lambda: fetch_jwks(client, url), max_age=settings.oidc_jwks_max_age_seconds,
                       min_interval=settings.oidc_jwks_min_interval_seconds,
                       max_stale=settings.oidc_jwks_max_stale_seconds)
-    return Verifier(embedded=embedded, oidc=OidcVerifier(settings, cache), client=client)
+    return Verifier(embedded=embedded, oidc=OidcVerifier(settings, cache), client=client,
+                    leeway=settings.jwt_leeway_seconds)
