@@ -56,9 +56,9 @@ def _verifying(verifier: Any, token: str) -> Callable[[], Awaitable[object]]:
 
 
 def _oidc_token_and_verifier(alg: str, remember: int) -> tuple[str, Any]:
-    from shared.auth.oidc import JwksCache
+    from shared.auth.oidc import JwksCache, OidcVerifier
     from shared.auth.settings import AuthSettings
-    from shared.auth.verify import OidcVerifier, Verifier
+    from shared.auth.verify import Verifier
 
     private: Any = ec.generate_private_key(ec.SECP256R1()) if alg == "ES256" else \
         rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -16,10 +16,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.auth.claims import CODES, parse_duration
+from shared.auth.embedded import EmbeddedVerifier
 from shared.auth.issuer import issue_token
+from shared.auth.jws import Verified
 from shared.auth.keys import ensure_keys, load_keyring, private_key, rotate
 from shared.auth.settings import AuthSettings
-from shared.auth.verify import EmbeddedVerifier, Verified, Verifier, build_verifier
+from shared.auth.verify import Verifier, build_verifier
 from shared.errors import Unauthenticated
 from shared.identity import Principal, Role
 
