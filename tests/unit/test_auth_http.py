@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from services.intake.app import create_app
 from shared.auth.keys import private_key
 from shared.auth.verify import Verifier, build_verifier
+from shared.errors import Unavailable
 from shared.identity import Principal, Role
 from shared.settings import Settings
 from tests.unit.front_door import AUTH, small_app, token_for
@@ -93,3 +94,14 @@ def test_the_published_spec_documents_401_403_and_429_in_the_error_shape(tmp_pat
     assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
     assert "Retry-After" in operation["responses"]["429"]["headers"]
     assert "/.well-known/jwks.json" in spec["paths"]
+
+
+class ProviderDown:
+    async def verify(self, token: str) -> Principal:
+        raise Unavailable("the identity provider's JWKS cannot be fetched", code="identity_provider_unavailable")
+
+
+async def test_an_identity_provider_outage_is_503_not_401() -> None:
+    r = await call(small_app(ProviderDown()), "/whoami", authorization="Bearer a.b.c")
+    assert r.status_code == 503 and r.headers["retry-after"]
+    assert r.json()["error"] == "identity_provider_unavailable"
