@@ -132,7 +132,7 @@ def main(argv: list[str]) -> int:
                                                            n, rounds)
         figures["limiter, no token (by address)"] = _median_us(request([]), n, rounds)
 
-    print(f"machine: {describe()}")
+    print(f"machine: {describe()}; load average {os.getloadavg()[0]:.1f} at the end (other work shares the cores)")
     print(f"per call, median of {rounds} rounds of {n:,} calls, one process:")
     width = max(map(len, figures))
     for name, us in figures.items():
