@@ -149,8 +149,19 @@ def cmd_up(cfg: StackConfig, infra_only: bool = False) -> int:
     print(f"\nlocal stack up ({time.monotonic() - started:.1f}s), run dir {cfg.run_dir}")
     for name, where in rows:
         print(f"  {name:<{width}}  {where}")
+    if not infra_only:
+        print(f"  a token for the API (intake): {token_command(cfg)}")
+        print(f'    then: curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:{cfg.http_port}/...')
     print("  stop with: make down")
     return 0
+
+
+def token_command(cfg: StackConfig) -> str:
+    """The shell line that issues a token the running intake accepts (its key ring is in the
+    run folder, created when intake first started)."""
+    default = StackConfig.from_env({}).run_dir
+    where = "" if cfg.run_dir == default else f"PETITION_RUN_DIR={cfg.run_dir} "
+    return f"TOKEN=$({where}.venv/bin/petitionctl token issue --subject op-001 --role operator)"
 
 
 def cmd_down(cfg: StackConfig) -> int:

@@ -1,4 +1,6 @@
-"""A city's own OIDC provider: its JWKS, fetched over HTTP, cached, refreshed on rollover.
+"""A city's own OIDC provider: its tokens (:class:`OidcVerifier`, the claims carrying role,
+departments and area named by settings) and its JWKS, fetched over HTTP, cached, refreshed
+on rollover (:class:`JwksCache`).
 
 What must hold:
 
@@ -18,20 +20,23 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
 import jwt
 
-from shared.auth.claims import refused
+from shared.auth.claims import claim_at, principal_of, refused
+from shared.auth.jws import Verified, translate
+from shared.auth.settings import AuthSettings
 from shared.errors import Unavailable
 
-__all__ = ["MAX_JWKS_BYTES", "JwksCache", "fetch_jwks"]
+__all__ = ["MAX_JWKS_BYTES", "JwksCache", "OidcVerifier", "fetch_jwks"]
 
 log = logging.getLogger(__name__)
 
 MAX_JWKS_BYTES = 1024 * 1024
+_CLAIMS = ["iss", "aud", "exp"]
 
 Fetch = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -88,6 +93,10 @@ class JwksCache:
         #: sees it changed and takes that fetch's result
         self.fetches = 0
 
+    def holds(self, kid: str) -> bool:
+        """Whether `kid` is in a set not yet due for a refresh (no fetch, no waiting)."""
+        return self._keys is not None and kid in self._keys and self._clock() - self._fetched_at <= self.max_age
+
     async def key(self, kid: str) -> jwt.PyJWK:
         """The key `kid`; ``unknown_key`` when the provider does not have it, Unavailable
         when the provider cannot say."""
@@ -122,3 +131,31 @@ class JwksCache:
                     self.fetches += 1
         if self._failure is not None and (required or self._keys is None):
             raise Unavailable(self._failure, code="identity_provider_unavailable")
+
+
+class OidcVerifier:
+    """Tokens of a city's OIDC provider; the claims carrying role, departments and area are settings."""
+
+    def __init__(self, settings: AuthSettings, jwks: JwksCache) -> None:
+        self.settings, self.jwks = settings, jwks
+        self.issuer = settings.oidc_issuer
+
+    async def verify(self, token: str, header: Mapping[str, Any]) -> Verified:
+        s = self.settings
+        alg = header.get("alg")
+        if alg not in s.oidc_algorithms:
+            raise refused("unsupported_algorithm", "the token is signed with an algorithm not accepted here")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise refused("unknown_key", "the token names no key")
+        key = await self.jwks.key(kid)
+        if key.algorithm_name != alg:
+            raise refused("unsupported_algorithm", "the token's algorithm is not its key's")
+        try:
+            claims = jwt.decode(token, key, algorithms=[alg], audience=s.oidc_audience, issuer=self.issuer,
+                                leeway=s.jwt_leeway_seconds, options={"require": _CLAIMS})
+        except jwt.PyJWTError as exc:
+            raise translate(exc) from None
+        principal = principal_of(claim_at(claims, s.oidc_subject_claim), claim_at(claims, s.oidc_role_claim),
+                                 claim_at(claims, s.oidc_departments_claim), claim_at(claims, s.oidc_area_claim))
+        return Verified(principal, int(claims["exp"]), self.issuer, kid)

@@ -41,6 +41,9 @@ def lone_intake(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "PETITION_PG_DSN": infra.fresh_database("schemathesis"),
         "PETITION_KAFKA_BOOTSTRAP": f"127.0.0.1:{dead_broker}",
         "PETITION_LOG_LEVEL": "WARNING",
+        # the run is one caller sending as fast as it can: flood control would answer it 429
+        # (declared, but not what this run is about; tests/unit/test_rate_limit.py is)
+        "PETITION_RATE_LIMIT_PER_SECOND": "0",
     })
     proc = service_process("intake", env, run_dir)
     proc.start()

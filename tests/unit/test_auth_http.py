@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -10,39 +9,13 @@ import jwt
 import pytest
 from fastapi import FastAPI
 
-from services.intake.api.auth import Caller
-from services.intake.api.errors import install_error_handlers
 from services.intake.app import create_app
-from shared.auth.issuer import issue_token
 from shared.auth.keys import private_key
-from shared.auth.settings import AuthSettings
 from shared.auth.verify import Verifier, build_verifier
+from shared.errors import Unavailable
 from shared.identity import Principal, Role
 from shared.settings import Settings
-
-AUTH = AuthSettings()
-
-
-def token_for(run_dir: Path, principal: Principal, ttl: int = 600) -> str:
-    return issue_token(AUTH.key_folder(run_dir), principal, issuer=AUTH.jwt_issuer, audience=AUTH.jwt_audience,
-                       ttl_seconds=ttl, max_ttl_seconds=AUTH.jwt_max_ttl_seconds, now=int(time.time()))
-
-
-def small_app(verifier: Verifier) -> FastAPI:
-    """An app of the test's own: one route that needs a principal, one that does not."""
-    app = FastAPI()
-    install_error_handlers(app)
-    app.state.verifier = verifier
-
-    @app.get("/whoami")
-    async def whoami(caller: Caller) -> dict[str, object]:
-        return {"subject": caller.subject, "role": caller.role.value, "departments": sorted(caller.departments)}
-
-    @app.get("/open")
-    async def open_route() -> dict[str, str]:
-        return {"ok": "yes"}
-
-    return app
+from tests.unit.front_door import AUTH, small_app, token_for
 
 
 @pytest.fixture
@@ -106,9 +79,8 @@ async def test_the_jwks_route_publishes_the_issuers_public_keys(tmp_path: Path) 
 
 def test_the_spec_declares_bearer_on_operations_that_take_a_caller(verifier: Verifier) -> None:
     spec = small_app(verifier).openapi()
-    assert spec["components"]["securitySchemes"]["bearer"] == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": spec["components"][
-            "securitySchemes"]["bearer"]["description"]}
+    scheme = spec["components"]["securitySchemes"]["bearer"]
+    assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
     assert spec["paths"]["/whoami"]["get"]["security"] == [{"bearer": []}]
     assert "security" not in spec["paths"]["/open"]["get"]
 
@@ -122,3 +94,14 @@ def test_the_published_spec_documents_401_403_and_429_in_the_error_shape(tmp_pat
     assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
     assert "Retry-After" in operation["responses"]["429"]["headers"]
     assert "/.well-known/jwks.json" in spec["paths"]
+
+
+class ProviderDown:
+    async def verify(self, token: str) -> Principal:
+        raise Unavailable("the identity provider's JWKS cannot be fetched", code="identity_provider_unavailable")
+
+
+async def test_an_identity_provider_outage_is_503_not_401() -> None:
+    r = await call(small_app(ProviderDown()), "/whoami", authorization="Bearer a.b.c")
+    assert r.status_code == 503 and r.headers["retry-after"]
+    assert r.json()["error"] == "identity_provider_unavailable"

@@ -16,7 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.auth.claims import CODES, parse_duration
+from shared.auth.embedded import EmbeddedVerifier
 from shared.auth.issuer import issue_token
+from shared.auth.jws import Verified
 from shared.auth.keys import ensure_keys, load_keyring, private_key, rotate
 from shared.auth.settings import AuthSettings
 from shared.auth.verify import Verifier, build_verifier
@@ -217,3 +219,47 @@ def test_settings_refuse_what_cannot_work() -> None:
         AuthSettings(jwt_embedded=False)
     with pytest.raises(ValueError, match="JWKS_URL"):
         AuthSettings(oidc_issuer="https://sso.example")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_verified_token_is_remembered_until_it_expires(tmp_path: Path, folder: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    embedded = EmbeddedVerifier(folder, issuer=ISS, audience=AUD, leeway=0, max_ttl_seconds=MAX_TTL, clock=clock)
+    embedded.start()
+    v = Verifier(embedded=embedded, oidc=None, leeway=0, clock=clock)
+    token = _sign(folder, _claims(exp=int(clock.now) + 60))
+    checks: list[str] = []
+
+    def counted(token: str, header: dict[str, Any]) -> Verified:
+        checks.append(token)
+        return EmbeddedVerifier.verify(embedded, token, header)
+
+    monkeypatch.setattr(embedded, "verify", counted)
+    assert asyncio.run(v.verify(token)).subject == "op-1"
+    assert asyncio.run(v.verify(token)).subject == "op-1"
+    assert len(checks) == 1  # the second time, remembered
+    clock.now += 61
+    # past its exp: verified again (and PyJWT's own clock still finds it valid here, so this
+    # shows the remembered answer is not used past the token's exp)
+    asyncio.run(v.verify(token))
+    assert len(checks) == 2
+
+
+def test_a_remembered_token_of_a_key_past_its_bound_is_refused(tmp_path: Path, folder: Path) -> None:
+    clock = FakeClock()
+    embedded = EmbeddedVerifier(folder, issuer=ISS, audience=AUD, leeway=0, max_ttl_seconds=30, clock=clock)
+    embedded.start()
+    v = Verifier(embedded=embedded, oidc=None, leeway=0, clock=clock)
+    token = _sign(folder, _claims(exp=int(clock.now) + 30))
+    assert asyncio.run(v.verify(token)).subject == "op-1"
+    rotate(folder, int(clock.now), max_ttl_seconds=10, leeway_seconds=0)  # the key may verify 10 s more
+    clock.now += 11  # and the verifier looks at the ring again within RING_CHECK_SECONDS
+    assert _refusal(v, token) == "unknown_key"

@@ -63,3 +63,13 @@ def test_db_migrate_does_not_import_the_services() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO,
                          timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "False", out.stderr
+
+
+def test_up_prints_a_token_command_for_the_run_folder_intake_uses() -> None:
+    from deploy.stack.cli import token_command
+    from deploy.stack.config import StackConfig
+
+    assert token_command(StackConfig.from_env({})) == \
+        "TOKEN=$(.venv/bin/petitionctl token issue --subject op-001 --role operator)"
+    assert token_command(StackConfig.from_env({"PETITION_RUN_DIR": "/srv/petitions"})).startswith(
+        "TOKEN=$(PETITION_RUN_DIR=/srv/petitions .venv/bin/petitionctl token issue")
