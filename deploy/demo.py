@@ -39,6 +39,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from deploy.callers import NaturalCaller
+
 REPO = Path(__file__).resolve().parent.parent
 LOCAL = ZoneInfo("Asia/Shanghai")
 MAX_DURATION_SECONDS = 3600
@@ -284,7 +286,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"[demo] {args.base_url}: {duration:.0f}s at {args.rate}/s (at most {limit} petitions), texts: {source}",
           file=sys.stderr, flush=True)
     transport = httpx.HTTPTransport(retries=2)
-    with httpx.Client(base_url=args.base_url, timeout=10, transport=transport, trust_env=False) as client:
+    caller = NaturalCaller(Path(args.run_dir))
+    with httpx.Client(base_url=args.base_url, timeout=10, transport=transport, trust_env=False,
+                      auth=caller) as client:
         demo = Demo(client=client, rng=rng, texts=texts, backdated_share=args.backdated_share)
         if args.poison and args.kafka_bootstrap:
             demo.tally["poison"] += send_poison(args.kafka_bootstrap, args.poison)
@@ -333,6 +337,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kafka-bootstrap", default=None, help="broker for --poison (loopback only)")
     p.add_argument("--poison", type=int, default=0, help="undecodable messages to write to petition.submitted")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--run-dir", default=os.environ.get("PETITION_RUN_DIR", str(REPO / ".run")),
+                   help="the stack's run folder: its key ring signs the demo's operators and departments")
     args = p.parse_args(argv)
     if not is_loopback_url(args.base_url):
         p.error("--base-url must be a loopback address (127.0.0.1, ::1 or localhost)")

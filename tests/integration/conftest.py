@@ -24,10 +24,10 @@ import asyncpg
 import httpx
 import pytest
 
+from deploy.callers import NaturalCaller, token_for
 from deploy.stack import free_ports, service_process, tail, wait_http_ready
 from deploy.stack.testinfra import Infra
 from shared.identity import Principal
-from tests.integration.callers import NaturalCaller, token_for
 
 REPO = Path(__file__).resolve().parents[2]
 

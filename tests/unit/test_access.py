@@ -126,3 +126,9 @@ def test_contacts_are_for_the_holder_the_operator_who_took_it_and_supervisors_in
 )
 def test_personal_numbers_in_free_text_are_masked(text: str, masked: str) -> None:
     assert mask_personal_numbers(text) == masked
+
+
+def test_the_province_oversees_every_unit_those_of_no_gazetteer_area_too() -> None:
+    check_acting_unit(supervisor("430000"), "Z1-GOV", ROOT)
+    with pytest.raises(Forbidden):
+        check_acting_unit(supervisor("430100"), "Z1-GOV", A)

@@ -119,7 +119,8 @@ def check_acting_unit(principal: Principal, unit: str, scope: AreaScope | None =
     """Raise :class:`Forbidden` unless `principal` may act in the name of `unit`: one of its
     departments (department, triage), or a unit of its area (supervisor)."""
     if principal.role is Role.SUPERVISOR:
-        if scope is not None and area_token(unit) in scope.tokens:
+        # the province oversees every unit, those of no gazetteer area (a zero-report unit) too
+        if scope is not None and (scope.is_root or area_token(unit) in scope.tokens):
             return
     elif unit in principal.departments:
         return
@@ -133,7 +134,7 @@ def can_see_supervision(principal: Principal, target_unit: str, accused: tuple[s
     if accused and shielded(principal, PetitionFacts("", None, frozenset(), None, accused), scope):
         return False
     if principal.role is Role.SUPERVISOR:
-        return scope is not None and area_token(target_unit) in scope.tokens
+        return scope is not None and (scope.is_root or area_token(target_unit) in scope.tokens)
     if principal.role is Role.DEPARTMENT:
         return target_unit in principal.departments
     return False

@@ -1,13 +1,15 @@
-"""Who calls the stack in the integration tests: tokens of the stack's own issuer, and the
-caller a request naturally comes from.
+"""Who calls a local stack from the tools around it (the demo load, the integration tests):
+tokens of the stack's own issuer, and the caller a request naturally comes from.
 
 Tokens are issued with the stack's key ring (``<run dir>/secrets/jwt``, the folder intake
-verifies with), as ``petitionctl token issue`` does, in-process. :class:`NaturalCaller` (an
+verifies with), in-process, as ``petitionctl token issue`` does. :class:`NaturalCaller` (an
 ``httpx.Auth``) signs each request as the person who would send it: an operator posts and looks
 up petitions; a department's clerk acts for its department, files its zero reports and reads
 its 督办; the triage desk assigns; a supervisor of the unit's area decides extensions and closes
-or opens 督办; an auditor reads the audit log. Tests about who may do what (the authorization
-matrix, the accusation test) choose their callers explicitly with :func:`token_for`.
+or opens 督办; an auditor reads the audit log; an admin the reference data. Tests about who may
+do what (the authorization matrix, the accusation test) choose their callers explicitly with
+:func:`token_for`. Never used by the services: only a holder of the run folder's secrets can
+issue tokens, which is what makes it a tool of the local stack.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import httpx
 
 from shared.auth.issuer import issue_token
 from shared.auth.settings import AuthSettings
+from shared.codes import is_department_code
 from shared.identity import Principal, Role
 from shared.reference.directory import area_token
 from shared.reference.files import load_directory
@@ -83,6 +86,8 @@ class NaturalCaller(httpx.Auth):
             body = {}
         body = body if isinstance(body, dict) else {}
         unit = body.get("department") if isinstance(body.get("department"), str) else None
+        if unit is not None and not is_department_code(unit):
+            unit = None  # no unit's clerk: the operator asks (and gets the validation error)
         if method == "POST" and path.endswith("/actions") and unit:
             if body.get("action") in ("approve_extension", "reject_extension"):
                 return supervisor_of(unit, **self._files)
@@ -93,7 +98,7 @@ class NaturalCaller(httpx.Auth):
             return supervisor_of(unit, **self._files)
         if path.startswith(("/v1/zero-reports", "/v1/supervision")):
             named = body.get("unit") or request.url.params.get("unit")
-            if isinstance(named, str) and named:
+            if isinstance(named, str) and is_department_code(named):
                 return clerk(named)
         if path.startswith("/v1/audit"):
             return AUDITOR
