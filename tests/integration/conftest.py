@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +211,43 @@ def petition(**overrides: Any) -> dict[str, Any]:
 
 def parse(record: Any) -> dict[str, Any]:
     return json.loads(record.value)
+
+
+def routed(client: httpx.Client, pid: str, *, assignment_no: int = 1, timeout: float = 20) -> dict[str, Any]:
+    """The petition once the read model has its `assignment_no`-th assignment."""
+
+    def ready() -> dict[str, Any] | None:
+        body: dict[str, Any] = client.get(f"/v1/petitions/{pid}").json()
+        done = [t for t in body.get("timeline", []) if t["event"] in ("routed", "reassigned")]
+        return body if done and done[-1].get("assignment_no", 0) >= assignment_no else None
+
+    found: dict[str, Any] = wait_for(ready, timeout=timeout)
+    return found
+
+
+def age_clocks(stack: Stack, petition_ids: list[str], by: timedelta) -> None:
+    """Move the petitions' clocks and pending timers `by` into the past (time passes)."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(stack.infra.dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    "UPDATE escalation.clock SET started_at = started_at - $2::interval, due_at = due_at - $2::interval"
+                    " WHERE petition_id = ANY($1::text[])", petition_ids, by)
+                await conn.execute(
+                    "UPDATE escalation.timer SET fire_at = fire_at - $2::interval,"
+                    " clock_due_at = clock_due_at - $2::interval"
+                    " WHERE petition_id = ANY($1::text[]) AND state = 'pending'", petition_ids, by)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def age_until_due(stack: Stack, pid: str, clock: str, kind: str) -> None:
+    """Let time pass until the clock's next pending `kind` timer is one minute overdue."""
+    gap = db_rows(stack, "SELECT min(fire_at) - now() AS gap FROM escalation.timer WHERE petition_id = $1"
+                         " AND clock = $2 AND kind = $3 AND state = 'pending'", pid, clock, kind)[0]["gap"]
+    assert gap is not None, f"no pending {kind} timer of {clock}"
+    age_clocks(stack, [pid], gap + timedelta(minutes=1))

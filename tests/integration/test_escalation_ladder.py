@@ -10,7 +10,6 @@ batches, a test obligations file) and restores the original afterwards.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -21,14 +20,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import httpx
 import pytest
 
 from deploy.stack import free_ports, service_process, tail, wait_http_ready
 from shared import topics
 from shared.ids import EVENT_NAMESPACE
-from tests.integration.conftest import Stack, consume_all, parse, petition, wait_for
+from tests.integration.conftest import Stack, age_clocks, age_until_due, consume_all, parse, petition, wait_for
 from tests.integration.conftest import db_rows as _db
 
 pytestmark = pytest.mark.integration
@@ -116,34 +114,6 @@ def instances(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         stack.start("escalation")
 
 
-def _age(stack: Stack, petition_ids: list[str], by: timedelta) -> None:
-    """Move the petitions' clocks and pending timers `by` into the past (time passes)."""
-
-    async def run() -> None:
-        conn = await asyncpg.connect(stack.infra.dsn)
-        try:
-            async with conn.transaction():
-                await conn.execute(
-                    "UPDATE escalation.clock SET started_at = started_at - $2::interval, due_at = due_at - $2::interval"
-                    " WHERE petition_id = ANY($1::text[])", petition_ids, by)
-                await conn.execute(
-                    "UPDATE escalation.timer SET fire_at = fire_at - $2::interval,"
-                    " clock_due_at = clock_due_at - $2::interval"
-                    " WHERE petition_id = ANY($1::text[]) AND state = 'pending'", petition_ids, by)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
-def _age_until_due(stack: Stack, pid: str, clock: str, kind: str) -> None:
-    """Let time pass until the clock's next pending `kind` timer is one minute overdue."""
-    gap = _db(stack, "SELECT min(fire_at) - now() AS gap FROM escalation.timer WHERE petition_id = $1"
-                     " AND clock = $2 AND kind = $3 AND state = 'pending'", pid, clock, kind)[0]["gap"]
-    assert gap is not None, f"no pending {kind} timer of {clock}"
-    _age(stack, [pid], gap + timedelta(minutes=1))
-
-
 def _submit(client: httpx.Client, **overrides: Any) -> str:
     r = client.post("/v1/petitions", json=petition(**overrides))
     assert r.status_code == 202, r.text
@@ -184,10 +154,10 @@ def test_breach_climbs_the_ladder_and_a_supervisor_closes_a_supervision_order(
     wait_for(lambda: _db(stack, "SELECT count(*) AS n FROM escalation.clock WHERE petition_id = $1"
                                 " AND state = 'stopped'", pid)[0]["n"] == 2)
     # time passes step by step: the breach, then each ladder step as it falls due
-    _age_until_due(stack, pid, "resolution", "breach")
+    age_until_due(stack, pid, "resolution", "breach")
     wait_for(lambda: _overdue_pending(stack, [pid]) == 0, timeout=60)
     for _ in range(4):
-        _age_until_due(stack, pid, "resolution", "escalate")
+        age_until_due(stack, pid, "resolution", "escalate")
         wait_for(lambda: _overdue_pending(stack, [pid]) == 0, timeout=60)
 
     sla = [parse(m) for m in consume_all(stack.infra.bootstrap, topics.PETITION_SLA, idle_ms=1500)]
@@ -237,7 +207,7 @@ def test_a_ladder_found_due_weeks_late_steps_once_to_the_level_reached(
 ) -> None:
     pid = _submit(client)
     _armed(stack, [pid], 3)
-    _age(stack, [pid], timedelta(days=40))  # nobody looked for 40 days: every clock breached long ago
+    age_clocks(stack, [pid], timedelta(days=40))  # nobody looked for 40 days: every clock breached long ago
     wait_for(lambda: _overdue_pending(stack, [pid]) == 0, timeout=60)
 
     sla = [e for e in (parse(m) for m in consume_all(stack.infra.bootstrap, topics.PETITION_SLA, idle_ms=1500))
@@ -314,7 +284,7 @@ def test_two_instances_fire_every_timer_exactly_once_and_catch_up_after_downtime
 ) -> None:
     pids = [_submit(client, title=f"第{i}号：A3区拆迁安置房迟迟不能交房") for i in range(40)]
     _armed(stack, pids, 3)
-    _age(stack, pids, timedelta(days=20))  # every warning and breach due, ladders cascade
+    age_clocks(stack, pids, timedelta(days=20))  # every warning and breach due, ladders cascade
     wait_for(lambda: _overdue_pending(stack, pids) == 0, timeout=90)
 
     # stop both; let more time pass while down; one comes back and catches up everything
@@ -324,7 +294,7 @@ def test_two_instances_fire_every_timer_exactly_once_and_catch_up_after_downtime
     instances.stop("esc-b")
     before = {r["id"] for r in _db(stack, "SELECT id FROM escalation.timer WHERE petition_id = ANY($1::text[])"
                                           " AND state = 'fired'", pids)}
-    _age(stack, pids, timedelta(days=10))
+    age_clocks(stack, pids, timedelta(days=10))
     due_while_down = _overdue_pending(stack, pids)
     assert due_while_down > 0
     time.sleep(2.0)
@@ -436,7 +406,7 @@ def test_a_lapsed_supervision_order_escalates_one_level_up(
     holder = wait_for(lambda: (_get(client, pid)["department"] or {}).get("code"), timeout=30)
     above, rule = superior_of(holder, load_ladder().units)
     assert above is not None, holder
-    _age_until_due(stack, pid, "resolution", "breach")  # just past the deadline: step 1 (催办) fires
+    age_until_due(stack, pid, "resolution", "breach")  # just past the deadline: step 1 (催办) fires
     wait_for(lambda: _overdue_pending(stack, [pid]) == 0, timeout=60)
     # each breached clock climbs its own ladder: follow the resolution clock's
     first = wait_for(lambda: [s for s in _supervision(client, holder) if s["petition_id"] == pid
