@@ -77,6 +77,44 @@ def _oidc_token_and_verifier(alg: str, remember: int) -> tuple[str, Any]:
     return token, Verifier(embedded=None, oidc=OidcVerifier(settings, cache), remember=remember)
 
 
+def _scope_checks(n: int, rounds: int) -> dict[str, float]:
+    """The service layer's checks of a request (pure code, on the loaded reference data), and
+    masking a petition's text (each submission and action note pays it once)."""
+    from services.intake.domain import access
+    from services.intake.domain.masking import mask_personal_numbers
+    from services.intake.reference import load_reference
+    from shared.identity import Principal, Role
+    from shared.settings import Settings
+
+    reference = load_reference(Settings())
+    facts = access.PetitionFacts("p-1", "A3-HOUSING", frozenset({"A3-HOUSING", "A3-URBAN"}), "430103",
+                                 ("A5-GOV",), "op-1")
+    clerk = Principal("d-1", Role.DEPARTMENT, frozenset({"A3-HOUSING"}))
+    supervisor = Principal("s-1", Role.SUPERVISOR, area="430100")
+    text = ("我是A市A3区某小区的拆迁户，安置房承诺两年前交房，至今仍未建成，开发商一再拖延。" * 5
+            + "我的电话13912345678，身份证430103199001011234，座机0731-84561234。")
+
+    async def department() -> None:
+        access.check_action(clerk, "accept")
+        access.check_acting_unit(clerk, "A3-HOUSING")
+        access.check_visible(clerk, facts)
+
+    async def area() -> None:
+        scope = reference.scope_of(supervisor.area or "")
+        access.check_action(supervisor, "approve_extension")
+        access.check_acting_unit(supervisor, "A3-GOV", scope)
+        access.check_visible(supervisor, facts, scope)
+
+    async def masking() -> None:
+        mask_personal_numbers(text)
+
+    return {
+        "scope checks, a department's action": _median_us(department, n, rounds),
+        "scope checks, a supervisor's action (area subtree)": _median_us(area, n, rounds),
+        f"masking personal numbers, a {len(text)}-character petition": _median_us(masking, n, rounds),
+    }
+
+
 def main(argv: list[str]) -> int:
     from services.intake.api.ratelimit import Buckets, RateLimit
     from shared.auth.issuer import issue_token
@@ -131,6 +169,7 @@ def main(argv: list[str]) -> int:
         figures["limiter, token seen before"] = _median_us(request([(b"authorization", f"Bearer {token}".encode())]),
                                                            n, rounds)
         figures["limiter, no token (by address)"] = _median_us(request([]), n, rounds)
+        figures.update(_scope_checks(n, rounds))
 
     print(f"machine: {describe()}; load average {os.getloadavg()[0]:.1f} at the end (other work shares the cores)")
     print(f"per call, median of {rounds} rounds of {n:,} calls, one process:")
