@@ -110,3 +110,21 @@ def test_a_malformed_department_code_makes_no_principal() -> None:
         with pytest.raises(ValueError, match="department code"):
             grants_for(f"dept-{code}")
 
+
+def test_grants_become_the_brokers_acls() -> None:
+    from kafka.admin import ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourceType
+
+    from petitionctl.kafka_admin import acl_of
+
+    acl = acl_of("dept-A3", Grant("group", "dept.A3.", "READ", "prefixed"))
+    assert (acl.principal, acl.host, acl.operation, acl.permission_type) == (
+        "User:dept-A3", "*", ACLOperation.READ, ACLPermissionType.ALLOW)
+    pattern = acl.resource_pattern
+    assert (pattern.resource_type, pattern.resource_name, pattern.pattern_type) == (
+        ResourceType.GROUP, "dept.A3.", ACLResourcePatternType.PREFIXED)
+    cluster = acl_of("router", Grant("cluster", "kafka-cluster", "IDEMPOTENT_WRITE"))
+    assert cluster.operation is ACLOperation.IDEMPOTENT_WRITE
+    assert cluster.resource_pattern.pattern_type is ACLResourcePatternType.LITERAL
+    # the same grant twice is one ACL: applying the table again creates nothing
+    assert len({acl_of("intake", g) for g in (*grants_for("intake"), *grants_for("intake"))}) == len(
+        set(grants_for("intake")))
