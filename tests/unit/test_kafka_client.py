@@ -90,3 +90,16 @@ def test_admin_tooling_uses_the_settings_principal_else_the_admins_file(tmp_path
     own = admin_access(Settings(run_dir=tmp_path, kafka_username="ops", kafka_password=SecretStr("x")))
     assert own.username == "ops"
 
+
+def test_the_stack_runs_each_service_as_itself_and_its_commands_as_the_admin(tmp_path: Path) -> None:
+    from deploy.stack.config import service_env, service_process
+
+    inherited = {"PATH": "/usr/bin", "PETITION_KAFKA_USERNAME": "admin", "PETITION_KAFKA_PASSWORD": "leaked"}
+    env = service_env("127.0.0.1:9092", "postgresql://x", "00", run_dir=tmp_path, base=inherited)
+    assert "PETITION_KAFKA_USERNAME" not in env and "PETITION_KAFKA_PASSWORD" not in env
+    assert env["PETITION_KAFKA_SECRETS_DIR"] == str(tmp_path / "secrets" / "kafka")
+    for name in ("intake", "router", "escalation"):
+        proc_env = service_process(name, env, tmp_path).env or {}
+        assert proc_env["PETITION_KAFKA_USERNAME"] == name
+        assert proc_env["PETITION_KAFKA_PASSWORD"] == ""
+        assert proc_env["PETITION_KAFKA_PASSWORD_FILE"] == str(tmp_path / "secrets" / "kafka" / f"{name}.password")
