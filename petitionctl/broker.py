@@ -20,6 +20,7 @@ import json
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from shared.kafka_client import KafkaAccess, admin_access, quiet_plaintext_sasl_warning, secrets_dir
@@ -98,6 +99,30 @@ def kafka_user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_login(access: KafkaAccess, password_file: Path) -> None:
+    """One connection and SASL login to the first bootstrap server, so a refused password is
+    said at once (kafka-python would retry it in silence for 30 s)."""
+    import asyncio
+
+    from aiokafka.conn import create_conn
+    from aiokafka.errors import KafkaError, SaslAuthenticationFailed
+
+    host, _, port = access.bootstrap.split(",")[0].strip().rpartition(":")
+    options = {k: v for k, v in access.options().items() if k != "bootstrap_servers"}
+
+    async def login() -> None:
+        conn = await create_conn(host, int(port), request_timeout_ms=10000, **options)
+        conn.close()
+
+    try:
+        asyncio.run(login())
+    except SaslAuthenticationFailed:
+        raise SystemExit(f"error: the broker at {access.bootstrap} refused {access.username}'s password "
+                         f"({password_file})") from None
+    except (OSError, TimeoutError, KafkaError) as exc:
+        raise SystemExit(f"error: cannot reach the broker at {access.bootstrap}: {exc!r}") from None
+
+
 def queue(args: argparse.Namespace) -> int:
     """Print a department's assignments as JSON lines, as the department's own system would."""
     from kafka import KafkaConsumer
@@ -119,6 +144,7 @@ def queue(args: argparse.Namespace) -> int:
                          f"({password_path(secrets_dir(settings), principal)} does not exist): "
                          f"create them with `petitionctl kafka-user add --department {code}`") from None
     quiet_plaintext_sasl_warning()
+    _check_login(access, password_path(secrets_dir(settings), principal))
     topic = topics.department_topic(code)
     try:
         consumer = KafkaConsumer(
