@@ -250,9 +250,9 @@ def main(argv: list[str]) -> int:
 
         # The router and the passthrough both run as the router's principal, so the broker
         # authorizes their requests alike; the passthrough's throwaway consumer groups
-        # (bench-*) are granted to it on this broker only.
+        # (petition-bench-*, the app ids make_app gives them) are granted to it on this broker only.
         with admin_client(infra.admin) as admin:
-            apply_grants(admin, "router", [Grant("group", "bench-", "READ", "prefixed")])
+            apply_grants(admin, "router", [Grant("group", "petition-bench-", "READ", "prefixed")])
         as_router = service_credentials("router", env)
 
         # As a deployment does: every topic, department queues included, exists and has its
