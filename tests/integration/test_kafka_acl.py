@@ -1,14 +1,17 @@
-"""The broker locked per principal, on the session's broker (secured like the local stack's).
+"""The broker locked per principal (secured as the local stack's and the session's are).
 
 A department created with ``petitionctl kafka-user add`` reads its own queue and nothing else;
 the broker refuses the rest at once (an authorization error, not a client waiting out a
 timeout), refuses a wrong password, and refuses each service what it does not need.
+
+This module has a broker of its own: the records it writes into department queues and the
+department principals it creates must not show up in the session's broker, where other tests
+read queues from the start and create department principals themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,7 +21,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from deploy.stack.testinfra import Infra
+from deploy.stack.testinfra import Infra, start_test_infra
 from shared import topics
 from shared.kafka_client import KafkaAccess, quiet_plaintext_sasl_warning
 
@@ -34,33 +37,40 @@ def _petitionctl(infra: Infra, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def departments(infra: Infra) -> Iterator[dict[str, bytes]]:
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    """A broker (and database) of this module's own, secured like every other."""
+    running = start_test_infra(tmp_path_factory.mktemp("acl-infra"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def departments(broker: Infra) -> Iterator[dict[str, bytes]]:
     """The platform's topics, both departments' queues with one assignment in each, and both
     departments' principals (kafka-user add)."""
     from kafka import KafkaProducer
     from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
 
     from petitionctl.kafka_admin import admin_client
 
     quiet_plaintext_sasl_warning()
-    done = _petitionctl(infra, "topics", "ensure", "--no-departments")  # refusals on topics that exist
+    done = _petitionctl(broker, "topics", "ensure", "--no-departments")  # refusals on topics that exist
     assert done.returncode == 0 and "ACLs:" in done.stdout, done.stderr
-    with admin_client(infra.admin) as admin:
-        for code in (DEPT_A, DEPT_B):
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(topics.department_topic(code), 1, 1)])
+    with admin_client(broker.admin) as admin:
+        admin.create_topics([NewTopic(topics.department_topic(code), 1, 1) for code in (DEPT_A, DEPT_B)])
     sent = {code: f"assignment for {code} {time.time_ns()}".encode() for code in (DEPT_A, DEPT_B)}
-    producer = KafkaProducer(**infra.admin.options())
+    producer = KafkaProducer(**broker.admin.options())
     try:
         for code, value in sent.items():
             producer.send(topics.department_topic(code), key=b"P-ACL", value=value).get(timeout=30)
     finally:
         producer.close()
     for code in (DEPT_A, DEPT_B):
-        done = _petitionctl(infra, "kafka-user", "add", "--department", code)
+        done = _petitionctl(broker, "kafka-user", "add", "--department", code)
         assert done.returncode == 0, done.stderr
-        assert str(infra.secrets_dir / f"dept-{code}.password") in done.stdout
+        assert str(broker.secrets_dir / f"dept-{code}.password") in done.stdout
     yield sent
 
 
@@ -92,10 +102,10 @@ def _refused(read: Any) -> tuple[type[BaseException], float]:
     return refused.type, time.monotonic() - started
 
 
-def test_a_department_reads_its_own_queue_and_nothing_else(infra: Infra, departments: dict[str, bytes]) -> None:
+def test_a_department_reads_its_own_queue_and_nothing_else(broker: Infra, departments: dict[str, bytes]) -> None:
     from kafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
 
-    dept_a = infra.access(f"dept-{DEPT_A}")
+    dept_a = broker.access(f"dept-{DEPT_A}")
     assert _read(dept_a, topics.department_topic(DEPT_A), f"dept-{DEPT_A}") == [departments[DEPT_A]]
     assert _read(dept_a, topics.department_topic(DEPT_A), f"dept.{DEPT_A}.audit") == [departments[DEPT_A]]
 
@@ -116,44 +126,45 @@ def test_a_department_reads_its_own_queue_and_nothing_else(infra: Infra, departm
         consumer.close()
 
 
-def test_a_wrong_password_is_refused(infra: Infra, departments: dict[str, bytes]) -> None:
+def test_a_wrong_password_is_refused(broker: Infra, departments: dict[str, bytes]) -> None:
     from aiokafka.conn import create_conn
     from aiokafka.errors import SaslAuthenticationFailed
 
-    wrong = KafkaAccess(infra.bootstrap, f"dept-{DEPT_A}", SecretStr("not-the-password"))
+    wrong = KafkaAccess(broker.bootstrap, f"dept-{DEPT_A}", SecretStr("not-the-password"))
     options = {k: v for k, v in wrong.options().items() if k != "bootstrap_servers"}
 
     async def connect() -> None:
-        conn = await create_conn("127.0.0.1", infra.kafka.port, request_timeout_ms=5000, **options)
+        conn = await create_conn("127.0.0.1", broker.kafka.port, request_timeout_ms=5000, **options)
         conn.close()
 
     with pytest.raises(SaslAuthenticationFailed, match="invalid credentials"):
         asyncio.run(connect())
     # and the right one is taken the same way
-    right = {k: v for k, v in infra.access(f"dept-{DEPT_A}").options().items() if k != "bootstrap_servers"}
+    right = {k: v for k, v in broker.access(f"dept-{DEPT_A}").options().items() if k != "bootstrap_servers"}
 
     async def connect_right() -> None:
-        conn = await create_conn("127.0.0.1", infra.kafka.port, request_timeout_ms=5000, **right)
+        conn = await create_conn("127.0.0.1", broker.kafka.port, request_timeout_ms=5000, **right)
         conn.close()
 
     asyncio.run(connect_right())
 
 
-def test_each_service_is_refused_what_it_does_not_need(infra: Infra, departments: dict[str, bytes]) -> None:
+def test_each_service_is_refused_what_it_does_not_need(broker: Infra, departments: dict[str, bytes]) -> None:
     from kafka import KafkaProducer
     from kafka.errors import TopicAuthorizationFailedError
 
     # intake measures the department queues' lag but may not read a single assignment
-    error, seconds = _refused(lambda: _read(infra.access("intake"), topics.department_topic(DEPT_A), "petition-intake"))
+    queue = topics.department_topic(DEPT_A)
+    error, seconds = _refused(lambda: _read(broker.access("intake"), queue, "petition-intake"))
     assert error is TopicAuthorizationFailedError and seconds < 5
     # the router may not read what the escalation service publishes
-    error, _ = _refused(lambda: _read(infra.access("router"), topics.PETITION_SLA, "petition-router"))
+    error, _ = _refused(lambda: _read(broker.access("router"), topics.PETITION_SLA, "petition-router"))
     assert error is TopicAuthorizationFailedError
 
     def send(principal: str, topic: str) -> None:
         # not idempotent: a department may not even ask for a producer id (the cluster refuses
         # it), and what this asks is the topic's answer
-        producer = KafkaProducer(**infra.access(principal).options(), max_block_ms=10000, enable_idempotence=False)
+        producer = KafkaProducer(**broker.access(principal).options(), max_block_ms=10000, enable_idempotence=False)
         try:
             producer.send(topic, key=b"P-ACL", value=b"{}").get(timeout=10)
         finally:
