@@ -22,6 +22,7 @@ import os
 from typing import Any
 
 from shared import topics
+from shared.kafka_client import KafkaAccess
 from shared.outbox import Publisher, Record
 from shared.runtime import tune_gc
 from shared.settings import load_settings
@@ -34,8 +35,9 @@ def main() -> None:
     with_queues = os.environ.get("BENCH_PASSTHROUGH_OUTPUTS", "routed,department") != "routed"
     # one consumer group per mode, so each run reads the whole topic from the start
     group = os.environ.get("BENCH_PASSTHROUGH_GROUP") or f"bench-passthrough{'-queues' if with_queues else ''}"
-    app = make_app(group, settings, web_port=settings.router_port)
-    publisher = Publisher(settings.kafka_bootstrap)
+    kafka = KafkaAccess.from_settings(settings)
+    app = make_app(group, settings, kafka=kafka, web_port=settings.router_port)
+    publisher = Publisher(kafka)
     routes: dict[str, str] = {}
     if with_queues:
         with open(os.environ["BENCH_PASSTHROUGH_ROUTES"], encoding="utf-8") as f:

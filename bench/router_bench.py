@@ -39,9 +39,13 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench import cpu
 from bench.machine import describe
+
+if TYPE_CHECKING:
+    from shared.kafka_client import KafkaAccess
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,7 +98,7 @@ def _routes(events: list[tuple[bytes, bytes]]) -> dict[str, str]:
     return out
 
 
-def _replace_input(bootstrap: str, events: list[tuple[bytes, bytes]]) -> None:
+def _replace_input(kafka: KafkaAccess, events: list[tuple[bytes, bytes]]) -> None:
     """Delete every record of petition.submitted, then load `events` into it."""
     import asyncio
 
@@ -104,14 +108,14 @@ def _replace_input(bootstrap: str, events: list[tuple[bytes, bytes]]) -> None:
 
     from shared import topics
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(**kafka.options())
     parts = [TopicPartition(topics.PETITION_SUBMITTED, p)
              for p in sorted(consumer.partitions_for_topic(topics.PETITION_SUBMITTED) or [])]
     ends = consumer.end_offsets(parts)
     consumer.close()
 
     async def delete() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(**kafka.options())
         await admin.start()
         try:
             await admin.delete_records({AioTopicPartition(tp.topic, tp.partition): RecordsToDelete(before_offset=end)
@@ -121,7 +125,7 @@ def _replace_input(bootstrap: str, events: list[tuple[bytes, bytes]]) -> None:
 
     if any(ends.values()):
         asyncio.run(delete())
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024)
+    producer = KafkaProducer(**kafka.options(), linger_ms=20, batch_size=512 * 1024)
     for key, value in events:
         producer.send(topics.PETITION_SUBMITTED, key=key, value=value)
     producer.flush()
@@ -132,10 +136,10 @@ class _Offsets:
     """End offsets of one topic, through one long-lived client (cheap to poll: the poller
     shares the two cores with the process under test)."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, kafka: KafkaAccess, topic: str) -> None:
         from kafka import KafkaConsumer, TopicPartition
 
-        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+        self._consumer = KafkaConsumer(**kafka.options())
         self._parts = [TopicPartition(topic, p) for p in sorted(self._consumer.partitions_for_topic(topic) or [])]
 
     def end(self) -> int:
@@ -240,6 +244,17 @@ def main(argv: list[str]) -> int:
         env["PETITION_LOG_LEVEL"] = "WARNING"
         import subprocess
 
+        from deploy.stack.config import service_credentials
+        from petitionctl.kafka_admin import admin_client, apply_grants
+        from shared.kafka_acl import Grant
+
+        # The router and the passthrough both run as the router's principal, so the broker
+        # authorizes their requests alike; the passthrough's throwaway consumer groups
+        # (petition-bench-*, the app ids make_app gives them) are granted to it on this broker only.
+        with admin_client(infra.admin) as admin:
+            apply_grants(admin, "router", [Grant("group", "petition-bench-", "READ", "prefixed")])
+        as_router = service_credentials("router", env)
+
         # As a deployment does: every topic, department queues included, exists and has its
         # partition leaders before any service starts. (A router that creates 2,313 queues
         # itself waits for them at start; that one-off cost is not throughput.)
@@ -257,11 +272,11 @@ def main(argv: list[str]) -> int:
         print(f"departments of the {sum(map(len, batches)):,} petitions by the router's decision code "
               f"(for the passthrough's fan-out) in {time.perf_counter() - started:.1f}s")
         python = str(REPO / ".venv/bin/python")
-        offsets = _Offsets(infra.bootstrap, topics.PETITION_ROUTED)
+        offsets = _Offsets(infra.admin, topics.PETITION_ROUTED)
 
         def run(label: str, outputs: str, argv_: list[str], extra: dict[str, str]) -> float:
             baseline = offsets.end()
-            proc = ServiceProcess(label, argv_, env={**env, **extra}, run_dir=tmp / "run", cwd=REPO)
+            proc = ServiceProcess(label, argv_, env={**env, **as_router, **extra}, run_dir=tmp / "run", cwd=REPO)
             proc.start()
             procs.append(proc)
             try:
@@ -293,7 +308,7 @@ def main(argv: list[str]) -> int:
             # Each round: petition.submitted holds only this round's petitions (fresh ids; the
             # older records are deleted), the passthrough reads them with a fresh consumer
             # group, the router with its own group from where it stopped.
-            _replace_input(infra.bootstrap, events)
+            _replace_input(infra.admin, events)
             if r == 0:
                 # The first writes to each of the 2,313 fresh department queues cost the broker
                 # far more than later ones (it opens each partition's segment and index files)

@@ -42,6 +42,7 @@ from deploy.stack import (
     venv_bin,
     wait_http_ready,
 )
+from shared.kafka_credentials import secrets_dir_of
 
 KAFKA_HEAP = "512m"
 KAFKA_PROPERTIES = {"log.cleaner.dedupe.buffer.size": "33554432"}
@@ -201,8 +202,8 @@ def main(argv: list[str]) -> int:
     if is_root():
         os.chmod(root, 0o755)  # noqa: S103 - an executable: every user of this venv runs it
     kafka_port, controller_port, pg_port, esc_port = free_ports(4)
-    kafka = KafkaNode(kafka_port, controller_port, root / "kafka", heap=KAFKA_HEAP,
-                                 extra_properties=KAFKA_PROPERTIES)
+    kafka = KafkaNode(kafka_port, controller_port, root / "kafka", secrets_dir_of(root), heap=KAFKA_HEAP,
+                      extra_properties=KAFKA_PROPERTIES)
     postgres = PostgresNode(pg_port, root / "postgres", fast=False)
     service = None
     try:
@@ -211,8 +212,9 @@ def main(argv: list[str]) -> int:
         postgres.wait_ready()
         postgres.ensure_database()
         kafka.wait_ready(timeout=120)
+        kafka.ensure_services()
         env = service_env(kafka.bootstrap, postgres.dsn, "00" * 32,
-                                     {"PETITION_ESCALATION_PORT": esc_port}, root / "run")
+                          {"PETITION_ESCALATION_PORT": esc_port}, root / "run", kafka_secrets_dir=kafka.secrets_dir)
         env["PETITION_LOG_LEVEL"] = "ERROR"
         env["PETITION_ESCALATION_INSTANCE_ID"] = "bench"
         subprocess.run([str(venv_bin("petitionctl")), "topics", "ensure", "--no-departments"],

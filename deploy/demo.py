@@ -262,10 +262,15 @@ class Demo:
 
 
 def send_poison(bootstrap: str, count: int) -> int:
-    """Write `count` undecodable messages to petition.submitted (they must be dead-lettered)."""
+    """Write `count` undecodable messages to petition.submitted (they must be dead-lettered),
+    as the broker's admin (its password file in the stack's secrets folder)."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    from shared.kafka_client import admin_access, quiet_plaintext_sasl_warning
+    from shared.settings import load_settings
+
+    quiet_plaintext_sasl_warning()
+    producer = KafkaProducer(**admin_access(load_settings(), bootstrap).options())
     try:
         for _ in range(count):
             producer.send("petition.submitted", key=b"demo-poison",

@@ -1,4 +1,5 @@
-"""``petitionctl``: operators' commands (topics, migrations, department queues, SLA, model, tokens).
+"""``petitionctl``: operators' commands (topics, broker users, migrations, department queues, SLA, model,
+tokens).
 
 Each subcommand imports what it needs when it runs, so ``petitionctl sla due`` or
 ``petitionctl classify`` work without Kafka or PostgreSQL.
@@ -8,61 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import signal
 import sys
 from collections.abc import Sequence
 
+from petitionctl.broker import add_parsers as add_broker_parsers
 from shared.settings import load_settings
-
-
-def _topics_ensure(args: argparse.Namespace) -> int:
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    from shared import topics
-
-    settings = load_settings()
-    admin = KafkaAdminClient(bootstrap_servers=args.bootstrap or settings.kafka_bootstrap, client_id="petitionctl")
-    try:
-        existing = set(admin.list_topics())
-        wanted = [NewTopic(t, topics.PARTITIONS, 1) for t in topics.CORE_TOPICS if t not in existing]
-        if args.departments:
-            from services.router.config import load_routing_table
-
-            for dept in load_routing_table().departments():
-                name = topics.department_topic(dept.code)
-                if name not in existing:
-                    wanted.append(NewTopic(name, 1, 1))
-        for i in range(0, len(wanted), 100):
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(wanted[i : i + 100])
-        _wait_until_writable(admin, {t.name for t in wanted}, args.wait)
-        print(f"topics: {len(wanted)} created, {len(existing)} existed")
-    finally:
-        admin.close()
-    return 0
-
-
-def _wait_until_writable(admin: object, names: set[str], timeout: float) -> None:
-    """Return once every topic in `names` has partition leaders (created is not yet usable)."""
-    import time
-
-    from shared import topics
-
-    deadline = time.monotonic() + timeout
-    pending = set(names)
-    while pending:
-        ordered = sorted(pending)
-        described: list[dict] = []
-        for i in range(0, len(ordered), 500):
-            described += admin.describe_topics(ordered[i : i + 500])  # type: ignore[attr-defined]  # `admin` is typed `object`: a KafkaAdminClient
-        pending = topics.topics_not_ready(described, pending)
-        if pending and time.monotonic() > deadline:
-            raise SystemExit(f"error: {len(pending)} topics still have no leader after {timeout:.0f}s")
-        if pending:
-            time.sleep(0.25)
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
@@ -88,49 +40,6 @@ def _db_migrate(args: argparse.Namespace) -> int:
             await conn.close()
 
     asyncio.run(run())
-    return 0
-
-
-def _queue(args: argparse.Namespace) -> int:
-    """Print a department's assignments as JSON lines, as the department's own system would."""
-    from kafka import KafkaConsumer
-
-    from shared import topics
-
-    settings = load_settings()
-    consumer = KafkaConsumer(
-        topics.department_topic(args.department),
-        bootstrap_servers=args.bootstrap or settings.kafka_bootstrap,
-        group_id=args.group or f"dept-{args.department}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=int(args.idle_timeout * 1000) if args.idle_timeout else float("inf"),
-    )
-    stop = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    printed = 0
-    try:
-        for record in consumer:
-            try:
-                body = json.loads(record.value)
-            except ValueError:
-                print(f"skipping undecodable record at offset {record.offset}", file=sys.stderr)
-                continue
-            sys.stdout.write(json.dumps(body, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-            consumer.commit()
-            printed += 1
-            if stop or (args.max_messages and printed >= args.max_messages):
-                break
-    except KeyboardInterrupt:
-        pass
-    finally:
-        consumer.close()
     return 0
 
 
@@ -232,30 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="petitionctl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    topics_p = sub.add_parser("topics", help="Kafka topics")
-    topics_sub = topics_p.add_subparsers(dest="topics_command", required=True)
-    ensure = topics_sub.add_parser("ensure", help="create every topic the platform uses (idempotent)")
-    ensure.add_argument("--bootstrap")
-    ensure.add_argument("--no-departments", dest="departments", action="store_false",
-                        help="skip the department assignment queues")
-    ensure.add_argument("--wait", type=float, default=180.0, metavar="SECONDS",
-                        help="how long to wait for new topics' partition leaders (default 180)")
-    ensure.set_defaults(func=_topics_ensure)
+    add_broker_parsers(sub)  # topics ensure, kafka-user add, queue
 
     db = sub.add_parser("db", help="database")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     mig = db_sub.add_parser("migrate", help="apply every service's migrations")
     mig.add_argument("--dsn")
     mig.set_defaults(func=_db_migrate)
-
-    queue = sub.add_parser("queue", help="print a department's assignment queue as JSON lines")
-    queue.add_argument("--department", required=True)
-    queue.add_argument("--bootstrap")
-    queue.add_argument("--group", help="consumer group (default dept-<code>)")
-    queue.add_argument("--max-messages", type=int, default=0)
-    queue.add_argument("--idle-timeout", type=float, default=0.0,
-                       help="exit after this many seconds without a new assignment (0: never)")
-    queue.set_defaults(func=_queue)
 
     classify = sub.add_parser(
         "classify", help="classify and route JSON lines from stdin (no services needed)",

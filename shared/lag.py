@@ -38,6 +38,7 @@ from prometheus_client.registry import Collector
 
 from shared import topics
 from shared.codes import is_department_code
+from shared.kafka_client import KafkaAccess
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +148,8 @@ def lag_snapshot() -> LagSnapshot:
 class LagReader:
     """Reads committed and end offsets from the broker; keeps its clients between passes."""
 
-    def __init__(self, bootstrap: str, *, request_timeout_ms: int = 5000) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaAccess, *, request_timeout_ms: int = 5000) -> None:
+        self._kafka = kafka
         self._timeout_ms = request_timeout_ms
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -157,14 +158,14 @@ class LagReader:
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None:
             admin = AIOKafkaAdminClient(
-                bootstrap_servers=self._bootstrap, request_timeout_ms=self._timeout_ms,
+                **self._kafka.options(), request_timeout_ms=self._timeout_ms,
                 client_id="petition-lag-collector",
             )
             await admin.start()
             self._admin = admin
         if self._consumer is None:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
+                **self._kafka.options(), group_id=None, enable_auto_commit=False,
                 request_timeout_ms=self._timeout_ms, client_id="petition-lag-collector",
             )
             await consumer.start()
@@ -223,15 +224,15 @@ class LagReader:
         return lags
 
 
-async def run_lag_collector(*, bootstrap: str, interval: float = 10.0) -> None:
+async def run_lag_collector(*, kafka: KafkaAccess, interval: float = 10.0) -> None:
     """Measure consumer lag every `interval` seconds until cancelled; never raises otherwise.
 
     Start it once per process, e.g. in intake's lifespan::
 
-        asyncio.create_task(run_lag_collector(bootstrap=settings.kafka_bootstrap))
+        asyncio.create_task(run_lag_collector(kafka=KafkaAccess.from_settings(settings)))
     """
     snapshot = lag_snapshot()
-    reader = LagReader(bootstrap)
+    reader = LagReader(kafka)
     failures = 0
     try:
         while True:

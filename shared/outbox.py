@@ -34,6 +34,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.protocol.metadata import MetadataRequest
 
 from shared import metrics, retry
+from shared.kafka_client import KafkaAccess
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,10 @@ def watch_oldest_pending_age(service: str, oldest: Callable[[], float | None]) -
     metrics.OUTBOX_OLDEST_AGE.labels(service).set_function(age)
 
 
-def make_producer(bootstrap: str) -> AIOKafkaProducer:
+def make_producer(kafka: KafkaAccess) -> AIOKafkaProducer:
     """An idempotent producer that waits for all in-sync replicas."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **kafka.options(),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
@@ -85,8 +86,8 @@ class Publisher:
     record batches: one future per batch instead of one per message.
     """
 
-    def __init__(self, bootstrap: str, *, producers: int = 4) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaAccess, *, producers: int = 4) -> None:
+        self._kafka = kafka
         self._count = max(1, producers)
         self._producers: list[AIOKafkaProducer] = []
         self._lock = asyncio.Lock()
@@ -103,7 +104,7 @@ class Publisher:
                 started: list[AIOKafkaProducer] = []
                 try:
                     for _ in range(self._count):
-                        producer = make_producer(self._bootstrap)
+                        producer = make_producer(self._kafka)
                         started.append(producer)
                         await producer.start()
                         # Learn every topic's partitions up front: otherwise the first message
@@ -192,7 +193,7 @@ class OutboxRelay:
         *,
         pool: asyncpg.Pool,
         schema: str,
-        bootstrap: str,
+        kafka: KafkaAccess,
         service: str,
         batch_size: int = 5000,
         idle_poll_seconds: float = 0.1,
@@ -206,7 +207,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle = idle_poll_seconds
         self._kick = asyncio.Event()
-        self._publisher = Publisher(bootstrap, producers=producers)
+        self._publisher = Publisher(kafka, producers=producers)
         self._sweep_seconds = sweep_seconds
         self._after = 0  # the highest id published by this relay; 0: read from the start
         self._next_sweep = 0.0

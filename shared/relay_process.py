@@ -29,6 +29,7 @@ import asyncpg
 
 from shared import metrics, retry
 from shared.children import SPAWN, exit_with_parent
+from shared.kafka_client import KafkaAccess
 from shared.outbox import watch_oldest_pending_age
 from shared.runtime import tune_gc
 
@@ -46,19 +47,19 @@ async def notify(conn: asyncpg.Connection, schema: str) -> None:
     await conn.execute("SELECT pg_notify($1, '')", channel_for(schema))
 
 
-def _child_main(dsn: str, schema: str, bootstrap: str, service: str, log_level: str,
+def _child_main(dsn: str, schema: str, kafka: KafkaAccess, service: str, log_level: str,
                 writer: Connection, parent: int) -> None:
     exit_with_parent(parent)
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(_child(dsn, schema, bootstrap, service, writer))
+    asyncio.run(_child(dsn, schema, kafka, service, writer))
 
 
-async def _child(dsn: str, schema: str, bootstrap: str, service: str, writer: Connection) -> None:
+async def _child(dsn: str, schema: str, kafka: KafkaAccess, service: str, writer: Connection) -> None:
     from shared.db import create_pool
     from shared.outbox import OutboxRelay
 
     pool = await create_pool(dsn, min_size=1, max_size=2)
-    relay = OutboxRelay(pool=pool, schema=schema, bootstrap=bootstrap, service=service)
+    relay = OutboxRelay(pool=pool, schema=schema, kafka=kafka, service=service)
 
     async def settle() -> None:
         while not relay.connected:  # noqa: ASYNC110 - no event to wait on: once the producers know every topic, the heap is built
@@ -110,9 +111,9 @@ class RelayProcess:
     """Runs and supervises the relay child; the parent-side face of the relay (metrics,
     readiness). Start with :meth:`run` as a task of the service's event loop."""
 
-    def __init__(self, *, dsn: str, schema: str, bootstrap: str, service: str,
+    def __init__(self, *, dsn: str, schema: str, kafka: KafkaAccess, service: str,
                  log_level: str = "INFO") -> None:
-        self._args = (dsn, schema, bootstrap, service, log_level)
+        self._args = (dsn, schema, kafka, service, log_level)
         self._service = service
         self._process: Any = None
         self._reader: Connection | None = None

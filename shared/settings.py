@@ -1,8 +1,8 @@
 """Settings read from the environment (``PETITION_*``), built when a service starts.
 
-Defaults are the local stack of ``make up``: everything on 127.0.0.1, no secrets. The one
-secret, the HMAC key that pseudonymises petitioners, has no default in production use; the
-local stack generates one into the run folder.
+Defaults are the local stack of ``make up``: everything on 127.0.0.1, no secrets. The
+secrets, the HMAC key that pseudonymises petitioners and the broker credentials, have no
+default in production use; the local stack generates them into the run folder.
 """
 
 from __future__ import annotations
@@ -22,6 +22,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PETITION_", extra="ignore", frozen=True)
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # the broker's SASL/SCRAM-SHA-512 principal (empty: a broker that authenticates nobody) and
+    # its password, given itself or in a file (shared.kafka_client.KafkaAccess.from_settings)
+    kafka_username: str = ""
+    kafka_password: SecretStr = Field(default=SecretStr(""))
+    kafka_password_file: Path | None = None
+    # the principals' password files (petitionctl's admin and department commands); default
+    # <run_dir>/secrets/kafka, where the local stack keeps them
+    kafka_secrets_dir: Path | None = None
     pg_dsn: str = "postgresql://petition@127.0.0.1:5432/petition"
     http_host: str = "127.0.0.1"
     http_port: int = 8080

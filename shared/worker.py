@@ -20,6 +20,7 @@ from prometheus_client import generate_latest
 
 from shared import retry
 from shared.consumer import BatchProcessor, ConsumerHealth, group_instance_id
+from shared.kafka_client import KafkaAccess
 from shared.records import RawMessage, raw_message
 from shared.settings import Settings
 from shared.topics import PARTITIONS
@@ -46,7 +47,7 @@ class QuietWorker(faust.Worker):
         self.spinner = None
 
 
-def make_app(service: str, settings: Settings, *, web_port: int) -> faust.App:
+def make_app(service: str, settings: Settings, *, kafka: KafkaAccess, web_port: int) -> faust.App:
     """A faust app with raw codecs, explicit topics and its web server on loopback.
 
     The app id is the consumer group id and the prefix of internal topics: never rename it.
@@ -56,12 +57,15 @@ def make_app(service: str, settings: Settings, *, web_port: int) -> faust.App:
     instead of waiting out a rebalance for its dead predecessor's session. The flip side:
     a static member does not leave the group when it stops; its partitions wait for it
     until the session timeout (``PETITION_CONSUMER_SESSION_TIMEOUT_SECONDS``) runs out.
+
+    faust's consumer, producer and admin client authenticate as `kafka`'s principal.
     """
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     session = settings.consumer_session_timeout_seconds
     return faust.App(
         f"petition-{service}",
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=f"kafka://{kafka.bootstrap}",
+        broker_credentials=kafka.faust_credentials(),
         key_serializer="raw",
         value_serializer="raw",
         store="memory://",

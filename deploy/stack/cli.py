@@ -40,7 +40,7 @@ from deploy.stack.readiness import http_ok, wait_all_ready
 
 def nodes(cfg: StackConfig) -> tuple[KafkaNode, PostgresNode, PrometheusNode]:
     """The stack's three servers, each in its own folder of the run folder."""
-    return (KafkaNode(cfg.kafka_port, cfg.kafka_controller_port, cfg.run_dir / "kafka"),
+    return (KafkaNode(cfg.kafka_port, cfg.kafka_controller_port, cfg.run_dir / "kafka", cfg.kafka_secrets_dir),
             PostgresNode(cfg.pg_port, cfg.run_dir / "postgres"),
             PrometheusNode(cfg.prometheus_port, cfg.run_dir / "prometheus",
                            cfg.run_dir / "prometheus" / "prometheus.yml"))
@@ -98,6 +98,9 @@ def cmd_up(cfg: StackConfig, infra_only: bool = False) -> int:
     pg.wait_ready()
     pg.ensure_database()
     kafka.wait_ready()
+    told = kafka.ensure_services()
+    if told:
+        log("Kafka: credentials written for " + ", ".join(told))
     prom.wait_ready()
     log(f"infrastructure ready in {time.monotonic() - started:.1f}s")
     # services that kept running through a broker or database restart need time to reconnect
@@ -105,7 +108,8 @@ def cmd_up(cfg: StackConfig, infra_only: bool = False) -> int:
 
     env = service_env(cfg.bootstrap, cfg.dsn, ensure_hmac_key(cfg.run_dir), cfg.port_env(),
                       cfg.run_dir)
-    rows = [("kafka", kafka.bootstrap), ("postgres", cfg.dsn), ("prometheus", prom.url)]
+    rows = [("kafka", f"{kafka.bootstrap} (SASL/SCRAM; passwords in {cfg.kafka_secrets_dir})"),
+            ("postgres", cfg.dsn), ("prometheus", prom.url)]
     if not infra_only:
         ctl = venv_bin("petitionctl")
         if ctl.exists():

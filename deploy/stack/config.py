@@ -4,7 +4,10 @@ Everything comes from ``PETITION_*`` environment variables with the defaults bel
 ports ``make up`` uses, the ``.run/`` folder), so ``make up``, ``make status`` and
 ``make down`` agree on where a stack lives as long as they see the same environment, and
 the integration tests build a second, private stack from the same helpers on other ports.
-The services' HMAC key is generated once into the run folder (mode 600), never committed.
+The services' HMAC key is generated once into the run folder (mode 600), never committed; so
+are the broker principals' passwords (``<run folder>/secrets/kafka``, shared/kafka_credentials.py):
+each service runs as its own principal (:func:`service_process`), the stack's commands
+(``petitionctl topics ensure``) as the admin.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.stack.process import ServiceProcess
+from shared.kafka_credentials import password_path, secrets_dir_of
 
 #: The checkout this package runs from (an editable install): the services, the venv and
 #: the data folders under deploy/ (the broker's pom.xml, Prometheus's template) are found here.
@@ -101,6 +105,11 @@ class StackConfig:
     def dsn(self) -> str:
         return f"postgresql://petition@127.0.0.1:{self.pg_port}/petition"
 
+    @property
+    def kafka_secrets_dir(self) -> Path:
+        """The broker principals' password files of this stack."""
+        return secrets_dir_of(self.run_dir)
+
 
 def ensure_hmac_key(run_dir: Path) -> str:
     """The HMAC key for the services: 32 random bytes (hex), created once, mode 600.
@@ -118,17 +127,29 @@ def ensure_hmac_key(run_dir: Path) -> str:
     return path.read_text().strip()
 
 
+#: the credentials a process authenticates with; the stack sets them, never inherits them
+KAFKA_CREDENTIAL_VARIABLES = ("PETITION_KAFKA_USERNAME", "PETITION_KAFKA_PASSWORD", "PETITION_KAFKA_PASSWORD_FILE")
+
+
 def service_env(kafka_bootstrap: str, pg_dsn: str, hmac_key: str,
                 ports: Mapping[str, str | int] | None = None,
                 run_dir: Path | str | None = None,
-                base: Mapping[str, str] | None = None) -> dict[str, str]:
+                base: Mapping[str, str] | None = None,
+                kafka_secrets_dir: Path | str | None = None) -> dict[str, str]:
     """Environment for the services and petitionctl (also used by the integration tests).
 
     Every service gets every port variable and picks its own; PYTHONPATH includes the
     repo so ``python -m services.<name>`` works from the run folder (the cwd, so that
     faust's ``./<app-id>-data`` folders land there and not in the repo).
+
+    Broker credentials: ``PETITION_KAFKA_SECRETS_DIR`` names the principals' password files
+    (`kafka_secrets_dir`, default ``<run_dir>/secrets/kafka``); no principal is set here, so
+    petitionctl authenticates as the admin with its file there, and :func:`service_process`
+    gives each service its own principal. Credentials of the calling shell are dropped.
     """
     env = dict(os.environ if base is None else base)
+    for name in KAFKA_CREDENTIAL_VARIABLES:
+        env.pop(name, None)
     env.update({k: v for k, v in DEFAULTS.items() if k.endswith("_PORT")})
     env.update({k: str(v) for k, v in (ports or {}).items()})
     env.update({
@@ -141,7 +162,19 @@ def service_env(kafka_bootstrap: str, pg_dsn: str, hmac_key: str,
     })
     if run_dir is not None:
         env["PETITION_RUN_DIR"] = str(run_dir)
+    if kafka_secrets_dir is not None or run_dir is not None:
+        env["PETITION_KAFKA_SECRETS_DIR"] = str(kafka_secrets_dir or secrets_dir_of(run_dir or "."))
     return env
+
+
+def service_credentials(name: str, env: Mapping[str, str]) -> dict[str, str]:
+    """Service `name`'s own broker principal (named as the service) and its password file in
+    the env's ``PETITION_KAFKA_SECRETS_DIR``; nothing when the env names no secrets folder."""
+    folder = env.get("PETITION_KAFKA_SECRETS_DIR")
+    if not folder:
+        return {}
+    return {"PETITION_KAFKA_USERNAME": name, "PETITION_KAFKA_PASSWORD": "",
+            "PETITION_KAFKA_PASSWORD_FILE": str(password_path(folder, name))}
 
 
 def venv_bin(name: str) -> Path:
@@ -149,9 +182,10 @@ def venv_bin(name: str) -> Path:
 
 
 def service_process(name: str, env: Mapping[str, str], run_dir: Path) -> ServiceProcess:
-    """The ServiceProcess for services/<name> (python -m services.<name>)."""
+    """The ServiceProcess for services/<name> (python -m services.<name>), authenticating to
+    the broker as its own principal (:func:`service_credentials`)."""
     return ServiceProcess(name, [str(venv_bin("python")), "-m", f"services.{name}"],
-                          env=env, run_dir=run_dir, cwd=run_dir)
+                          env={**env, **service_credentials(name, env)}, run_dir=run_dir, cwd=run_dir)
 
 
 def service_exists(name: str) -> bool:

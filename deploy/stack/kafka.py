@@ -6,6 +6,22 @@ the repository (``$PETITION_CACHE_DIR``, default ``~/.cache/petition-platform``)
 every checkout. What must hold: nothing here fetches or installs anything. Starting a broker
 (``make up``, a test fixture) only finds the jars, and fails naming ``make prepare`` when
 they are missing, so later starts work offline and never change the machine.
+
+**Security.** Clients authenticate with SASL/SCRAM-SHA-512 on the one client listener and
+the ACL authorizer (KRaft's ``StandardAuthorizer``) denies whatever no ACL allows; ``admin`` is
+the super user. The first credentials (admin and the three services) are written into the
+storage when it is formatted (KIP-900); later ones through the admin API
+(petitionctl/kafka_admin.py). Passwords live in the secrets folder (one file per principal,
+shared/kafka_credentials.py); the broker reads the admin's through Kafka's directory config
+provider, so the generated server.properties holds no secret. The controller listener
+(loopback) takes the admin over SASL/PLAIN: SCRAM credentials live in the metadata log, which
+the controller must serve before it could check them, and an unauthenticated controller
+listener would need ``User:ANONYMOUS`` among the super users.
+
+**Storage from an older make up** (formatted PLAINTEXT, no credentials) is migrated on the
+next start, keeping its topics and offsets: the broker runs once as it was (PLAINTEXT, no
+authorizer, loopback only) while the credentials are written through the admin API, then
+starts secured. The same repairs a storage whose admin password file was lost.
 """
 
 from __future__ import annotations
@@ -19,9 +35,19 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from deploy.stack.config import DEPLOY_DIR
-from deploy.stack.process import ServiceProcess, StackError, port_accepts, port_is_free, run_command, tail
+from deploy.stack.process import ServiceProcess, StackError, log, port_accepts, port_is_free, run_command, tail
+from shared.kafka_credentials import (
+    ADMIN,
+    BOOTSTRAP_PRINCIPALS,
+    MECHANISM,
+    SERVICE_PRINCIPALS,
+    ensure_password,
+    password_path,
+    read_password,
+)
 
 KAFKA_DEPLOY_DIR = DEPLOY_DIR / "kafka"
 
@@ -67,15 +93,22 @@ class KafkaNode:
     """A single-node KRaft Kafka (broker + controller in one JVM) on 127.0.0.1.
 
     Everything lives in `data_dir`: server.properties, the cluster id, the log dirs,
-    ``logs/server.log`` (log4j) and ``logs/kafka.log`` (console), ``pids/kafka.pid``.
-    Starting again on an existing `data_dir` keeps the data (format is skipped).
+    ``logs/server.log`` (log4j) and ``logs/kafka.log`` (console), ``pids/kafka.pid``; the
+    principals' password files in `secrets_dir`. Starting again on an existing `data_dir`
+    keeps the data (format is skipped).
     """
 
-    def __init__(self, port: int, controller_port: int, data_dir: Path | str,
+    def __init__(self, port: int, controller_port: int, data_dir: Path | str, secrets_dir: Path | str,
                  heap: str = "1g", extra_properties: Mapping[str, str] | None = None):
         self.port = int(port)
         self.controller_port = int(controller_port)
         self.data_dir = Path(data_dir).resolve()
+        self.secrets_dir = Path(secrets_dir).resolve()
+        if any(c in str(self.secrets_dir) for c in ':;"'):
+            # the path goes into ${dir:<path>:<file>} inside a JAAS line
+            raise StackError(f"Kafka's secrets folder {self.secrets_dir} must not contain ':', ';' or '\"'")
+        #: written once the storage holds the credentials of BOOTSTRAP_PRINCIPALS
+        self.credentials_marker = self.data_dir / "credentials.formatted"
         self.heap = heap
         self.extra_properties = dict(extra_properties or {})
         self.config_file = self.data_dir / "server.properties"
@@ -87,16 +120,47 @@ class KafkaNode:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def properties(self) -> dict[str, str]:
-        """The broker configuration, tuned for one node and fast startup."""
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+    def security_properties(self) -> dict[str, str]:
+        """SASL listeners and the ACL authorizer; the admin's password comes from its file."""
+        admin_password = f"${{dir:{self.secrets_dir}:{password_path(self.secrets_dir, ADMIN).name}}}"
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+        return {
+            "listeners": f"SASL_PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{self.port}",
+            "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": MECHANISM,
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config":
+                f'{scram} required username="{ADMIN}" password="{admin_password}";',
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config":
+                f'{plain} required username="{ADMIN}" password="{admin_password}" user_{ADMIN}="{admin_password}";',
+            "config.providers": "dir",
+            "config.providers.dir.class": "org.apache.kafka.common.config.provider.DirectoryConfigProvider",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{ADMIN}",
+            "allow.everyone.if.no.acl.found": "false",
+        }
+
+    def properties(self, *, secured: bool = True) -> dict[str, str]:
+        """The broker configuration, tuned for one node and fast startup.
+
+        `secured` False is the configuration of an older make up (PLAINTEXT, no authorizer):
+        only :meth:`start` uses it, to migrate such a storage."""
+        listeners = self.security_properties() if secured else {
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "inter.broker.listener.name": "PLAINTEXT",
+        }
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            **listeners,
             "controller.listener.names": "CONTROLLER",
             "log.dirs": str(self.log_dirs),
             "num.partitions": "6",
@@ -121,10 +185,10 @@ class KafkaNode:
         props.update(self.extra_properties)
         return props
 
-    def write_config(self) -> None:
+    def write_config(self, *, secured: bool = True) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         lines = ["# Generated by deploy/stack/kafka.py; rewritten on every start."]
-        lines += [f"{k}={v}" for k, v in self.properties().items()]
+        lines += [f"{k}={v}" for k, v in self.properties(secured=secured).items()]
         self.config_file.write_text("\n".join(lines) + "\n")
 
     def _java_argv(self, main_class: str, *args: str) -> list[str]:
@@ -140,9 +204,20 @@ class KafkaNode:
             "-cp", f"{libs}/*", main_class, *args,
         ]
 
+    @property
+    def formatted(self) -> bool:
+        return (self.log_dirs / "meta.properties").exists()
+
+    def needs_credentials(self) -> bool:
+        """A formatted storage whose credentials cannot be vouched for: made by an older make
+        up (PLAINTEXT, none written), or its admin's password file is gone."""
+        return self.formatted and not (self.credentials_marker.exists()
+                                       and password_path(self.secrets_dir, ADMIN).exists())
+
     def format_storage(self) -> None:
-        """Format the KRaft log dir once; the cluster id is kept in data_dir/cluster.id."""
-        if (self.log_dirs / "meta.properties").exists():
+        """Format the KRaft log dir once, with the SCRAM credentials of the admin and the
+        services (KIP-900); the cluster id is kept in data_dir/cluster.id."""
+        if self.formatted:
             return
         if self.cluster_id_file.exists():
             cluster_id = self.cluster_id_file.read_text().strip()
@@ -150,9 +225,41 @@ class KafkaNode:
             cluster_id = _kafka_uuid()
             self.cluster_id_file.write_text(cluster_id + "\n")
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
-        run_command(self._java_argv("kafka.tools.StorageTool", "format", "--ignore-formatted",
-                                    "--cluster-id", cluster_id, "-c", str(self.config_file)),
-                    log_file=self.data_dir / "logs" / "format.log", timeout=120)
+        scram: list[str] = []
+        for principal in BOOTSTRAP_PRINCIPALS:
+            path, _ = ensure_password(self.secrets_dir, principal)
+            scram += ["--add-scram", f"{MECHANISM}=[name={principal},password={read_password(path)}]"]
+        argv = self._java_argv("kafka.tools.StorageTool", "format", "--ignore-formatted",
+                               "--cluster-id", cluster_id, "-c", str(self.config_file), *scram)
+        done = run_command(argv, log_file=self.data_dir / "logs" / "format.log", timeout=120, check=False)
+        if done.returncode != 0:  # the command line carries passwords: not in the message
+            raise StackError(f"formatting Kafka's storage failed ({done.returncode}); "
+                             f"see {self.data_dir / 'logs' / 'format.log'}")
+        self.credentials_marker.write_text("SCRAM credentials of: " + ", ".join(BOOTSTRAP_PRINCIPALS) + "\n")
+
+    def _add_credentials(self) -> None:
+        """Write the credentials into a storage that has none (or lost its admin's): start
+        the broker once unsecured on loopback, tell it every bootstrap principal's password
+        through the admin API, stop it. Topics and offsets are kept."""
+        from petitionctl.kafka_admin import admin_client, upsert_passwords
+        from shared.kafka_client import KafkaAccess
+
+        log(f"Kafka: the storage in {self.log_dirs} has no SASL credentials (an older make up): "
+            "adding them, topics and offsets are kept")
+        for principal in BOOTSTRAP_PRINCIPALS:
+            ensure_password(self.secrets_dir, principal)
+        self.write_config(secured=False)
+        self._process = None
+        self._service().start()
+        try:
+            anonymous = KafkaAccess(self.bootstrap)
+            self.wait_ready(access=anonymous)
+            with admin_client(anonymous, client_id="localstack-migrate") as admin:
+                upsert_passwords(admin, self.secrets_dir, BOOTSTRAP_PRINCIPALS)
+        finally:
+            self.stop()
+            self._process = None
+        self.credentials_marker.write_text("SCRAM credentials of: " + ", ".join(BOOTSTRAP_PRINCIPALS) + "\n")
 
     def _service(self) -> ServiceProcess:
         if self._process is None:
@@ -173,26 +280,56 @@ class KafkaNode:
         return self._service().is_running()
 
     def start(self) -> bool:
-        """Start the broker detached. Returns False when it was already running."""
+        """Start the broker detached. Returns False when it was already running.
+
+        A storage without credentials (an older make up) gets them first (see the module)."""
         if self.is_running():
+            if self.needs_credentials():
+                raise StackError(f"the running Kafka (data in {self.data_dir}) was started by an older make up "
+                                 "(PLAINTEXT, no credentials): run `make down`, then `make up` adds the "
+                                 "credentials and ACLs and keeps the topics")
             return False
         for p in (self.port, self.controller_port):
             if not port_is_free(p):
                 raise StackError(f"Kafka: port {p} is already in use by another process")
         require_kafka_jars()
+        if self.needs_credentials():
+            self._add_credentials()
         self.write_config()
         self.format_storage()
         self._process = None  # rebuild argv from the (possibly new) config
         self._service().start()
         return True
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        """Wait until a metadata round trip succeeds and the broker lists itself.
+    def admin_access(self) -> Any:
+        """The super user's access (a shared.kafka_client.KafkaAccess)."""
+        from shared.kafka_client import KafkaAccess  # lazy: only the venv has pydantic
+
+        return KafkaAccess.for_principal(self.bootstrap, ADMIN, self.secrets_dir)
+
+    def ensure_services(self) -> list[str]:
+        """The services' principals: password files, credentials on the broker where it has
+        none or the file is new, and their ACLs. Idempotent; returns the principals told."""
+        from petitionctl.kafka_admin import admin_client, apply_service_grants, ensure_principals
+
+        with admin_client(self.admin_access(), client_id="localstack") as admin:
+            told = ensure_principals(admin, self.secrets_dir, SERVICE_PRINCIPALS)
+            apply_service_grants(admin)
+        return told
+
+    def wait_ready(self, timeout: float = 90.0, access: Any = None) -> None:
+        """Wait until a metadata round trip succeeds and the broker lists itself, as the
+        admin (or `access`).
 
         An open port is not enough: the broker accepts connections before it is
         unfenced, and topic creation fails until then.
         """
         from kafka import KafkaAdminClient  # lazy: only the venv has kafka-python
+
+        from shared.kafka_client import quiet_plaintext_sasl_warning
+
+        quiet_plaintext_sasl_warning()
+        options = (access or self.admin_access()).options()
 
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
@@ -205,8 +342,7 @@ class KafkaNode:
             if port_accepts(self.port):
                 admin = None
                 try:
-                    admin = KafkaAdminClient(bootstrap_servers=self.bootstrap,
-                                             client_id="localstack-ready",
+                    admin = KafkaAdminClient(**options, client_id="localstack-ready",
                                              request_timeout_ms=5000)
                     admin.list_topics()
                     brokers = admin.describe_cluster().get("brokers") or []
@@ -219,8 +355,12 @@ class KafkaNode:
                         with contextlib.suppress(Exception):  # closing a half-open client: nothing to do
                             admin.close()
             time.sleep(0.3)
+        refusals = [line for line in tail(self.data_dir / "logs" / "server.log", 400).splitlines()
+                    if "Failed authentication" in line][-1:]
         raise StackError(f"Kafka on {self.bootstrap} not ready after {timeout:.0f}s "
-                         f"(last error: {last_error!r}); see {self.data_dir / 'logs'}")
+                         f"(last error: {last_error!r}); see {self.data_dir / 'logs'}"
+                         + (f"\nthe broker refused the admin's password ({password_path(self.secrets_dir, ADMIN)}):"
+                            f"\n{refusals[0]}" if refusals else ""))
 
     def stop(self, timeout: float = 30.0) -> bool:
         """SIGTERM (controlled shutdown) and wait; SIGKILL after `timeout`."""

@@ -5,6 +5,12 @@ on free ports, with all their data under `tmp_root`. Nothing is shared with a st
 by ``make up`` (default ports, ``.run/``), so both can run at once. PostgreSQL runs in its
 fast, non-durable mode (fsync off): a crash loses a test's data, never a stack's.
 
+The broker is secured as the local stack's is (deploy/stack/kafka.py): SASL/SCRAM-SHA-512
+and ACLs, the admin and the services' principals with their ACLs, passwords under
+``<tmp_root>/secrets/kafka``. So every integration test runs each service as its own
+principal; test drivers read and write as the admin (``infra.admin``), or as whom they test
+(``infra.access(principal)``).
+
 What must hold: starting infra never installs or fetches anything (``make prepare`` does;
 ``make test`` runs it first), and a failed start stops whatever it had started. The pytest
 plugin (deploy/stack/pytest_plugin.py) gives the test session one of these as ``infra``;
@@ -13,7 +19,7 @@ a test module that needs a broker of its own calls `start_test_infra` itself.
     from deploy.stack.testinfra import start_test_infra
     infra = start_test_infra(tmp_path_factory.mktemp("infra"))
     try:
-        ... infra.bootstrap, infra.dsn, infra.fresh_database("t1") ...
+        ... infra.admin.options(), infra.dsn, infra.fresh_database("t1") ...
     finally:
         infra.stop()
 """
@@ -22,11 +28,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deploy.stack.config import service_env
 from deploy.stack.kafka import KafkaNode
 from deploy.stack.postgres import PostgresNode
 from deploy.stack.process import free_ports
+from shared.kafka_credentials import ADMIN, secrets_dir_of
+
+if TYPE_CHECKING:
+    from shared.kafka_client import KafkaAccess
 
 #: 512 MB is plenty for tests if the log cleaner's dedupe buffer is shrunk from 128 MB
 #: (otherwise the cleaner alone asks for more than the heap and the broker dies).
@@ -46,6 +57,22 @@ class Infra:
     @property
     def bootstrap(self) -> str:
         return self.kafka.bootstrap
+
+    @property
+    def secrets_dir(self) -> Path:
+        """The principals' password files (the admin's, the services', departments' added later)."""
+        return self.kafka.secrets_dir
+
+    def access(self, principal: str) -> KafkaAccess:
+        """Access to the broker as `principal`, with its password file."""
+        from shared.kafka_client import KafkaAccess  # deferred: importing the fixtures loads no third party
+
+        return KafkaAccess.for_principal(self.bootstrap, principal, self.secrets_dir)
+
+    @property
+    def admin(self) -> KafkaAccess:
+        """The super user: what test drivers read and write with."""
+        return self.access(ADMIN)
 
     @property
     def dsn(self) -> str:
@@ -71,7 +98,8 @@ class Infra:
         all_ports["PETITION_KAFKA_PORT"] = self.kafka.port
         all_ports["PETITION_KAFKA_CONTROLLER_PORT"] = self.kafka.controller_port
         all_ports["PETITION_PG_PORT"] = self.postgres.port
-        return service_env(self.bootstrap, self.dsn, hmac_key, all_ports, self.root)
+        return service_env(self.bootstrap, self.dsn, hmac_key, all_ports, self.root,
+                           kafka_secrets_dir=self.secrets_dir)
 
     def stop(self) -> None:
         """Stop both servers; safe to call twice. Leaves the data folders for post-mortems."""
@@ -95,14 +123,15 @@ class Infra:
 
 
 def start_test_infra(tmp_root: Path | str, kafka_timeout: float = 90.0) -> Infra:
-    """Start Kafka and PostgreSQL (fast, non-durable mode) under `tmp_root`; wait ready.
+    """Start Kafka (secured, the services' principals and ACLs in place) and PostgreSQL
+    (fast, non-durable mode) under `tmp_root`; wait ready.
 
     Kafka is launched first and left booting in the background while PostgreSQL starts,
     so the two startups overlap. On any failure, whatever started is stopped again.
     """
     root = Path(tmp_root).resolve()
     kafka_port, controller_port, pg_port = free_ports(3)
-    kafka = KafkaNode(kafka_port, controller_port, root / "kafka", heap=TEST_KAFKA_HEAP,
+    kafka = KafkaNode(kafka_port, controller_port, root / "kafka", secrets_dir_of(root), heap=TEST_KAFKA_HEAP,
                       extra_properties=TEST_KAFKA_PROPERTIES)
     postgres = PostgresNode(pg_port, root / "postgres", fast=True)
     infra = Infra(kafka=kafka, postgres=postgres, root=root)
@@ -112,6 +141,7 @@ def start_test_infra(tmp_root: Path | str, kafka_timeout: float = 90.0) -> Infra
         postgres.wait_ready()
         postgres.ensure_database()
         kafka.wait_ready(timeout=kafka_timeout)
+        kafka.ensure_services()
     except BaseException:
         infra.stop()
         raise

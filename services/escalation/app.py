@@ -46,6 +46,7 @@ from shared import retry, topics
 from shared.consumer import BatchProcessor, BatchResult
 from shared.db import create_pool, ensure_common_tables, migrate
 from shared.events import utcnow
+from shared.kafka_client import KafkaAccess
 from shared.outbox import OutboxRelay
 from shared.records import RawMessage
 from shared.reference.calendar import known_until
@@ -117,6 +118,7 @@ def consumed(
 class Escalation:
     def __init__(self, *, settings: Settings, config: EscalationSettings | None = None) -> None:
         self.settings = settings
+        self.kafka = KafkaAccess.from_settings(settings)
         self.config = config or EscalationSettings()
         self.policies = load_policies(self.config.policies_path)
         self.ladder = load_ladder(self.config.ladder_path)
@@ -154,7 +156,7 @@ class Escalation:
                 await migrate(conn, SCHEMA, MIGRATIONS)
                 await ensure_common_tables(conn, SCHEMA)
             self.relay = OutboxRelay(
-                pool=pool, schema=SCHEMA, bootstrap=self.settings.kafka_bootstrap, service=SERVICE
+                pool=pool, schema=SCHEMA, kafka=self.kafka, service=SERVICE
             )
             uow = self.uow = PgUnitOfWork(pool, SCHEMA, PgEscalationStore)
             ctx = self.context
@@ -286,7 +288,7 @@ class Escalation:
 
 def build_app(settings: Settings) -> Any:
     esc = Escalation(settings=settings)
-    app = make_app(SERVICE, settings, web_port=settings.escalation_port)
+    app = make_app(SERVICE, settings, kafka=esc.kafka, web_port=settings.escalation_port)
 
     async def readiness() -> dict[str, bool]:
         return await esc.readiness()

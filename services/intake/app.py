@@ -35,6 +35,7 @@ from shared.auth.verify import build_verifier
 from shared.consumer import BatchProcessor, group_instance_id
 from shared.db import create_pool, ensure_common_tables, migrate
 from shared.errors import Unavailable
+from shared.kafka_client import KafkaAccess
 from shared.lag import run_lag_collector
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
@@ -94,6 +95,7 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
             raise RuntimeError("PETITION_HMAC_KEY must be set (make up generates one)")
         verifier.start()  # the key ring, created on the first start
         bound = settings.db_timeout_seconds
+        kafka = KafkaAccess.from_settings(settings)
         work_pool = await create_pool(settings.pg_dsn, max_size=4, command_timeout=60, connect_timeout=10)
         async with work_pool.acquire() as conn:
             await migrate(conn, SCHEMA, MIGRATIONS)
@@ -101,8 +103,7 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
         pool = await create_pool(settings.pg_dsn, max_size=10, command_timeout=bound, connect_timeout=bound)
         state.pool, state.work_pool = pool, work_pool
         state._uow = PgUnitOfWork(pool, SCHEMA, PgIntakeStore)
-        relay = state.relay = OutboxRelay(pool=work_pool, schema=SCHEMA, bootstrap=settings.kafka_bootstrap,
-                                          service="intake")
+        relay = state.relay = OutboxRelay(pool=work_pool, schema=SCHEMA, kafka=kafka, service="intake")
         state.projector = make_processor(
             PgUnitOfWork(work_pool, SCHEMA, PgReadModelStore), lambda _r: relay.kick(),
             triage_code=lambda: state.reference.current.triage, max_record_bytes=settings.max_record_bytes,
@@ -111,12 +112,12 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
         loops = state.loops
         loops.start("outbox-relay", relay.run, healthy=relay.healthy)
         loops.start("read-model", lambda: run_projector(
-            bootstrap=settings.kafka_bootstrap, processor=projector,
+            kafka=kafka, processor=projector,
             group_instance_id=group_instance_id("intake", settings.http_port, settings.instance_id),
             session_timeout_seconds=settings.consumer_session_timeout_seconds,
         ))
         # consumer lag of every platform group, exported by intake (one collector suffices)
-        loops.start("consumer-lag", lambda: run_lag_collector(bootstrap=settings.kafka_bootstrap))
+        loops.start("consumer-lag", lambda: run_lag_collector(kafka=kafka))
         try:
             yield
         finally:

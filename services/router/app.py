@@ -31,6 +31,7 @@ from shared import topics
 from shared.consumer import BatchProcessor, BatchResult, Prepared
 from shared.db import create_pool, ensure_common_tables, migrate
 from shared.events import PetitionActionTaken, PetitionSubmitted, utcnow
+from shared.kafka_client import KafkaAccess
 from shared.outbox import OutboxRelay
 from shared.records import RawMessage
 from shared.relay_process import RelayProcess
@@ -54,7 +55,8 @@ class Router:
         self.plans = PreparedPlans(
             classifier=load_classifier(settings.classifier), default_threshold=settings.triage_threshold
         )
-        self.queues = DepartmentQueues(settings.kafka_bootstrap)
+        self.kafka = KafkaAccess.from_settings(settings)
+        self.queues = DepartmentQueues(self.kafka)
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | RelayProcess | None = None
         self._start_lock = asyncio.Lock()
@@ -88,12 +90,12 @@ class Router:
                 self.plans.offload = offload
             if self.settings.relay_process:
                 self.relay = RelayProcess(
-                    dsn=self.settings.pg_dsn, schema=SCHEMA, bootstrap=self.settings.kafka_bootstrap,
+                    dsn=self.settings.pg_dsn, schema=SCHEMA, kafka=self.kafka,
                     service=SERVICE, log_level=self.settings.log_level,
                 )
             else:
                 self.relay = OutboxRelay(
-                    pool=pool, schema=SCHEMA, bootstrap=self.settings.kafka_bootstrap, service=SERVICE
+                    pool=pool, schema=SCHEMA, kafka=self.kafka, service=SERVICE
                 )
             relay = self.relay
             self.loops.start("outbox-relay", relay.run, healthy=relay.healthy)
@@ -187,7 +189,7 @@ class Router:
 def build_app(settings: Settings) -> Any:
     """Wire the faust app: agents on the router's input topics, ops pages, start-up task."""
     router = Router(settings=settings)
-    app = make_app(SERVICE, settings, web_port=settings.router_port)
+    app = make_app(SERVICE, settings, kafka=router.kafka, web_port=settings.router_port)
     add_ops_pages(app, router.readiness)
     router.agent_health = batch_agent(
         app,

@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from shared import topics
+from shared.kafka_client import KafkaAccess
 
 
 class DepartmentQueues:
@@ -19,8 +20,8 @@ class DepartmentQueues:
     One admin round trip for all of a batch's new departments; known topics cost nothing.
     """
 
-    def __init__(self, bootstrap: str) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaAccess) -> None:
+        self._kafka = kafka
         self._known_topics: set[str] = set()
         self._admin: AIOKafkaAdminClient | None = None
 
@@ -29,7 +30,7 @@ class DepartmentQueues:
         if not missing:
             return
         if self._admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+            admin = AIOKafkaAdminClient(**self._kafka.options())
             await admin.start()
             self._admin = admin
         try:

@@ -29,6 +29,7 @@ from deploy.callers import NaturalCaller, token_for
 from deploy.stack import free_ports, service_process, tail, wait_http_ready
 from deploy.stack.testinfra import Infra
 from shared.identity import Principal
+from shared.kafka_client import KafkaAccess
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -163,7 +164,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
 
 
-def consume_all(bootstrap: str, topic: str, *, idle_ms: int = 3000, nulls: bool = False) -> list[Any]:
+def consume_all(kafka: KafkaAccess, topic: str, *, idle_ms: int = 3000, nulls: bool = False) -> list[Any]:
     """Read a topic from the beginning with a throwaway group (no commits). Records with a
     null value are left out unless `nulls`: no service writes one, so they are poison that
     a test wrote on purpose (tests/integration/test_poison_records.py)."""
@@ -171,7 +172,7 @@ def consume_all(bootstrap: str, topic: str, *, idle_ms: int = 3000, nulls: bool 
 
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **kafka.options(),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

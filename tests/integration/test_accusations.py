@@ -68,9 +68,9 @@ def test_an_accusation_does_not_exist_for_the_accused_government(stack: Stack, c
     # no queue of the accused government received it
     time.sleep(1.0)
     for unit in ("A3-HOUSING", "A3-GOV", "A3-URBAN"):
-        records = consume_all(stack.infra.bootstrap, topics.department_topic(unit), idle_ms=1200)
+        records = consume_all(stack.infra.admin, topics.department_topic(unit), idle_ms=1200)
         assert all(parse(m)["petition_id"] != pid for m in records), unit
-    handling = [parse(m) for m in consume_all(stack.infra.bootstrap, topics.department_topic("A-GOV"), idle_ms=1200)]
+    handling = [parse(m) for m in consume_all(stack.infra.admin, topics.department_topic("A-GOV"), idle_ms=1200)]
     mine = [m for m in handling if m["petition_id"] == pid]
     assert mine and "13912345678" not in mine[0]["content"]  # the queue's text is masked too
 

@@ -281,12 +281,12 @@ def test_every_endpoint_answers_every_role_in_and_out_of_scope_as_the_table_says
 
 def test_the_actor_travels_with_the_action_and_personal_numbers_do_not(stack: Stack, world: World) -> None:
     pid = _submit(stack, content="请联系我13912345678，身份证430103199001011234，小区电梯坏了一个月。")
-    submitted = wait_for(lambda: [parse(m) for m in consume_all(stack.infra.bootstrap, "petition.submitted",
+    submitted = wait_for(lambda: [parse(m) for m in consume_all(stack.infra.admin, "petition.submitted",
                                                                  idle_ms=1500) if parse(m)["petition_id"] == pid])
     (event,) = submitted
     assert event["actor"] == {"subject": "op-matrix", "role": "operator"}
     assert "13912345678" not in event["content"] and "139****5678" in event["content"]
     assert "430103199001011234" not in event["content"]
-    actions = [parse(m) for m in consume_all(stack.infra.bootstrap, "petition.actions", idle_ms=1500)]
+    actions = [parse(m) for m in consume_all(stack.infra.admin, "petition.actions", idle_ms=1500)]
     mine = [a for a in actions if a["petition_id"] == world.extension and a["action"] == "request_extension"]
     assert mine and mine[-1]["actor"] == {"subject": "clerk-matrix-A3-HOUSING", "role": "department"}

@@ -124,7 +124,7 @@ def test_a_dead_letter_fires_its_alert(stack: Stack, prometheus: str, demo_load:
     if not _series(prometheus, selector):
         # nothing dead-lettered there yet: the alert must be quiet before we provoke it
         assert not _firing(prometheus, **wanted)
-    producer = KafkaProducer(bootstrap_servers=stack.infra.bootstrap)
+    producer = KafkaProducer(**stack.infra.admin.options())
     producer.send(topics.PETITION_ROUTED, key=b"ops-poison", value=b"not an event " + str(time.time()).encode())
     producer.flush()
     producer.close()

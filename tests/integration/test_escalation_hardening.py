@@ -21,6 +21,8 @@ import pytest
 import yaml
 
 from shared import topics
+from shared.kafka_credentials import password_path
+from shared.settings import Settings
 from tests.integration.conftest import Stack, consume_all, parse, petition, wait_for
 from tests.integration.conftest import db_rows as _db
 
@@ -33,6 +35,12 @@ def _submit(client: httpx.Client, **overrides: Any) -> str:
     r = client.post("/v1/petitions", json=petition(**overrides))
     assert r.status_code == 202, r.text
     return str(r.json()["id"])
+
+
+def _settings(stack: Stack, dsn: str) -> Settings:
+    """An escalation service's settings on `dsn`, on the broker as the escalation principal."""
+    return Settings(pg_dsn=dsn, kafka_bootstrap=stack.infra.bootstrap, kafka_username="escalation",
+                    kafka_password_file=password_path(stack.infra.secrets_dir, "escalation"))
 
 
 def _overdue_pending(stack: Stack, pid: str) -> int:
@@ -55,7 +63,7 @@ def test_a_petition_received_in_2001_escalates_once_per_clock_not_once_per_misse
 
     supervision = _db(stack, "SELECT clock, step, level, target_unit, state, missed_steps"
                              " FROM escalation.supervision WHERE petition_id = $1", pid)
-    sla = [e for e in (parse(m) for m in consume_all(stack.infra.bootstrap, topics.PETITION_SLA, idle_ms=1500))
+    sla = [e for e in (parse(m) for m in consume_all(stack.infra.admin, topics.PETITION_SLA, idle_ms=1500))
            if e.get("petition_id") == pid]
     by_type = Counter(e["event_type"] for e in sla)
     print(f"\nbackdated petition {pid}: {len(supervision)} 督办 "
@@ -104,10 +112,9 @@ def test_a_hotline_accusation_gets_the_xinfang_clocks(client: httpx.Client, stac
 def test_a_fresh_install_finds_no_zero_report_missed_before_it_existed(stack: Stack) -> None:
     from services.escalation.app import Escalation
     from shared.events import utcnow
-    from shared.settings import Settings
 
     dsn = stack.infra.fresh_database("escalation_fresh_install")
-    settings = Settings(pg_dsn=dsn, kafka_bootstrap=stack.infra.bootstrap)
+    settings = _settings(stack, dsn)
 
     async def run() -> None:
         esc = Escalation(settings=settings)
@@ -145,13 +152,12 @@ def test_at_the_cap_a_ladder_step_opens_no_supervision_order_and_the_ladder_goes
 ) -> None:
     from services.escalation import metrics
     from services.escalation.app import LADDER, Escalation, EscalationSettings
-    from shared.settings import Settings
 
     ladder = yaml.safe_load(LADDER.read_text())
     ladder["max_open_supervisions_per_petition"] = 2
     (tmp_path / "ladder.yaml").write_text(yaml.safe_dump(ladder, allow_unicode=True))
     dsn = stack.infra.fresh_database("escalation_cap")
-    esc = Escalation(settings=Settings(pg_dsn=dsn, kafka_bootstrap=stack.infra.bootstrap),
+    esc = Escalation(settings=_settings(stack, dsn),
                      config=EscalationSettings(ladder_path=tmp_path / "ladder.yaml"))
     due = datetime(2026, 11, 2, tzinfo=SHANGHAI)  # a Monday, 00:00: the deadline was 24:00 Sunday
     capped_before = metrics.SUPERVISION_CAP_REACHED._value.get()

@@ -160,7 +160,7 @@ def test_breach_climbs_the_ladder_and_a_supervisor_closes_a_supervision_order(
         age_until_due(stack, pid, "resolution", "escalate")
         wait_for(lambda: _overdue_pending(stack, [pid]) == 0, timeout=60)
 
-    sla = [parse(m) for m in consume_all(stack.infra.bootstrap, topics.PETITION_SLA, idle_ms=1500)]
+    sla = [parse(m) for m in consume_all(stack.infra.admin, topics.PETITION_SLA, idle_ms=1500)]
     steps = [e for e in sla if e.get("petition_id") == pid and e["event_type"] == "sla.escalated"
              and e["clock"] == "resolution"]
     steps.sort(key=lambda e: e["step"])
@@ -210,7 +210,7 @@ def test_a_ladder_found_due_weeks_late_steps_once_to_the_level_reached(
     age_clocks(stack, [pid], timedelta(days=40))  # nobody looked for 40 days: every clock breached long ago
     wait_for(lambda: _overdue_pending(stack, [pid]) == 0, timeout=60)
 
-    sla = [e for e in (parse(m) for m in consume_all(stack.infra.bootstrap, topics.PETITION_SLA, idle_ms=1500))
+    sla = [e for e in (parse(m) for m in consume_all(stack.infra.admin, topics.PETITION_SLA, idle_ms=1500))
            if e.get("petition_id") == pid]
     kinds = Counter((e["event_type"], e.get("clock")) for e in sla)
     clocks = ("sign_for", "first_contact", "resolution")
@@ -316,7 +316,7 @@ def test_two_instances_fire_every_timer_exactly_once_and_catch_up_after_downtime
 
     def on_bus() -> Counter[str]:
         ids: Counter[str] = Counter()
-        for m in consume_all(stack.infra.bootstrap, topics.PETITION_SLA, idle_ms=1500):
+        for m in consume_all(stack.infra.admin, topics.PETITION_SLA, idle_ms=1500):
             e = parse(m)
             if e.get("petition_id") in set(pids) and e["event_type"] in (
                     "sla.warning", "sla.breached", "sla.escalated"):
@@ -371,7 +371,7 @@ def test_zero_reports_missing_escalated_late_marked_and_second_submission_consis
     assert compliance["reporting_rate"] == 0.5 and compliance["timeliness_rate"] == 0.0
 
     # one verdict per period on the bus although two instances evaluate
-    statuses = [parse(m) for m in consume_all(stack.infra.bootstrap, topics.ZERO_REPORT_STATUS, idle_ms=1500)]
+    statuses = [parse(m) for m in consume_all(stack.infra.admin, topics.ZERO_REPORT_STATUS, idle_ms=1500)]
     yesterdays = [s for s in statuses if s["unit"] == "Z1-S01" and s["period"] == yesterday]
     assert [s["status"] for s in yesterdays] == ["missing"]
 
@@ -424,7 +424,7 @@ def test_a_lapsed_supervision_order_escalates_one_level_up(
     timeline = _get(client, pid)["timeline"]
     assert [(t["clock"], t["escalated_to"]) for t in timeline if t["event"] == "supervision_overdue"] == [
         ("resolution", above)]
-    sla = [parse(m) for m in consume_all(stack.infra.bootstrap, topics.PETITION_SLA, idle_ms=1500)]
+    sla = [parse(m) for m in consume_all(stack.infra.admin, topics.PETITION_SLA, idle_ms=1500)]
     overdue = [e for e in sla if e["event_type"] == "sla.supervision_overdue" and e["petition_id"] == pid]
     assert len(overdue) == 1 and overdue[0]["escalated_supervision_id"] == up["id"]
     # the event carries the escalated 督办 whole: a reader records it as it is
@@ -468,7 +468,7 @@ def test_a_missing_zero_report_opens_a_supervision_order_that_closes_on_the_repo
     assert {r["state"] for r in rows} == {"closed"}
     # the verdicts carry the 督办 they opened and closed, whole or by id
     statuses = wait_for(lambda: (x := [e for e in (parse(m) for m in consume_all(
-        stack.infra.bootstrap, topics.ZERO_REPORT_STATUS, idle_ms=1500)) if e["unit"] == "Z1-S03"
+        stack.infra.admin, topics.ZERO_REPORT_STATUS, idle_ms=1500)) if e["unit"] == "Z1-S03"
         and e["period"] == yesterday]) and any(e.get("status") == "late" for e in x) and x, timeout=30)
     missing = next(e for e in statuses if e.get("status") == "missing")
     assert (missing["supervision"]["id"], missing["supervision"]["report_period"]) == (order["id"], yesterday)

@@ -15,13 +15,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from deploy.stack.testinfra import Infra
 from shared.db import add_to_outbox, create_pool, ensure_common_tables
+from shared.kafka_client import KafkaAccess
 from shared.messages import OutboxMessage
 from shared.outbox import OutboxRelay
 from tests.integration.conftest import consume_all
 
 
-async def _scenario(dsn: str, bootstrap: str, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _scenario(dsn: str, kafka: KafkaAccess, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(**kafka.options())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
@@ -30,7 +31,7 @@ async def _scenario(dsn: str, bootstrap: str, topic: str) -> list[int]:
     pool = await create_pool(dsn, max_size=4)
     async with pool.acquire() as conn:
         await ensure_common_tables(conn, "relaytest")
-    relay = OutboxRelay(pool=pool, schema="relaytest", bootstrap=bootstrap, service="relaytest",
+    relay = OutboxRelay(pool=pool, schema="relaytest", kafka=kafka, service="relaytest",
                         idle_poll_seconds=0.05, sweep_seconds=0.5)
     task = asyncio.get_running_loop().create_task(relay.run())
     try:
@@ -65,7 +66,7 @@ async def _scenario(dsn: str, bootstrap: str, topic: str) -> list[int]:
 def test_a_row_committed_after_later_ids_were_published_is_published_once(infra: Infra) -> None:
     topic = f"relaytest.{uuid.uuid4().hex[:8]}"
     dsn = infra.fresh_database("relaytest")
-    published, left = asyncio.run(_scenario(dsn, infra.bootstrap, topic))
+    published, left = asyncio.run(_scenario(dsn, infra.admin, topic))
     assert (published, left) == (2, 0)
-    values = sorted(r.value for r in consume_all(infra.bootstrap, topic))
+    values = sorted(r.value for r in consume_all(infra.admin, topic))
     assert values == [b"early", b"late"]

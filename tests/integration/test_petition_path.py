@@ -77,6 +77,11 @@ def test_department_queue_receives_assignment_without_pii(client: httpx.Client, 
     pid = r.json()["id"]
     dept = _routed(client, pid)["department"]["code"]
     assert dept == "K1-EDUCATION"
+    # the department reads with its own credentials, which it does not have yet
+    out = stack.petitionctl("queue", "--department", dept, "--max-messages", "1", "--idle-timeout", "20")
+    assert out.returncode != 0 and f"petitionctl kafka-user add --department {dept}" in out.stderr, out.stderr
+    added = stack.petitionctl("kafka-user", "add", "--department", dept)
+    assert added.returncode == 0 and f"dept-{dept}.password" in added.stdout, added.stderr
     out = stack.petitionctl("queue", "--department", dept, "--max-messages", "1", "--idle-timeout", "20")
     assert out.returncode == 0, out.stderr
     lines = [json.loads(x) for x in out.stdout.splitlines() if x.strip()]
@@ -84,7 +89,7 @@ def test_department_queue_receives_assignment_without_pii(client: httpx.Client, 
     raw = out.stdout
     for secret in ("李四", "13911112222", "110101199003071234"):
         assert secret not in raw
-    submitted = [parse(m) for m in consume_all(stack.infra.bootstrap, topics.PETITION_SUBMITTED)]
+    submitted = [parse(m) for m in consume_all(stack.infra.admin, topics.PETITION_SUBMITTED)]
     mine = [m for m in submitted if m.get("petition_id") == pid]
     assert len(mine) == 1
     assert mine[0]["petitioner_key"] and "李四" not in json.dumps(mine[0], ensure_ascii=False)
@@ -112,7 +117,7 @@ def test_poison_message_is_dead_lettered_and_stream_continues(client: httpx.Clie
     from kafka import KafkaProducer
 
     marker = uuid.uuid4().hex
-    producer = KafkaProducer(bootstrap_servers=stack.infra.bootstrap)
+    producer = KafkaProducer(**stack.infra.admin.options())
     producer.send(topics.PETITION_SUBMITTED, key=b"poison", value=f"not json {marker}".encode())
     producer.send(topics.PETITION_SUBMITTED, key=b"poison2",
                   value=json.dumps({"event_type": "petition.submitted", "marker": marker}).encode())
@@ -123,7 +128,7 @@ def test_poison_message_is_dead_lettered_and_stream_continues(client: httpx.Clie
     _routed(client, r.json()["id"])
 
     def dead() -> list[dict]:
-        records = [parse(m) for m in consume_all(stack.infra.bootstrap, topics.DEAD_LETTER_ROUTER, idle_ms=1500)]
+        records = [parse(m) for m in consume_all(stack.infra.admin, topics.DEAD_LETTER_ROUTER, idle_ms=1500)]
         import base64
 
         return [d for d in records if marker in base64.b64decode(d["value_b64"] or "").decode(errors="replace")]
@@ -149,19 +154,19 @@ def test_a_petition_delivered_again_is_routed_once_and_counted_as_a_repeat(
 
     pid = client.post("/v1/petitions", json=petition()).json()["id"]
     _routed(client, pid)
-    submitted = [m for m in consume_all(stack.infra.bootstrap, topics.PETITION_SUBMITTED, idle_ms=1500)
+    submitted = [m for m in consume_all(stack.infra.admin, topics.PETITION_SUBMITTED, idle_ms=1500)
                  if pid.encode() in m.value]  # (the topic also holds another test's poison)
     assert len(submitted) == 1
     original = submitted[0]
     other_id = {**parse(original), "event_id": str(uuid.uuid4())}  # the same petition, another event
     before = _repeats_counted(stack)
-    producer = KafkaProducer(bootstrap_servers=stack.infra.bootstrap)
+    producer = KafkaProducer(**stack.infra.admin.options())
     for value in (original.value, original.value, json.dumps(other_id, ensure_ascii=False).encode()):
         producer.send(topics.PETITION_SUBMITTED, key=original.key, value=value)
     producer.flush()
     producer.close()
     wait_for(lambda: _repeats_counted(stack) >= before + 3, timeout=20)
-    routed = [parse(m) for m in consume_all(stack.infra.bootstrap, topics.PETITION_ROUTED, idle_ms=1500)]
+    routed = [parse(m) for m in consume_all(stack.infra.admin, topics.PETITION_ROUTED, idle_ms=1500)]
     assert len([r for r in routed if r["petition_id"] == pid]) == 1
     assert _get(client, pid)["department"]
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from shared import topics
+from shared.kafka_client import KafkaAccess
 from tests.integration.conftest import Stack, consume_all, parse, petition, wait_for
 
 pytestmark = pytest.mark.integration
@@ -31,11 +32,11 @@ def _event(name: str) -> bytes:
     return json.dumps(body).encode()
 
 
-def _committed(bootstrap: str, group: str, partitions: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+def _committed(kafka: KafkaAccess, group: str, partitions: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
     """The group's committed offsets (read without joining the group)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = KafkaConsumer(**kafka.options(), group_id=group, enable_auto_commit=False)
     try:
         return {(t, p): consumer.committed(TopicPartition(t, p)) or -1 for t, p in partitions}
     finally:
@@ -45,7 +46,7 @@ def _committed(bootstrap: str, group: str, partitions: set[tuple[str, int]]) -> 
 def test_null_values_and_null_keys_are_dead_lettered_and_the_router_goes_on(stack: Stack) -> None:
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=stack.infra.bootstrap)
+    producer = KafkaProducer(**stack.infra.admin.options())
     sent: dict[tuple[str, int, int], str] = {}  # (topic, partition, offset) -> expected reason
     try:
         for topic, valid in ((topics.PETITION_SUBMITTED, "petition.submitted"),
@@ -61,7 +62,7 @@ def test_null_values_and_null_keys_are_dead_lettered_and_the_router_goes_on(stac
 
     def dead_lettered() -> dict[tuple[str, int, int], dict[str, Any]] | None:
         found = {}
-        for record in consume_all(stack.infra.bootstrap, topics.DEAD_LETTER_ROUTER, idle_ms=1000):
+        for record in consume_all(stack.infra.admin, topics.DEAD_LETTER_ROUTER, idle_ms=1000):
             body = parse(record)
             found[(body["source_topic"], body["partition"], body["offset"])] = body
         return found if set(sent) <= set(found) else None
@@ -87,14 +88,14 @@ def test_null_values_and_null_keys_are_dead_lettered_and_the_router_goes_on(stac
 
     # ... and its consumer group committed past every poison record
     def committed_past() -> bool:
-        offsets = _committed(stack.infra.bootstrap, "petition-router", {(t, p) for t, p, _ in sent})
+        offsets = _committed(stack.infra.admin, "petition-router", {(t, p) for t, p, _ in sent})
         print("committed", offsets, "poison at", sorted(sent))
         return all(offsets[(t, p)] > o for t, p, o in sent)
 
     wait_for(committed_past, timeout=30, interval=0.5)
     # escalation reads petition.actions too: it dead-letters the same records there
     escalation = {(b["source_topic"], b["partition"], b["offset"]): b["reason"]
-                  for b in map(parse, consume_all(stack.infra.bootstrap, topics.DEAD_LETTER_ESCALATION, idle_ms=1000))}
+                  for b in map(parse, consume_all(stack.infra.admin, topics.DEAD_LETTER_ESCALATION, idle_ms=1000))}
     for (t, p, o), reason in sent.items():
         if t == topics.PETITION_ACTIONS:
             assert escalation.get((t, p, o)) == reason

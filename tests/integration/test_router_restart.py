@@ -89,7 +89,7 @@ def test_router_sigkill_loses_and_duplicates_nothing(stack: Stack) -> None:
 
     # On the bus: exactly one routing decision per petition (repeats carry the same event id).
     by_petition: dict[str, set[str]] = defaultdict(set)
-    for record in consume_all(stack.infra.bootstrap, topics.PETITION_ROUTED):
+    for record in consume_all(stack.infra.admin, topics.PETITION_ROUTED):
         event = parse(record)
         by_petition[event["petition_id"]].add(event["event_id"])
     assert all(len(by_petition[p]) == 1 for p in accepted), {

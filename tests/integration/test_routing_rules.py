@@ -45,7 +45,7 @@ def test_accusation_goes_above_the_accused_units_own_government(client: httpx.Cl
     time.sleep(1.0)
     for unit in ("A3-HOUSING", "A3-GOV"):
         queue = topics.department_topic(unit)
-        assert all(parse(m)["petition_id"] != pid for m in consume_all(stack.infra.bootstrap, queue, idle_ms=1500))
+        assert all(parse(m)["petition_id"] != pid for m in consume_all(stack.infra.admin, queue, idle_ms=1500))
 
 
 def test_repeat_petition_is_linked_and_goes_to_the_same_department(client: httpx.Client) -> None:
@@ -74,7 +74,7 @@ def test_group_petition_gets_raised_priority(client: httpx.Client, stack: Stack)
     body = _routed(client, pid)
     assert body["group_petition"] is True and body["priority"] == "high"
     department_topic = topics.department_topic(body["department"]["code"])
-    assigned = [parse(m) for m in consume_all(stack.infra.bootstrap, department_topic)]
+    assigned = [parse(m) for m in consume_all(stack.infra.admin, department_topic)]
     mine = [a for a in assigned if a["petition_id"] == pid]
     assert mine and mine[0]["priority"] == "high" and mine[0]["group_petition"] is True
 

@@ -8,6 +8,7 @@ import contextlib
 from prometheus_client import CollectorRegistry, generate_latest
 
 from shared import lag
+from shared.kafka_client import KafkaAccess
 from shared.lag import LagSnapshot, PartitionLag, compute_lag, department_group, groups_to_watch
 
 
@@ -55,7 +56,7 @@ def test_snapshot_exports_one_gauge_series_per_partition_and_forgets_old_ones() 
 def test_collector_survives_an_unreachable_broker_and_stops_on_cancel() -> None:
     async def scenario() -> float:
         before = lag.COLLECTION_ERRORS._value.get()
-        task = asyncio.create_task(lag.run_lag_collector(bootstrap="127.0.0.1:1", interval=0.5))
+        task = asyncio.create_task(lag.run_lag_collector(kafka=KafkaAccess("127.0.0.1:1"), interval=0.5))
         await asyncio.sleep(2.5)
         assert not task.done()
         task.cancel()

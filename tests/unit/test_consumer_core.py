@@ -15,6 +15,7 @@ import pytest
 
 from shared.consumer import BatchProcessor, BatchResult, ConsumerHealth, group_instance_id
 from shared.errors import BadInput
+from shared.kafka_client import KafkaAccess
 from shared.records import DEAD_LETTER_INLINE_BYTES, RawMessage, check_record, raw_message
 from tests.fakes import FakeDatabase, FakeTransaction, FakeUnitOfWork
 
@@ -345,7 +346,7 @@ async def test_the_read_model_loop_outlives_kafka_failures_and_commits_past_bad_
 
     monkeypatch.setattr(projector, "AIOKafkaConsumer", FakeConsumer)
     task = asyncio.ensure_future(projector.run_projector(
-        bootstrap="x", processor=proc, group_instance_id="intake-a", min_backoff=0.001, max_backoff=0.01,
+        kafka=KafkaAccess("x"), processor=proc, group_instance_id="intake-a", min_backoff=0.001, max_backoff=0.01,
     ))
     try:
         for _ in range(500):

@@ -67,10 +67,12 @@ def test_a_dead_worker_costs_time_not_predictions(local) -> None:
 
 
 def test_quiet_worker_leaves_the_root_logger_alone() -> None:
+    from shared.kafka_client import KafkaAccess
     from shared.settings import Settings
     from shared.worker import QuietWorker, make_app
 
-    app = make_app("unit-quiet", Settings(run_dir=os.environ.get("TMPDIR", "/tmp") + "/unit-quiet"), web_port=1)
+    app = make_app("unit-quiet", Settings(run_dir=os.environ.get("TMPDIR", "/tmp") + "/unit-quiet"),
+                   kafka=KafkaAccess("127.0.0.1:1"), web_port=1)
     assert app.conf.Worker is QuietWorker
     root = logging.getLogger()
     before = root.level, list(root.handlers)

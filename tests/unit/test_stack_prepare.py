@@ -32,13 +32,16 @@ def test_the_stack_imports_from_the_installed_package_anywhere(tmp_path: Path) -
 
 
 def test_only_prepare_reaches_the_code_that_changes_the_machine(tmp_path: Path) -> None:
-    """`up`, `down`, `status` and the fixtures load neither deploy.stack.host nor a third-party module."""
+    """`up`, `down`, `status` and the fixtures load neither deploy.stack.host nor a third-party module
+    (of shared, only the standard-library module of the broker's password files)."""
     code = ("import sys\n"
             "before = set(sys.modules)\n"
             "import deploy.stack.cli, deploy.stack.testinfra\n"
             "loaded = {m.split('.')[0] for m in set(sys.modules) - before}\n"
-            "print('deploy.stack.host' in sys.modules, sorted(loaded - set(sys.stdlib_module_names) - {'deploy'}))")
-    assert _python(code, tmp_path) == "False []"
+            "shared = sorted(m for m in sys.modules if m.startswith('shared'))\n"
+            "third = sorted(loaded - set(sys.stdlib_module_names) - {'deploy', 'shared'})\n"
+            "print('deploy.stack.host' in sys.modules, third, shared)")
+    assert _python(code, tmp_path) == "False [] ['shared', 'shared.kafka_credentials']"
 
 
 def test_prepare_runs_nothing_when_everything_is_there(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,7 +67,7 @@ def bare_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def test_starting_a_server_on_a_bare_machine_names_make_prepare(bare_machine: Path) -> None:
     kafka_port, controller_port, pg_port, prom_port = free_ports(4)
     nodes: list[KafkaNode | PostgresNode | PrometheusNode] = [
-        KafkaNode(kafka_port, controller_port, bare_machine / "kafka"),
+        KafkaNode(kafka_port, controller_port, bare_machine / "kafka", bare_machine / "secrets"),
         PostgresNode(pg_port, bare_machine / "postgres"),
         PrometheusNode(prom_port, bare_machine / "prometheus", bare_machine / "prometheus.yml"),
     ]

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from shared import metrics
+from shared.kafka_client import KafkaAccess
 from shared.outbox import OutboxRelay
 from shared.supervise import Supervisor
 
@@ -129,7 +130,7 @@ class _FakePublisher:
 ])
 async def test_the_relay_outlives_any_failure_and_publishes_afterwards(failure: BaseException) -> None:
     db = _FakeDb([failure, failure])
-    relay = OutboxRelay(pool=db, schema="s", bootstrap="unused:1", service="test-relay",
+    relay = OutboxRelay(pool=db, schema="s", kafka=KafkaAccess("unused:1"), service="test-relay",
                         idle_poll_seconds=0.01)
     publisher = _FakePublisher()
     relay._publisher = publisher  # type: ignore[assignment]  # a fake publisher
@@ -150,7 +151,7 @@ async def test_the_relay_outlives_any_failure_and_publishes_afterwards(failure: 
 
 
 async def test_the_backlog_age_grows_while_the_relay_cannot_reach_its_database() -> None:
-    relay = OutboxRelay(pool=_FakeDb([]), schema="s", bootstrap="unused:1", service="test-age")
+    relay = OutboxRelay(pool=_FakeDb([]), schema="s", kafka=KafkaAccess("unused:1"), service="test-age")
     await relay.refresh_stats()
     assert relay.backlog == 3
     samples = {s.labels.get("service"): s.value for m in metrics.OUTBOX_OLDEST_AGE.collect() for s in m.samples}

@@ -17,6 +17,7 @@ from services.intake.readmodel.handlers import handlers
 from services.intake.readmodel.store import ReadModelStore
 from shared import retry, topics
 from shared.consumer import BatchProcessor
+from shared.kafka_client import KafkaAccess
 from shared.records import raw_message
 from shared.store import UnitOfWork
 
@@ -47,7 +48,7 @@ def make_processor(
 
 async def run_projector(
     *,
-    bootstrap: str,
+    kafka: KafkaAccess,
     processor: BatchProcessor,
     group_id: str = "petition-intake",
     batch: int = 500,
@@ -73,7 +74,7 @@ async def run_projector(
     async def consume() -> None:
         consumer = AIOKafkaConsumer(
             *READ_MODEL_TOPICS,
-            bootstrap_servers=bootstrap,
+            **kafka.options(),
             group_id=group_id,
             group_instance_id=group_instance_id,
             session_timeout_ms=int(session_timeout_seconds * 1000),
