@@ -57,8 +57,10 @@ StoreT = TypeVar("StoreT", bound="PgTransaction")
 class UnitOfWork(Protocol[StoreT_co]):
     """Opens transactions; each yields the service's store."""
 
-    def begin(self) -> AbstractAsyncContextManager[StoreT_co]:
-        """One transaction: committed when the block ends normally, rolled back if it raises."""
+    def begin(self, *, snapshot: bool = False) -> AbstractAsyncContextManager[StoreT_co]:
+        """One transaction: committed when the block ends normally, rolled back if it raises.
+        `snapshot`: a read-only transaction whose statements all see one snapshot (a query
+        reading several tables must not see a half-applied change between two statements)."""
         ...
 
 
@@ -104,6 +106,7 @@ class PgUnitOfWork(Generic[StoreT]):
         self._store = store
 
     @contextlib.asynccontextmanager
-    async def begin(self) -> AsyncIterator[StoreT]:
-        async with self.pool.acquire() as conn, conn.transaction():
+    async def begin(self, *, snapshot: bool = False) -> AsyncIterator[StoreT]:
+        isolation = "repeatable_read" if snapshot else None
+        async with self.pool.acquire() as conn, conn.transaction(isolation=isolation, readonly=snapshot):
             yield self._store(conn, self.schema)

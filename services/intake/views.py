@@ -34,7 +34,7 @@ async def petition(uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Princip
     masked), routing, deadlines and timeline; never the petitioner's contacts."""
     if principal.role in (Role.AUDITOR, Role.ADMIN):
         raise Forbidden(f"a {principal.role.value} principal does not read petitions", code="role_cannot_read")
-    async with uow.begin() as store:
+    async with uow.begin(snapshot=True) as store:
         row = await store.petition(ref)
         if row is None:
             raise NotFound(f"no petition {ref}")
@@ -113,7 +113,7 @@ async def supervision_for(
     """The 督办 addressed to `unit` (open by default), oldest first: for the unit's own clerks
     and its area's supervisors (none about an accusation of the caller's government)."""
     scope = _check_unit_scope(ctx, principal, unit)
-    async with uow.begin() as store:
+    async with uow.begin(snapshot=True) as store:
         rows = await store.supervisions_for(unit, state, limit)
     items = [supervision_answer(r, now) for r in rows
              if access.can_see_supervision(principal, r.target_unit, r.accused, scope)]
@@ -126,7 +126,7 @@ async def zero_report_compliance(
     """A unit's verdicts per period and its compliance: 报送率 (reported / judged periods) and
     及时率 (on time / judged periods); for the unit's clerks and its area's supervisors."""
     _check_unit_scope(ctx, principal, unit)
-    async with uow.begin() as store:
+    async with uow.begin(snapshot=True) as store:
         rows = await store.zero_reports(unit, period)
     items = [
         {
@@ -162,7 +162,7 @@ async def audit_log(uow: UnitOfWork[IntakeStore], principal: Principal, petition
     """Who saw whose contacts, when and why (newest first): for auditors."""
     if principal.role is not Role.AUDITOR:
         raise Forbidden("only an auditor reads the audit log", code="role_cannot_read")
-    async with uow.begin() as store:
+    async with uow.begin(snapshot=True) as store:
         entries = await store.audit(petition_id, limit)
     return {"petition": petition_id, "items": [
         {"id": e.id, "at": _iso(e.at), "subject": e.subject, "role": e.role, "action": e.action,

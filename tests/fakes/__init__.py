@@ -99,13 +99,13 @@ class FakeUnitOfWork(Generic[StoreT]):
     begun: int = field(default=0)
 
     @contextlib.asynccontextmanager
-    async def begin(self) -> AsyncIterator[StoreT]:
+    async def begin(self, *, snapshot: bool = False) -> AsyncIterator[StoreT]:  # one thread: always one snapshot
         self.db.maybe_fail()
         self.begun += 1
-        snapshot = self.db.snapshot()
+        before = self.db.snapshot()
         try:
             yield self.store(self.db)
         except BaseException:
-            self.db.restore(snapshot)
+            self.db.restore(before)
             raise
         self.db.commits += 1
