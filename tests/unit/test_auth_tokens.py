@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,24 +91,26 @@ def test_the_key_ring_is_private_and_created_once(tmp_path: Path, folder: Path) 
     assert "PRIVATE" not in (folder / "keyring.json").read_text()
 
 
+# the claims are made when the test runs, not when it is collected: a long suite would see them expire
 @pytest.mark.parametrize(("claims", "code"), [
-    (_claims(exp=int(time.time()) - 60), "token_expired"),
-    (_claims(nbf=int(time.time()) + 60), "token_not_yet_valid"),
-    (_claims(iat=int(time.time()) + 60), "token_not_yet_valid"),
-    (_claims(aud="another-api"), "wrong_audience"),
-    (_claims(aud=None), "wrong_audience"),
-    (_claims(iss="someone-else"), "wrong_issuer"),
-    (_claims(jti=None), "invalid_claims"),
-    (_claims(role="boss"), "invalid_claims"),
-    (_claims(role="department"), "invalid_claims"),  # a department role without departments
-    (_claims(role="supervisor"), "invalid_claims"),  # a supervisor without an area
-    (_claims(role="supervisor", area="A3"), "invalid_claims"),  # an area is its 6-digit code
-    (_claims(role="department", departments=["a3 housing"]), "invalid_claims"),
-    (_claims(sub=""), "invalid_claims"),
-    (_claims(exp=int(time.time()) + MAX_TTL + 60), "invalid_claims"),  # longer than any token issued
+    (lambda: _claims(exp=int(time.time()) - 60), "token_expired"),
+    (lambda: _claims(nbf=int(time.time()) + 60), "token_not_yet_valid"),
+    (lambda: _claims(iat=int(time.time()) + 60), "token_not_yet_valid"),
+    (lambda: _claims(aud="another-api"), "wrong_audience"),
+    (lambda: _claims(aud=None), "wrong_audience"),
+    (lambda: _claims(iss="someone-else"), "wrong_issuer"),
+    (lambda: _claims(jti=None), "invalid_claims"),
+    (lambda: _claims(role="boss"), "invalid_claims"),
+    (lambda: _claims(role="department"), "invalid_claims"),  # a department role without departments
+    (lambda: _claims(role="supervisor"), "invalid_claims"),  # a supervisor without an area
+    (lambda: _claims(role="supervisor", area="A3"), "invalid_claims"),  # an area is its 6-digit code
+    (lambda: _claims(role="department", departments=["a3 housing"]), "invalid_claims"),
+    (lambda: _claims(sub=""), "invalid_claims"),
+    (lambda: _claims(exp=int(time.time()) + MAX_TTL + 60), "invalid_claims"),  # longer than any token issued
 ])
-def test_each_bad_claim_has_its_code(verifier: Verifier, folder: Path, claims: dict[str, Any], code: str) -> None:
-    assert _refusal(verifier, _sign(folder, claims)) == code
+def test_each_bad_claim_has_its_code(verifier: Verifier, folder: Path, claims: Callable[[], dict[str, Any]],
+                                     code: str) -> None:
+    assert _refusal(verifier, _sign(folder, claims())) == code
 
 
 def test_each_bad_token_has_its_code(verifier: Verifier, folder: Path) -> None:
