@@ -295,7 +295,8 @@ async def open_supervision(
     now: datetime,
 ) -> SupervisionClosing:
     """A supervisor opens a 督办 on a petition of its area, addressed to the department holding
-    it (an ``open_supervision`` action; the escalation service opens and owns it)."""
+    it, which must be a unit of the area too (an ``open_supervision`` action; the escalation
+    service opens and owns it)."""
     if principal.role is not Role.SUPERVISOR:
         raise Forbidden(f"a {principal.role.value} principal does not open 督办", code="role_cannot_act")
     scope = scope_of(ctx, principal)
@@ -308,6 +309,10 @@ async def open_supervision(
         access.check_visible(principal, facts_of(row), scope, ref=ref)
         if row.department_code is None or row.status not in HANDLING:
             raise Conflict(f"petition {row.id} is not being handled (status {row.status!r})", code="invalid_state")
+        if not access.can_see_supervision(principal, row.department_code, scope=scope):
+            # a district's supervisor does not 督办 a city bureau: it could neither follow nor close the order
+            raise Forbidden(f"petition {row.id} is held by {row.department_code}, a unit outside the area of "
+                            f"{principal.subject}", code="holder_outside_area")
         event_id = uuid.uuid4()
         supervision_id = uuid.uuid5(EVENT_NAMESPACE, f"manual_supervision:{event_id}")
         event = PetitionActionTaken(

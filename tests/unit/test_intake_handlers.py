@@ -554,12 +554,15 @@ async def test_a_supervisor_of_the_area_opens_a_supervision_order_addressed_to_t
         (Principal("sup-b", Role.SUPERVISOR, area="430200"), "B-GOV", "accepted", NotFound, "not_found"),
         (Principal("sup-b", Role.SUPERVISOR, area="430200"), "A3-GOV", "accepted", Forbidden, "not_your_unit"),
         (SUPERVISOR_A3, "A3-GOV", "resolved", Conflict, "invalid_state"),
+        # the petition is the A3 district's, but a city bureau holds it now
+        (SUPERVISOR_A3, "A3-GOV", "accepted@A-HOUSING", Forbidden, "holder_outside_area"),
     ],
 )
 async def test_a_supervision_order_is_opened_only_by_a_supervisor_of_the_area_on_a_petition_being_handled(
     db: IntakeDb, ctx: handlers.Intake, who: Principal, unit: str, status: str, error: type[Exception], code: str
 ) -> None:
-    pid = await submitted(db, ctx, status=status)
+    status, _, holder = status.partition("@")
+    pid = await submitted(db, ctx, holder=holder or "A3-HOUSING", status=status)
     with pytest.raises(error) as refused:
         await handlers.open_supervision(uow(db), ctx, who, pid, OpenSupervisionIn(department=unit, note="督促"),
                                         now=NOW)
