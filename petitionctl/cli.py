@@ -181,9 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     due = sla_sub.add_parser("due", help="compute deadlines for JSON lines on stdin")
     due.set_defaults(func=_sla_due)
 
-    from petitionctl import tokens
+    from petitionctl import tokens, users
 
     tokens.add_parsers(sub)
+    users.add_parsers(sub)
     return parser
 
 

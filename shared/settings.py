@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     # the most callers (and verified tokens) remembered at once, least recently seen out first
     rate_limit_max_callers: int = Field(default=10_000, ge=1)
     # a petition's `received_at` must lie in [received_at_earliest, now + max_future_seconds]
+    # the console (people's sign-in): cookies marked Secure when it is served over HTTPS; the
+    # wrong passwords in a row that lock an account, for how long; how long a session lasts
+    console_secure_cookies: bool = False
+    console_max_failed_logins: int = Field(default=5, ge=1)
+    console_lockout_minutes: float = Field(default=15.0, gt=0)
+    console_session_hours: float = Field(default=12.0, gt=0)
     received_at_earliest: datetime = datetime.fromisoformat("2000-01-01T00:00:00+08:00")
     received_at_max_future_seconds: float = Field(default=300.0, ge=0)
     # a client waits: the HTTP routes' bound on each database statement and connection

@@ -15,16 +15,20 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
 from fastapi import FastAPI
 
+from services.intake import console
+from services.intake.accounts_store import AccountStore, PgAccountStore
 from services.intake.api import build_router
 from services.intake.api.errors import install_error_handlers
 from services.intake.api.limits import BodyLimit, RequestDeadline
 from services.intake.api.openapi import install_openapi
 from services.intake.api.ratelimit import Buckets, RateLimit
+from services.intake.domain.accounts import LockoutPolicy
 from services.intake.handlers import Intake
 from services.intake.readmodel.consumer import make_processor, run_projector
 from services.intake.readmodel.store import PgReadModelStore
@@ -61,6 +65,7 @@ class IntakeState:
         self.projector: BatchProcessor | None = None
         self.reference = ReferenceHolder(settings)  # units, places, zero-report duties (reloaded on change)
         self._uow: PgUnitOfWork[PgIntakeStore] | None = None
+        self._accounts: PgUnitOfWork[PgAccountStore] | None = None
         self.ctx = Intake(
             reference=self.reference,
             hmac_key=settings.hmac_key.get_secret_value().encode(),
@@ -73,6 +78,11 @@ class IntakeState:
         if self._uow is None:
             raise Unavailable("intake is starting; retry")
         return self._uow
+
+    def accounts(self) -> UnitOfWork[AccountStore]:
+        if self._accounts is None:
+            raise Unavailable("intake is starting; retry")
+        return self._accounts
 
     def kick(self) -> None:
         if self.relay is not None:
@@ -103,6 +113,7 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
         pool = await create_pool(settings.pg_dsn, max_size=10, command_timeout=bound, connect_timeout=bound)
         state.pool, state.work_pool = pool, work_pool
         state._uow = PgUnitOfWork(pool, SCHEMA, PgIntakeStore)
+        state._accounts = PgUnitOfWork(pool, SCHEMA, PgAccountStore)
         relay = state.relay = OutboxRelay(pool=work_pool, schema=SCHEMA, kafka=kafka, service="intake")
         state.projector = make_processor(
             PgUnitOfWork(work_pool, SCHEMA, PgReadModelStore), lambda _r: relay.kick(),
@@ -135,6 +146,12 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app, state.reference, settings)
     app.include_router(build_router(state.uow, state.ctx, state.readiness))
+    app.include_router(console.build(
+        state.uow, state.accounts, state.ctx, secure_cookies=settings.console_secure_cookies,
+        policy=LockoutPolicy(max_failures=settings.console_max_failed_logins,
+                             lock_for=timedelta(minutes=settings.console_lockout_minutes),
+                             session_for=timedelta(hours=settings.console_session_hours)),
+    ))
     app.add_middleware(RequestDeadline, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if settings.rate_limit_per_second > 0:

@@ -9,6 +9,7 @@ The read model's statements are in :mod:`services.intake.readmodel.store`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ __all__ = [
     "NewPetitionRow",
     "PetitionRow",
     "PgIntakeStore",
+    "QueueRow",
     "SupervisionRow",
     "TimelineEntry",
     "ZeroReportRow",
@@ -121,6 +123,22 @@ class TimelineEntry:
     at: datetime
     event: str
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """A petition in a department's queue, with its clocks (for the workbench)."""
+
+    id: str
+    tracking_code: str
+    status: str
+    title: str
+    category: str | None
+    department_code: str
+    received_at: datetime
+    priority: str | None
+    accused_departments: tuple[str, ...]
+    deadlines: tuple[Deadline, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +246,11 @@ class IntakeStore(Transaction, Protocol):
 
     async def audit(self, petition_id: str | None, limit: int) -> list[AuditEntry]:
         """The audit log (of one petition, or all), newest first."""
+        ...
+
+    async def queue(self, departments: Sequence[str], statuses: Sequence[str], limit: int) -> list[QueueRow]:
+        """The petitions the departments hold in these statuses: the most urgent first (the
+        earliest deadline still running, warned or breached), then the newest."""
         ...
 
 
@@ -407,4 +430,26 @@ class PgIntakeStore(PgTransaction):
             petition_id, limit,
         )
         return [AuditEntry(r["id"], r["at"], r["subject"], r["role"], r["action"], r["petition_id"], r["reason"])
+                for r in rows]
+
+    async def queue(self, departments: Sequence[str], statuses: Sequence[str], limit: int) -> list[QueueRow]:
+        rows = await self.conn.fetch(
+            """SELECT p.id, p.tracking_code, p.status, p.title, p.category, p.department_code, p.received_at,
+                      p.priority, p.accused_departments, d.clocks, d.next_due
+                 FROM intake.petition p
+                 LEFT JOIN LATERAL (
+                   SELECT min(due_at) FILTER
+                            (WHERE state IN ('running', 'warned', 'breached')) AS next_due,
+                          json_agg(json_build_object('clock', clock, 'due_at', due_at, 'state', state)
+                                   ORDER BY due_at) AS clocks
+                     FROM intake.deadline WHERE petition_id = p.id) d ON true
+                WHERE p.department_code = ANY($1::text[]) AND p.status = ANY($2::text[])
+                ORDER BY d.next_due NULLS LAST, p.received_at DESC
+                LIMIT $3""",
+            list(departments), list(statuses), limit,
+        )
+        return [QueueRow(r["id"], r["tracking_code"], r["status"], r["title"], r["category"], r["department_code"],
+                         r["received_at"], r["priority"], tuple(r["accused_departments"] or ()),
+                         tuple(Deadline(c["clock"], datetime.fromisoformat(c["due_at"]), c["state"])
+                               for c in (r["clocks"] or ())))
                 for r in rows]

@@ -6,6 +6,8 @@ as the API answers them: times local (Asia/Shanghai), as operators and departmen
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -14,12 +16,15 @@ from zoneinfo import ZoneInfo
 from services.intake.domain import access
 from services.intake.domain.masking import mask_personal_numbers as masked
 from services.intake.handlers import Intake, facts_of, scope_of
-from services.intake.store import IntakeStore, SupervisionRow
+from services.intake.store import IntakeStore, QueueRow, SupervisionRow
 from shared.errors import Forbidden, NotFound
 from shared.identity import Principal, Role
 from shared.store import UnitOfWork
 
-__all__ = ["LOCAL", "audit_log", "petition", "reference_in_force", "supervision_for", "zero_report_compliance"]
+__all__ = [
+    "LOCAL", "PUBLIC_STATUS", "audit_log", "department_queue", "petition", "public_status", "reference_in_force",
+    "supervision_for", "zero_report_compliance",
+]
 
 #: Times in answers are local (Asia/Shanghai), as operators and departments read them.
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -185,4 +190,61 @@ def reference_in_force(ctx: Intake, principal: Principal) -> dict[str, Any]:
         "units": len(ref.units),
         "areas": len(ref.area_codes),
         "zero_report_obligations": len(ref.obligations),
+    }
+
+
+#: the statuses a department works on: its queue
+QUEUE_STATUSES = ("assigned", "accepted", "paused", "returned")
+
+
+async def department_queue(
+    uow: UnitOfWork[IntakeStore], principal: Principal, department: str, limit: int
+) -> list[QueueRow]:
+    """The petitions `department` holds (for one of its own clerks), the most urgent first:
+    the earliest deadline still running, warned or breached, then the newest."""
+    if principal.role is not Role.DEPARTMENT:
+        raise Forbidden(f"a {principal.role.value} principal has no department queue", code="role_cannot_read")
+    access.check_acting_unit(principal, department)
+    async with uow.begin(snapshot=True) as store:
+        rows = await store.queue([department], QUEUE_STATUSES, limit)
+    # an accusation never reaches a unit of the accused government; should one hold it, it does not see it
+    return [dataclasses.replace(r, title=masked(r.title)) for r in rows if not access.shielded(
+        principal, access.PetitionFacts(r.id, r.department_code, frozenset({r.department_code}), None,
+                                        r.accused_departments))]
+
+
+#: what a citizen reads of a petition's status
+PUBLIC_STATUS = {
+    "submitted": "已受理", "triage": "已受理",
+    "assigned": "办理中", "accepted": "办理中", "returned": "办理中", "paused": "办理中",
+    "resolved": "已办结", "closed": "已办结",
+}
+TRACKING_CODE = re.compile(r"XF-[0-9A-Z]{10}")
+
+
+async def public_status(uow: UnitOfWork[IntakeStore], code: str) -> dict[str, Any] | None:
+    """What anyone with a petition's tracking code may read (None: no such code, or not a code at
+    all — the same answer): its status in words, the unit handling it, the deadline of its
+    answer and the reply published to the citizen. Never the petitioner, the text, the notes
+    between units or anything about an accused unit."""
+    code = code.strip().upper()
+    if TRACKING_CODE.fullmatch(code) is None:
+        return None
+    async with uow.begin(snapshot=True) as store:
+        row = await store.petition(code)
+        if row is None or row.tracking_code != code:
+            return None
+        deadlines = await store.deadlines(row.id)
+        timeline = await store.timeline(row.id)
+    resolution = next((d for d in deadlines if d.clock == "resolution"), None)
+    replies = [t for t in timeline if t.event == "resolve"]
+    reply = replies[-1].detail.get("note") if replies else None  # a resolution's note is its reply to the citizen
+    return {
+        "tracking_code": row.tracking_code,
+        "status": PUBLIC_STATUS.get(row.status, "办理中"),
+        "received_at": _iso(row.received_at),
+        "unit": row.department_name if row.status not in ("submitted", "triage") else None,
+        "due_at": _iso(resolution.due_at) if resolution is not None and row.status not in ("resolved", "closed")
+        else None,
+        "reply": masked(reply) if isinstance(reply, str) and reply and row.status in ("resolved", "closed") else None,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from services.intake.store import (
     IdempotentPetition,
     NewPetitionRow,
     PetitionRow,
+    QueueRow,
     SupervisionRow,
     TimelineEntry,
     ZeroReportRow,
@@ -188,6 +190,23 @@ class FakeIntakeStore(FakeTransaction):
     async def audit(self, petition_id: str | None, limit: int) -> list[AuditEntry]:
         rows = [e for e in reversed(self.db.audit_log) if petition_id is None or e["petition_id"] == petition_id]
         return [AuditEntry(**e) for e in rows[:limit]]
+
+    async def queue(self, departments: Sequence[str], statuses: Sequence[str], limit: int) -> list[QueueRow]:
+        self.db.maybe_fail()
+        held = [p for p in self.db.petitions.values()
+                if p.get("department_code") in departments and p["status"] in statuses]
+        rows = []
+        for p in held:
+            deadlines = tuple(await self.deadlines(p["id"]))
+            due = [d.due_at for d in deadlines if d.state in ("running", "warned", "breached")]
+            rows.append((min(due) if due else None, p, deadlines))
+        # the most urgent first (no running clock last), then the newest
+        rows.sort(key=lambda r: (r[0] is None, r[0] or datetime.max.replace(tzinfo=UTC),
+                                 -r[1]["received_at"].timestamp()))
+        return [QueueRow(p["id"], p["tracking_code"], p["status"], p["title"], p.get("category"),
+                         p["department_code"], p["received_at"], p.get("priority"),
+                         tuple(p.get("accused_departments") or ()), deadlines)
+                for _, p, deadlines in rows[:limit]]
 
 
 class FakeReadModelStore(FakeTransaction):

@@ -30,7 +30,7 @@ from services.intake import metrics
 
 log = logging.getLogger(__name__)
 
-EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
+EXEMPT = frozenset({"/healthz", "/readyz", "/metrics", "/console/events"})  # the last: a long-lived stream
 #: how much of a refused request's body is read and dropped so that the client can read
 #: the refusal (see :func:`answer_and_drain`), and for how long at most
 DRAIN_BYTES = 64 * 1024 * 1024

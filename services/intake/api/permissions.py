@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from shared.identity import Role
 
-__all__ = ["ENDPOINTS", "PUBLIC", "Outcome", "describe"]
+__all__ = ["ENDPOINTS", "PAGES", "PUBLIC", "PUBLIC_PAGES", "Outcome", "describe"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,30 @@ ENDPOINTS: dict[tuple[str, str], dict[Role, Outcome]] = {
     ("GET", "/v1/zero-reports"): _only(department=ALLOW_UNIT, supervisor=ALLOW_UNIT),
     ("GET", "/v1/audit"): _only(auditor=ALWAYS),
     ("GET", "/v1/admin/reference"): _only(admin=ALWAYS),
+}
+
+
+#: the console's pages anyone may open (the sign-in form, the public tracking page, the
+#: console's own style sheet and script)
+PUBLIC_PAGES: frozenset[tuple[str, str]] = frozenset({
+    ("GET", "/track"), ("GET", "/console"), ("GET", "/console/login"), ("POST", "/console/login"),
+    ("GET", "/console/static/{name}"),
+})
+
+_EVERYONE = frozenset(Role)
+#: the console's pages for people signed in (a session cookie, not a token), and whose they
+#: are; the service layer beneath checks scope exactly as for the API (another department's
+#: petition is "not found" on a page too). Signing out needs a session, whatever its role.
+PAGES: dict[tuple[str, str], frozenset[Role]] = {
+    ("GET", "/console/"): _EVERYONE,
+    ("POST", "/console/logout"): _EVERYONE,
+    ("GET", "/console/open"): _EVERYONE,
+    ("GET", "/console/desk"): frozenset({Role.OPERATOR}),
+    ("POST", "/console/desk"): frozenset({Role.OPERATOR}),
+    ("GET", "/console/queue"): frozenset({Role.DEPARTMENT}),
+    ("GET", "/console/events"): frozenset({Role.DEPARTMENT}),
+    ("GET", "/console/petitions/{ref}"): frozenset({Role.OPERATOR, Role.DEPARTMENT, Role.TRIAGE, Role.SUPERVISOR}),
+    ("POST", "/console/petitions/{ref}/act"): frozenset({Role.DEPARTMENT, Role.TRIAGE, Role.SUPERVISOR}),
 }
 
 

@@ -1,0 +1,321 @@
+"""The console's pages: sign-in and sign-out, the operator desk, the department workbench and
+a petition's page, and the public tracking page.
+
+Pages are thin, as the API's routes are: read the form, call the same service layer
+(:mod:`services.intake.handlers`, :mod:`services.intake.views`) with the signed-in person's
+principal, render. The access rules are the service layer's, so a page shows a clerk of another
+department the same "not found" the API answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import TypeAdapter, ValidationError
+
+from services.intake import accounts, handlers, metrics, views
+from services.intake.accounts_store import AccountStore
+from services.intake.api.permissions import PAGES
+from services.intake.commands import ActionIn, PetitionIn
+from services.intake.console import web
+from services.intake.domain.accounts import LockoutPolicy
+from services.intake.store import IntakeStore
+from shared.errors import Forbidden, PetitionError, Unauthenticated
+from shared.identity import Role
+from shared.store import UnitOfWork
+
+ACTION = TypeAdapter[Any](ActionIn)
+CHANNELS = {"hotline": "12345热线", "online": "网上信访", "letter": "来信", "visit": "来访", "app": "移动端",
+            "fax": "传真"}
+KINDS = {"": "一般诉求", "claim": "求决", "suggestion": "建议", "accusation": "检举控告"}
+#: the workbench's buttons: the action, its label, whether a note is required and what it is called
+DEPARTMENT_ACTIONS = {
+    "accept": ("签收", False, "备注"),
+    "return": ("退单", True, "退单理由"),
+    "request_extension": ("申请延期", True, "延期理由"),
+    "resolve": ("办结", True, "答复内容"),
+}
+#: the console's own files, by name (nothing else is served from the folder)
+STATIC = {
+    "console.css": ((web.HERE / "static" / "console.css").read_bytes(), "text/css; charset=utf-8"),
+    "console.js": ((web.HERE / "static" / "console.js").read_bytes(), "text/javascript; charset=utf-8"),
+}
+QUEUE_LIMIT = 200
+EVENTS_EVERY_SECONDS = 1.0
+
+
+def _field_errors(exc: ValidationError) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"] if not isinstance(p, int))
+        out.setdefault(where or "form", err["msg"])
+    return out
+
+
+def build(
+    uow: Callable[[], UnitOfWork[IntakeStore]], accounts_uow: Callable[[], UnitOfWork[AccountStore]],
+    ctx: handlers.Intake, *, secure_cookies: bool, policy: LockoutPolicy,
+) -> APIRouter:
+    """The console's routes (not in the API's spec: pages, not operations)."""
+    pages = APIRouter(include_in_schema=False)
+    cookies = web.Cookies(secure_cookies)
+
+    async def signed_in(request: Request) -> accounts.Session | None:
+        return await web.current_session(request, accounts_uow())
+
+    # --- signing in and out ---------------------------------------------------------------
+
+    @pages.get("/console/login")
+    async def login_form(request: Request) -> HTMLResponse:
+        token, new = cookies.login_token(request)
+        response = web.page("login.html", {"next": web.safe_next(request.query_params.get("next")), "error": "",
+                                           "login_token": token})
+        if new:
+            cookies.set_login_token(response, token)
+        return response
+
+    @pages.post("/console/login")
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        target = web.safe_next(str(form.get("next") or ""))
+        if not web.same_token(form.get("csrf_token"), request.cookies.get(web.LOGIN_COOKIE) or ""):
+            return web.csrf_refused(None)
+        username, password = str(form.get("username") or ""), str(form.get("password") or "")
+        try:
+            done = await accounts.sign_in(accounts_uow(), username, password, now=datetime.now(UTC), policy=policy)
+        except Unauthenticated as refused:
+            metrics.CONSOLE_SIGN_INS.labels("refused").inc()
+            return web.page("login.html", {"next": target, "error": refused.message, "username": username,
+                                           "login_token": request.cookies.get(web.LOGIN_COOKIE)}, status=401)
+        metrics.CONSOLE_SIGN_INS.labels("signed_in").inc()
+        response = RedirectResponse(target, status_code=303)
+        cookies.set_session(response, done.secret, int(policy.session_for.total_seconds()))
+        return response
+
+    @pages.post("/console/logout")
+    async def logout(request: Request) -> Response:
+        session = await signed_in(request)
+        form = await request.form()
+        if session is not None and not web.same_token(form.get("csrf_token"), session.csrf_token):
+            return web.csrf_refused(session)
+        await accounts.sign_out(accounts_uow(), request.cookies.get(web.SESSION_COOKIE))
+        response = RedirectResponse("/console/login", status_code=303)
+        cookies.clear_session(response)
+        return response
+
+    @pages.get("/console/")
+    async def home(request: Request) -> Response:
+        session = await signed_in(request)
+        if session is None:
+            return web.to_sign_in(request)
+        role = session.principal.role
+        if role is Role.OPERATOR:
+            return RedirectResponse("/console/desk", status_code=303)
+        if role is Role.DEPARTMENT:
+            return RedirectResponse("/console/queue", status_code=303)
+        return web.page("home.html", {}, session=session)
+
+    @pages.get("/console")
+    async def console_root() -> RedirectResponse:
+        return RedirectResponse("/console/", status_code=308)
+
+    # --- the operator desk ------------------------------------------------------------------
+
+    def desk(session: accounts.Session, *, values: dict[str, str] | None = None,
+             errors: dict[str, str] | None = None, accepted: Any = None, status: int = 200) -> HTMLResponse:
+        return web.page("desk.html", {"values": values or {}, "errors": errors or {}, "accepted": accepted,
+                                      "channels": CHANNELS, "kinds": KINDS}, session=session, status=status)
+
+    @pages.get("/console/desk")
+    async def desk_form(request: Request) -> Response:
+        session = await signed_in(request)
+        if session is None:
+            return web.to_sign_in(request)
+        if session.principal.role not in PAGES[("GET", "/console/desk")]:
+            return web.error_page(_forbidden(), session)
+        return desk(session)
+
+    @pages.post("/console/desk")
+    async def desk_submit(request: Request) -> Response:
+        session = await signed_in(request)
+        if session is None:
+            return web.to_sign_in(request)
+        if session.principal.role not in PAGES[("POST", "/console/desk")]:
+            return web.error_page(_forbidden(), session)
+        form = await request.form()
+        if not web.same_token(form.get("csrf_token"), session.csrf_token):
+            return web.csrf_refused(session)
+        values = {k: str(form.get(k) or "").strip() for k in
+                  ("title", "content", "channel", "kind", "name", "phone", "address", "submission")}
+        body: dict[str, Any] = {"title": values["title"], "content": values["content"],
+                                "channel": values["channel"] or "hotline"}
+        if values["kind"]:
+            body["kind"] = values["kind"]
+        if values["name"] or values["phone"]:
+            body["petitioner"] = {k: v for k, v in (("name", values["name"]), ("phone", values["phone"])) if v}
+        if values["address"]:
+            body["location"] = {"address": values["address"]}
+        try:
+            petition = PetitionIn.model_validate(body)
+        except ValidationError as invalid:
+            return desk(session, values=values, errors=_field_errors(invalid), status=422)
+        try:
+            # the form's own id makes a double submit (a second Enter, a reload) one petition
+            accepted, new = await handlers.submit_petition(
+                uow(), ctx, session.principal, petition, idempotency_key=values["submission"][:64] or None,
+                now=datetime.now(UTC))
+        except PetitionError as refused:
+            if refused.field:
+                return desk(session, values=values, errors={refused.field: refused.message}, status=422)
+            return web.error_page(refused, session)
+        if new:
+            kind = petition.kind.value if petition.kind else "unspecified"
+            metrics.SUBMITTED.labels(petition.channel.value, kind).inc()
+        return desk(session, accepted=accepted)
+
+    # --- the department workbench -----------------------------------------------------------
+
+    def _department(session: accounts.Session, request: Request) -> str:
+        chosen = request.query_params.get("department") or ""
+        own = sorted(session.principal.departments)
+        return chosen if chosen in own else own[0]
+
+    @pages.get("/console/queue")
+    async def queue(request: Request) -> Response:
+        session = await signed_in(request)
+        if session is None:
+            return web.to_sign_in(request)
+        if session.principal.role not in PAGES[("GET", "/console/queue")]:
+            return web.error_page(_forbidden(), session)
+        department = _department(session, request)
+        try:
+            rows = await views.department_queue(uow(), session.principal, department, QUEUE_LIMIT)
+        except PetitionError as refused:
+            return web.error_page(refused, session)
+        template = "queue_rows.html" if request.query_params.get("fragment") else "queue.html"
+        return web.page(template, {"rows": rows, "department": department,
+                                   "departments": sorted(session.principal.departments),
+                                   "now": datetime.now(UTC)}, session=session)
+
+    @pages.get("/console/events")
+    async def queue_events(request: Request) -> Response:
+        """Server-sent events: ``queue`` whenever the department's queue changes (a petition
+        assigned, acted on, a clock warned or breached)."""
+        session = await signed_in(request)
+        if session is None or session.principal.role not in PAGES[("GET", "/console/events")]:
+            return Response(status_code=401 if session is None else 403)
+        department = _department(session, request)
+        principal = session.principal
+
+        async def stream() -> AsyncIterator[bytes]:
+            last = None
+            yield b"retry: 2000\n\n"
+            while not await request.is_disconnected():
+                if datetime.now(UTC) >= session.expires_at:
+                    yield b"event: signed-out\ndata: {}\n\n"
+                    return
+                try:
+                    rows = await views.department_queue(uow(), principal, department, QUEUE_LIMIT)
+                except PetitionError:
+                    rows = None  # an outage: try again at the next tick
+                if rows is not None:
+                    digest = hashlib.sha256(repr([(r.id, r.status, r.deadlines) for r in rows]).encode()).hexdigest()
+                    if digest != last:
+                        if last is not None:
+                            yield f"event: queue\ndata: {len(rows)}\n\n".encode()
+                        last = digest
+                    else:
+                        yield b": still here\n\n"
+                await asyncio.sleep(EVENTS_EVERY_SECONDS)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    # --- a petition ---------------------------------------------------------------------------
+
+    async def petition_page(session: accounts.Session, ref: str, *, error: str = "", done: str = "",
+                            status: int = 200) -> HTMLResponse:
+        try:
+            petition = await views.petition(uow(), ctx, session.principal, ref)
+        except PetitionError as refused:
+            return web.error_page(refused, session)
+        holder = (petition.get("department") or {}).get("code")
+        acting = holder if holder in session.principal.departments else None
+        return web.page("petition.html", {"p": petition, "acting": acting, "actions": DEPARTMENT_ACTIONS,
+                                          "error": error, "done": done, "now": datetime.now(UTC)},
+                        session=session, status=status)
+
+    @pages.get("/console/petitions/{ref}")
+    async def petition(request: Request, ref: str) -> Response:
+        session = await signed_in(request)
+        if session is None:
+            return web.to_sign_in(request)
+        return await petition_page(session, ref[:64], done=request.query_params.get("done") or "")
+
+    @pages.post("/console/petitions/{ref}/act")
+    async def act(request: Request, ref: str) -> Response:
+        session = await signed_in(request)
+        if session is None:
+            return web.to_sign_in(request)
+        form = await request.form()
+        if not web.same_token(form.get("csrf_token"), session.csrf_token):
+            return web.csrf_refused(session)
+        action = str(form.get("action") or "")
+        body: dict[str, Any] = {"action": action, "department": str(form.get("department") or ""),
+                                "note": str(form.get("note") or "").strip()}
+        if action in DEPARTMENT_ACTIONS and DEPARTMENT_ACTIONS[action][1] and not body["note"]:
+            return await petition_page(session, ref[:64], error=f"请填写{DEPARTMENT_ACTIONS[action][2]}。",
+                                       status=422)
+        if action == "request_extension" and form.get("extension_days"):
+            body["extension_days"] = str(form.get("extension_days"))
+        try:
+            parsed = ACTION.validate_python(body)
+            await handlers.act(uow(), ctx, session.principal, ref[:64], parsed, now=datetime.now(UTC))
+        except ValidationError as invalid:
+            message = "；".join(f"{k}: {v}" for k, v in _field_errors(invalid).items())
+            return await petition_page(session, ref[:64], error=message, status=422)
+        except PetitionError as refused:
+            if web.error_status(refused) in (409, 422):
+                return await petition_page(session, ref[:64], error=refused.message, status=web.error_status(refused))
+            return web.error_page(refused, session)
+        metrics.ACTIONS.labels(action).inc()
+        return RedirectResponse(f"/console/petitions/{ref[:64]}?done={action}", status_code=303)
+
+    @pages.get("/console/open")
+    async def open_petition(request: Request) -> Response:
+        ref = (request.query_params.get("ref") or "").strip()[:64]
+        if not ref:
+            return RedirectResponse("/console/", status_code=303)
+        return RedirectResponse(f"/console/petitions/{quote(ref, safe='')}", status_code=303)
+
+    @pages.get("/console/static/{name}")
+    async def static(name: str) -> Response:
+        found = STATIC.get(name)
+        if found is None:
+            return Response(status_code=404)
+        content, media_type = found
+        return Response(content, media_type=media_type, headers={"Cache-Control": "max-age=300"})
+
+    # --- the public tracking page -------------------------------------------------------------
+
+    @pages.get("/track")
+    async def track(request: Request) -> HTMLResponse:
+        code = (request.query_params.get("code") or "").strip()
+        if not code:
+            return web.page("track.html", {"code": "", "found": None, "asked": False})
+        found = await views.public_status(uow(), code[:64])
+        return web.page("track.html", {"code": code[:64], "found": found, "asked": True},
+                        status=200 if found else 404)
+
+    return pages
+
+
+def _forbidden() -> PetitionError:
+    return Forbidden("this page is not for your role", code="role_cannot_read")

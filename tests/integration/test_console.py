@@ -1,0 +1,193 @@
+"""The console over HTTP, as a browser without scripts uses it: people created with
+``petitionctl users add``, signing in, the operator desk, the department workbench, a petition's
+page, the public tracking page; CSRF, lock-out and each department's confinement."""
+
+from __future__ import annotations
+
+import html
+import re
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.integration.conftest import Stack, wait_for
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "a long console password"  # noqa: S105 - the test accounts'
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def add_user(stack: Stack, username: str, *args: str, password: str = PASSWORD) -> str:
+    done = stack.petitionctl("users", "add", "--username", username, *args, "--password-stdin", input=password + "\n")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def people(stack: Stack) -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:6]
+    names = {"operator": f"op-{suffix}", "housing": f"housing-{suffix}", "urban": f"urban-{suffix}"}
+    assert "created" in add_user(stack, names["operator"], "--role", "operator")
+    add_user(stack, names["housing"], "--role", "department", "--department", "A3-HOUSING")
+    add_user(stack, names["urban"], "--role", "department", "--department", "A3-URBAN")
+    return names
+
+
+def browser(stack: Stack) -> httpx.Client:
+    return httpx.Client(base_url=stack.base_url, timeout=10, follow_redirects=True)
+
+
+def csrf_of(page: httpx.Response) -> str:
+    found = CSRF.search(page.text)
+    assert found, page.text[:500]
+    return html.unescape(found.group(1))
+
+
+def sign_in(client: httpx.Client, username: str, password: str = PASSWORD) -> httpx.Response:
+    form = client.get("/console/login")
+    return client.post("/console/login", data={"username": username, "password": password,
+                                               "csrf_token": csrf_of(form), "next": "/console/"})
+
+
+@pytest.fixture
+def operator(stack: Stack, people: dict[str, str]) -> Iterator[httpx.Client]:
+    with browser(stack) as c:
+        assert sign_in(c, people["operator"]).status_code == 200
+        yield c
+
+
+def test_the_sign_in_page_names_its_fields_and_signs_people_in_with_a_strict_cookie(
+    stack: Stack, people: dict[str, str]
+) -> None:
+    with browser(stack) as c:
+        page = c.get("/console/desk")  # not signed in: to the sign-in page, and back afterwards
+        assert page.url.path == "/console/login" and "next=%2Fconsole%2Fdesk" in str(page.url)
+        for label in ('<label for="username">用户名</label>', '<label for="password">密码</label>',
+                      '<button type="submit">登录</button>'):
+            assert label in page.text
+        token = csrf_of(page)
+        answer = c.post("/console/login", data={"username": people["operator"], "password": PASSWORD,
+                                                "csrf_token": token, "next": "/console/desk"}, follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"] == "/console/desk"
+        cookie = answer.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
+        assert "新建诉求" in c.get("/console/desk").text
+        # signing out ends the session on the server, not only in the browser
+        secret = c.cookies.get("petition_session")
+        out = c.post("/console/logout", data={"csrf_token": csrf_of(c.get("/console/desk"))})
+        assert out.url.path == "/console/login"
+        with browser(stack) as other:
+            other.cookies.set("petition_session", secret or "")
+            assert other.get("/console/desk").url.path == "/console/login"
+
+
+def test_a_form_without_its_csrf_token_is_refused(stack: Stack, people: dict[str, str],
+                                                  operator: httpx.Client) -> None:
+    posted = operator.post("/console/desk", data={"title": "无校验码", "content": "这份表单没有校验码",
+                                                  "channel": "hotline"})
+    assert posted.status_code == 403 and "校验码" in posted.text
+    forged = operator.post("/console/desk", data={"title": "错的校验码", "content": "内容", "channel": "hotline",
+                                                  "csrf_token": "x" * 43})
+    assert forged.status_code == 403
+    with browser(stack) as c:  # the sign-in form has its own token, bound to a cookie
+        c.get("/console/login")
+        refused = c.post("/console/login", data={"username": people["operator"], "password": PASSWORD})
+        assert refused.status_code == 403 and "petition_session" not in c.cookies
+
+
+def test_repeated_failures_lock_an_account_and_every_refusal_reads_the_same(stack: Stack) -> None:
+    name = f"locked-{uuid.uuid4().hex[:6]}"
+    add_user(stack, name, "--role", "operator")
+    with browser(stack) as c:
+        refusals = {sign_in(c, name, "wrong password!").text.count("用户名或密码错误") for _ in range(5)}
+        assert refusals == {1}
+        locked = sign_in(c, name)  # the right password, while locked
+        assert locked.status_code == 401 and "用户名或密码错误，或账号已暂时锁定" in locked.text
+        unknown = sign_in(c, f"nobody-{uuid.uuid4().hex[:6]}")
+        assert unknown.status_code == 401 and "用户名或密码错误，或账号已暂时锁定" in unknown.text
+    add_user(stack, name, "--role", "operator")  # an administrator resets it: the lock is lifted
+    with browser(stack) as c:
+        assert sign_in(c, name).url.path == "/console/desk"
+
+
+def test_the_whole_loop_from_the_desk_through_the_workbench_to_the_public_page(
+    stack: Stack, people: dict[str, str], operator: httpx.Client
+) -> None:
+    desk = operator.get("/console/desk")
+    for label in ("标题", "内容", "渠道", "诉求类型", "来电人姓名", "联系电话", "地址"):
+        assert f">{label}</label>" in desk.text
+    submitted = operator.post("/console/desk", data={
+        "csrf_token": csrf_of(desk), "submission": csrf_of(desk)[:20], "title": "A3区某小区安置房迟迟不能交房",
+        "content": "A3区某小区拆迁安置房承诺两年前交房，至今仍未建成，开发商一再拖延。回电13800001234。",
+        "channel": "hotline", "kind": "", "name": "王女士", "phone": "13800001234", "address": "A3区某小区",
+    })
+    assert submitted.status_code == 200, submitted.text
+    code = re.search(r'id="tracking-code">(XF-[0-9A-Z]+)<', submitted.text)
+    assert code, submitted.text
+    tracking = code.group(1)
+
+    with browser(stack) as clerk, browser(stack) as stranger:
+        assert sign_in(clerk, people["housing"]).url.path == "/console/queue"
+        queue = wait_for(lambda: tracking in (page := clerk.get("/console/queue")).text and page, timeout=30)
+        assert "13800001234" not in queue.text and "王女士" not in queue.text
+        link = re.search(rf'href="(/console/petitions/[^"]+)">{tracking}<', queue.text)
+        assert link
+        petition = clerk.get(link.group(1))
+        assert "138****1234" in petition.text and "13800001234" not in petition.text
+        for button in ("签收", "退单", "申请延期", "办结"):
+            assert f">{button}</button>" in petition.text
+        assert ">答复内容</label>" in petition.text
+
+        # another department's clerk: not in its queue, and its page does not exist
+        assert sign_in(stranger, people["urban"]).url.path == "/console/queue"
+        assert tracking not in stranger.get("/console/queue").text
+        assert stranger.get(link.group(1)).status_code == 404
+
+        act = link.group(1) + "/act"
+        token = csrf_of(petition)
+        accepted = clerk.post(act, data={"csrf_token": token, "action": "accept", "department": "A3-HOUSING",
+                                         "note": ""})
+        assert accepted.status_code == 200 and "已提交：签收" in accepted.text
+        empty = clerk.post(act, data={"csrf_token": token, "action": "resolve", "department": "A3-HOUSING",
+                                      "note": " "})
+        assert empty.status_code == 422 and "请填写答复内容" in empty.text
+        resolved = clerk.post(act, data={"csrf_token": token, "action": "resolve", "department": "A3-HOUSING",
+                                         "note": "经核实，开发商已承诺年底前交房，住建局将跟踪督促。"})
+        assert resolved.status_code == 200 and "已提交：办结" in resolved.text
+        assert stranger.post(act, data={"csrf_token": csrf_of(stranger.get("/console/queue")), "action": "accept",
+                                        "department": "A3-URBAN", "note": ""}).status_code == 404
+
+    with browser(stack) as citizen:
+        page = citizen.get("/track")
+        assert '<label for="code">查询码</label>' in page.text and ">查询</button>" in page.text
+        found = wait_for(lambda: "已办结" in (p := citizen.get("/track", params={"code": tracking})).text and p)
+        assert "经核实，开发商已承诺年底前交房" in found.text and "A3区住房和城乡建设局" in found.text
+        assert "王女士" not in found.text and "1380000" not in found.text and "拆迁安置房承诺" not in found.text
+        unknown = citizen.get("/track", params={"code": "XF-ZZZZZZZZZZ"})
+        malformed = citizen.get("/track", params={"code": "not a code'\"<"})
+        assert unknown.status_code == malformed.status_code == 404
+        assert unknown.text.replace("XF-ZZZZZZZZZZ", "") == malformed.text.replace(
+            html.escape("not a code'\"<"), "")
+
+
+def test_the_queue_tells_a_watching_clerk_when_something_new_is_assigned(
+    stack: Stack, people: dict[str, str], operator: httpx.Client
+) -> None:
+    with browser(stack) as clerk:
+        sign_in(clerk, people["housing"])
+        with clerk.stream("GET", "/console/events", params={"department": "A3-HOUSING"}, timeout=60) as events:
+            assert events.headers["content-type"].startswith("text/event-stream")
+            lines = events.iter_lines()
+            assert next(lines).startswith("retry:")
+            desk = operator.get("/console/desk")
+            operator.post("/console/desk", data={
+                "csrf_token": csrf_of(desk), "title": "A3区小区楼盘延期交房",
+                "content": "A3区某楼盘开发商延期交房已经一年，住建部门请督促。", "channel": "hotline"})
+            for line in lines:
+                if line == "event: queue":
+                    break
+            else:
+                pytest.fail("the stream ended without a queue event")
