@@ -51,6 +51,12 @@ def _check_units(settings: Settings, codes: list[str]) -> None:
         raise Refused(f"no unit has the code {', '.join(unknown)} (a department, a 12345 office or a reporting unit)")
 
 
+def _triage_desk(settings: Settings) -> str:
+    from services.intake.reference import load_reference
+
+    return load_reference(settings).triage
+
+
 def principal_from(args: argparse.Namespace, settings: Settings) -> Principal:
     if args.role not in ROLES:
         raise Refused(f"unknown role {args.role!r} (roles: {', '.join(ROLES)})")
@@ -58,7 +64,13 @@ def principal_from(args: argparse.Namespace, settings: Settings) -> Principal:
     departments: list[str] = args.department or []
     if role is Role.DEPARTMENT and not departments:
         raise Refused("a department token needs at least one --department")
-    if role is not Role.DEPARTMENT and departments:
+    if role is Role.TRIAGE:
+        # the desk it works: the routing table's triage desk (its code is the table's to say)
+        desk = _triage_desk(settings)
+        if departments and departments != [desk]:
+            raise Refused(f"a triage token works the triage desk {desk}, not {', '.join(departments)}")
+        departments = [desk]
+    elif role is not Role.DEPARTMENT and departments:
         raise Refused(f"--department is the department role's scope, not the {role.value} role's")
     if role is Role.SUPERVISOR and not args.area:
         raise Refused("a supervisor token needs --area")

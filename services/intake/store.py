@@ -17,9 +17,12 @@ from typing import Any, Protocol
 from shared.store import PgTransaction, Transaction
 
 __all__ = [
+    "AreaOverview",
+    "AtRisk",
     "AuditEntry",
     "Contact",
     "Deadline",
+    "DepartmentFigures",
     "IdempotentPetition",
     "IntakeStore",
     "NewPetitionRow",
@@ -28,6 +31,7 @@ __all__ = [
     "QueueRow",
     "SupervisionRow",
     "TimelineEntry",
+    "UnitReports",
     "ZeroReportRow",
     "ZeroReportSubmission",
 ]
@@ -142,6 +146,55 @@ class QueueRow:
 
 
 @dataclass(frozen=True, slots=True)
+class AtRisk:
+    """A running clock of a petition that is warned (about to breach) or breached."""
+
+    petition_id: str
+    tracking_code: str
+    title: str
+    department_code: str | None
+    department_name: str | None
+    accused_departments: tuple[str, ...]
+    clock: str
+    due_at: datetime
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class DepartmentFigures:
+    """A department's petitions and how its clocks ended: 签收 (sign_for) and 办结 (resolution)
+    on time or late."""
+
+    department_code: str
+    department_name: str | None
+    open: int
+    resolved: int
+    signed_on_time: int
+    signed_late: int
+    resolved_on_time: int
+    resolved_late: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnitReports:
+    """A unit's zero-report verdicts: on time, late, missing, and its latest period's."""
+
+    unit: str
+    on_time: int
+    late: int
+    missing: int
+    latest_period: str
+    latest_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class AreaOverview:
+    at_risk: tuple[AtRisk, ...]
+    departments: tuple[DepartmentFigures, ...]
+    reports: tuple[UnitReports, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SupervisionRow:
     id: uuid.UUID
     petition_id: str | None
@@ -246,6 +299,18 @@ class IntakeStore(Transaction, Protocol):
 
     async def audit(self, petition_id: str | None, limit: int) -> list[AuditEntry]:
         """The audit log (of one petition, or all), newest first."""
+        ...
+
+    async def area_overview(self, codes: Sequence[str] | None, tokens: Sequence[str] | None,
+                            limit: int) -> AreaOverview:
+        """What a supervisor watches in an area (None: the whole province): the running clocks
+        warned or breached of petitions whose jurisdiction is one of `codes` (earliest first),
+        the figures of departments whose unit token is one of `tokens`, and those units'
+        zero-report verdicts."""
+        ...
+
+    async def open_supervision_in(self, tokens: Sequence[str] | None, limit: int) -> list[SupervisionRow]:
+        """Open 督办 addressed to units whose token is one of `tokens` (None: all), earliest due first."""
         ...
 
     async def queue(self, departments: Sequence[str], statuses: Sequence[str], limit: int) -> list[QueueRow]:
@@ -453,3 +518,61 @@ class PgIntakeStore(PgTransaction):
                          tuple(Deadline(c["clock"], datetime.fromisoformat(c["due_at"]), c["state"])
                                for c in (r["clocks"] or ())))
                 for r in rows]
+
+    async def area_overview(self, codes: Sequence[str] | None, tokens: Sequence[str] | None,
+                            limit: int) -> AreaOverview:
+        risky = await self.conn.fetch(
+            """SELECT p.id, p.tracking_code, p.title, p.department_code, p.department_name, p.accused_departments,
+                      d.clock, d.due_at, d.state
+                 FROM intake.deadline d JOIN intake.petition p ON p.id = d.petition_id
+                WHERE d.state IN ('warned', 'breached')
+                  AND ($1::text[] IS NULL OR p.jurisdiction->>'code' = ANY($1::text[]))
+                ORDER BY d.due_at LIMIT $2""",
+            None if codes is None else list(codes), limit,
+        )
+        figures = await self.conn.fetch(
+            """SELECT p.department_code, min(p.department_name) AS department_name,
+                      count(*) FILTER (WHERE p.status NOT IN ('resolved', 'closed')) AS open,
+                      count(*) FILTER (WHERE p.status IN ('resolved', 'closed')) AS resolved,
+                      count(*) FILTER (WHERE s.state = 'stopped') AS signed_on_time,
+                      count(*) FILTER (WHERE s.state IN ('breached', 'breached_stopped')) AS signed_late,
+                      count(*) FILTER (WHERE r.state = 'stopped') AS resolved_on_time,
+                      count(*) FILTER (WHERE r.state IN ('breached', 'breached_stopped')) AS resolved_late
+                 FROM intake.petition p
+                 LEFT JOIN intake.deadline s ON s.petition_id = p.id AND s.clock = 'sign_for'
+                 LEFT JOIN intake.deadline r ON r.petition_id = p.id AND r.clock = 'resolution'
+                WHERE p.department_code IS NOT NULL
+                  AND ($1::text[] IS NULL OR split_part(p.department_code, '-', 1) = ANY($1::text[]))
+                GROUP BY p.department_code ORDER BY p.department_code""",
+            None if tokens is None else list(tokens),
+        )
+        reports = await self.conn.fetch(
+            """SELECT unit, count(*) FILTER (WHERE status = 'on_time') AS on_time,
+                      count(*) FILTER (WHERE status = 'late') AS late,
+                      count(*) FILTER (WHERE status = 'missing') AS missing,
+                      max(period) AS latest_period,
+                      (array_agg(status ORDER BY period DESC))[1] AS latest_status
+                 FROM intake.zero_report_status
+                WHERE $1::text[] IS NULL OR split_part(unit, '-', 1) = ANY($1::text[])
+                GROUP BY unit ORDER BY unit""",
+            None if tokens is None else list(tokens),
+        )
+        return AreaOverview(
+            tuple(AtRisk(r["id"], r["tracking_code"], r["title"], r["department_code"], r["department_name"],
+                         tuple(r["accused_departments"] or ()), r["clock"], r["due_at"], r["state"]) for r in risky),
+            tuple(DepartmentFigures(r["department_code"], r["department_name"], r["open"], r["resolved"],
+                                    r["signed_on_time"], r["signed_late"], r["resolved_on_time"], r["resolved_late"])
+                  for r in figures),
+            tuple(UnitReports(r["unit"], r["on_time"], r["late"], r["missing"], r["latest_period"],
+                              r["latest_status"]) for r in reports),
+        )
+
+    async def open_supervision_in(self, tokens: Sequence[str] | None, limit: int) -> list[SupervisionRow]:
+        rows = await self.conn.fetch(
+            """SELECT s.*, p.tracking_code, p.accused_departments FROM intake.supervision s
+                 LEFT JOIN intake.petition p ON p.id = s.petition_id
+                WHERE s.state = 'open' AND ($1::text[] IS NULL OR split_part(s.target_unit, '-', 1) = ANY($1::text[]))
+                ORDER BY s.due_at LIMIT $2""",
+            None if tokens is None else list(tokens), limit,
+        )
+        return [_supervision(r) for r in rows]

@@ -16,14 +16,14 @@ from zoneinfo import ZoneInfo
 from services.intake.domain import access
 from services.intake.domain.masking import mask_personal_numbers as masked
 from services.intake.handlers import Intake, facts_of, scope_of
-from services.intake.store import IntakeStore, QueueRow, SupervisionRow
+from services.intake.store import AreaOverview, IntakeStore, QueueRow, SupervisionRow
 from shared.errors import Forbidden, NotFound
 from shared.identity import Principal, Role
 from shared.store import UnitOfWork
 
 __all__ = [
     "LOCAL", "PUBLIC_STATUS", "audit_log", "department_queue", "petition", "public_status", "reference_in_force",
-    "supervision_for", "zero_report_compliance",
+    "supervision_for", "supervisor_overview", "zero_report_compliance",
 ]
 
 #: Times in answers are local (Asia/Shanghai), as operators and departments read them.
@@ -248,3 +248,29 @@ async def public_status(uow: UnitOfWork[IntakeStore], code: str) -> dict[str, An
         else None,
         "reply": masked(reply) if isinstance(reply, str) and reply and row.status in ("resolved", "closed") else None,
     }
+
+
+async def supervisor_overview(
+    uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, limit: int, *, now: datetime
+) -> tuple[AreaOverview, list[dict[str, Any]]]:
+    """What a supervisor watches in its area: clocks about to breach or breached (by the
+    petitions' jurisdiction), the departments' figures, the units' zero reports, and the open
+    督办 addressed to its units — nothing about an accusation of its own government."""
+    if principal.role is not Role.SUPERVISOR:
+        raise Forbidden(f"a {principal.role.value} principal has no area to oversee", code="role_cannot_read")
+    scope = scope_of(ctx, principal)
+    if scope is None:
+        raise Forbidden("a supervisor without an area", code="role_cannot_read")
+    codes = None if scope.is_root else sorted(scope.codes)
+    tokens = None if scope.is_root else sorted(scope.tokens)
+    async with uow.begin(snapshot=True) as store:
+        overview = await store.area_overview(codes, tokens, limit)
+        orders = await store.open_supervision_in(tokens, limit)
+    at_risk = tuple(
+        dataclasses.replace(r, title=masked(r.title)) for r in overview.at_risk
+        if not access.shielded(principal, access.PetitionFacts(r.petition_id, r.department_code, frozenset(), None,
+                                                               r.accused_departments), scope)
+    )
+    seen = [supervision_answer(o, now) for o in orders
+            if access.can_see_supervision(principal, o.target_unit, o.accused, scope)]
+    return dataclasses.replace(overview, at_risk=at_risk), seen

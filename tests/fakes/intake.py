@@ -11,9 +11,12 @@ from typing import Any
 
 from services.intake.readmodel.store import Routing, ZeroReportVerdict
 from services.intake.store import (
+    AreaOverview,
+    AtRisk,
     AuditEntry,
     Contact,
     Deadline,
+    DepartmentFigures,
     IdempotentPetition,
     NewPetitionRow,
     PetitionRow,
@@ -190,6 +193,42 @@ class FakeIntakeStore(FakeTransaction):
     async def audit(self, petition_id: str | None, limit: int) -> list[AuditEntry]:
         rows = [e for e in reversed(self.db.audit_log) if petition_id is None or e["petition_id"] == petition_id]
         return [AuditEntry(**e) for e in rows[:limit]]
+
+    async def area_overview(self, codes: Sequence[str] | None, tokens: Sequence[str] | None,
+                            limit: int) -> AreaOverview:
+        """Clocks at risk and the departments' figures (the fake keeps no zero-report verdicts here)."""
+        self.db.maybe_fail()
+        risky = []
+        for (pid, clock), d in self.db.deadlines.items():
+            p = self.db.petitions[pid]
+            if d["state"] in ("warned", "breached") and (
+                    codes is None or (p.get("jurisdiction") or {}).get("code") in codes):
+                risky.append(AtRisk(pid, p["tracking_code"], p["title"], p.get("department_code"),
+                                    p.get("department_name"), tuple(p.get("accused_departments") or ()), clock,
+                                    d["due_at"], d["state"]))
+        figures: dict[str, list[int]] = {}
+        for p in self.db.petitions.values():
+            code = p.get("department_code")
+            if code is None or (tokens is not None and code.split("-", 1)[0] not in tokens):
+                continue
+            counts = figures.setdefault(code, [0] * 6)
+            counts[1 if p["status"] in ("resolved", "closed") else 0] += 1
+            for offset, clock in ((2, "sign_for"), (4, "resolution")):
+                state = (self.db.deadlines.get((p["id"], clock)) or {}).get("state")
+                if state == "stopped":
+                    counts[offset] += 1
+                elif state in ("breached", "breached_stopped"):
+                    counts[offset + 1] += 1
+        return AreaOverview(
+            tuple(sorted(risky, key=lambda r: r.due_at)[:limit]),
+            tuple(DepartmentFigures(code, code, *counts) for code, counts in sorted(figures.items())),
+            (),
+        )
+
+    async def open_supervision_in(self, tokens: Sequence[str] | None, limit: int) -> list[SupervisionRow]:
+        rows = [await self.supervision(sid) for sid, s in self.db.supervisions.items()
+                if s["state"] == "open" and (tokens is None or s["target_unit"].split("-", 1)[0] in tokens)]
+        return sorted((r for r in rows if r is not None), key=lambda r: r.due_at)[:limit]
 
     async def queue(self, departments: Sequence[str], statuses: Sequence[str], limit: int) -> list[QueueRow]:
         self.db.maybe_fail()

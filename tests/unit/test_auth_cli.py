@@ -101,3 +101,11 @@ def test_rotate_signs_with_a_new_key_and_keeps_the_old_tokens_valid(run_dir: Pat
     assert _principal(run_dir, old).subject == "op-1" and _principal(run_dir, new).subject == "op-2"
     ring = json.loads((run_dir / "secrets" / "jwt" / "keyring.json").read_text())
     assert ring["active"] == new_kid and len(ring["keys"]) == 2
+
+
+def test_a_triage_token_works_the_routing_tables_triage_desk(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _issue(capsys, "--subject", "desk-1", "--role", "triage")
+    assert code == 0
+    assert _principal(run_dir, out.strip()) == Principal("desk-1", Role.TRIAGE, frozenset({"TRIAGE"}))
+    code, out, err = _issue(capsys, "--subject", "desk-1", "--role", "triage", "--department", "A3-HOUSING")
+    assert code == 2 and out == "" and "triage desk TRIAGE" in err

@@ -90,6 +90,8 @@ PAGES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/console/desk"): frozenset({Role.OPERATOR}),
     ("GET", "/console/queue"): frozenset({Role.DEPARTMENT}),
     ("GET", "/console/events"): frozenset({Role.DEPARTMENT}),
+    ("GET", "/console/overview"): frozenset({Role.SUPERVISOR}),
+    ("POST", "/console/supervision/{supervision_id}/close"): frozenset({Role.SUPERVISOR, Role.DEPARTMENT}),
     ("GET", "/console/petitions/{ref}"): frozenset({Role.OPERATOR, Role.DEPARTMENT, Role.TRIAGE, Role.SUPERVISOR}),
     ("POST", "/console/petitions/{ref}/act"): frozenset({Role.DEPARTMENT, Role.TRIAGE, Role.SUPERVISOR}),
 }

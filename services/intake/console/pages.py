@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 from services.intake import accounts, handlers, metrics, views
 from services.intake.accounts_store import AccountStore
 from services.intake.api.permissions import PAGES
-from services.intake.commands import ActionIn, PetitionIn
+from services.intake.commands import ActionIn, CloseSupervisionIn, PetitionIn
 from services.intake.console import web
 from services.intake.domain.accounts import LockoutPolicy
 from services.intake.store import IntakeStore
@@ -48,6 +49,7 @@ STATIC = {
     "console.js": ((web.HERE / "static" / "console.js").read_bytes(), "text/javascript; charset=utf-8"),
 }
 QUEUE_LIMIT = 200
+OVERVIEW_LIMIT = 200
 EVENTS_EVERY_SECONDS = 1.0
 
 
@@ -120,6 +122,8 @@ def build(
             return RedirectResponse("/console/desk", status_code=303)
         if role is Role.DEPARTMENT:
             return RedirectResponse("/console/queue", status_code=303)
+        if role is Role.SUPERVISOR:
+            return RedirectResponse("/console/overview", status_code=303)
         return web.page("home.html", {}, session=session)
 
     @pages.get("/console")
@@ -237,6 +241,52 @@ def build(
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    # --- the supervisor's view ---------------------------------------------------------------
+
+    async def overview_page(session: accounts.Session, *, error: str = "", done: str = "",
+                            status: int = 200) -> HTMLResponse:
+        try:
+            overview, orders = await views.supervisor_overview(uow(), ctx, session.principal, OVERVIEW_LIMIT,
+                                                               now=datetime.now(UTC))
+        except PetitionError as refused:
+            return web.error_page(refused, session)
+        scope = handlers.scope_of(ctx, session.principal)
+        return web.page("overview.html", {
+            "o": overview, "orders": orders, "acting": f"{scope.own_token}-GOV" if scope else "",
+            "error": error, "done": done, "now": datetime.now(UTC),
+        }, session=session, status=status)
+
+    @pages.get("/console/overview")
+    async def overview(request: Request) -> Response:
+        session = await signed_in(request)
+        if session is None:
+            return web.to_sign_in(request)
+        if session.principal.role not in PAGES[("GET", "/console/overview")]:
+            return web.error_page(_forbidden(), session)
+        return await overview_page(session, done=request.query_params.get("done") or "")
+
+    @pages.post("/console/supervision/{supervision_id}/close")
+    async def close_order(request: Request, supervision_id: str) -> Response:
+        session = await signed_in(request)
+        if session is None:
+            return web.to_sign_in(request)
+        form = await request.form()
+        if not web.same_token(form.get("csrf_token"), session.csrf_token):
+            return web.csrf_refused(session)
+        try:
+            order = uuid.UUID(supervision_id)
+            body = CloseSupervisionIn(department=str(form.get("department") or ""),
+                                      note=str(form.get("note") or "").strip())
+            await handlers.close_supervision(uow(), ctx, session.principal, order, body, now=datetime.now(UTC))
+        except ValueError as invalid:  # a malformed id, or a form the model refuses (ValidationError)
+            return await overview_page(session, error=f"无法关闭督办：{invalid}", status=422)
+        except PetitionError as refused:
+            if web.error_status(refused) in (409, 422):
+                return await overview_page(session, error=refused.message, status=web.error_status(refused))
+            return web.error_page(refused, session)
+        back = "/console/overview" if session.principal.role is Role.SUPERVISOR else "/console/queue"
+        return RedirectResponse(f"{back}?done=close", status_code=303)
 
     # --- a petition ---------------------------------------------------------------------------
 
