@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     router_port: int = 8081
+    # where intake reaches the router (the operator desk's suggestions); empty: 127.0.0.1 on router_port
+    router_url: str = ""
     escalation_port: int = 8082
     intake_worker_port: int = 8083
     run_dir: Path = REPO_ROOT / ".run"

@@ -28,6 +28,7 @@ from services.intake.api.errors import install_error_handlers
 from services.intake.api.limits import BodyLimit, RequestDeadline
 from services.intake.api.openapi import install_openapi
 from services.intake.api.ratelimit import Buckets, RateLimit
+from services.intake.console.suggest import RouterSuggestions
 from services.intake.domain.accounts import LockoutPolicy
 from services.intake.handlers import Intake
 from services.intake.readmodel.consumer import make_processor, run_projector
@@ -97,7 +98,11 @@ class IntakeState:
 
 def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
     state = IntakeState(settings)
-    verifier = build_verifier(auth or AuthSettings(), settings.run_dir)
+    auth = auth or AuthSettings()
+    verifier = build_verifier(auth, settings.run_dir)
+    # the operator desk asks the router where a petition being typed in would go
+    suggestions = RouterSuggestions(settings.router_url or f"http://127.0.0.1:{settings.router_port}", auth,
+                                    settings.run_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -136,6 +141,7 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
             await pool.close()
             await work_pool.close()
             await verifier.aclose()
+            await suggestions.aclose()
 
     app = FastAPI(
         title="Petition intake API",
@@ -148,6 +154,7 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
     app.include_router(build_router(state.uow, state.ctx, state.readiness))
     app.include_router(console.build(
         state.uow, state.accounts, state.ctx, secure_cookies=settings.console_secure_cookies,
+        suggestions=suggestions,
         policy=LockoutPolicy(max_failures=settings.console_max_failed_logins,
                              lock_for=timedelta(minutes=settings.console_lockout_minutes),
                              session_for=timedelta(hours=settings.console_session_hours)),

@@ -9,6 +9,7 @@ No SQL (that is :mod:`services.intake.store`), no HTTP (that is :mod:`services.i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -32,7 +33,7 @@ from services.intake.domain import access, actions
 from services.intake.domain.masking import mask_personal_numbers as masked
 from services.intake.pii import petitioner_key
 from services.intake.reference import Reference
-from services.intake.store import IntakeStore, NewPetitionRow, PetitionRow
+from services.intake.store import CallerPetition, IntakeStore, NewPetitionRow, PetitionRow
 from shared import topics
 from shared.errors import BadInput, Conflict, Forbidden, NotFound
 from shared.events import (
@@ -54,8 +55,10 @@ from shared.store import UnitOfWork
 __all__ = [
     "Intake",
     "act",
+    "caller_has_open_petitions",
     "close_supervision",
     "facts_of",
+    "find_by_phone",
     "open_supervision",
     "request_hash",
     "reveal_contacts",
@@ -396,3 +399,38 @@ async def reveal_contacts(
         "id_number": contact.id_number if contact else None,
         "audit_id": audit_id,
     }
+
+
+async def find_by_phone(
+    uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, phone: str, reason: str, *, now: datetime,
+    limit: int = 50,
+) -> list[CallerPetition]:
+    """An operator looks up a caller's petitions by the number the caller gives (found by its
+    pseudonym, as the router finds repeats; petitions taken in with an ID number are keyed by
+    that instead). Like every access through a petitioner's contacts it is audited: one row
+    per petition found, with the operator's reason."""
+    if principal.role is not Role.OPERATOR:
+        raise Forbidden(f"a {principal.role.value} principal does not look callers up", code="role_cannot_read")
+    key = petitioner_key(ctx.hmac_key, id_number=None, phone=phone)
+    if key is None:
+        raise BadInput("a phone number has digits", code="invalid_phone", field="phone")
+    async with uow.begin() as store:
+        found = await store.petitions_of_petitioner(key, limit)
+        for petition in found:
+            await store.add_audit(now, principal.subject, principal.role.value, "search_by_phone", petition.id,
+                                  reason)
+    return [dataclasses.replace(p, title=masked(p.title)) for p in found]
+
+
+async def caller_has_open_petitions(uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal,
+                                    phone: str) -> int:
+    """How many petitions of this caller are still being handled (the desk's warning while a
+    call is typed in; the petitions themselves come only from the audited search)."""
+    if principal.role is not Role.OPERATOR:
+        raise Forbidden(f"a {principal.role.value} principal does not look callers up", code="role_cannot_read")
+    key = petitioner_key(ctx.hmac_key, id_number=None, phone=phone)
+    if key is None:
+        return 0
+    async with uow.begin(snapshot=True) as store:
+        found = await store.petitions_of_petitioner(key, 200)
+    return sum(1 for p in found if p.status not in ("resolved", "closed"))

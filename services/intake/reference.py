@@ -64,6 +64,8 @@ class Reference:
     calendar: WorkCalendar
     #: area code -> (token, parent code): the gazetteer's tree, for supervisors' scopes
     areas: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    #: department code -> its name (the routing table's), for people's screens
+    names: dict[str, str] = field(default_factory=dict)
     _owed_cache: dict[tuple[str, date], tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
     _scopes: dict[str, AreaScope] = field(default_factory=dict, compare=False, repr=False)
 
@@ -129,6 +131,7 @@ def load_reference(settings: Settings, files: EscalationFiles | None = None) -> 
                         | obligated),
         area_codes=frozenset(a.code for a in found.gazetteer.areas()),
         areas={a.code: (a.token, a.parent) for a in found.gazetteer.areas()},
+        names={d.code: d.name for d in found.directory.departments},
         obligations=obligations,
         calendar=load_calendar(),
     )

@@ -20,6 +20,7 @@ __all__ = [
     "AreaOverview",
     "AtRisk",
     "AuditEntry",
+    "CallerPetition",
     "Contact",
     "Deadline",
     "DepartmentFigures",
@@ -143,6 +144,20 @@ class QueueRow:
     priority: str | None
     accused_departments: tuple[str, ...]
     deadlines: tuple[Deadline, ...]
+    #: the classifier's confidence in `category` (what the triage desk weighs)
+    confidence: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallerPetition:
+    """A petition of one petitioner (found by its pseudonym), for the operator desk."""
+
+    id: str
+    tracking_code: str
+    status: str
+    title: str
+    received_at: datetime
+    department_name: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +322,10 @@ class IntakeStore(Transaction, Protocol):
         warned or breached of petitions whose jurisdiction is one of `codes` (earliest first),
         the figures of departments whose unit token is one of `tokens`, and those units'
         zero-report verdicts."""
+        ...
+
+    async def petitions_of_petitioner(self, petitioner_key: str, limit: int) -> list[CallerPetition]:
+        """A petitioner's petitions (by its pseudonym), the newest first."""
         ...
 
     async def open_supervision_in(self, tokens: Sequence[str] | None, limit: int) -> list[SupervisionRow]:
@@ -500,7 +519,7 @@ class PgIntakeStore(PgTransaction):
     async def queue(self, departments: Sequence[str], statuses: Sequence[str], limit: int) -> list[QueueRow]:
         rows = await self.conn.fetch(
             """SELECT p.id, p.tracking_code, p.status, p.title, p.category, p.department_code, p.received_at,
-                      p.priority, p.accused_departments, d.clocks, d.next_due
+                      p.priority, p.accused_departments, p.confidence, d.clocks, d.next_due
                  FROM intake.petition p
                  LEFT JOIN LATERAL (
                    SELECT min(due_at) FILTER
@@ -516,7 +535,7 @@ class PgIntakeStore(PgTransaction):
         return [QueueRow(r["id"], r["tracking_code"], r["status"], r["title"], r["category"], r["department_code"],
                          r["received_at"], r["priority"], tuple(r["accused_departments"] or ()),
                          tuple(Deadline(c["clock"], datetime.fromisoformat(c["due_at"]), c["state"])
-                               for c in (r["clocks"] or ())))
+                               for c in (r["clocks"] or ())), r["confidence"])
                 for r in rows]
 
     async def area_overview(self, codes: Sequence[str] | None, tokens: Sequence[str] | None,
@@ -576,3 +595,12 @@ class PgIntakeStore(PgTransaction):
             None if tokens is None else list(tokens), limit,
         )
         return [_supervision(r) for r in rows]
+
+    async def petitions_of_petitioner(self, petitioner_key: str, limit: int) -> list[CallerPetition]:
+        rows = await self.conn.fetch(
+            """SELECT id, tracking_code, status, title, received_at, department_name FROM intake.petition
+                WHERE petitioner_key = $1 ORDER BY received_at DESC LIMIT $2""",
+            petitioner_key, limit,
+        )
+        return [CallerPetition(r["id"], r["tracking_code"], r["status"], r["title"], r["received_at"],
+                               r["department_name"]) for r in rows]

@@ -200,13 +200,15 @@ QUEUE_STATUSES = ("assigned", "accepted", "paused", "returned")
 async def department_queue(
     uow: UnitOfWork[IntakeStore], principal: Principal, department: str, limit: int
 ) -> list[QueueRow]:
-    """The petitions `department` holds (for one of its own clerks), the most urgent first:
-    the earliest deadline still running, warned or breached, then the newest."""
-    if principal.role is not Role.DEPARTMENT:
+    """The petitions `department` holds (for one of its own clerks; the triage desk's for its
+    desk), the most urgent first: the earliest deadline still running, warned or breached,
+    then the newest."""
+    if principal.role not in (Role.DEPARTMENT, Role.TRIAGE):
         raise Forbidden(f"a {principal.role.value} principal has no department queue", code="role_cannot_read")
     access.check_acting_unit(principal, department)
+    statuses = ("triage",) if principal.role is Role.TRIAGE else QUEUE_STATUSES
     async with uow.begin(snapshot=True) as store:
-        rows = await store.queue([department], QUEUE_STATUSES, limit)
+        rows = await store.queue([department], statuses, limit)
     # an accusation never reaches a unit of the accused government; should one hold it, it does not see it
     return [dataclasses.replace(r, title=masked(r.title)) for r in rows if not access.shielded(
         principal, access.PetitionFacts(r.id, r.department_code, frozenset({r.department_code}), None,

@@ -25,13 +25,18 @@ from services.router.config import GAZETTEER, ROUTING, load_classifier
 from services.router.domain.routing import RoutingTable
 from services.router.prepare import PreparedPlans
 from services.router.store import PgRouterStore, RouterStore
+from services.router.suggestions_page import add_suggestion_page
 from services.router.tables import TableSource
 from services.router.topics_admin import DepartmentQueues
 from shared import topics
+from shared.auth.settings import AuthSettings
+from shared.auth.verify import build_verifier
 from shared.consumer import BatchProcessor, BatchResult, Prepared
 from shared.db import create_pool, ensure_common_tables, migrate
+from shared.errors import Unavailable
 from shared.events import PetitionActionTaken, PetitionSubmitted, utcnow
 from shared.kafka_client import KafkaAccess
+from shared.outages import is_transient
 from shared.outbox import OutboxRelay
 from shared.records import RawMessage
 from shared.relay_process import RelayProcess
@@ -138,6 +143,19 @@ class Router:
         finally:
             self.plans.forget(event for _, event, _ in prepared.decoded)
 
+    async def suggest(self, event: PetitionSubmitted) -> handlers.Suggestion:
+        """Where `event` would go now (the operator desk's question), reading one snapshot."""
+        pool = self.pool
+        if pool is None:
+            raise Unavailable("the router is starting; retry")
+        try:
+            async with PgUnitOfWork(pool, SCHEMA, PgRouterStore).begin(snapshot=True) as store:
+                return await handlers.suggest(store, event, table=self.table, plans=self.plans)
+        except Exception as exc:
+            if is_transient(exc):
+                raise Unavailable("the router's database does not answer; retry") from exc
+            raise
+
     def maybe_reload(self) -> None:
         now = time.monotonic()
         if now >= self._next_reload_check:
@@ -191,6 +209,8 @@ def build_app(settings: Settings) -> Any:
     router = Router(settings=settings)
     app = make_app(SERVICE, settings, kafka=router.kafka, web_port=settings.router_port)
     add_ops_pages(app, router.readiness)
+    verifier = build_verifier(AuthSettings(), settings.run_dir)
+    add_suggestion_page(app, router, verifier)
     router.agent_health = batch_agent(
         app,
         [topics.PETITION_SUBMITTED, topics.PETITION_ACTIONS],
@@ -203,6 +223,7 @@ def build_app(settings: Settings) -> Any:
 
     @app.task
     async def _startup() -> None:
+        verifier.start()  # the issuer's public keys (the suggestions page checks tokens)
         await router.start()
         tune_gc()  # the model, the table and the libraries are loaded: freeze them
 

@@ -33,7 +33,8 @@ from shared.errors import BadInput
 from shared.events import PetitionActionTaken, PetitionSubmitted
 
 __all__ = [
-    "Clock", "DepartmentQueues", "NewPetitionsRouted", "Plans", "act_on_assignment", "route_new_petitions",
+    "Clock", "DepartmentQueues", "NewPetitionsRouted", "Plans", "Suggestion", "act_on_assignment",
+    "route_new_petitions", "suggest",
 ]
 
 M = TypeVar("M")
@@ -159,3 +160,42 @@ async def _write_decisions(
     """The decisions' events and log rows, once each department's queue exists."""
     await queues.ensure({r.decision.department.code for r, _ in decided})
     await store.write_decisions([enc for _, enc in decided])
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """Where a petition would go if it were submitted now, and why: what the operator desk
+    shows while a call is being typed in."""
+
+    category: str | None
+    confidence: float | None
+    department_code: str
+    department_name: str
+    rule: str
+    triage: bool
+    #: the earlier petition of the same petitioner this one would repeat (routed to its department)
+    repeat_of: str | None
+    #: the petitioner's earlier petitions within the repeat window (originals, newest first)
+    earlier: tuple[str, ...]
+
+
+async def suggest(store: RouterStore, event: PetitionSubmitted, *, table: RoutingTable, plans: Plans) -> Suggestion:
+    """The router's decision for a petition not yet submitted: the plan it would make
+    (classifier, jurisdiction, routing table) and, for a known petitioner, the repeat check
+    against its earlier petitions — the code :func:`route_new_petitions` runs, writing nothing."""
+    plan = plans.plan(event, table)
+    routing = plan.routing
+    earlier: list[Earlier] = []
+    key = event.petitioner_key
+    if key:
+        earlier = (await store.earlier_originals({key}, event.received_at, event.received_at)).get(key, [])
+        packed = plan.packed if plan.packed is not None else pack(signature(event.title, event.content))
+        repeat = repeat_routing(plan, find_original(packed, event.received_at, earlier), table)
+        if repeat is not None:
+            routing = repeat
+    department = routing.decision.department
+    return Suggestion(
+        routing.category, routing.confidence, department.code, department.name, routing.decision.rule,
+        department.code == table.triage.code, routing.repeat_of,
+        tuple(e.petition_id for e in sorted(earlier, key=lambda e: e.received_at, reverse=True)),
+    )

@@ -13,6 +13,7 @@ from services.intake.readmodel.store import Routing, ZeroReportVerdict
 from services.intake.store import (
     AreaOverview,
     AtRisk,
+    CallerPetition,
     AuditEntry,
     Contact,
     Deadline,
@@ -225,6 +226,13 @@ class FakeIntakeStore(FakeTransaction):
             (),
         )
 
+    async def petitions_of_petitioner(self, petitioner_key: str, limit: int) -> list[CallerPetition]:
+        self.db.maybe_fail()
+        found = sorted((p for p in self.db.petitions.values() if p.get("petitioner_key") == petitioner_key),
+                       key=lambda p: p["received_at"], reverse=True)
+        return [CallerPetition(p["id"], p["tracking_code"], p["status"], p["title"], p["received_at"],
+                               p.get("department_name")) for p in found[:limit]]
+
     async def open_supervision_in(self, tokens: Sequence[str] | None, limit: int) -> list[SupervisionRow]:
         rows = [await self.supervision(sid) for sid, s in self.db.supervisions.items()
                 if s["state"] == "open" and (tokens is None or s["target_unit"].split("-", 1)[0] in tokens)]
@@ -244,7 +252,7 @@ class FakeIntakeStore(FakeTransaction):
                                  -r[1]["received_at"].timestamp()))
         return [QueueRow(p["id"], p["tracking_code"], p["status"], p["title"], p.get("category"),
                          p["department_code"], p["received_at"], p.get("priority"),
-                         tuple(p.get("accused_departments") or ()), deadlines)
+                         tuple(p.get("accused_departments") or ()), deadlines, p.get("confidence"))
                 for _, p, deadlines in rows[:limit]]
 
 

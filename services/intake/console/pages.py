@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import TypeAdapter, ValidationError
 
 from services.intake import accounts, handlers, metrics, views
@@ -26,7 +26,10 @@ from services.intake.accounts_store import AccountStore
 from services.intake.api.permissions import PAGES
 from services.intake.commands import ActionIn, CloseSupervisionIn, PetitionIn
 from services.intake.console import web
+from services.intake.console.suggest import RouterSuggestions
 from services.intake.domain.accounts import LockoutPolicy
+from services.intake.domain.masking import mask_personal_numbers as masked
+from services.intake.pii import petitioner_key
 from services.intake.store import IntakeStore
 from shared.errors import Forbidden, PetitionError, Unauthenticated
 from shared.identity import Role
@@ -64,6 +67,7 @@ def _field_errors(exc: ValidationError) -> dict[str, str]:
 def build(
     uow: Callable[[], UnitOfWork[IntakeStore]], accounts_uow: Callable[[], UnitOfWork[AccountStore]],
     ctx: handlers.Intake, *, secure_cookies: bool, policy: LockoutPolicy,
+    suggestions: RouterSuggestions | None = None,
 ) -> APIRouter:
     """The console's routes (not in the API's spec: pages, not operations)."""
     pages = APIRouter(include_in_schema=False)
@@ -124,6 +128,8 @@ def build(
             return RedirectResponse("/console/queue", status_code=303)
         if role is Role.SUPERVISOR:
             return RedirectResponse("/console/overview", status_code=303)
+        if role is Role.TRIAGE:
+            return RedirectResponse("/console/triage", status_code=303)
         return web.page("home.html", {}, session=session)
 
     @pages.get("/console")
@@ -184,6 +190,71 @@ def build(
             metrics.SUBMITTED.labels(petition.channel.value, kind).inc()
         return desk(session, accepted=accepted)
 
+    @pages.post("/console/desk/suggest")
+    async def desk_suggest(request: Request) -> Response:
+        """While a call is typed in: where the router would send it, and whether the caller
+        has petitions still being handled (JSON, for the desk's script)."""
+        session = await signed_in(request)
+        if session is None:
+            return JSONResponse({"error": "signed_out"}, status_code=401)
+        if session.principal.role not in PAGES[("POST", "/console/desk/suggest")]:
+            return JSONResponse({"error": "role_cannot_read"}, status_code=403)
+        form = await request.form()
+        if not web.same_token(form.get("csrf_token"), session.csrf_token):
+            return JSONResponse({"error": "csrf"}, status_code=403)
+        text = {k: str(form.get(k) or "").strip()[:5000] for k in ("title", "content", "address", "phone", "kind",
+                                                                   "channel")}
+        open_count = 0
+        if text["phone"]:
+            try:
+                open_count = await handlers.caller_has_open_petitions(uow(), ctx, session.principal, text["phone"])
+            except PetitionError:
+                open_count = 0
+        found = None
+        if suggestions is not None and (text["title"] or text["content"]):
+            key = petitioner_key(ctx.hmac_key, id_number=None, phone=text["phone"]) if text["phone"] else None
+            petition: dict[str, Any] = {"title": masked(text["title"]), "content": masked(text["content"]),
+                                        "channel": text["channel"] or "hotline", "petitioner_key": key}
+            if text["kind"]:
+                petition["kind"] = text["kind"]
+            if text["address"]:
+                petition["location"] = {"address": masked(text["address"])}
+            found = await suggestions.ask(session.principal, petition)
+        return JSONResponse({"suggestion": found, "open_petitions": open_count},
+                            headers={"Cache-Control": "no-store"})
+
+    @pages.get("/console/search")
+    async def search_form(request: Request) -> Response:
+        session = await signed_in(request)
+        if session is None:
+            return web.to_sign_in(request)
+        if session.principal.role not in PAGES[("GET", "/console/search")]:
+            return web.error_page(_forbidden(), session)
+        return web.page("search.html", {"found": None, "values": {}}, session=session)
+
+    @pages.post("/console/search")
+    async def search(request: Request) -> Response:
+        """A caller's petitions by the number the caller gives: audited, with a reason."""
+        session = await signed_in(request)
+        if session is None:
+            return web.to_sign_in(request)
+        form = await request.form()
+        if not web.same_token(form.get("csrf_token"), session.csrf_token):
+            return web.csrf_refused(session)
+        values = {k: str(form.get(k) or "").strip()[:200] for k in ("phone", "reason")}
+        if not values["reason"]:
+            return web.page("search.html", {"found": None, "values": values,
+                                            "error": "请填写查询事由（将记入审计日志）。"}, session=session, status=422)
+        try:
+            found = await handlers.find_by_phone(uow(), ctx, session.principal, values["phone"], values["reason"],
+                                                 now=datetime.now(UTC))
+        except PetitionError as refused:
+            if web.error_status(refused) == 422:
+                return web.page("search.html", {"found": None, "values": values, "error": "请填写正确的电话号码。"},
+                                session=session, status=422)
+            return web.error_page(refused, session)
+        return web.page("search.html", {"found": found, "values": values}, session=session)
+
     # --- the department workbench -----------------------------------------------------------
 
     def _department(session: accounts.Session, request: Request) -> str:
@@ -207,6 +278,24 @@ def build(
         return web.page(template, {"rows": rows, "department": department,
                                    "departments": sorted(session.principal.departments),
                                    "now": datetime.now(UTC)}, session=session)
+
+    @pages.get("/console/triage")
+    async def triage(request: Request) -> Response:
+        session = await signed_in(request)
+        if session is None:
+            return web.to_sign_in(request)
+        if session.principal.role not in PAGES[("GET", "/console/triage")]:
+            return web.error_page(_forbidden(), session)
+        reference = ctx.reference.current
+        try:
+            rows = await views.department_queue(uow(), session.principal, reference.triage, QUEUE_LIMIT)
+        except PetitionError as refused:
+            return web.error_page(refused, session)
+        targets = sorted((code, reference.names.get(code, code)) for code in reference.departments
+                         if code != reference.triage)
+        return web.page("triage.html", {"rows": rows, "desk": reference.triage, "targets": targets,
+                                        "done": request.query_params.get("done") or "", "now": datetime.now(UTC)},
+                        session=session)
 
     @pages.get("/console/events")
     async def queue_events(request: Request) -> Response:
@@ -325,6 +414,8 @@ def build(
                                        status=422)
         if action == "request_extension" and form.get("extension_days"):
             body["extension_days"] = str(form.get("extension_days"))
+        if action == "assign":
+            body["target_department"] = str(form.get("target_department") or "")
         try:
             parsed = ACTION.validate_python(body)
             await handlers.act(uow(), ctx, session.principal, ref[:64], parsed, now=datetime.now(UTC))
@@ -336,6 +427,8 @@ def build(
                 return await petition_page(session, ref[:64], error=refused.message, status=web.error_status(refused))
             return web.error_page(refused, session)
         metrics.ACTIONS.labels(action).inc()
+        if action == "assign":  # back to the desk's queue, for the next one
+            return RedirectResponse("/console/triage?done=assign", status_code=303)
         return RedirectResponse(f"/console/petitions/{ref[:64]}?done={action}", status_code=303)
 
     @pages.get("/console/open")

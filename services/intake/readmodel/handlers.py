@@ -65,7 +65,7 @@ def handlers(*, triage_code: Callable[[], str]) -> dict[str, Handler]:
         await store.record_routing(Routing(
             e.petition_id, "triage" if at_triage else "assigned", e.category, e.department_code, e.department_name,
             e.assignment_no, e.jurisdiction.model_dump() if e.jurisdiction else None, e.priority.value, e.rule,
-            e.repeat_of, e.group_petition, tuple(e.accused_departments),
+            e.repeat_of, e.group_petition, tuple(e.accused_departments), e.confidence,
         ), e.occurred_at)
         await _timeline(store, e, "routed" if e.assignment_no == 1 else "reassigned", {
             "department": e.department_code, "department_name": e.department_name, "category": e.category,

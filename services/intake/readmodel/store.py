@@ -35,6 +35,8 @@ class Routing:
     repeat_of: str | None
     group_petition: bool
     accused_departments: tuple[str, ...]
+    #: the classifier's confidence in `category` (None: not classified, or an older event)
+    confidence: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +125,11 @@ class PgReadModelStore(PgTransaction):
             """UPDATE intake.petition SET status = $2, category = $3, department_code = $4,
                  department_name = $5, assignment_no = $6, jurisdiction = $7, priority = $8,
                  rule = $9, repeat_of = $10, group_petition = $11, accused_departments = $12,
-                 updated_at = now()
+                 confidence = $13, updated_at = now()
                WHERE id = $1 AND assignment_no < $6 AND status NOT IN ('resolved', 'closed')""",
             r.petition_id, r.status, r.category, r.department_code, r.department_name, r.assignment_no,
             r.jurisdiction, r.priority, r.rule, r.repeat_of, r.group_petition, list(r.accused_departments),
+            r.confidence,
         )
 
     async def arm_deadline(self, petition_id: str, clock: str, due_at: datetime, department_code: str,
