@@ -13,8 +13,8 @@ from services.intake.readmodel.store import Routing, ZeroReportVerdict
 from services.intake.store import (
     AreaOverview,
     AtRisk,
-    CallerPetition,
     AuditEntry,
+    CallerPetition,
     Contact,
     Deadline,
     DepartmentFigures,

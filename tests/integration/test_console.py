@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from shared.identity import Principal, Role
 from tests.integration.conftest import Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -191,3 +192,64 @@ def test_the_queue_tells_a_watching_clerk_when_something_new_is_assigned(
                     break
             else:
                 pytest.fail("the stream ended without a queue event")
+
+
+def test_the_desk_shows_the_routers_suggestion_and_warns_of_the_callers_open_petitions(
+    stack: Stack, operator: httpx.Client
+) -> None:
+    phone = f"139{uuid.uuid4().int % 10**8:08d}"
+    desk = operator.get("/console/desk")
+    token = csrf_of(desk)
+    draft = {"csrf_token": token, "title": "A3区某小区安置房迟迟不能交房",
+             "content": "A3区某小区拆迁安置房承诺两年前交房，至今仍未建成。", "phone": phone, "channel": "hotline"}
+    first = operator.post("/console/desk/suggest", data=draft).json()
+    assert first["suggestion"]["department"]["code"] == "A3-HOUSING"
+    assert first["suggestion"]["rule"] == "construction@district" and first["suggestion"]["repeat_of"] is None
+    assert first["open_petitions"] == 0
+    operator.post("/console/desk", data={**draft, "name": "李先生"})
+    again = wait_for(lambda: (a := operator.post("/console/desk/suggest", data=draft).json())["open_petitions"]
+                     and a["suggestion"]["repeat_of"] and a, timeout=30)
+    assert again["open_petitions"] == 1 and again["suggestion"]["rule"].startswith("repeat-of:")
+    assert operator.post("/console/desk/suggest", data={**draft, "csrf_token": "x" * 43}).status_code == 403
+
+    # the search by phone finds it, and the audit log says who looked, when and why
+    found = operator.post("/console/search", data={"csrf_token": token, "phone": phone, "reason": "来电人询问进度"})
+    assert found.status_code == 200 and "该号码的诉求 1 件" in found.text and phone not in found.text
+    pid = re.search(r'href="/console/petitions/([^"]+)"', found.text)
+    assert pid
+    with stack.client() as api:
+        auditor = stack.token(Principal("aud-console", Role.AUDITOR))
+        log = api.get("/v1/audit", params={"petition": pid.group(1)}, headers={"Authorization": f"Bearer {auditor}"})
+    assert [(e["action"], e["reason"]) for e in log.json()["items"]] == [("search_by_phone", "来电人询问进度")]
+    refused = operator.post("/console/search", data={"csrf_token": token, "phone": phone, "reason": ""})
+    assert refused.status_code == 422
+
+
+def test_the_routers_suggestions_are_for_operators_and_the_triage_desk_only(stack: Stack) -> None:
+    url = f"{stack.health_url('router')}/v1/suggestions"
+    body = {"title": "A3区某小区安置房迟迟不能交房", "content": "安置房两年前承诺交房，至今仍未建成。"}
+    assert httpx.post(url, json=body, timeout=10).status_code == 401
+    clerk = stack.token(Principal("clerk-s", Role.DEPARTMENT, frozenset({"A3-HOUSING"})))
+    assert httpx.post(url, json=body, headers={"Authorization": f"Bearer {clerk}"}, timeout=10).status_code == 403
+    op = {"Authorization": f"Bearer {stack.token(Principal('op-s', Role.OPERATOR))}"}
+    answer = httpx.post(url, json=body, headers=op, timeout=10)
+    assert answer.status_code == 200 and answer.json()["department"]["code"] == "A3-HOUSING"
+    bads: list[object] = [{"title": 3}, {"title": "x", "persons": 0}, {"title": "x", "petitioner_key": "138000x"},
+                          []]
+    for bad in bads:
+        assert httpx.post(url, json=bad, headers=op, timeout=10).status_code == 422, bad
+
+
+def test_the_supervisor_and_the_triage_desk_have_their_pages(stack: Stack) -> None:
+    sup, desk = f"sup-{uuid.uuid4().hex[:6]}", f"desk-{uuid.uuid4().hex[:6]}"
+    add_user(stack, sup, "--role", "supervisor", "--area", "A3")
+    add_user(stack, desk, "--role", "triage")
+    with browser(stack) as c:
+        page = sign_in(c, sup)
+        assert page.url.path == "/console/overview"
+        for heading in ("即将超期与已超期", "督办", "各单位办理情况", "零报告"):
+            assert f">{heading}</h2>" in page.text
+        assert c.get("/console/desk").status_code == 403
+    with browser(stack) as c:
+        page = sign_in(c, desk)
+        assert page.url.path == "/console/triage" and "分派台（TRIAGE）" in page.text

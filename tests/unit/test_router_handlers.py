@@ -330,3 +330,28 @@ async def test_an_unknown_or_accused_target_stays_at_the_desk_visibly(
     assert (routed.assignment_no, routed.department_code, routed.rule, routed.triage) == (2, "TRIAGE", rule, True)
     assert router.assigned(target) == []
     assert router.db.triage_decisions["P-1", 1].department_code == "TRIAGE"
+
+
+async def test_a_suggestion_is_the_routers_decision_with_its_repeat_check_and_writes_nothing(
+    table: RoutingTable,
+) -> None:
+    router = Router(table)
+    await router.submit(petition("P-1", petitioner="key-1", admin_code="430104"))  # A4's bureau holds it
+    before = router.tables()
+
+    async def suggest(event: PetitionSubmitted) -> handlers.Suggestion:
+        async with router.uow.begin() as store:
+            return await handlers.suggest(store, event, table=router.table, plans=router.plans)
+
+    later = AT + timedelta(days=30)
+    follow_up = await suggest(petition("draft", petitioner="key-1", title=FOLLOW_UP_TITLE, content=FOLLOW_UP_TEXT,
+                                       received_at=later))
+    assert (follow_up.department_code, follow_up.rule, follow_up.repeat_of, follow_up.earlier) == (
+        "A4-HOUSING", "repeat-of:P-1", "P-1", ("P-1",))
+    stranger = await suggest(petition("draft", petitioner="key-2", received_at=later))
+    assert (stranger.department_code, stranger.rule, stranger.repeat_of, stranger.earlier) == (
+        "A3-HOUSING", "construction@district", None, ())
+    assert (stranger.category, stranger.confidence, stranger.triage) == ("城乡建设", 0.9, False)
+    unsure = await suggest(petition("draft", title=UNSURE_TITLE, content="说不清楚"))
+    assert unsure.triage and unsure.department_code == table.triage.code
+    assert router.tables() == before  # a suggestion is a question: nothing written
