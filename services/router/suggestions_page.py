@@ -57,6 +57,9 @@ def add_suggestion_page(app: Any, router: Any, verifier: Any) -> None:
                 body = json.loads(raw or b"{}")
                 if not isinstance(body, dict):
                     raise ValueError("the body must be a JSON object")
+                for name in ("title", "content"):
+                    if not isinstance(body.get(name, ""), str):
+                        raise ValueError(f"{name}: a string")
                 key = body.get("petitioner_key")
                 if key is not None and (not isinstance(key, str) or _KEY.fullmatch(key) is None):
                     raise ValueError("petitioner_key: a pseudonym of hex digits")

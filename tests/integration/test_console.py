@@ -65,7 +65,7 @@ def test_the_sign_in_page_names_its_fields_and_signs_people_in_with_a_strict_coo
 ) -> None:
     with browser(stack) as c:
         page = c.get("/console/desk")  # not signed in: to the sign-in page, and back afterwards
-        assert page.url.path == "/console/login" and "next=%2Fconsole%2Fdesk" in str(page.url)
+        assert page.url.path == "/console/login" and page.url.params["next"] == "/console/desk"
         for label in ('<label for="username">用户名</label>', '<label for="password">密码</label>',
                       '<button type="submit">登录</button>'):
             assert label in page.text
@@ -170,8 +170,8 @@ def test_the_whole_loop_from_the_desk_through_the_workbench_to_the_public_page(
         unknown = citizen.get("/track", params={"code": "XF-ZZZZZZZZZZ"})
         malformed = citizen.get("/track", params={"code": "not a code'\"<"})
         assert unknown.status_code == malformed.status_code == 404
-        assert unknown.text.replace("XF-ZZZZZZZZZZ", "") == malformed.text.replace(
-            html.escape("not a code'\"<"), "")
+        field = re.compile(r'(<input id="code"[^>]*value=)"[^"]*"')  # the code asked, echoed in its field
+        assert field.sub(r"\1", unknown.text) == field.sub(r"\1", malformed.text)
 
 
 def test_the_queue_tells_a_watching_clerk_when_something_new_is_assigned(

@@ -253,7 +253,8 @@ def build(
                 return web.page("search.html", {"found": None, "values": values, "error": "请填写正确的电话号码。"},
                                 session=session, status=422)
             return web.error_page(refused, session)
-        return web.page("search.html", {"found": found, "values": values}, session=session)
+        # the number is not shown back: the page lists petitions, not who called
+        return web.page("search.html", {"found": found, "values": {"reason": values["reason"]}}, session=session)
 
     # --- the department workbench -----------------------------------------------------------
 
