@@ -317,11 +317,11 @@ class IntakeStore(Transaction, Protocol):
         ...
 
     async def area_overview(self, codes: Sequence[str] | None, tokens: Sequence[str] | None,
-                            limit: int) -> AreaOverview:
+                            limit: int, *, figures: bool = True) -> AreaOverview:
         """What a supervisor watches in an area (None: the whole province): the running clocks
         warned or breached of petitions whose jurisdiction is one of `codes` (earliest first),
-        the figures of departments whose unit token is one of `tokens`, and those units'
-        zero-report verdicts."""
+        and, with `figures`, the figures of departments whose unit token is one of `tokens` and
+        those units' zero-report verdicts (aggregates over the area: the costly part)."""
         ...
 
     async def petitions_of_petitioner(self, petitioner_key: str, limit: int) -> list[CallerPetition]:
@@ -352,6 +352,11 @@ _SUPERVISION = """SELECT s.*, p.tracking_code, p.accused_departments FROM intake
   LEFT JOIN intake.petition p ON p.id = s.petition_id WHERE s.id = $1"""
 _SUPERVISION_LOCKED = """SELECT s.*, p.tracking_code, p.accused_departments FROM intake.supervision s
   LEFT JOIN intake.petition p ON p.id = s.petition_id WHERE s.id = $1 FOR UPDATE OF s"""
+
+
+def _at_risk(r: Any) -> AtRisk:
+    return AtRisk(r["id"], r["tracking_code"], r["title"], r["department_code"], r["department_name"],
+                  tuple(r["accused_departments"] or ()), r["clock"], r["due_at"], r["state"])
 
 
 def _supervision(r: Any) -> SupervisionRow:
@@ -517,29 +522,33 @@ class PgIntakeStore(PgTransaction):
                 for r in rows]
 
     async def queue(self, departments: Sequence[str], statuses: Sequence[str], limit: int) -> list[QueueRow]:
+        # the order first (each held petition's earliest open clock, by the clocks' key), then
+        # the clocks of only the petitions shown
         rows = await self.conn.fetch(
             """SELECT p.id, p.tracking_code, p.status, p.title, p.category, p.department_code, p.received_at,
-                      p.priority, p.accused_departments, p.confidence, d.clocks, d.next_due
+                      p.priority, p.accused_departments, p.confidence,
+                      (SELECT min(d.due_at) FROM intake.deadline d WHERE d.petition_id = p.id
+                          AND d.state IN ('running', 'warned', 'breached')) AS next_due
                  FROM intake.petition p
-                 LEFT JOIN LATERAL (
-                   SELECT min(due_at) FILTER
-                            (WHERE state IN ('running', 'warned', 'breached')) AS next_due,
-                          json_agg(json_build_object('clock', clock, 'due_at', due_at, 'state', state)
-                                   ORDER BY due_at) AS clocks
-                     FROM intake.deadline WHERE petition_id = p.id) d ON true
                 WHERE p.department_code = ANY($1::text[]) AND p.status = ANY($2::text[])
-                ORDER BY d.next_due NULLS LAST, p.received_at DESC
+                ORDER BY next_due NULLS LAST, p.received_at DESC
                 LIMIT $3""",
             list(departments), list(statuses), limit,
         )
+        clocks: dict[str, list[Deadline]] = {}
+        for d in await self.conn.fetch(
+            "SELECT petition_id, clock, due_at, state FROM intake.deadline WHERE petition_id = ANY($1::text[])"
+            " ORDER BY due_at",
+            [r["id"] for r in rows],
+        ):
+            clocks.setdefault(d["petition_id"], []).append(Deadline(d["clock"], d["due_at"], d["state"]))
         return [QueueRow(r["id"], r["tracking_code"], r["status"], r["title"], r["category"], r["department_code"],
                          r["received_at"], r["priority"], tuple(r["accused_departments"] or ()),
-                         tuple(Deadline(c["clock"], datetime.fromisoformat(c["due_at"]), c["state"])
-                               for c in (r["clocks"] or ())), r["confidence"])
+                         tuple(clocks.get(r["id"], ())), r["confidence"])
                 for r in rows]
 
     async def area_overview(self, codes: Sequence[str] | None, tokens: Sequence[str] | None,
-                            limit: int) -> AreaOverview:
+                            limit: int, *, figures: bool = True) -> AreaOverview:
         risky = await self.conn.fetch(
             """SELECT p.id, p.tracking_code, p.title, p.department_code, p.department_name, p.accused_departments,
                       d.clock, d.due_at, d.state
@@ -549,7 +558,9 @@ class PgIntakeStore(PgTransaction):
                 ORDER BY d.due_at LIMIT $2""",
             None if codes is None else list(codes), limit,
         )
-        figures = await self.conn.fetch(
+        if not figures:
+            return AreaOverview(tuple(_at_risk(r) for r in risky), (), ())
+        departments = await self.conn.fetch(
             """SELECT p.department_code, min(p.department_name) AS department_name,
                       count(*) FILTER (WHERE p.status NOT IN ('resolved', 'closed')) AS open,
                       count(*) FILTER (WHERE p.status IN ('resolved', 'closed')) AS resolved,
@@ -577,11 +588,10 @@ class PgIntakeStore(PgTransaction):
             None if tokens is None else list(tokens),
         )
         return AreaOverview(
-            tuple(AtRisk(r["id"], r["tracking_code"], r["title"], r["department_code"], r["department_name"],
-                         tuple(r["accused_departments"] or ()), r["clock"], r["due_at"], r["state"]) for r in risky),
+            tuple(_at_risk(r) for r in risky),
             tuple(DepartmentFigures(r["department_code"], r["department_name"], r["open"], r["resolved"],
                                     r["signed_on_time"], r["signed_late"], r["resolved_on_time"], r["resolved_late"])
-                  for r in figures),
+                  for r in departments),
             tuple(UnitReports(r["unit"], r["on_time"], r["late"], r["missing"], r["latest_period"],
                               r["latest_status"]) for r in reports),
         )

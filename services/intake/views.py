@@ -253,11 +253,13 @@ async def public_status(uow: UnitOfWork[IntakeStore], code: str) -> dict[str, An
 
 
 async def supervisor_overview(
-    uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, limit: int, *, now: datetime
+    uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, limit: int, *, now: datetime,
+    figures: bool = True,
 ) -> tuple[AreaOverview, list[dict[str, Any]]]:
     """What a supervisor watches in its area: clocks about to breach or breached (by the
     petitions' jurisdiction), the departments' figures, the units' zero reports, and the open
-    督办 addressed to its units — nothing about an accusation of its own government."""
+    督办 addressed to its units — nothing about an accusation of its own government. Without
+    `figures` the departments' figures and zero reports are left out (the caller has them)."""
     if principal.role is not Role.SUPERVISOR:
         raise Forbidden(f"a {principal.role.value} principal has no area to oversee", code="role_cannot_read")
     scope = scope_of(ctx, principal)
@@ -266,7 +268,7 @@ async def supervisor_overview(
     codes = None if scope.is_root else sorted(scope.codes)
     tokens = None if scope.is_root else sorted(scope.tokens)
     async with uow.begin(snapshot=True) as store:
-        overview = await store.area_overview(codes, tokens, limit)
+        overview = await store.area_overview(codes, tokens, limit, figures=figures)
         orders = await store.open_supervision_in(tokens, limit)
     at_risk = tuple(
         dataclasses.replace(r, title=masked(r.title)) for r in overview.at_risk

@@ -196,7 +196,7 @@ class FakeIntakeStore(FakeTransaction):
         return [AuditEntry(**e) for e in rows[:limit]]
 
     async def area_overview(self, codes: Sequence[str] | None, tokens: Sequence[str] | None,
-                            limit: int) -> AreaOverview:
+                            limit: int, *, figures: bool = True) -> AreaOverview:
         """Clocks at risk and the departments' figures (the fake keeps no zero-report verdicts here)."""
         self.db.maybe_fail()
         risky = []
@@ -207,12 +207,12 @@ class FakeIntakeStore(FakeTransaction):
                 risky.append(AtRisk(pid, p["tracking_code"], p["title"], p.get("department_code"),
                                     p.get("department_name"), tuple(p.get("accused_departments") or ()), clock,
                                     d["due_at"], d["state"]))
-        figures: dict[str, list[int]] = {}
+        counted: dict[str, list[int]] = {}
         for p in self.db.petitions.values():
             code = p.get("department_code")
             if code is None or (tokens is not None and code.split("-", 1)[0] not in tokens):
                 continue
-            counts = figures.setdefault(code, [0] * 6)
+            counts = counted.setdefault(code, [0] * 6)
             counts[1 if p["status"] in ("resolved", "closed") else 0] += 1
             for offset, clock in ((2, "sign_for"), (4, "resolution")):
                 state = (self.db.deadlines.get((p["id"], clock)) or {}).get("state")
@@ -222,7 +222,8 @@ class FakeIntakeStore(FakeTransaction):
                     counts[offset + 1] += 1
         return AreaOverview(
             tuple(sorted(risky, key=lambda r: r.due_at)[:limit]),
-            tuple(DepartmentFigures(code, code, *counts) for code, counts in sorted(figures.items())),
+            tuple(DepartmentFigures(code, code, *counts) for code, counts in sorted(counted.items()))
+            if figures else (),
             (),
         )
 

@@ -10,7 +10,9 @@ department the same "not found" the API answers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -51,9 +53,13 @@ STATIC = {
     "console.css": ((web.HERE / "static" / "console.css").read_bytes(), "text/css; charset=utf-8"),
     "console.js": ((web.HERE / "static" / "console.js").read_bytes(), "text/javascript; charset=utf-8"),
 }
-QUEUE_LIMIT = 200
-OVERVIEW_LIMIT = 200
-EVENTS_EVERY_SECONDS = 1.0
+#: the rows of a queue page: the most urgent first (a clerk works from the top)
+QUEUE_LIMIT = 100
+OVERVIEW_LIMIT = 100
+#: a supervisor's figures (aggregates over the whole area) are recomputed at most this often;
+#: the clocks at risk and the 督办 are read live
+FIGURES_SECONDS = 30.0
+EVENTS_EVERY_SECONDS = 2.0
 
 
 def _field_errors(exc: ValidationError) -> dict[str, str]:
@@ -276,7 +282,7 @@ def build(
         except PetitionError as refused:
             return web.error_page(refused, session)
         template = "queue_rows.html" if request.query_params.get("fragment") else "queue.html"
-        return web.page(template, {"rows": rows, "department": department,
+        return web.page(template, {"rows": rows, "department": department, "limit": QUEUE_LIMIT,
                                    "departments": sorted(session.principal.departments),
                                    "now": datetime.now(UTC)}, session=session)
 
@@ -334,13 +340,24 @@ def build(
 
     # --- the supervisor's view ---------------------------------------------------------------
 
+    figures: dict[str | None, tuple[float, Any]] = {}  # area -> (when, the overview with its figures)
+
     async def overview_page(session: accounts.Session, *, error: str = "", done: str = "",
                             status: int = 200) -> HTMLResponse:
+        area = session.principal.area
+        cached = figures.get(area)
+        fresh = cached is not None and time.monotonic() - cached[0] < FIGURES_SECONDS
         try:
             overview, orders = await views.supervisor_overview(uow(), ctx, session.principal, OVERVIEW_LIMIT,
-                                                               now=datetime.now(UTC))
+                                                               now=datetime.now(UTC), figures=not fresh)
         except PetitionError as refused:
             return web.error_page(refused, session)
+        if fresh and cached is not None:
+            overview = dataclasses.replace(overview, departments=cached[1].departments, reports=cached[1].reports)
+        else:
+            if len(figures) > 1000:
+                figures.clear()
+            figures[area] = (time.monotonic(), overview)
         scope = handlers.scope_of(ctx, session.principal)
         return web.page("overview.html", {
             "o": overview, "orders": orders, "acting": f"{scope.own_token}-GOV" if scope else "",
