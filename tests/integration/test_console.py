@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from shared.identity import Principal, Role
-from tests.integration.conftest import Stack, wait_for
+from tests.integration.conftest import Stack, petition, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -244,12 +244,27 @@ def test_the_supervisor_and_the_triage_desk_have_their_pages(stack: Stack) -> No
     sup, desk = f"sup-{uuid.uuid4().hex[:6]}", f"desk-{uuid.uuid4().hex[:6]}"
     add_user(stack, sup, "--role", "supervisor", "--area", "A3")
     add_user(stack, desk, "--role", "triage")
+    with stack.client() as api:
+        pid = api.post("/v1/petitions", json=petition()).json()["id"]
+        wait_for(lambda: api.get(f"/v1/petitions/{pid}").json()["status"] == "assigned", timeout=30)
     with browser(stack) as c:
         page = sign_in(c, sup)
         assert page.url.path == "/console/overview"
         for heading in ("即将超期与已超期", "督办", "各单位办理情况", "零报告"):
             assert f">{heading}</h2>" in page.text
         assert c.get("/console/desk").status_code == 403
+        # a 督办 opened from the petition's page, in the district government's name
+        shown = c.get(f"/console/petitions/{pid}")
+        assert ">发起督办</button>" in shown.text
+        opened = c.post(f"/console/petitions/{pid}/supervise", data={"csrf_token": csrf_of(shown),
+                                                                     "department": "A3-GOV", "note": "请加快办理"})
+        assert opened.status_code == 200 and "已提交：督办" in opened.text
+        overview = wait_for(lambda: pid in (o := c.get("/console/overview")).text and o, timeout=30)
+        order = re.search(r'action="/console/supervision/([0-9a-f-]+)/close"', overview.text)
+        assert order
+        closed = c.post(f"/console/supervision/{order.group(1)}/close",
+                        data={"csrf_token": csrf_of(overview), "department": "A3-GOV", "note": "已督促"})
+        assert closed.status_code == 200 and "已提交关闭督办" in closed.text
     with browser(stack) as c:
         page = sign_in(c, desk)
         assert page.url.path == "/console/triage" and "分派台（TRIAGE）" in page.text

@@ -97,6 +97,7 @@ PAGES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/console/triage"): frozenset({Role.TRIAGE}),
     ("POST", "/console/supervision/{supervision_id}/close"): frozenset({Role.SUPERVISOR, Role.DEPARTMENT}),
     ("GET", "/console/petitions/{ref}"): frozenset({Role.OPERATOR, Role.DEPARTMENT, Role.TRIAGE, Role.SUPERVISOR}),
+    ("POST", "/console/petitions/{ref}/supervise"): frozenset({Role.SUPERVISOR}),
     ("POST", "/console/petitions/{ref}/act"): frozenset({Role.DEPARTMENT, Role.TRIAGE, Role.SUPERVISOR}),
 }
 

@@ -26,7 +26,7 @@ from pydantic import TypeAdapter, ValidationError
 from services.intake import accounts, handlers, metrics, views
 from services.intake.accounts_store import AccountStore
 from services.intake.api.permissions import PAGES
-from services.intake.commands import ActionIn, CloseSupervisionIn, PetitionIn
+from services.intake.commands import ActionIn, CloseSupervisionIn, OpenSupervisionIn, PetitionIn
 from services.intake.console import web
 from services.intake.console.suggest import RouterSuggestions
 from services.intake.domain.accounts import LockoutPolicy
@@ -43,6 +43,7 @@ CHANNELS = {"hotline": "12345热线", "online": "网上信访", "letter": "来�
 KINDS = {"": "一般诉求", "claim": "求决", "suggestion": "建议", "accusation": "检举控告"}
 #: the workbench's buttons: the action, its label, whether a note is required and what it is called
 DEPARTMENT_ACTIONS = {
+    "supervise": ("督办", True, "督办事由"),  # a supervisor's, shown to supervisors only
     "accept": ("签收", False, "备注"),
     "return": ("退单", True, "退单理由"),
     "request_extension": ("申请延期", True, "延期理由"),
@@ -405,7 +406,10 @@ def build(
             return web.error_page(refused, session)
         holder = (petition.get("department") or {}).get("code")
         acting = holder if holder in session.principal.departments else None
+        scope = handlers.scope_of(ctx, session.principal)
+        supervising = f"{scope.own_token}-GOV" if scope is not None and holder else None
         return web.page("petition.html", {"p": petition, "acting": acting, "actions": DEPARTMENT_ACTIONS,
+                                          "supervising": supervising,
                                           "error": error, "done": done, "now": datetime.now(UTC)},
                         session=session, status=status)
 
@@ -463,6 +467,30 @@ def build(
             return Response(status_code=404)
         content, media_type = found
         return Response(content, media_type=media_type, headers={"Cache-Control": "max-age=300"})
+
+    @pages.post("/console/petitions/{ref}/supervise")
+    async def supervise(request: Request, ref: str) -> Response:
+        """A supervisor opens a 督办 on a petition of its area, in its government's name."""
+        session = await signed_in(request)
+        if session is None:
+            return web.to_sign_in(request)
+        form = await request.form()
+        if not web.same_token(form.get("csrf_token"), session.csrf_token):
+            return web.csrf_refused(session)
+        note = str(form.get("note") or "").strip()
+        if not note:
+            return await petition_page(session, ref[:64], error="请填写督办事由。", status=422)
+        try:
+            body = OpenSupervisionIn(department=str(form.get("department") or ""), note=note)
+            await handlers.open_supervision(uow(), ctx, session.principal, ref[:64], body, now=datetime.now(UTC))
+        except ValidationError as invalid:
+            return await petition_page(session, ref[:64], error=str(invalid.errors()[0]["msg"]), status=422)
+        except PetitionError as refused:
+            if web.error_status(refused) in (403, 409, 422):
+                return await petition_page(session, ref[:64], error=refused.message,
+                                           status=web.error_status(refused))
+            return web.error_page(refused, session)
+        return RedirectResponse(f"/console/petitions/{ref[:64]}?done=supervise", status_code=303)
 
     # --- the public tracking page -------------------------------------------------------------
 
