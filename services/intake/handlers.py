@@ -148,12 +148,16 @@ async def _replayed(uow: UnitOfWork[IntakeStore], key: str, digest: str) -> Peti
 
 async def submit_petition(
     uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, body: PetitionIn, *,
-    idempotency_key: str | None, now: datetime,
+    idempotency_key: str | None, now: datetime, answered: str | None = None,
 ) -> tuple[PetitionAccepted, bool]:
     """Record a petition and its ``petition.submitted``; returns it and whether it is new
     (False: the Idempotency-Key's earlier petition, unchanged). An operator takes petitions
     in; the text leaves intake with personal numbers masked. An Idempotency-Key is the
-    caller's own: another caller's equal key is another key."""
+    caller's own: another caller's equal key is another key.
+
+    `answered`: a consultation the operator answered on the spot, with that answer. It is
+    recorded resolved at once, the answer as its reply, and goes to no department: no
+    ``petition.submitted`` is published, so nothing routes it or runs its clocks."""
     if principal.role is not Role.OPERATOR:
         raise Forbidden(f"a {principal.role.value} principal does not take petitions in", code="role_cannot_submit")
     if idempotency_key is not None:
@@ -190,8 +194,14 @@ async def submit_petition(
             if person is not None:
                 await store.insert_contact(petition_id, person.name, person.phone, person.id_number)
             await store.add_timeline(petition_id, now, "submitted", {"channel": body.channel.value}, event.event_id)
-            await store.add_to_outbox([OutboxMessage(topics.PETITION_SUBMITTED, key_for(petition_id),
-                                                     encode_event(event))])
+            if answered:
+                await store.set_status(petition_id, "resolved", None)
+                await store.add_timeline(petition_id, now, "resolve", {
+                    "note": masked(answered), "actor": principal.subject, "answered_on_the_spot": True,
+                }, uuid.uuid5(EVENT_NAMESPACE, f"answered:{event.event_id}"))
+            else:
+                await store.add_to_outbox([OutboxMessage(topics.PETITION_SUBMITTED, key_for(petition_id),
+                                                         encode_event(event))])
             if idempotency_key is not None and not await store.store_idempotency_key(
                 idempotency_key, digest, petition_id
             ):
@@ -201,6 +211,8 @@ async def submit_petition(
         if replay is None:  # the key's holder vanished: cannot happen, keys are never deleted
             raise Conflict("the Idempotency-Key is in use; retry", code="idempotency_key_busy") from None
         return replay, False
+    if answered:
+        return PetitionAccepted(id=petition_id, tracking_code=tracking, status="resolved"), True
     ctx.kick()
     return PetitionAccepted(id=petition_id, tracking_code=tracking, status="submitted"), True
 

@@ -568,3 +568,21 @@ async def test_a_supervision_order_is_opened_only_by_a_supervisor_of_the_area_on
                                         now=NOW)
     assert refused.value.code == code  # type: ignore[attr-defined]  # a PetitionError
     assert not db.outbox
+
+
+async def test_a_consultation_answered_on_the_spot_is_resolved_at_once_and_goes_nowhere(
+    db: IntakeDb, ctx: handlers.Intake
+) -> None:
+    answer = "公积金提取请携带身份证到服务大厅办理，电话13800001234。"
+    accepted, new = await handlers.submit_petition(uow(db), ctx, OPERATOR, petition_in(), idempotency_key=None,
+                                                   now=NOW, answered=answer)
+    assert new and accepted.status == "resolved"
+    assert db.petitions[accepted.id]["status"] == "resolved"
+    assert not db.outbox  # nothing to route, no clocks to run
+    assert db.timeline_of(accepted.id) == ["submitted", "resolve"]
+    reply = next(t for t in db.timeline if t["event"] == "resolve")["detail"]
+    masked_answer = "公积金提取请携带身份证到服务大厅办理，电话138****1234。"
+    assert reply["note"] == masked_answer and reply["actor"] == OPERATOR.subject
+    found = await views.public_status(uow(db), db.petitions[accepted.id]["tracking_code"])
+    assert found is not None and (found["status"], found["reply"], found["unit"]) == (
+        "已办结", masked_answer, None)

@@ -170,7 +170,7 @@ def build(
         if not web.same_token(form.get("csrf_token"), session.csrf_token):
             return web.csrf_refused(session)
         values = {k: str(form.get(k) or "").strip() for k in
-                  ("title", "content", "channel", "kind", "name", "phone", "address", "submission")}
+                  ("title", "content", "channel", "kind", "name", "phone", "address", "submission", "answer")}
         body: dict[str, Any] = {"title": values["title"], "content": values["content"],
                                 "channel": values["channel"] or "hotline"}
         if values["kind"]:
@@ -187,7 +187,7 @@ def build(
             # the form's own id makes a double submit (a second Enter, a reload) one petition
             accepted, new = await handlers.submit_petition(
                 uow(), ctx, session.principal, petition, idempotency_key=values["submission"][:64] or None,
-                now=datetime.now(UTC))
+                now=datetime.now(UTC), answered=values["answer"][:2000] or None)
         except PetitionError as refused:
             if refused.field:
                 return desk(session, values=values, errors={refused.field: refused.message}, status=422)
