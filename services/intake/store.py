@@ -146,6 +146,7 @@ class QueueRow:
     deadlines: tuple[Deadline, ...]
     #: the classifier's confidence in `category` (what the triage desk weighs)
     confidence: float | None = None
+    content: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,7 +527,7 @@ class PgIntakeStore(PgTransaction):
         # the clocks of only the petitions shown
         rows = await self.conn.fetch(
             """SELECT p.id, p.tracking_code, p.status, p.title, p.category, p.department_code, p.received_at,
-                      p.priority, p.accused_departments, p.confidence,
+                      p.priority, p.accused_departments, p.confidence, p.content,
                       (SELECT min(d.due_at) FROM intake.deadline d WHERE d.petition_id = p.id
                           AND d.state IN ('running', 'warned', 'breached')) AS next_due
                  FROM intake.petition p
@@ -544,7 +545,7 @@ class PgIntakeStore(PgTransaction):
             clocks.setdefault(d["petition_id"], []).append(Deadline(d["clock"], d["due_at"], d["state"]))
         return [QueueRow(r["id"], r["tracking_code"], r["status"], r["title"], r["category"], r["department_code"],
                          r["received_at"], r["priority"], tuple(r["accused_departments"] or ()),
-                         tuple(clocks.get(r["id"], ())), r["confidence"])
+                         tuple(clocks.get(r["id"], ())), r["confidence"], r["content"])
                 for r in rows]
 
     async def area_overview(self, codes: Sequence[str] | None, tokens: Sequence[str] | None,

@@ -210,7 +210,8 @@ async def department_queue(
     async with uow.begin(snapshot=True) as store:
         rows = await store.queue([department], statuses, limit)
     # an accusation never reaches a unit of the accused government; should one hold it, it does not see it
-    return [dataclasses.replace(r, title=masked(r.title)) for r in rows if not access.shielded(
+    return [dataclasses.replace(r, title=masked(r.title), content=masked(r.content))
+            for r in rows if not access.shielded(
         principal, access.PetitionFacts(r.id, r.department_code, frozenset({r.department_code}), None,
                                         r.accused_departments))]
 

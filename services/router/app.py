@@ -148,9 +148,11 @@ class Router:
         pool = self.pool
         if pool is None:
             raise Unavailable("the router is starting; retry")
+        # the classifier's probabilities of every category (the triage desk's choices)
+        scores = getattr(self.plans.classifier.predict([(event.title, event.content)])[0], "scores", None)
         try:
             async with PgUnitOfWork(pool, SCHEMA, PgRouterStore).begin(snapshot=True) as store:
-                return await handlers.suggest(store, event, table=self.table, plans=self.plans)
+                return await handlers.suggest(store, event, table=self.table, plans=self.plans, scores=scores)
         except Exception as exc:
             if is_transient(exc):
                 raise Unavailable("the router's database does not answer; retry") from exc

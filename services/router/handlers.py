@@ -11,11 +11,12 @@ the clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar, cast
 
+from services.router.domain.keywords import Prediction
 from services.router.domain.repeats import Earlier, find_original, pack, signature
 from services.router.domain.routing import RoutingTable
 from services.router.planning import (
@@ -25,6 +26,7 @@ from services.router.planning import (
     Reassignment,
     Routing,
     encode,
+    initial_decision,
     plan_action,
     repeat_routing,
 )
@@ -177,12 +179,22 @@ class Suggestion:
     repeat_of: str | None
     #: the petitioner's earlier petitions within the repeat window (originals, newest first)
     earlier: tuple[str, ...]
+    #: the classifier's best categories with where each would go: (category, confidence,
+    #: department code, department name, rule), the likeliest first
+    candidates: tuple[tuple[str, float, str, str, str], ...] = ()
 
 
-async def suggest(store: RouterStore, event: PetitionSubmitted, *, table: RoutingTable, plans: Plans) -> Suggestion:
+#: how many of the classifier's categories a suggestion lists
+CANDIDATES = 3
+
+
+async def suggest(store: RouterStore, event: PetitionSubmitted, *, table: RoutingTable, plans: Plans,
+                  scores: Mapping[str, float] | None = None) -> Suggestion:
     """The router's decision for a petition not yet submitted: the plan it would make
     (classifier, jurisdiction, routing table) and, for a known petitioner, the repeat check
-    against its earlier petitions — the code :func:`route_new_petitions` runs, writing nothing."""
+    against its earlier petitions — the code :func:`route_new_petitions` runs, writing nothing.
+    With the classifier's `scores` (category -> probability), its best categories too, each
+    with the department the table gives it (what the triage desk chooses among)."""
     plan = plans.plan(event, table)
     routing = plan.routing
     earlier: list[Earlier] = []
@@ -194,8 +206,14 @@ async def suggest(store: RouterStore, event: PetitionSubmitted, *, table: Routin
         if repeat is not None:
             routing = repeat
     department = routing.decision.department
+    candidates = []
+    for category, confidence in sorted((scores or {}).items(), key=lambda kv: -kv[1])[:CANDIDATES]:
+        decision, _source = initial_decision(event, Prediction(category, confidence), table, 0.0)
+        candidates.append((category, round(confidence, 4), decision.department.code, decision.department.name,
+                           decision.rule))
     return Suggestion(
         routing.category, routing.confidence, department.code, department.name, routing.decision.rule,
         department.code == table.triage.code, routing.repeat_of,
         tuple(e.petition_id for e in sorted(earlier, key=lambda e: e.received_at, reverse=True)),
+        tuple(candidates),
     )

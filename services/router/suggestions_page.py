@@ -80,6 +80,8 @@ def add_suggestion_page(app: Any, router: Any, verifier: Any) -> None:
                 "triage": found.triage,
                 "repeat_of": found.repeat_of,
                 "earlier": list(found.earlier),
+                "candidates": [{"category": c, "confidence": p, "department": {"code": d, "name": n}, "rule": r}
+                               for c, p, d, n, r in found.candidates],
             })
 
     app.page(PATH)(Suggestions)

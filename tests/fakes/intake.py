@@ -253,7 +253,7 @@ class FakeIntakeStore(FakeTransaction):
                                  -r[1]["received_at"].timestamp()))
         return [QueueRow(p["id"], p["tracking_code"], p["status"], p["title"], p.get("category"),
                          p["department_code"], p["received_at"], p.get("priority"),
-                         tuple(p.get("accused_departments") or ()), deadlines, p.get("confidence"))
+                         tuple(p.get("accused_departments") or ()), deadlines, p.get("confidence"), p["content"])
                 for _, p, deadlines in rows[:limit]]
 
 

@@ -265,6 +265,25 @@ def test_the_supervisor_and_the_triage_desk_have_their_pages(stack: Stack) -> No
         closed = c.post(f"/console/supervision/{order.group(1)}/close",
                         data={"csrf_token": csrf_of(overview), "department": "A3-GOV", "note": "已督促"})
         assert closed.status_code == 200 and "已提交关闭督办" in closed.text
+    # a petition two departments returned reaches the desk
+    with stack.client() as api:
+        pid = api.post("/v1/petitions", json=petition()).json()["id"]
+        for _ in range(2):
+            held = wait_for(lambda: (p := api.get(f"/v1/petitions/{pid}").json())["status"] == "assigned" and p,
+                            timeout=30)["department"]["code"]
+            clerk = stack.token(Principal(f"clerk-{held}", Role.DEPARTMENT, frozenset({held})))
+            answer = api.post(f"/v1/petitions/{pid}/actions", headers={"Authorization": f"Bearer {clerk}"},
+                              json={"action": "return", "department": held, "note": "不属本单位职责"})
+            assert answer.status_code == 202, answer.text
+        wait_for(lambda: api.get(f"/v1/petitions/{pid}").json()["status"] == "triage", timeout=30)
     with browser(stack) as c:
         page = sign_in(c, desk)
         assert page.url.path == "/console/triage" and "分派台（TRIAGE）" in page.text
+        row = page.text[page.text.index(f"/console/petitions/{pid}"):]
+        assert "城乡建设" in row and 'aria-label="分派给' in row  # the router's best categories, each assignable
+        assigned = c.post(f"/console/petitions/{pid}/act", data={
+            "csrf_token": csrf_of(page), "action": "assign", "department": "TRIAGE", "target_department": "A3-URBAN"})
+        assert assigned.url.path == "/console/triage" and "已分派" in assigned.text
+    with stack.client() as api:
+        wait_for(lambda: (api.get(f"/v1/petitions/{pid}").json()["department"] or {}).get("code") == "A3-URBAN",
+                 timeout=30)

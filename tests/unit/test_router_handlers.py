@@ -354,4 +354,11 @@ async def test_a_suggestion_is_the_routers_decision_with_its_repeat_check_and_wr
     assert (stranger.category, stranger.confidence, stranger.triage) == ("城乡建设", 0.9, False)
     unsure = await suggest(petition("draft", title=UNSURE_TITLE, content="说不清楚"))
     assert unsure.triage and unsure.department_code == table.triage.code
+    # with the classifier's probabilities: its best three categories, each where the table sends it
+    async with router.uow.begin() as store:
+        ranked = await handlers.suggest(store, petition("draft", received_at=later), table=router.table,
+                                        plans=router.plans,
+                                        scores={"环境保护": 0.3, "城乡建设": 0.5, "教育文体": 0.15, "卫生计生": 0.05})
+    assert [(c[0], c[1], c[2]) for c in ranked.candidates] == [
+        ("城乡建设", 0.5, "A3-HOUSING"), ("环境保护", 0.3, "A3-ENVIRONMENT"), ("教育文体", 0.15, "A3-EDUCATION")]
     assert router.tables() == before  # a suggestion is a question: nothing written

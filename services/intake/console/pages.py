@@ -57,6 +57,8 @@ STATIC = {
 #: the rows of a queue page: the most urgent first (a clerk works from the top)
 QUEUE_LIMIT = 100
 OVERVIEW_LIMIT = 100
+#: the triage desk's rows that get the router's suggestions (the top of its queue)
+TRIAGE_SUGGESTIONS = 30
 #: a supervisor's figures (aggregates over the whole area) are recomputed at most this often;
 #: the clocks at risk and the 督办 are read live
 FIGURES_SECONDS = 30.0
@@ -301,7 +303,14 @@ def build(
             return web.error_page(refused, session)
         targets = sorted((code, reference.names.get(code, code)) for code in reference.departments
                          if code != reference.triage)
-        return web.page("triage.html", {"rows": rows, "desk": reference.triage, "targets": targets,
+        # the router's best categories for each petition on the page, with where each would go
+        suggested: list[Any] = [None] * len(rows)
+        if suggestions is not None:
+            asked = rows[:TRIAGE_SUGGESTIONS]
+            suggested[:len(asked)] = await asyncio.gather(*(
+                suggestions.ask(session.principal, {"title": r.title, "content": r.content}) for r in asked))
+        return web.page("triage.html", {"rows": list(zip(rows, suggested, strict=True)), "desk": reference.triage,
+                                        "targets": targets,
                                         "done": request.query_params.get("done") or "", "now": datetime.now(UTC)},
                         session=session)
 
