@@ -45,6 +45,16 @@ STATE_NAMES = {
     "breached_stopped": "超期后停止", "paused": "已暂停",
 }
 CLOCK_NAMES = {"sign_for": "签收", "first_contact": "首次联系", "resolution": "办结", "extension": "延期"}
+#: a petition's timeline, in words (the actions by their buttons' names)
+EVENT_NAMES = {
+    "submitted": "受理", "routed": "派单", "reassigned": "改派", "clock_armed": "时限起算", "clock_paused": "时限暂停",
+    "clock_resumed": "时限恢复", "clock_stopped": "时限停止", "deadline_warning": "即将超期提醒",
+    "deadline_breached": "超期", "deadline_extended": "时限延长", "escalated": "升级督办", "supervision_opened": "督办",
+    "supervision_closed": "督办关闭", "supervision_overdue": "督办逾期", "open_supervision": "发起督办",
+    "close_supervision": "申请关闭督办", "accept": "签收", "return": "退单", "resolve": "办结", "contact": "联系诉求人",
+    "pause": "暂停", "resume": "恢复", "request_extension": "申请延期", "approve_extension": "批准延期",
+    "reject_extension": "驳回延期", "assign": "人工分派",
+}
 STATUS_NAMES = {
     "submitted": "已受理", "triage": "待分派", "assigned": "待签收", "accepted": "办理中", "returned": "已退单",
     "paused": "已暂停", "resolved": "已办结", "closed": "已关闭",
@@ -83,7 +93,7 @@ TEMPLATES = Environment(
 TEMPLATES.filters.update(local=_local, left=_left)
 TEMPLATES.globals.update(submission_id=lambda: secrets.token_urlsafe(12))
 TEMPLATES.globals.update(ROLE_NAMES=ROLE_NAMES, STATE_NAMES=STATE_NAMES, CLOCK_NAMES=CLOCK_NAMES,
-                         STATUS_NAMES=STATUS_NAMES)
+                         STATUS_NAMES=STATUS_NAMES, EVENT_NAMES=EVENT_NAMES)
 
 
 def page(name: str, context: Mapping[str, Any], *, status: int = 200, session: Session | None = None) -> HTMLResponse:
