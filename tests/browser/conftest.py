@@ -8,7 +8,7 @@ running platform, tests/conftest.py) when it visits the platform's pages.
 What must hold:
 
 * the browser is Debian's ``/usr/bin/chromium``, which ``make prepare`` installs; Playwright's
-  own browser download is never used. One browser runs for the whole session, headless;
+  own browser download is never used. One browser, headless, serves all of tests/browser;
 * what is missing (Chromium, axe-core's script) makes the fixtures fail, never skip, with a
   message naming ``make prepare``: a machine that cannot run these tests must not pass them;
 * a page that throws an uncaught script error fails the test that opened it;
@@ -37,9 +37,10 @@ _SCREENSHOTS = pytest.StashKey[Path]()
 _AXE = pytest.StashKey[AccessibilityCheck]()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, for the whole session."""
+    """Debian's Chromium, headless, for the browser tests (closed when the last of them is done, so
+    the rest of the suite runs without Playwright's event loop around)."""
     executable = found_or_fail(require_chromium)
     driver: Playwright = sync_playwright().start()
     try:
