@@ -1,9 +1,9 @@
 # Developer entry points for the petition routing platform.
 #
-#   make prepare install or fetch what the local stack needs and this machine lacks (Debian's
-#                postgresql and prometheus packages, the Kafka jars); the only step that changes
-#                the machine, run first by `make up`, `make test` and `make bench` (quick when
-#                everything is there)
+#   make prepare install or fetch what the local stack and the browser tests need and this machine
+#                lacks (Debian's postgresql, prometheus and chromium packages, a Chinese font, the
+#                Kafka jars, axe-core); the only step that changes the machine, run first by
+#                `make up`, `make test` and `make bench` (quick when everything is there)
 #   make up      start Kafka, PostgreSQL, Prometheus and the services (default ports, .run/)
 #   make status  one line per part of the local stack
 #   make down    stop exactly what `make up` started
@@ -47,7 +47,7 @@ $(VENV_STAMP): pyproject.toml setup.py $(KERNEL_DIR)/_scores.c $(if $(KERNEL_SO)
 	@touch $@
 
 # prepare/down/status need no install (the standard library only): prepare installs Debian
-# packages and fetches the Kafka jars where missing, down/status read PID files.
+# packages and fetches the Kafka jars and axe-core where missing, down/status read PID files.
 prepare:
 	@$(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) -m deploy.stack prepare
 

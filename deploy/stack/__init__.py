@@ -15,7 +15,8 @@ The modules, by responsibility: ``process`` (commands, detached processes, PID f
 signals), ``readiness`` (HTTP readiness waits), ``config`` (ports, folders, the services'
 environment), ``kafka`` / ``postgres`` / ``prometheus`` (one server each), ``host`` (the only
 code that changes the machine: packages, Debian's own daemons, the Kafka jars; run by
-``make prepare`` alone), ``cli`` (the commands), ``testinfra`` (a throw-away broker and
+``make prepare`` alone), ``browser`` (where the browser tests find Chromium, a Chinese font and
+axe-core: found, never installed), ``cli`` (the commands), ``testinfra`` (a throw-away broker and
 database) and ``pytest_plugin``.
 
 What must hold: importing this package needs only the standard library (``make down`` runs

@@ -26,6 +26,12 @@ from shared.kafka_credentials import password_path, secrets_dir_of
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_DIR = REPO_ROOT / "deploy"
 
+
+def cache_root() -> Path:
+    """Where ``make prepare`` keeps what it fetches (the Kafka jars, axe-core): outside the
+    repository, shared by every checkout; ``$PETITION_CACHE_DIR`` or ``~/.cache/petition-platform``."""
+    return Path(os.environ.get("PETITION_CACHE_DIR") or Path.home() / ".cache" / "petition-platform")
+
 #: The long-running application services, in start order: (name, port env var).
 SERVICES: tuple[tuple[str, str], ...] = (
     ("intake", "PETITION_HTTP_PORT"),

@@ -7,14 +7,20 @@ package ships (PostgreSQL's ``main`` cluster and the ``prometheus`` daemon, on o
 ports 5432 and 9090), so right after installing one we stop those and keep them from
 starting at boot; a machine that already had the package is left as it is.
 
+The browser tests (tests/browser, deploy/stack/browser.py) need three more: Debian's
+``chromium`` package, a font with Chinese glyphs (Debian's ``fonts-noto-cjk`` when
+``fc-list :lang=zh`` finds none) and axe-core's script, fetched once from npm into the same
+cache as the Kafka jars. Playwright's own browser download (``playwright install``) is never
+used: only the package registries are reachable.
+
 What must hold:
 
 * only ``python -m deploy.stack prepare`` (``make prepare``, a prerequisite of ``make up``,
   ``make test`` and ``make bench``) imports this module. Starting a stack or a test fixture
   never runs apt, writes under /etc, stops a system daemon or calls Maven: it finds what is
   installed and fails naming ``make prepare`` otherwise;
-* when everything is present ``prepare`` is a glob, two PATH lookups and a marker file,
-  so running it before every ``make up`` and ``make test`` costs nothing;
+* when everything is present ``prepare`` is a glob, a few PATH lookups, two marker files and
+  one ``fc-list``, so running it before every ``make up`` and ``make test`` costs nothing;
 * installing needs root; without it the error names the ``apt-get`` command to run.
 """
 
@@ -22,14 +28,26 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import pwd
 import shutil
 import signal
+import tarfile
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from deploy.stack.browser import (
+    AXE_CORE_VERSION,
+    CHROMIUM,
+    CJK_FONT_PACKAGE,
+    axe_cache_dir,
+    axe_script_ready,
+    chinese_fonts,
+    find_chromium,
+)
 from deploy.stack.kafka import KAFKA_DEPLOY_DIR, KAFKA_VERSION, kafka_cache_dir, kafka_jars_ready
 from deploy.stack.postgres import debian_clusters, find_postgres_bindir
 from deploy.stack.process import StackError, is_root, log, proc_cmdline, run_command
@@ -173,8 +191,89 @@ def ensure_prometheus_installed() -> str:
     return binary
 
 
+def ensure_chromium() -> Path:
+    """Return Debian's Chromium, installing the ``chromium`` package if it is missing."""
+    found = find_chromium()
+    if found is None:
+        apt_install("chromium")
+        found = find_chromium()
+        if found is None:
+            raise StackError(f"the chromium package is installed but {CHROMIUM} is missing")
+    return found
+
+
+def ensure_chinese_font() -> str:
+    """Return an installed font file covering Chinese, installing Debian's fonts-noto-cjk if none does.
+
+    Without one Chromium draws every Chinese character as an empty box: the pages still work,
+    but their screenshots show nothing a person could read. ``fontconfig`` (``fc-list``) comes
+    along when it is missing, since it is how we look.
+    """
+    found = chinese_fonts()
+    if not found:
+        apt_install(CJK_FONT_PACKAGE, *([] if shutil.which("fc-list") else ["fontconfig"]))
+        found = chinese_fonts()
+        if not found:
+            raise StackError(f"{CJK_FONT_PACKAGE} is installed but `fc-list :lang=zh` still finds no font")
+    return found[0]
+
+
+def ensure_axe_core() -> Path:
+    """Return the cached ``axe.min.js`` of the pinned axe-core release, fetching it once from npm.
+
+    ``npm pack`` downloads the release's tarball (npm checks it against the registry's
+    integrity hash) into a temporary folder; only ``package/axe.min.js`` is read out of it,
+    never extracted as a whole. The script is renamed into place and the marker, with the
+    script's SHA-256, is written last, so "complete" means complete; a file lock serialises
+    concurrent callers, as for the Kafka jars.
+    """
+    base = axe_cache_dir()
+    script = base / "axe.min.js"
+    if axe_script_ready():
+        return script
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if axe_script_ready():
+            return script
+        npm = shutil.which("npm")
+        if npm is None:
+            raise StackError("npm is needed once to fetch axe-core: apt-get install -y npm")
+        log(f"fetching axe-core {AXE_CORE_VERSION} from npm into {base} (once)")
+        with tempfile.TemporaryDirectory(dir=base, prefix="pack-") as tmp:
+            folder = Path(tmp)
+            run_command([npm, "pack", f"axe-core@{AXE_CORE_VERSION}", "--pack-destination", str(folder)],
+                        env={**os.environ, "npm_config_update_notifier": "false", "npm_config_fund": "false"},
+                        cwd=folder, timeout=600)
+            content = _read_axe_script(folder)
+            partial = folder / "axe.min.js"
+            partial.write_bytes(content)
+            partial.replace(script)
+        digest = hashlib.sha256(content).hexdigest()
+        (base / ".complete").write_text(f"axe-core {AXE_CORE_VERSION} (npm)\nsha256 {digest}  axe.min.js\n")
+        log(f"axe-core ready ({len(content)} bytes)")
+    return script
+
+
+def _read_axe_script(folder: Path) -> bytes:
+    """``package/axe.min.js`` out of the one tarball `npm pack` left in `folder`, checked to be
+    the pinned release (its banner names the version)."""
+    tarballs = sorted(folder.glob("axe-core-*.tgz"))
+    if len(tarballs) != 1:
+        raise StackError(f"npm pack left {[t.name for t in tarballs]} in {folder}, not one axe-core tarball")
+    with tarfile.open(tarballs[0], "r:gz") as archive:
+        member = archive.extractfile("package/axe.min.js")
+        if member is None:
+            raise StackError(f"{tarballs[0].name} has no package/axe.min.js")
+        content = member.read()
+    if f"axe v{AXE_CORE_VERSION}".encode() not in content[:300]:
+        raise StackError(f"{tarballs[0].name}'s axe.min.js does not name axe v{AXE_CORE_VERSION} in its banner")
+    return content
+
+
 def prepare() -> dict[str, str]:
-    """Fetch the Kafka jars and install PostgreSQL and Prometheus where missing.
+    """Fetch the Kafka jars and axe-core, install PostgreSQL, Prometheus, Chromium and a Chinese
+    font where missing.
 
     Returns where each part is (name -> folder or binary), for the one line ``prepare``
     prints; a part already there is found, not touched.
@@ -183,4 +282,7 @@ def prepare() -> dict[str, str]:
         "Kafka jars": str(ensure_kafka_jars()),
         "PostgreSQL": str(ensure_postgres_installed()),
         "Prometheus": ensure_prometheus_installed(),
+        "Chromium": str(ensure_chromium()),
+        "Chinese font": ensure_chinese_font(),
+        "axe-core": str(ensure_axe_core()),
     }

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from deploy.stack.config import DEPLOY_DIR
+from deploy.stack.config import DEPLOY_DIR, cache_root
 from deploy.stack.process import ServiceProcess, StackError, log, port_accepts, port_is_free, run_command, tail
 from shared.kafka_credentials import (
     ADMIN,
@@ -57,8 +57,7 @@ KAFKA_VERSION = "4.1.2"
 
 def kafka_cache_dir() -> Path:
     """Folder holding this Kafka version's jars (outside the repo, shared by checkouts)."""
-    base = os.environ.get("PETITION_CACHE_DIR") or str(Path.home() / ".cache" / "petition-platform")
-    return Path(base) / f"kafka-{KAFKA_VERSION}"
+    return cache_root() / f"kafka-{KAFKA_VERSION}"
 
 
 def kafka_jars_ready() -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.stack import KafkaNode, PostgresNode, PrometheusNode, StackError, cli, free_ports, host, postgres
+from deploy.stack import KafkaNode, PostgresNode, PrometheusNode, StackError, browser, cli, free_ports, host, postgres
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,9 +50,90 @@ def test_prepare_runs_nothing_when_everything_is_there(monkeypatch: pytest.Monke
     monkeypatch.setattr(host, "kafka_jars_ready", lambda: True)
     monkeypatch.setattr(host, "find_postgres_bindir", lambda: Path("/usr/lib/postgresql/15/bin"))
     monkeypatch.setattr(host, "find_prometheus", lambda: "/usr/bin/prometheus")
+    monkeypatch.setattr(host, "find_chromium", lambda: Path("/usr/bin/chromium"))
+    monkeypatch.setattr(host, "chinese_fonts", lambda: ["/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"])
+    monkeypatch.setattr(host, "axe_script_ready", lambda: True)
     found = host.prepare()
     assert commands == []
     assert found["PostgreSQL"] == "/usr/lib/postgresql/15/bin" and found["Prometheus"] == "/usr/bin/prometheus"
+    assert found["Chromium"] == "/usr/bin/chromium" and found["Chinese font"].endswith("NotoSansCJK-Regular.ttc")
+    assert found["axe-core"].endswith(f"axe-core-{browser.AXE_CORE_VERSION}/axe.min.js")
+
+
+def test_prepare_installs_chromium_and_a_chinese_font_only_where_missing(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    installed: list[tuple[str, ...]] = []
+    chromium: list[Path] = []
+    fonts: list[str] = []
+
+    def apt_install(*packages: str) -> None:
+        installed.append(packages)
+        if "chromium" in packages:
+            chromium.append(Path("/usr/bin/chromium"))
+        if browser.CJK_FONT_PACKAGE in packages:
+            fonts.append("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+
+    monkeypatch.setattr(host, "apt_install", apt_install)
+    monkeypatch.setattr(host, "find_chromium", lambda: chromium[0] if chromium else None)
+    monkeypatch.setattr(host, "chinese_fonts", lambda: list(fonts))
+    (tmp_path / "fc-list").write_text("#!/bin/sh\n")
+    (tmp_path / "fc-list").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert host.ensure_chromium() == Path("/usr/bin/chromium")
+    assert host.ensure_chinese_font().endswith(".ttc")
+    assert installed == [("chromium",), (browser.CJK_FONT_PACKAGE,)]
+    host.ensure_chromium()
+    host.ensure_chinese_font()
+    assert len(installed) == 2  # found the second time, not installed again
+
+
+FAKE_NPM = """#!/bin/sh
+# npm pack axe-core@<version> --pack-destination <folder>: the tarball of $FAKE_PACKAGE
+echo "$@" >> "$FAKE_NPM_CALLS"
+tar -czf "$4/axe-core-$FAKE_VERSION.tgz" -C "$FAKE_PACKAGE" package
+"""
+
+
+@pytest.fixture
+def fake_npm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An `npm` on PATH whose `pack` writes a tarball with the axe.min.js of ``package/`` under the
+    returned folder; it logs its calls to ``<folder>/calls``."""
+    bin_dir, package = tmp_path / "bin", tmp_path / "npm-package"
+    bin_dir.mkdir()
+    (package / "package").mkdir(parents=True)
+    (bin_dir / "npm").write_text(FAKE_NPM)
+    (bin_dir / "npm").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("PETITION_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FAKE_PACKAGE", str(package))
+    monkeypatch.setenv("FAKE_VERSION", browser.AXE_CORE_VERSION)
+    monkeypatch.setenv("FAKE_NPM_CALLS", str(tmp_path / "calls"))
+    return tmp_path
+
+
+def test_axe_core_is_fetched_once_with_npm_pack_and_only_its_script_is_kept(fake_npm: Path) -> None:
+    script = f"/*! axe v{browser.AXE_CORE_VERSION}\n * Copyright (c) Deque Systems */\nwindow.axe = {{}};\n"
+    (fake_npm / "npm-package" / "package" / "axe.min.js").write_text(script)
+    (fake_npm / "npm-package" / "package" / "README.md").write_text("not kept")
+    assert not browser.axe_script_ready()
+    with pytest.raises(StackError, match="make prepare"):
+        browser.require_axe_script()
+    path = host.ensure_axe_core()
+    assert path.read_text() == script and browser.require_axe_script() == path
+    calls = (fake_npm / "calls").read_text().splitlines()
+    assert [c.split()[:3] for c in calls] == [["pack", f"axe-core@{browser.AXE_CORE_VERSION}", "--pack-destination"]]
+    assert sorted(p.name for p in path.parent.iterdir()) == [".complete", ".lock", "axe.min.js"]
+    assert "sha256 " in (path.parent / ".complete").read_text()
+    host.ensure_axe_core()
+    assert len((fake_npm / "calls").read_text().splitlines()) == 1  # once: the marker says complete
+
+
+def test_an_axe_core_tarball_of_another_release_is_refused_and_nothing_is_marked_complete(fake_npm: Path) -> None:
+    (fake_npm / "npm-package" / "package" / "axe.min.js").write_text("/*! axe v3.0.0 */ window.axe = {};")
+    with pytest.raises(StackError, match=f"does not name axe v{browser.AXE_CORE_VERSION}"):
+        host.ensure_axe_core()
+    assert not browser.axe_script_ready()
+    assert sorted(p.name for p in browser.axe_cache_dir().iterdir()) == [".lock"]
 
 
 @pytest.fixture
@@ -75,6 +156,15 @@ def test_starting_a_server_on_a_bare_machine_names_make_prepare(bare_machine: Pa
         with pytest.raises(StackError, match="make prepare"):
             node.start()
     assert not (bare_machine / "cache").exists()  # nothing fetched
+
+
+def test_the_browser_tests_on_a_bare_machine_find_nothing_and_name_make_prepare(
+        bare_machine: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(browser, "CHROMIUM", bare_machine / "no-chromium")
+    for require in (browser.require_chromium, browser.require_axe_script, browser.require_chinese_font):
+        with pytest.raises(StackError, match="make prepare"):
+            require()
+    assert not (bare_machine / "cache").exists()
 
 
 def test_up_on_a_bare_machine_starts_nothing_and_names_make_prepare(

@@ -1,0 +1,138 @@
+"""The three services on a test session's private broker and database, on free ports.
+
+Shared by the test folders that drive the running platform: tests/integration (over HTTP and
+Kafka) and tests/browser (the console in a real browser). The session's ``stack`` fixture is in
+tests/conftest.py; a module that needs a stack of its own (another broker, a routing table it
+may not share) builds one with :func:`new_stack` and :func:`running`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from deploy.callers import NaturalCaller, token_for
+from deploy.stack import free_ports, service_process, tail, wait_http_ready
+from deploy.stack.testinfra import Infra
+from shared.identity import Principal
+
+REPO = Path(__file__).resolve().parents[1]
+
+SERVICES = ("intake", "router", "escalation")
+
+
+@dataclass
+class Stack:
+    """The three services of one test stack: their ports, environment and run folder.
+
+    ``base_url`` is intake's (the API, the console and the public tracking page);
+    ``petitionctl`` runs the operator's command line against this stack.
+    """
+
+    infra: Infra
+    run_dir: Path
+    env: dict[str, str]
+    ports: dict[str, int]
+    procs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def routing_table(self) -> Path:
+        return Path(self.env["PETITION_ROUTING_TABLE_PATH"])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['PETITION_HTTP_PORT']}"
+
+    def client(self, timeout: float = 10) -> httpx.Client:
+        """An HTTP client of intake that signs each request as its natural caller
+        (:class:`tests.integration.callers.NaturalCaller`); a request with its own
+        Authorization header keeps it."""
+        routing = Path(self.env["PETITION_ROUTING_TABLE_PATH"]) if "PETITION_ROUTING_TABLE_PATH" in self.env else None
+        gazetteer = Path(self.env["PETITION_GAZETTEER_PATH"]) if "PETITION_GAZETTEER_PATH" in self.env else None
+        return httpx.Client(base_url=self.base_url, timeout=timeout,
+                            auth=NaturalCaller(self.run_dir, routing=routing, gazetteer=gazetteer))
+
+    def token(self, principal: Principal) -> str:
+        """A token of this stack's issuer for `principal`."""
+        return token_for(self.run_dir, principal)
+
+    def health_url(self, service: str) -> str:
+        port = {
+            "intake": self.ports["PETITION_HTTP_PORT"],
+            "router": self.ports["PETITION_ROUTER_PORT"],
+            "escalation": self.ports["PETITION_ESCALATION_PORT"],
+        }[service]
+        return f"http://127.0.0.1:{port}"
+
+    def start(self, service: str) -> None:
+        proc = service_process(service, self.env, self.run_dir)
+        proc.start()
+        self.procs[service] = proc
+        if not wait_http_ready(f"{self.health_url(service)}/readyz", 90, proc):
+            raise RuntimeError(f"{service} not ready:\n{tail(proc.log_file, 60)}")
+
+    def stop(self, service: str) -> None:
+        self.procs[service].stop()
+
+    def kill(self, service: str) -> None:
+        import os
+        import signal
+
+        pid = self.procs[service].pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(100):
+            if not self.procs[service].is_running():
+                break
+            time.sleep(0.05)
+        self.procs[service]._reap()
+
+    def petitionctl(
+        self, *args: str, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(REPO / ".venv" / "bin" / "petitionctl"), *args],
+            input=input, capture_output=True, text=True, env=self.env, timeout=timeout, check=False,
+        )
+
+
+def new_stack(infra: Infra, run_dir: Path, *, own_table: bool = True) -> Stack:
+    """A stack description on `infra`: free ports, its own run folder and secret and, with
+    `own_table`, its own copy of the routing table (so a test can change it while the
+    router runs)."""
+    names = ["PETITION_HTTP_PORT", "PETITION_ROUTER_PORT", "PETITION_ESCALATION_PORT", "PETITION_INTAKE_WORKER_PORT"]
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    env = infra.service_env(hmac_key=uuid.uuid4().hex * 2, **ports)
+    env["PETITION_RUN_DIR"] = str(run_dir)
+    env["PETITION_LOG_LEVEL"] = "INFO"
+    if own_table:
+        table_dir = run_dir / "router-data"
+        table_dir.mkdir()
+        for name in ("routing.yaml", "gazetteer.yaml"):
+            shutil.copy(REPO / "services" / "router" / "data" / name, table_dir / name)
+        env["PETITION_ROUTING_TABLE_PATH"] = str(table_dir / "routing.yaml")
+        env["PETITION_GAZETTEER_PATH"] = str(table_dir / "gazetteer.yaml")
+    return Stack(infra=infra, run_dir=run_dir, env=env, ports=ports)
+
+
+@contextlib.contextmanager
+def running(s: Stack) -> Iterator[Stack]:
+    """Create the petition topics, start the three services, stop them afterwards."""
+    done = s.petitionctl("topics", "ensure", "--no-departments")
+    assert done.returncode == 0, done.stderr
+    try:
+        for service in SERVICES:
+            s.start(service)
+        yield s
+    finally:
+        for proc in s.procs.values():
+            proc.stop()
