@@ -30,6 +30,7 @@ from services.intake.commands import ActionIn, CloseSupervisionIn, OpenSupervisi
 from services.intake.console import web
 from services.intake.console.suggest import RouterSuggestions
 from services.intake.domain.accounts import LockoutPolicy
+from services.intake.domain.actions import ACTION_RULES
 from services.intake.domain.masking import mask_personal_numbers as masked
 from services.intake.pii import petitioner_key
 from services.intake.store import IntakeStore
@@ -417,7 +418,11 @@ def build(
         acting = holder if holder in session.principal.departments else None
         scope = handlers.scope_of(ctx, session.principal)
         supervising = f"{scope.own_token}-GOV" if scope is not None and holder else None
-        return web.page("petition.html", {"p": petition, "acting": acting, "actions": DEPARTMENT_ACTIONS,
+        # only the actions the petition's status allows now (the rules the service layer applies)
+        allowed = {a: v for a, v in DEPARTMENT_ACTIONS.items()
+                   if a in ACTION_RULES and petition["status"] in ACTION_RULES[a].allowed_from}
+        return web.page("petition.html", {"p": petition, "acting": acting, "actions": allowed,
+                                          "labels": DEPARTMENT_ACTIONS,
                                           "supervising": supervising,
                                           "error": error, "done": done, "now": datetime.now(UTC)},
                         session=session, status=status)
