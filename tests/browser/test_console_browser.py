@@ -202,3 +202,45 @@ def test_a_form_sent_without_its_csrf_token_is_refused(
     expect(browser_page.get_by_role("heading", level=1)).to_have_text("出错了（403）")
     expect(browser_page.get_by_role("alert")).to_contain_text("校验码")
     look(browser_page, "csrf-refused")
+
+
+def _add(stack: Stack, username: str, *role: str) -> None:
+    done = stack.petitionctl("users", "add", "--username", username, *role, "--password-stdin", input=PASSWORD + "\n")
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_desks_live_suggestion_the_search_the_supervisors_view_and_the_triage_desk(
+    new_browser_page: Callable[[], Page], stack: Stack, people: dict[str, str], look: Look
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    _add(stack, f"sup-{suffix}", "--role", "supervisor", "--area", "A3")
+    _add(stack, f"desk-{suffix}", "--role", "triage")
+
+    # While the operator types, the router's suggestion appears beside the form.
+    desk = new_browser_page()
+    sign_in(desk, stack, people["operator"], look, landing="/console/desk")
+    desk.get_by_label("标题").fill(TITLE)
+    desk.get_by_label("内容").fill(CONTENT)
+    expect(desk.locator("#suggestion-text")).to_contain_text("建议承办单位：A3区住房和城乡建设局", timeout=15_000)
+    look(desk, "desk-suggestion")
+
+    # The search by phone asks for a reason (it is audited).
+    desk.get_by_role("link", name="诉求查询").click()
+    expect(desk.get_by_role("heading", level=1)).to_have_text("诉求查询")
+    look(desk, "search")
+    desk.get_by_label("来电号码").fill("13900000000")
+    desk.get_by_label("查询事由").fill("来电人询问进度")
+    desk.get_by_role("button", name="查询", exact=True).click()
+    expect(desk.locator("main")).to_contain_text("该号码没有诉求记录")
+    look(desk, "search-result")
+
+    supervisor = new_browser_page()
+    sign_in(supervisor, stack, f"sup-{suffix}", look, landing="/console/overview")
+    for heading in ("即将超期与已超期", "督办", "各单位办理情况", "零报告"):
+        expect(supervisor.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+    look(supervisor, "overview")
+
+    triage = new_browser_page()
+    sign_in(triage, stack, f"desk-{suffix}", look, landing="/console/triage")
+    expect(triage.get_by_role("heading", level=1)).to_have_text("分派台（TRIAGE）")
+    look(triage, "triage")
