@@ -156,6 +156,8 @@ def cmd_up(cfg: StackConfig, infra_only: bool = False) -> int:
     if not infra_only:
         print(f"  a token for the API (intake): {token_command(cfg)}")
         print(f'    then: curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:{cfg.http_port}/...')
+        print(f"  the console: http://127.0.0.1:{cfg.http_port}/console/ (people's accounts: .venv/bin/petitionctl"
+              " users add --username <u> --role <role> --password-stdin; see the README), public page /track")
     print("  stop with: make down")
     return 0
 
