@@ -1,5 +1,6 @@
-"""The console's pages: sign-in and sign-out, the operator desk, the department workbench and
-a petition's page, and the public tracking page.
+"""The console's pages: sign-in and sign-out; the operator desk (with the router's live
+suggestion and the audited search by phone); the department workbench (the live queue) and a
+petition's page; the supervisor's overview; the triage desk; the public tracking page.
 
 Pages are thin, as the API's routes are: read the form, call the same service layer
 (:mod:`services.intake.handlers`, :mod:`services.intake.views`) with the signed-in person's
