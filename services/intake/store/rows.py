@@ -1,0 +1,245 @@
+"""The rows intake's store returns: frozen dataclasses, never driver records."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "AreaOverview",
+    "AtRisk",
+    "AuditEntry",
+    "CallerPetition",
+    "Contact",
+    "Deadline",
+    "DepartmentFigures",
+    "IdempotentPetition",
+    "NewPetitionRow",
+    "PetitionRow",
+    "QueueRow",
+    "SupervisionRow",
+    "TimelineEntry",
+    "UnitReports",
+    "ZeroReportRow",
+    "ZeroReportSubmission",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class NewPetitionRow:
+    id: str
+    tracking_code: str
+    title: str
+    content: str
+    channel: str
+    kind: str | None
+    location: dict[str, Any]
+    persons: int
+    petitioner_key: str | None
+    received_at: datetime
+    submitted_at: datetime
+    submitted_by: str | None = None
+    submitted_by_role: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PetitionRow:
+    """A petition as the read model knows it."""
+
+    id: str
+    tracking_code: str
+    status: str
+    category: str | None
+    department_code: str | None
+    department_name: str | None
+    assignment_no: int
+    jurisdiction: dict[str, Any] | None
+    priority: str | None
+    rule: str | None
+    repeat_of: str | None
+    group_petition: bool
+    accused_departments: tuple[str, ...]
+    persons: int
+    channel: str
+    kind: str | None
+    received_at: datetime
+    extension_state: str | None
+    status_before_pause: str | None
+    title: str = ""
+    content: str = ""
+    location: dict[str, Any] | None = None
+    submitted_by: str | None = None
+    #: every department it was ever assigned to (the holder included)
+    assigned: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A petitioner's contact details (only the audited reveal reads them)."""
+
+    name: str | None
+    phone: str | None
+    id_number: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    subject: str
+    role: str
+    action: str
+    petition_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentPetition:
+    """What an Idempotency-Key recorded: the request's hash and the petition it made."""
+
+    request_hash: str
+    id: str
+    tracking_code: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    clock: str
+    due_at: datetime
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: datetime
+    event: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """A petition in a department's queue, with its clocks (for the workbench)."""
+
+    id: str
+    tracking_code: str
+    status: str
+    title: str
+    category: str | None
+    department_code: str
+    received_at: datetime
+    priority: str | None
+    accused_departments: tuple[str, ...]
+    deadlines: tuple[Deadline, ...]
+    #: the classifier's confidence in `category` (what the triage desk weighs)
+    confidence: float | None = None
+    content: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallerPetition:
+    """A petition of one petitioner (found by its pseudonym), for the operator desk."""
+
+    id: str
+    tracking_code: str
+    status: str
+    title: str
+    received_at: datetime
+    department_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AtRisk:
+    """A running clock of a petition that is warned (about to breach) or breached."""
+
+    petition_id: str
+    tracking_code: str
+    title: str
+    department_code: str | None
+    department_name: str | None
+    accused_departments: tuple[str, ...]
+    clock: str
+    due_at: datetime
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class DepartmentFigures:
+    """A department's petitions and how its clocks ended: 签收 (sign_for) and 办结 (resolution)
+    on time or late."""
+
+    department_code: str
+    department_name: str | None
+    open: int
+    resolved: int
+    signed_on_time: int
+    signed_late: int
+    resolved_on_time: int
+    resolved_late: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnitReports:
+    """A unit's zero-report verdicts: on time, late, missing, and its latest period's."""
+
+    unit: str
+    on_time: int
+    late: int
+    missing: int
+    latest_period: str
+    latest_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class AreaOverview:
+    at_risk: tuple[AtRisk, ...]
+    departments: tuple[DepartmentFigures, ...]
+    reports: tuple[UnitReports, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionRow:
+    id: uuid.UUID
+    petition_id: str | None
+    tracking_code: str | None
+    clock: str | None
+    step: int
+    level: str
+    target_unit: str
+    supervised_unit: str
+    rule: str
+    opened_at: datetime
+    due_at: datetime
+    overdue_at: datetime | None
+    subject: str
+    report_unit: str | None
+    report_period: str | None
+    parent_id: uuid.UUID | None
+    state: str
+    close_requested_by: str | None
+    closed_by: str | None
+    closed_at: datetime | None
+    #: the units an accusation it is about accuses (its petition's)
+    accused: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ZeroReportSubmission:
+    submission_id: uuid.UUID
+    request_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ZeroReportRow:
+    """A unit's period: the escalation service's verdict (None: not in yet) and/or the report."""
+
+    period: str
+    status: str | None
+    rule: str | None
+    due_at: datetime | None
+    submitted_at: datetime | None
+    incidents: int | None
+    escalated_to: str | None
+    submission_id: uuid.UUID | None
