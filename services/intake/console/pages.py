@@ -87,6 +87,22 @@ def build(
     async def signed_in(request: Request) -> accounts.Session | None:
         return await web.current_session(request, accounts_uow())
 
+    async def admit(request: Request, page: tuple[str, str]) -> tuple[accounts.Session, Any] | Response:
+        """The person on `page` (method, path template) and, for a POST, the form: or the answer
+        instead — the sign-in page, a page refusing the role (the permissions table's `PAGES`),
+        or a form without its session's CSRF token refused."""
+        session = await signed_in(request)
+        if session is None:
+            return web.to_sign_in(request)
+        if session.principal.role not in PAGES[page]:
+            return web.error_page(_forbidden(), session)
+        if page[0] != "POST":
+            return session, None
+        form = await request.form()
+        if not web.same_token(form.get("csrf_token"), session.csrf_token):
+            return web.csrf_refused(session)
+        return session, form
+
     # --- signing in and out ---------------------------------------------------------------
 
     @pages.get("/console/login")
@@ -156,23 +172,18 @@ def build(
 
     @pages.get("/console/desk")
     async def desk_form(request: Request) -> Response:
-        session = await signed_in(request)
-        if session is None:
-            return web.to_sign_in(request)
-        if session.principal.role not in PAGES[("GET", "/console/desk")]:
-            return web.error_page(_forbidden(), session)
+        admitted = await admit(request, ("GET", "/console/desk"))
+        if isinstance(admitted, Response):
+            return admitted
+        session, _ = admitted
         return desk(session)
 
     @pages.post("/console/desk")
     async def desk_submit(request: Request) -> Response:
-        session = await signed_in(request)
-        if session is None:
-            return web.to_sign_in(request)
-        if session.principal.role not in PAGES[("POST", "/console/desk")]:
-            return web.error_page(_forbidden(), session)
-        form = await request.form()
-        if not web.same_token(form.get("csrf_token"), session.csrf_token):
-            return web.csrf_refused(session)
+        admitted = await admit(request, ("POST", "/console/desk"))
+        if isinstance(admitted, Response):
+            return admitted
+        session, form = admitted
         values = {k: str(form.get(k) or "").strip() for k in
                   ("title", "content", "channel", "kind", "name", "phone", "address", "submission", "answer")}
         body: dict[str, Any] = {"title": values["title"], "content": values["content"],
@@ -236,22 +247,19 @@ def build(
 
     @pages.get("/console/search")
     async def search_form(request: Request) -> Response:
-        session = await signed_in(request)
-        if session is None:
-            return web.to_sign_in(request)
-        if session.principal.role not in PAGES[("GET", "/console/search")]:
-            return web.error_page(_forbidden(), session)
+        admitted = await admit(request, ("GET", "/console/search"))
+        if isinstance(admitted, Response):
+            return admitted
+        session, _ = admitted
         return web.page("search.html", {"found": None, "values": {}}, session=session)
 
     @pages.post("/console/search")
     async def search(request: Request) -> Response:
         """A caller's petitions by the number the caller gives: audited, with a reason."""
-        session = await signed_in(request)
-        if session is None:
-            return web.to_sign_in(request)
-        form = await request.form()
-        if not web.same_token(form.get("csrf_token"), session.csrf_token):
-            return web.csrf_refused(session)
+        admitted = await admit(request, ("POST", "/console/search"))
+        if isinstance(admitted, Response):
+            return admitted
+        session, form = admitted
         values = {k: str(form.get(k) or "").strip()[:200] for k in ("phone", "reason")}
         if not values["reason"]:
             return web.page("search.html", {"found": None, "values": values,
@@ -276,11 +284,10 @@ def build(
 
     @pages.get("/console/queue")
     async def queue(request: Request) -> Response:
-        session = await signed_in(request)
-        if session is None:
-            return web.to_sign_in(request)
-        if session.principal.role not in PAGES[("GET", "/console/queue")]:
-            return web.error_page(_forbidden(), session)
+        admitted = await admit(request, ("GET", "/console/queue"))
+        if isinstance(admitted, Response):
+            return admitted
+        session, _ = admitted
         department = _department(session, request)
         try:
             rows = await views.department_queue(uow(), session.principal, department, QUEUE_LIMIT)
@@ -293,11 +300,10 @@ def build(
 
     @pages.get("/console/triage")
     async def triage(request: Request) -> Response:
-        session = await signed_in(request)
-        if session is None:
-            return web.to_sign_in(request)
-        if session.principal.role not in PAGES[("GET", "/console/triage")]:
-            return web.error_page(_forbidden(), session)
+        admitted = await admit(request, ("GET", "/console/triage"))
+        if isinstance(admitted, Response):
+            return admitted
+        session, _ = admitted
         reference = ctx.reference.current
         try:
             rows = await views.department_queue(uow(), session.principal, reference.triage, QUEUE_LIMIT)
@@ -378,21 +384,18 @@ def build(
 
     @pages.get("/console/overview")
     async def overview(request: Request) -> Response:
-        session = await signed_in(request)
-        if session is None:
-            return web.to_sign_in(request)
-        if session.principal.role not in PAGES[("GET", "/console/overview")]:
-            return web.error_page(_forbidden(), session)
+        admitted = await admit(request, ("GET", "/console/overview"))
+        if isinstance(admitted, Response):
+            return admitted
+        session, _ = admitted
         return await overview_page(session, done=request.query_params.get("done") or "")
 
     @pages.post("/console/supervision/{supervision_id}/close")
     async def close_order(request: Request, supervision_id: str) -> Response:
-        session = await signed_in(request)
-        if session is None:
-            return web.to_sign_in(request)
-        form = await request.form()
-        if not web.same_token(form.get("csrf_token"), session.csrf_token):
-            return web.csrf_refused(session)
+        admitted = await admit(request, ("POST", "/console/supervision/{supervision_id}/close"))
+        if isinstance(admitted, Response):
+            return admitted
+        session, form = admitted
         try:
             order = uuid.UUID(supervision_id)
             body = CloseSupervisionIn(department=str(form.get("department") or ""),
@@ -430,19 +433,17 @@ def build(
 
     @pages.get("/console/petitions/{ref}")
     async def petition(request: Request, ref: str) -> Response:
-        session = await signed_in(request)
-        if session is None:
-            return web.to_sign_in(request)
-        return await petition_page(session, ref[:64], done=request.query_params.get("done") or "")
+        admitted = await admit(request, ("GET", "/console/petitions/{ref}"))
+        if isinstance(admitted, Response):
+            return admitted
+        return await petition_page(admitted[0], ref[:64], done=request.query_params.get("done") or "")
 
     @pages.post("/console/petitions/{ref}/act")
     async def act(request: Request, ref: str) -> Response:
-        session = await signed_in(request)
-        if session is None:
-            return web.to_sign_in(request)
-        form = await request.form()
-        if not web.same_token(form.get("csrf_token"), session.csrf_token):
-            return web.csrf_refused(session)
+        admitted = await admit(request, ("POST", "/console/petitions/{ref}/act"))
+        if isinstance(admitted, Response):
+            return admitted
+        session, form = admitted
         action = str(form.get("action") or "")
         body: dict[str, Any] = {"action": action, "department": str(form.get("department") or ""),
                                 "note": str(form.get("note") or "").strip()}
@@ -486,12 +487,10 @@ def build(
     @pages.post("/console/petitions/{ref}/supervise")
     async def supervise(request: Request, ref: str) -> Response:
         """A supervisor opens a 督办 on a petition of its area, in its government's name."""
-        session = await signed_in(request)
-        if session is None:
-            return web.to_sign_in(request)
-        form = await request.form()
-        if not web.same_token(form.get("csrf_token"), session.csrf_token):
-            return web.csrf_refused(session)
+        admitted = await admit(request, ("POST", "/console/petitions/{ref}/supervise"))
+        if isinstance(admitted, Response):
+            return admitted
+        session, form = admitted
         note = str(form.get("note") or "").strip()
         if not note:
             return await petition_page(session, ref[:64], error="请填写督办事由。", status=422)
