@@ -58,7 +58,10 @@ class Stack:
         Authorization header keeps it."""
         routing = Path(self.env["PETITION_ROUTING_TABLE_PATH"]) if "PETITION_ROUTING_TABLE_PATH" in self.env else None
         gazetteer = Path(self.env["PETITION_GAZETTEER_PATH"]) if "PETITION_GAZETTEER_PATH" in self.env else None
+        # idle connections are dropped before the server's 5 s keep-alive ends: with equal
+        # timeouts a request sent on a connection the server is closing fails (seen once in CI)
         return httpx.Client(base_url=self.base_url, timeout=timeout,
+                            limits=httpx.Limits(keepalive_expiry=2.0),
                             auth=NaturalCaller(self.run_dir, routing=routing, gazetteer=gazetteer))
 
     def token(self, principal: Principal) -> str:
