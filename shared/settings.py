@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     console_max_failed_logins: int = Field(default=5, ge=1)
     console_lockout_minutes: float = Field(default=15.0, gt=0)
     console_session_hours: float = Field(default=12.0, gt=0)
+    # Open311 GeoReport v2 (intake): each client's token bucket (requests a second, burst; a
+    # rate of 0 turns it off) and the service list (default: services/intake/data/open311.yaml)
+    open311_rate_per_second: float = Field(default=5.0, ge=0)
+    open311_burst: int = Field(default=50, ge=1)
+    open311_services_path: Path | None = None
     received_at_earliest: datetime = datetime.fromisoformat("2000-01-01T00:00:00+08:00")
     received_at_max_future_seconds: float = Field(default=300.0, ge=0)
     # a client waits: the HTTP routes' bound on each database statement and connection

@@ -15,7 +15,7 @@ from services.intake.domain.accounts import Account
 from shared.identity import Principal, Role
 from shared.store import PgTransaction, Transaction
 
-__all__ = ["AccountStore", "PgAccountStore", "SessionRow"]
+__all__ = ["AccountStore", "ApiClient", "PgAccountStore", "SessionRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,30 @@ class SessionRow:
     expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ApiClient:
+    """An Open311 client: its name, the channel its petitions arrive by, and whether its key
+    still works."""
+
+    name: str
+    channel: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
 class AccountStore(Transaction, Protocol):
+    async def api_client_by_key(self, key_hash: str) -> ApiClient | None:
+        """The client whose key has this SHA-256 (hex), unless revoked."""
+        ...
+
+    async def put_api_client(self, name: str, key_hash: str, channel: str, now: datetime) -> bool:
+        """Issue `name` a key: False when it holds one still in force (nothing changes)."""
+        ...
+
+    async def revoke_api_client(self, name: str, now: datetime) -> bool: ...
+
+    async def api_clients(self) -> list[ApiClient]: ...
+
     async def account(self, username: str, *, for_update: bool = False) -> Account | None: ...
 
     async def put_account(self, principal: Principal, password_hash: str, now: datetime) -> bool:
@@ -67,6 +90,31 @@ class PgAccountStore(PgTransaction):
     """:class:`AccountStore` on PostgreSQL."""
 
     __slots__ = ()
+
+    async def api_client_by_key(self, key_hash: str) -> ApiClient | None:
+        row = await self.conn.fetchrow(
+            "SELECT name, channel, created_at, revoked_at FROM intake.api_client"
+            " WHERE key_hash = $1 AND revoked_at IS NULL", key_hash)
+        return ApiClient(row["name"], row["channel"], row["created_at"], row["revoked_at"]) if row else None
+
+    async def put_api_client(self, name: str, key_hash: str, channel: str, now: datetime) -> bool:
+        status = await self.conn.execute(
+            """INSERT INTO intake.api_client (name, key_hash, channel, created_at) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (name) DO UPDATE SET key_hash = EXCLUDED.key_hash, channel = EXCLUDED.channel,
+                 created_at = EXCLUDED.created_at, revoked_at = NULL
+               WHERE intake.api_client.revoked_at IS NOT NULL""",
+            name, key_hash, channel, now)
+        return status.split()[-1] == "1"
+
+    async def revoke_api_client(self, name: str, now: datetime) -> bool:
+        status = await self.conn.execute(
+            "UPDATE intake.api_client SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL", name, now)
+        return status.split()[-1] == "1"
+
+    async def api_clients(self) -> list[ApiClient]:
+        rows = await self.conn.fetch(
+            "SELECT name, channel, created_at, revoked_at FROM intake.api_client ORDER BY name")
+        return [ApiClient(r["name"], r["channel"], r["created_at"], r["revoked_at"]) for r in rows]
 
     async def account(self, username: str, *, for_update: bool = False) -> Account | None:
         row = await self.conn.fetchrow(_ACCOUNT + (" FOR UPDATE" if for_update else ""), username)

@@ -23,7 +23,7 @@ from fastapi import FastAPI
 
 from services.intake import console
 from services.intake.accounts_store import AccountStore, PgAccountStore
-from services.intake.api import build_router
+from services.intake.api import build_router, open311
 from services.intake.api.errors import install_error_handlers
 from services.intake.api.limits import BodyLimit, RequestDeadline
 from services.intake.api.openapi import install_openapi
@@ -152,6 +152,11 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app, state.reference, settings)
     app.include_router(build_router(state.uow, state.ctx, state.readiness))
+    app.include_router(open311.router(
+        state.uow, state.accounts, state.ctx, open311.load_catalogue(settings.open311_services_path),
+        Buckets(settings.open311_rate_per_second, settings.open311_burst, 10_000)
+        if settings.open311_rate_per_second > 0 else None,
+    ))
     app.include_router(console.build(
         state.uow, state.accounts, state.ctx, secure_cookies=settings.console_secure_cookies,
         suggestions=suggestions,

@@ -9,12 +9,23 @@ spec. Text fields use the stored-string types of :mod:`services.intake.text`.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
-from services.intake.text import Address, CategoryName, Content, Incident, Note, PersonName, Reason, Title
+from services.intake.text import (
+    EMAIL_PATTERN,
+    Address,
+    CategoryName,
+    Content,
+    Incident,
+    Note,
+    PersonName,
+    Reason,
+    Title,
+)
 from shared import codes
 from shared.events import Channel, Kind
 from shared.reference.obligations import parse_period
@@ -80,6 +91,7 @@ class PetitionerIn(_In):
     name: PersonName | None = None
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{4,19}$")] | None = None
     id_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{17}[0-9Xx]$")] | None = None
+    email: Annotated[str, StringConstraints(max_length=254, pattern=EMAIL_PATTERN)] | None = None
 
 
 class LocationIn(_In):
@@ -102,6 +114,18 @@ class PetitionIn(_In):
     location: LocationIn | None = None
     persons: JsonInt = Field(default=1, ge=1, le=100000)
     received_at: ReceivedAt | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a petition came from when not from a member of staff's own client: the Open311
+    client or the mailbox (`client`), and what Open311 adds to a petition."""
+
+    client: str
+    service_code: str | None = None
+    lat: float | None = None
+    long: float | None = None
+    media_url: str | None = None
 
 
 class PetitionAccepted(BaseModel):

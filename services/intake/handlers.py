@@ -23,6 +23,7 @@ from services.intake.commands import (
     ActionIn,
     CloseSupervisionIn,
     OpenSupervisionIn,
+    Origin,
     PetitionAccepted,
     PetitionIn,
     SupervisionClosing,
@@ -148,7 +149,7 @@ async def _replayed(uow: UnitOfWork[IntakeStore], key: str, digest: str) -> Peti
 
 async def submit_petition(
     uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, body: PetitionIn, *,
-    idempotency_key: str | None, now: datetime, answered: str | None = None,
+    idempotency_key: str | None, now: datetime, answered: str | None = None, origin: Origin | None = None,
 ) -> tuple[PetitionAccepted, bool]:
     """Record a petition and its ``petition.submitted``; returns it and whether it is new
     (False: the Idempotency-Key's earlier petition, unchanged). An operator takes petitions
@@ -157,7 +158,10 @@ async def submit_petition(
 
     `answered`: a consultation the operator answered on the spot, with that answer. It is
     recorded resolved at once, the answer as its reply, and goes to no department: no
-    ``petition.submitted`` is published, so nothing routes it or runs its clocks."""
+    ``petition.submitted`` is published, so nothing routes it or runs its clocks.
+
+    `origin`: the Open311 client or the mailbox that brought it (recorded on the petition and
+    its timeline), with what Open311 adds (service, coordinates, a picture's URL)."""
     if principal.role is not Role.OPERATOR:
         raise Forbidden(f"a {principal.role.value} principal does not take petitions in", code="role_cannot_submit")
     if idempotency_key is not None:
@@ -176,7 +180,7 @@ async def submit_petition(
     petition_id, tracking = new_petition_id(), new_tracking_code()
     person = body.petitioner
     pkey = petitioner_key(ctx.hmac_key, id_number=person.id_number if person else None,
-                          phone=person.phone if person else None)
+                          phone=person.phone if person else None, email=person.email if person else None)
     location = Location(**(body.location.model_dump() if body.location else {}))
     event = PetitionSubmitted(
         event_id=uuid.uuid4(), occurred_at=now, petition_id=petition_id, tracking_code=tracking,
@@ -190,10 +194,14 @@ async def submit_petition(
                 petition_id, tracking, body.title, body.content, body.channel.value,
                 body.kind.value if body.kind else None, location.model_dump(), body.persons, pkey,
                 event.received_at, now, principal.subject, principal.role.value,
+                *((origin.client, origin.service_code, origin.lat, origin.long, origin.media_url) if origin else ()),
             ))
             if person is not None:
-                await store.insert_contact(petition_id, person.name, person.phone, person.id_number)
-            await store.add_timeline(petition_id, now, "submitted", {"channel": body.channel.value}, event.event_id)
+                await store.insert_contact(petition_id, person.name, person.phone, person.id_number, person.email)
+            submitted: dict[str, Any] = {"channel": body.channel.value}
+            if origin is not None:
+                submitted["client"] = origin.client
+            await store.add_timeline(petition_id, now, "submitted", submitted, event.event_id)
             if answered:
                 await store.set_status(petition_id, "resolved", None)
                 await store.add_timeline(petition_id, now, "resolve", {
@@ -409,6 +417,7 @@ async def reveal_contacts(
         "name": contact.name if contact else None,
         "phone": contact.phone if contact else None,
         "id_number": contact.id_number if contact else None,
+        "email": contact.email if contact else None,
         "audit_id": audit_id,
     }
 

@@ -14,3 +14,14 @@ CONSOLE_SIGN_INS = Counter(
     "Console sign-ins, by outcome (signed_in; refused: a wrong password, an unknown user or a locked account).",
     ["outcome"],
 )
+OPEN311 = Counter(
+    "petition_open311_requests_total",
+    "Open311 POST requests, by outcome (accepted; refused: api_key, rate, invalid).",
+    ["outcome"],
+)
+MAIL = Counter(
+    "petition_mail_messages_total",
+    "Messages to the centre's mailbox, by outcome (petition, duplicate; not a petition: empty, auto_reply, bounce, "
+    "oversized, unreadable; failed: the database was down, the relay asked to retry).",
+    ["outcome"],
+)

@@ -111,3 +111,7 @@ Reason = Annotated[str, _nonblank(2000), _CHECK_NONBLANK]
 CategoryName = Annotated[str, _nonblank(20), _CHECK_NONBLANK]
 #: one incident of a zero report (50 x 400 characters fit the body limit even \u-escaped)
 Incident = Annotated[str, _nonblank(400), _CHECK_NONBLANK]
+
+#: an e-mail address, as far as a pattern can tell (the mail system decides the rest); no
+#: quotes, angle brackets, commas or semicolons (one address, not a header's list)
+EMAIL_PATTERN = "^[^@\\s<>\"',;]{1,64}@[A-Za-z0-9.-]{1,253}\\.[A-Za-z]{2,63}$"

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from services.intake.accounts_store import SessionRow
+from services.intake.accounts_store import ApiClient, SessionRow
 from services.intake.domain.accounts import Account
 from shared.identity import Principal
 from tests.fakes import FakeDatabase, FakeTransaction
@@ -17,10 +17,32 @@ class AccountDb(FakeDatabase):
         super().__init__()
         self.accounts: dict[str, Account] = {}
         self.sessions: dict[bytes, dict[str, Any]] = {}
+        self.clients: dict[str, tuple[str, ApiClient]] = {}  # name -> (key hash, client)
 
 
 class FakeAccountStore(FakeTransaction):
     db: AccountDb
+
+    async def api_client_by_key(self, key_hash: str) -> ApiClient | None:
+        self.db.maybe_fail()
+        return next((c for h, c in self.db.clients.values() if h == key_hash and c.revoked_at is None), None)
+
+    async def put_api_client(self, name: str, key_hash: str, channel: str, now: datetime) -> bool:
+        found = self.db.clients.get(name)
+        if found is not None and found[1].revoked_at is None:
+            return False
+        self.db.clients[name] = (key_hash, ApiClient(name, channel, now, None))
+        return True
+
+    async def revoke_api_client(self, name: str, now: datetime) -> bool:
+        found = self.db.clients.get(name)
+        if found is None or found[1].revoked_at is not None:
+            return False
+        self.db.clients[name] = (found[0], replace(found[1], revoked_at=now))
+        return True
+
+    async def api_clients(self) -> list[ApiClient]:
+        return [c for _, c in sorted(self.db.clients.values(), key=lambda hc: hc[1].name)]
 
     async def account(self, username: str, *, for_update: bool = False) -> Account | None:
         self.db.maybe_fail()

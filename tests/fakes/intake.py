@@ -21,6 +21,7 @@ from services.intake.store import (
     IdempotentPetition,
     NewPetitionRow,
     PetitionRow,
+    PublicRequest,
     QueueRow,
     SupervisionRow,
     TimelineEntry,
@@ -35,7 +36,7 @@ class IntakeDb(FakeDatabase):
     def __init__(self) -> None:
         super().__init__()
         self.petitions: dict[str, dict[str, Any]] = {}
-        self.contacts: dict[str, tuple[str | None, str | None, str | None]] = {}
+        self.contacts: dict[str, tuple[str | None, str | None, str | None, str | None]] = {}
         self.timeline: list[dict[str, Any]] = []
         self.idempotency: dict[str, tuple[str, str]] = {}
         self.deadlines: dict[tuple[str, str], dict[str, Any]] = {}
@@ -86,8 +87,8 @@ class FakeIntakeStore(FakeTransaction):
         }
 
     async def insert_contact(self, petition_id: str, name: str | None, phone: str | None,
-                             id_number: str | None) -> None:
-        self.db.contacts[petition_id] = (name, phone, id_number)
+                             id_number: str | None, email: str | None = None) -> None:
+        self.db.contacts[petition_id] = (name, phone, id_number, email)
 
     async def add_timeline(self, petition_id: str, at: datetime, event: str, detail: dict[str, Any],
                            event_id: uuid.UUID) -> None:
@@ -238,6 +239,37 @@ class FakeIntakeStore(FakeTransaction):
         rows = [await self.supervision(sid) for sid, s in self.db.supervisions.items()
                 if s["state"] == "open" and (tokens is None or s["target_unit"].split("-", 1)[0] in tokens)]
         return sorted((r for r in rows if r is not None), key=lambda r: r.due_at)[:limit]
+
+    async def public_requests(self, *, ids: Sequence[str] | None, categories: Sequence[str] | None,
+                              codes: Sequence[str] | None, start: datetime | None, end: datetime | None,
+                              closed: Sequence[str] | None, open_: bool | None, hidden: Sequence[str],
+                              hidden_codes: Sequence[str], limit: int) -> list[PublicRequest]:
+        self.db.maybe_fail()
+        out = []
+        for p in self.db.petitions.values():
+            category, code = p.get("category"), p.get("service_code")
+            if (p.get("kind") == "accusation" or p.get("accused_departments") or (category or "") in hidden
+                    or (category is None and (code or "") in hidden_codes)):
+                continue
+            if ids is not None and p["id"] not in ids:
+                continue
+            if categories is not None and category not in categories and not (
+                    category is None and code in (codes or ())):
+                continue
+            if (start is not None and p["received_at"] < start) or (end is not None and p["received_at"] > end):
+                continue
+            if open_ is not None and (p["status"] in (closed or ())) == open_:
+                continue
+            due = self.db.deadlines.get((p["id"], "resolution"))
+            replies = [t for t in self.db.timeline if t["petition_id"] == p["id"] and t["event"] == "resolve"]
+            out.append(PublicRequest(
+                p["id"], p["tracking_code"], p["status"], category, code, p.get("department_name"), p["received_at"],
+                p.get("updated_at") or p["submitted_at"], p.get("jurisdiction"), (p.get("location") or {}).get(
+                    "admin_code"), p.get("lat"), p.get("long"), p.get("media_url"),
+                due["due_at"] if due else None, replies[-1]["detail"].get("note") if replies else None,
+            ))
+        out.sort(key=lambda r: (-r.received_at.timestamp(), r.id))
+        return out[:limit]
 
     async def queue(self, departments: Sequence[str], statuses: Sequence[str], limit: int) -> list[QueueRow]:
         self.db.maybe_fail()

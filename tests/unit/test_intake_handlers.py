@@ -107,7 +107,7 @@ async def test_a_petition_is_recorded_with_its_event_and_no_personal_data_on_it(
     accepted, new = await handlers.submit_petition(uow(db), ctx, OPERATOR, petition_in(), idempotency_key=None, now=NOW)
     assert new and accepted.status == "submitted" and accepted.tracking_code.startswith("XF-")
     assert db.petitions[accepted.id]["status"] == "submitted"
-    assert db.contacts[accepted.id] == ("王女士", "13800000000", None)
+    assert db.contacts[accepted.id] == ("王女士", "13800000000", None, None)
     assert db.timeline_of(accepted.id) == ["submitted"]
     (event,) = events(db)
     assert isinstance(event, PetitionSubmitted) and event.petition_id == accepted.id

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from shared.identity import Role
 
-__all__ = ["ENDPOINTS", "PAGES", "PUBLIC", "PUBLIC_PAGES", "Outcome", "describe"]
+__all__ = ["ENDPOINTS", "OPEN311", "PAGES", "PUBLIC", "PUBLIC_PAGES", "Outcome", "describe"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,19 @@ NEVER = Outcome(403, 403)
 PUBLIC: frozenset[tuple[str, str]] = frozenset({
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/.well-known/jwks.json"),
     ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"),
+})
+
+
+#: the Open311 GeoReport v2 facade: reading is public, as the standard intends (what it shows
+#: of a petition is what the public tracking page shows); posting a request needs an Open311
+#: client's `api_key` (services.intake.clients), which is no token and opens nothing else
+OPEN311: frozenset[tuple[str, str]] = frozenset({
+    ("GET", "/open311/v2/discovery.{fmt}"), ("GET", "/open311/v2/services.{fmt}"),
+    ("GET", "/open311/v2/services/{service_code}.{fmt}"), ("GET", "/open311/v2/requests.{fmt}"),
+    ("POST", "/open311/v2/requests.{fmt}"), ("GET", "/open311/v2/requests/{service_request_id}.{fmt}"),
+    ("GET", "/open311/v2/tokens/{token}.{fmt}"),
+    # anything else under the prefix: the standard's 404
+    ("GET", "/open311/v2/{rest:path}"), ("POST", "/open311/v2/{rest:path}"),
 })
 
 

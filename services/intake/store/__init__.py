@@ -26,6 +26,7 @@ from services.intake.store.rows import (
     IdempotentPetition,
     NewPetitionRow,
     PetitionRow,
+    PublicRequest,
     QueueRow,
     SupervisionRow,
     TimelineEntry,
@@ -48,6 +49,7 @@ __all__ = [
     "NewPetitionRow",
     "PetitionRow",
     "PgIntakeStore",
+    "PublicRequest",
     "QueueRow",
     "SupervisionRow",
     "TimelineEntry",
@@ -63,7 +65,7 @@ class IntakeStore(Transaction, Protocol):
     async def insert_petition(self, row: NewPetitionRow) -> None: ...
 
     async def insert_contact(self, petition_id: str, name: str | None, phone: str | None,
-                             id_number: str | None) -> None: ...
+                             id_number: str | None, email: str | None = None) -> None: ...
 
     async def add_timeline(self, petition_id: str, at: datetime, event: str, detail: dict[str, Any],
                            event_id: uuid.UUID) -> None:
@@ -132,6 +134,17 @@ class IntakeStore(Transaction, Protocol):
 
     async def open_supervision_in(self, tokens: Sequence[str] | None, limit: int) -> list[SupervisionRow]:
         """Open 督办 addressed to units whose token is one of `tokens` (None: all), earliest due first."""
+        ...
+
+    async def public_requests(self, *, ids: Sequence[str] | None, categories: Sequence[str] | None,
+                              codes: Sequence[str] | None, start: datetime | None, end: datetime | None,
+                              closed: Sequence[str] | None, open_: bool | None, hidden: Sequence[str],
+                              hidden_codes: Sequence[str], limit: int) -> list[PublicRequest]:
+        """Petitions anyone may see, newest first: by id, or received in [start, end] and of
+        these categories (or filed under these Open311 service codes while not yet classified);
+        `closed` lists the statuses that count as closed, `open_` keeps only open (True) or only
+        closed (False) ones. Never an accusation, one about a unit, or one of a `hidden`
+        category (or, not yet classified, filed under one of the `hidden_codes`)."""
         ...
 
     async def queue(self, departments: Sequence[str], statuses: Sequence[str], limit: int) -> list[QueueRow]:

@@ -19,6 +19,7 @@ from services.intake.store.rows import (
     IdempotentPetition,
     NewPetitionRow,
     PetitionRow,
+    PublicRequest,
     QueueRow,
     SupervisionRow,
     TimelineEntry,
@@ -69,17 +70,19 @@ class PgIntakeStore(PgTransaction):
     async def insert_petition(self, row: NewPetitionRow) -> None:
         await self.conn.execute(
             """INSERT INTO intake.petition (id, tracking_code, title, content, channel, kind,
-                 location, persons, petitioner_key, received_at, submitted_at, submitted_by, submitted_by_role)
-               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)""",
+                 location, persons, petitioner_key, received_at, submitted_at, submitted_by, submitted_by_role,
+                 client, service_code, lat, long, media_url)
+               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)""",
             row.id, row.tracking_code, row.title, row.content, row.channel, row.kind, row.location,
             row.persons, row.petitioner_key, row.received_at, row.submitted_at, row.submitted_by,
-            row.submitted_by_role,
+            row.submitted_by_role, row.client, row.service_code, row.lat, row.long, row.media_url,
         )
 
     async def insert_contact(self, petition_id: str, name: str | None, phone: str | None,
-                             id_number: str | None) -> None:
-        await self.conn.execute("INSERT INTO intake.petitioner_contact VALUES ($1, $2, $3, $4)",
-                                petition_id, name, phone, id_number)
+                             id_number: str | None, email: str | None = None) -> None:
+        await self.conn.execute(
+            "INSERT INTO intake.petitioner_contact (petition_id, name, phone, id_number, email)"
+            " VALUES ($1, $2, $3, $4, $5)", petition_id, name, phone, id_number, email)
 
     async def add_timeline(self, petition_id: str, at: datetime, event: str, detail: dict[str, Any],
                            event_id: uuid.UUID) -> None:
@@ -193,9 +196,9 @@ class PgIntakeStore(PgTransaction):
 
     async def contact(self, petition_id: str) -> Contact | None:
         row = await self.conn.fetchrow(
-            "SELECT name, phone, id_number FROM intake.petitioner_contact WHERE petition_id = $1", petition_id
+            "SELECT name, phone, id_number, email FROM intake.petitioner_contact WHERE petition_id = $1", petition_id
         )
-        return Contact(row["name"], row["phone"], row["id_number"]) if row else None
+        return Contact(row["name"], row["phone"], row["id_number"], row["email"]) if row else None
 
     async def add_audit(self, at: datetime, subject: str, role: str, action: str, petition_id: str,
                         reason: str) -> int:
@@ -212,6 +215,40 @@ class PgIntakeStore(PgTransaction):
             petition_id, limit,
         )
         return [AuditEntry(r["id"], r["at"], r["subject"], r["role"], r["action"], r["petition_id"], r["reason"])
+                for r in rows]
+
+    async def public_requests(self, *, ids: Sequence[str] | None, categories: Sequence[str] | None,
+                              codes: Sequence[str] | None, start: datetime | None, end: datetime | None,
+                              closed: Sequence[str] | None, open_: bool | None, hidden: Sequence[str],
+                              hidden_codes: Sequence[str], limit: int) -> list[PublicRequest]:
+        rows = await self.conn.fetch(
+            """SELECT p.id, p.tracking_code, p.status, p.category, p.service_code, p.department_name,
+                      p.received_at, p.updated_at, p.jurisdiction, p.location->>'admin_code' AS admin_code,
+                      p.lat, p.long, p.media_url,
+                      (SELECT d.due_at FROM intake.deadline d
+                        WHERE d.petition_id = p.id AND d.clock = 'resolution') AS expected_at,
+                      (SELECT t.detail->>'note' FROM intake.timeline t
+                        WHERE t.petition_id = p.id AND t.event = 'resolve' ORDER BY t.at DESC, t.id DESC
+                        LIMIT 1) AS reply
+                 FROM intake.petition p
+                WHERE p.kind IS DISTINCT FROM 'accusation' AND cardinality(p.accused_departments) = 0
+                  AND NOT (coalesce(p.category, '') = ANY($8::text[]))
+                  AND NOT (p.category IS NULL AND coalesce(p.service_code, '') = ANY($10::text[]))
+                  AND ($1::text[] IS NULL OR p.id = ANY($1::text[]))
+                  AND ($2::text[] IS NULL OR p.category = ANY($2::text[])
+                       OR (p.category IS NULL AND p.service_code = ANY($3::text[])))
+                  AND ($4::timestamptz IS NULL OR p.received_at >= $4)
+                  AND ($5::timestamptz IS NULL OR p.received_at <= $5)
+                  AND ($7::boolean IS NULL OR (p.status = ANY($6::text[])) <> $7)
+                ORDER BY p.received_at DESC, p.id
+                LIMIT $9""",
+            list(ids) if ids is not None else None, list(categories) if categories is not None else None,
+            list(codes or ()), start, end, list(closed or ()), open_, list(hidden), limit,
+            list(hidden_codes),
+        )
+        return [PublicRequest(r["id"], r["tracking_code"], r["status"], r["category"], r["service_code"],
+                              r["department_name"], r["received_at"], r["updated_at"], r["jurisdiction"],
+                              r["admin_code"], r["lat"], r["long"], r["media_url"], r["expected_at"], r["reply"])
                 for r in rows]
 
     async def queue(self, departments: Sequence[str], statuses: Sequence[str], limit: int) -> list[QueueRow]:

@@ -18,6 +18,7 @@ __all__ = [
     "IdempotentPetition",
     "NewPetitionRow",
     "PetitionRow",
+    "PublicRequest",
     "QueueRow",
     "SupervisionRow",
     "TimelineEntry",
@@ -42,6 +43,12 @@ class NewPetitionRow:
     submitted_at: datetime
     submitted_by: str | None = None
     submitted_by_role: str | None = None
+    #: the Open311 client or the mailbox that brought it, and what Open311 adds
+    client: str | None = None
+    service_code: str | None = None
+    lat: float | None = None
+    long: float | None = None
+    media_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +89,7 @@ class Contact:
     name: str | None
     phone: str | None
     id_number: str | None
+    email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,3 +251,25 @@ class ZeroReportRow:
     incidents: int | None
     escalated_to: str | None
     submission_id: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class PublicRequest:
+    """A petition as anyone may read it (Open311 ``GET requests``): where it stands and who
+    holds it, never who wrote it or what they wrote."""
+
+    id: str
+    tracking_code: str
+    status: str
+    category: str | None
+    service_code: str | None
+    department_name: str | None
+    received_at: datetime
+    updated_at: datetime
+    jurisdiction: dict[str, Any] | None
+    admin_code: str | None
+    lat: float | None
+    long: float | None
+    media_url: str | None
+    expected_at: datetime | None
+    reply: str | None
