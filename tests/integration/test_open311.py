@@ -74,7 +74,7 @@ def test_discovery_services_and_definitions_in_both_formats(public: httpx.Client
     root = xml(public.get(f"{V2}/services.xml"))
     assert root.tag == "services"
     assert [e.findtext("service_code") for e in root.findall("service")] == list(by_code)
-    assert root.find("service/metadata").text in ("true", "false")  # type: ignore[union-attr]
+    assert root.findtext("service/metadata") in ("true", "false")
 
     definition = as_json(public.get(f"{V2}/services/urban-construction.json"), schemas.SERVICE_DEFINITION)
     assert {a["code"] for a in definition["attributes"]} == {"persons", "kind"}
