@@ -59,6 +59,18 @@ class Settings(BaseSettings):
     open311_rate_per_second: float = Field(default=5.0, ge=0)
     open311_burst: int = Field(default=50, ge=1)
     open311_services_path: Path | None = None
+    # the e-mail channel (intake): an SMTP listener on mail_host:mail_port (0: none) for the
+    # centre's mail relay to forward into; mail to `mail_address` becomes a petition by
+    # `mail_channel` (letter or online); messages over `mail_max_bytes` are refused; automatic
+    # replies go through `mail_relay` (host:port) or, without one, into the Maildir `mail_outbox`
+    # (default <run_dir>/mail/outbox)
+    mail_host: str = "127.0.0.1"
+    mail_port: int = Field(default=0, ge=0, le=65535)
+    mail_address: str = "12345@petition.example.gov.cn"
+    mail_channel: str = Field(default="letter", pattern="^(letter|online)$")
+    mail_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    mail_relay: str = ""
+    mail_outbox: Path | None = None
     received_at_earliest: datetime = datetime.fromisoformat("2000-01-01T00:00:00+08:00")
     received_at_max_future_seconds: float = Field(default=300.0, ge=0)
     # a client waits: the HTTP routes' bound on each database statement and connection

@@ -112,11 +112,13 @@ def new_stack(infra: Infra, run_dir: Path, *, own_table: bool = True) -> Stack:
     """A stack description on `infra`: free ports, its own run folder and secret and, with
     `own_table`, its own copy of the routing table (so a test can change it while the
     router runs)."""
-    names = ["PETITION_HTTP_PORT", "PETITION_ROUTER_PORT", "PETITION_ESCALATION_PORT", "PETITION_INTAKE_WORKER_PORT"]
+    names = ["PETITION_HTTP_PORT", "PETITION_ROUTER_PORT", "PETITION_ESCALATION_PORT", "PETITION_INTAKE_WORKER_PORT",
+             "PETITION_MAIL_PORT"]
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     env = infra.service_env(hmac_key=uuid.uuid4().hex * 2, **ports)
     env["PETITION_RUN_DIR"] = str(run_dir)
     env["PETITION_LOG_LEVEL"] = "INFO"
+    env["PETITION_MAIL_MAX_BYTES"] = str(512 * 1024)  # an oversized message is cheap to send
     if own_table:
         table_dir = run_dir / "router-data"
         table_dir.mkdir()

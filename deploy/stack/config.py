@@ -50,6 +50,8 @@ DEFAULTS: dict[str, str] = {
     "PETITION_ROUTER_PORT": "8081",
     "PETITION_ESCALATION_PORT": "8082",
     "PETITION_INTAKE_WORKER_PORT": "8083",
+    # intake's SMTP listener (the e-mail channel), for the centre's mail relay
+    "PETITION_MAIL_PORT": "2525",
 }
 
 
@@ -66,6 +68,7 @@ class StackConfig:
     router_port: int
     escalation_port: int
     intake_worker_port: int
+    mail_port: int = 2525
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
@@ -85,7 +88,8 @@ class StackConfig:
                    http_port=int(get("PETITION_HTTP_PORT")),
                    router_port=int(get("PETITION_ROUTER_PORT")),
                    escalation_port=int(get("PETITION_ESCALATION_PORT")),
-                   intake_worker_port=int(get("PETITION_INTAKE_WORKER_PORT")))
+                   intake_worker_port=int(get("PETITION_INTAKE_WORKER_PORT")),
+                   mail_port=int(get("PETITION_MAIL_PORT")))
 
     def port_env(self) -> dict[str, str]:
         return {
@@ -97,6 +101,7 @@ class StackConfig:
             "PETITION_ROUTER_PORT": str(self.router_port),
             "PETITION_ESCALATION_PORT": str(self.escalation_port),
             "PETITION_INTAKE_WORKER_PORT": str(self.intake_worker_port),
+            "PETITION_MAIL_PORT": str(self.mail_port),
         }
 
     def service_port(self, service: str) -> int:
@@ -156,7 +161,9 @@ def service_env(kafka_bootstrap: str, pg_dsn: str, hmac_key: str,
     env = dict(os.environ if base is None else base)
     for name in KAFKA_CREDENTIAL_VARIABLES:
         env.pop(name, None)
-    env.update({k: v for k, v in DEFAULTS.items() if k.endswith("_PORT")})
+    # every port but the mailbox's, which only a stack that asks for one gets (`make up` and
+    # the tests' stacks do; a benchmark's intake listens for no mail)
+    env.update({k: v for k, v in DEFAULTS.items() if k.endswith("_PORT") and k != "PETITION_MAIL_PORT"})
     env.update({k: str(v) for k, v in (ports or {}).items()})
     env.update({
         "PETITION_KAFKA_BOOTSTRAP": kafka_bootstrap,

@@ -91,7 +91,7 @@ class Infra:
         back from the returned dict.
         """
         wanted = ["PETITION_HTTP_PORT", "PETITION_ROUTER_PORT", "PETITION_ESCALATION_PORT",
-                  "PETITION_INTAKE_WORKER_PORT"]
+                  "PETITION_INTAKE_WORKER_PORT", "PETITION_MAIL_PORT"]
         missing = [name for name in wanted if name not in ports]
         all_ports: dict[str, int] = dict(zip(missing, free_ports(len(missing)), strict=False))
         all_ports.update(ports)

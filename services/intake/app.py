@@ -31,6 +31,7 @@ from services.intake.api.ratelimit import Buckets, RateLimit
 from services.intake.console.suggest import RouterSuggestions
 from services.intake.domain.accounts import LockoutPolicy
 from services.intake.handlers import Intake
+from services.intake.mail import MailIntake, MailSettings, start_listener
 from services.intake.readmodel.consumer import make_processor, run_projector
 from services.intake.readmodel.store import PgReadModelStore
 from services.intake.reference import ReferenceHolder
@@ -134,9 +135,22 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
         ))
         # consumer lag of every platform group, exported by intake (one collector suffices)
         loops.start("consumer-lag", lambda: run_lag_collector(kafka=kafka))
+        mail: MailIntake | None = None
+        listener = None
+        if settings.mail_port:
+            mail = MailIntake(state.uow, state.ctx, MailSettings(
+                settings.mail_address, settings.mail_channel, settings.mail_max_bytes, settings.mail_relay,
+                settings.mail_outbox or settings.run_dir / "mail" / "outbox",
+            ))
+            listener = await start_listener(mail, settings.mail_host, settings.mail_port)
+            log.info("mail: listening on %s:%d for %s", settings.mail_host, settings.mail_port, settings.mail_address)
         try:
             yield
         finally:
+            if listener is not None:
+                listener.close()
+            if mail is not None:
+                await mail.drain()
             await loops.stop()
             await pool.close()
             await work_pool.close()

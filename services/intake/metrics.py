@@ -25,3 +25,6 @@ MAIL = Counter(
     "oversized, unreadable; failed: the database was down, the relay asked to retry).",
     ["outcome"],
 )
+MAIL_REPLIES = Counter(
+    "petition_mail_replies_total", "Automatic replies to petitions by mail, by outcome (sent, failed).", ["outcome"]
+)
