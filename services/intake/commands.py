@@ -91,7 +91,7 @@ class PetitionerIn(_In):
     name: PersonName | None = None
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{4,19}$")] | None = None
     id_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{17}[0-9Xx]$")] | None = None
-    email: Annotated[str, StringConstraints(max_length=254, pattern=EMAIL_PATTERN)] | None = None
+    email: Annotated[str, StringConstraints(pattern=EMAIL_PATTERN)] | None = None
 
 
 class LocationIn(_In):

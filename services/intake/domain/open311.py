@@ -259,7 +259,7 @@ def read_request(form: Mapping[str, Sequence[str]], catalogue: Catalogue) -> Sub
         person["phone"] = phone
     email = _one(form, "email")
     if email is not None:
-        if len(email) > 254 or _EMAIL.fullmatch(email) is None:
+        if _EMAIL.fullmatch(email) is None:
             raise _bad("email must be an e-mail address")
         person["email"] = email
     if person:
