@@ -181,11 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     due = sla_sub.add_parser("due", help="compute deadlines for JSON lines on stdin")
     due.set_defaults(func=_sla_due)
 
-    from petitionctl import open311, tokens, users
+    from petitionctl import kpis, open311, tokens, users
 
     tokens.add_parsers(sub)
     users.add_parsers(sub)
     open311.add_parsers(sub)
+    kpis.add_parsers(sub)
     return parser
 
 

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     mail_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     mail_relay: str = ""
     mail_outbox: Path | None = None
+    # closing the loop: follow-ups, reopenings and the 三率's weights (default:
+    # services/intake/data/loop.yaml)
+    loop_policy_path: Path | None = None
     received_at_earliest: datetime = datetime.fromisoformat("2000-01-01T00:00:00+08:00")
     received_at_max_future_seconds: float = Field(default=300.0, ge=0)
     # a client waits: the HTTP routes' bound on each database statement and connection

@@ -12,6 +12,7 @@ body limit, the request deadline.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -21,20 +22,21 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from services.intake import console
+from services.intake import console, kpis, metrics
 from services.intake.accounts_store import AccountStore, PgAccountStore
 from services.intake.api import build_router, open311
 from services.intake.api.errors import install_error_handlers
 from services.intake.api.limits import BodyLimit, RequestDeadline
 from services.intake.api.openapi import install_openapi
 from services.intake.api.ratelimit import Buckets, RateLimit
+from services.intake.console import public
 from services.intake.console.suggest import RouterSuggestions
 from services.intake.domain.accounts import LockoutPolicy
 from services.intake.handlers import Intake
 from services.intake.mail import MailIntake, MailSettings, start_listener
 from services.intake.readmodel.consumer import make_processor, run_projector
 from services.intake.readmodel.store import PgReadModelStore
-from services.intake.reference import ReferenceHolder
+from services.intake.reference import ReferenceHolder, load_loop_policy, local_today
 from services.intake.store import IntakeStore, PgIntakeStore
 from shared.auth.settings import AuthSettings
 from shared.auth.verify import build_verifier
@@ -43,6 +45,7 @@ from shared.db import create_pool, ensure_common_tables, migrate
 from shared.errors import Unavailable
 from shared.kafka_client import KafkaAccess
 from shared.lag import run_lag_collector
+from shared.outages import is_transient
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.store import PgUnitOfWork, UnitOfWork
@@ -74,6 +77,7 @@ class IntakeState:
             received_at_earliest=settings.received_at_earliest,
             received_at_max_future_seconds=settings.received_at_max_future_seconds,
             kick=self.kick,
+            loop=load_loop_policy(settings.loop_policy_path),
         )
 
     def uow(self) -> UnitOfWork[IntakeStore]:
@@ -95,6 +99,25 @@ class IntakeState:
         parts = {"read-model-consumer": lambda: consumer_healthy(projector)} if projector is not None else None
         return await pg_and_kafka_ready(self.pool, self.relay, loops=self.loops, parts=parts,
                                         timeout=min(3.0, max(self.settings.db_timeout_seconds, 0.5)))
+
+
+async def publish_kpi_gauges(state: IntakeState, every: float = 30.0) -> None:
+    """The 三率 of the month as Prometheus gauges, recomputed from the projection every `every` s."""
+    while True:
+        try:
+            found = await kpis.month_rates(state.uow(), state.ctx, local_today())
+        except Exception as exc:  # an outage: keep the last figures, try again later
+            if not is_transient(exc):
+                raise
+        else:
+            for department, r in found.items():
+                for name, value in (("response", r.response), ("resolution", r.resolution),
+                                    ("satisfaction", r.satisfaction)):
+                    if value is not None:
+                        metrics.KPI_RATE.labels(department, name).set(value)
+                if r.score is not None:
+                    metrics.KPI_SCORE.labels(department).set(r.score)
+        await asyncio.sleep(every)
 
 
 def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
@@ -133,6 +156,7 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
             group_instance_id=group_instance_id("intake", settings.http_port, settings.instance_id),
             session_timeout_seconds=settings.consumer_session_timeout_seconds,
         ))
+        loops.start("kpi-gauges", lambda: publish_kpi_gauges(state))
         # consumer lag of every platform group, exported by intake (one collector suffices)
         loops.start("consumer-lag", lambda: run_lag_collector(kafka=kafka))
         mail: MailIntake | None = None
@@ -166,6 +190,7 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app, state.reference, settings)
     app.include_router(build_router(state.uow, state.ctx, state.readiness))
+    app.include_router(public.routes(state.uow, state.ctx))
     app.include_router(open311.router(
         state.uow, state.accounts, state.ctx, open311.load_catalogue(settings.open311_services_path),
         Buckets(settings.open311_rate_per_second, settings.open311_burst, 10_000)

@@ -12,7 +12,16 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from services.intake.text import (
@@ -142,7 +151,42 @@ class _Action(_In):
 class PlainAction(_Action):
     """Actions that need nothing more than the acting department (a note is optional)."""
 
-    action: Literal["accept", "resolve", "contact", "resume"]
+    action: Literal["accept", "contact", "resume"]
+
+
+class Resolution(_Action):
+    """办结: the reply to the citizen (`note`, required) and the rule, policy or law it rests on
+    (`basis`); `public: false` keeps the case off the public board (晒单)."""
+
+    action: Literal["resolve"]
+    note: Reason
+    basis: Note = ""
+    public: bool = True
+
+
+Satisfaction = Literal["satisfied", "basically_satisfied", "unsatisfied"]
+
+
+class FollowUpAction(_In):
+    """回访: the hotline's call back to the petitioner after the resolution. `reached: false`
+    records a call that reached nobody (after the policy's number of them the petition is
+    `unreachable`); a call that reached the petitioner records whether the matter was
+    `resolved` and how `satisfaction` stands. `department` is the hotline office making the
+    call (default: the 12345 office of the petition's city)."""
+
+    action: Literal["follow_up"]
+    reached: bool = True
+    resolved: bool | None = None
+    satisfaction: Satisfaction | None = None
+    note: Note = ""
+    department: UnitCode | None = None
+
+    @model_validator(mode="after")
+    def _verdict(self) -> FollowUpAction:
+        if self.reached and (self.resolved is None or self.satisfaction is None):
+            raise PydanticCustomError("follow_up_verdict",
+                                      "a follow-up that reached the petitioner gives `resolved` and `satisfaction`")
+        return self
 
 
 class ReasonedAction(_Action):
@@ -172,13 +216,13 @@ class Assignment(_Action):
 
 
 ActionIn = Annotated[
-    PlainAction | ReasonedAction | ExtensionRequest | ExtensionApproval | Assignment,
+    PlainAction | Resolution | ReasonedAction | ExtensionRequest | ExtensionApproval | Assignment | FollowUpAction,
     Field(discriminator="action"),
 ]
 #: the tag of each action model (a location in a validation error that is no field)
 ACTION_TAGS = frozenset({
     "accept", "resolve", "contact", "resume", "return", "pause", "reject_extension", "request_extension",
-    "approve_extension", "assign",
+    "approve_extension", "assign", "follow_up",
 })
 
 

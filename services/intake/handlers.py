@@ -17,20 +17,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from services.intake.commands import (
     ActionAccepted,
     ActionIn,
     CloseSupervisionIn,
+    FollowUpAction,
     OpenSupervisionIn,
     Origin,
     PetitionAccepted,
     PetitionIn,
+    Resolution,
     SupervisionClosing,
     ZeroReportAccepted,
     ZeroReportIn,
 )
 from services.intake.domain import access, actions
+from services.intake.domain.loop import FollowUp, LoopPolicy, decide_follow_up, follow_up_due
 from services.intake.domain.masking import mask_personal_numbers as masked
 from services.intake.pii import petitioner_key
 from services.intake.reference import Reference
@@ -53,6 +57,11 @@ from shared.ids import EVENT_NAMESPACE, new_petition_id, new_tracking_code
 from shared.messages import OutboxMessage
 from shared.store import UnitOfWork
 
+#: the local time of dates (the follow-up deadline's day, the 三率's days)
+LOCAL = ZoneInfo("Asia/Shanghai")
+#: the statuses a follow-up is recorded in
+FOLLOW_UP_FROM = frozenset({"resolved"})
+
 __all__ = [
     "Intake",
     "act",
@@ -60,6 +69,7 @@ __all__ = [
     "close_supervision",
     "facts_of",
     "find_by_phone",
+    "follow_up",
     "open_supervision",
     "request_hash",
     "reveal_contacts",
@@ -86,6 +96,8 @@ class Intake:
     received_at_earliest: datetime
     received_at_max_future_seconds: float
     kick: Callable[[], None] = lambda: None
+    #: follow-ups, reopenings and the 三率 (services/intake/data/loop.yaml)
+    loop: LoopPolicy = dataclasses.field(default_factory=LoopPolicy)
 
 
 def request_hash(body: PetitionIn) -> str:
@@ -229,7 +241,9 @@ async def act(
     uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, ref: str, body: ActionIn, *, now: datetime
 ) -> ActionAccepted:
     """A department (or the triage desk, or a supervisor deciding an extension) acts on a
-    petition it sees, in the name of one of its units."""
+    petition it sees, in the name of one of its units; the hotline records a follow-up."""
+    if isinstance(body, FollowUpAction):
+        return await follow_up(uow, ctx, principal, ref, body, now=now)
     reference = ctx.reference.current
     scope = scope_of(ctx, principal)
     access.check_action(principal, body.action)
@@ -265,6 +279,13 @@ async def act(
         detail: dict[str, Any] = {"department": body.department, "note": event.note, "actor": principal.subject}
         if target_department:
             detail["target_department"] = target_department
+        if isinstance(body, Resolution):
+            basis = masked(body.basis)
+            detail["basis"] = basis
+            event.extra["basis"] = basis
+            due = follow_up_due(now, ctx.loop.follow_up_workdays, reference.calendar.is_workday, LOCAL)
+            office = reference.office_for((row.jurisdiction or {}).get("code"))
+            await store.record_resolution(row.id, now, body.department, basis, body.public, due, office)
         await store.add_timeline(row.id, now, body.action, {**detail, **extra}, event.event_id)
         await store.add_to_outbox([OutboxMessage(topics.PETITION_ACTIONS, key_for(row.id), encode_event(event))])
     ctx.kick()
@@ -307,6 +328,82 @@ async def close_supervision(
                                                  encode_event(event))])
     ctx.kick()
     return SupervisionClosing(id=str(supervision_id), status="closing")
+
+
+async def follow_up(
+    uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, ref: str, body: FollowUpAction, *,
+    now: datetime, citizen: bool = False,
+) -> ActionAccepted:
+    """回访: the hotline's call back after a resolution (or the citizen's own rating from the
+    public tracking page, `citizen`). Closed when resolved and satisfied; otherwise reopened to
+    the department that resolved it (the router reassigns it, the escalation service arms its
+    new clocks), with a 督办 to the area's supervisor past the policy's reopenings; after the
+    policy's calls that reached nobody, unreachable. Counted in the 三率 projection, in the
+    same transaction, once."""
+    if not citizen and principal.role is not Role.OPERATOR:
+        raise Forbidden(f"a {principal.role.value} principal does not make follow-up calls", code="role_cannot_act")
+    reference = ctx.reference.current
+    if body.department is not None and (body.department not in reference.units or
+                                        not body.department.endswith("-12345")):
+        raise BadInput(f"{body.department} is no hotline office", code="unknown_unit", field="department")
+    async with uow.begin() as store:
+        row = await store.petition(ref, for_update=True)
+        if row is None:
+            raise NotFound(f"no petition {ref}")
+        if row.status not in FOLLOW_UP_FROM:
+            raise Conflict(f"petition {row.id} is {row.status}, not awaiting a follow-up", code="invalid_state")
+        if row.department_code is None:
+            raise Conflict(f"petition {row.id} was answered on the spot, by the hotline itself: there is no "
+                           "department's work to follow up", code="not_routed")
+        if citizen and not body.reached:
+            raise BadInput("a citizen's rating reached the citizen", code="invalid_rating", field="reached")
+        outcome = decide_follow_up(FollowUp(body.reached, body.resolved, body.satisfaction),
+                                   attempts=row.follow_up_attempts, reopens=row.reopen_count, policy=ctx.loop)
+        office = body.department or reference.office_for((row.jurisdiction or {}).get("code"))
+        resolved_by = row.resolved_by or row.department_code or office
+        extra: dict[str, Any] = {
+            "reached": body.reached, "outcome": outcome.status, "resolved_by": resolved_by,
+            "attempts": outcome.attempts, "reopens": outcome.reopens, "by": "citizen" if citizen else "hotline",
+        }
+        if body.reached:
+            extra |= {"resolved": body.resolved, "satisfaction": body.satisfaction}
+        event = PetitionActionTaken(
+            event_id=uuid.uuid4(), occurred_at=now, petition_id=row.id, action=ActionType.FOLLOW_UP,
+            department_code=office, note=masked(body.note), assignment_no=row.assignment_no, extra=extra,
+            actor=_actor(principal),
+        )
+        await store.record_follow_up(row.id, outcome.status, outcome.attempts, outcome.reopens, now,
+                                     stop_clock=outcome.status != "resolved")
+        await store.add_timeline(row.id, now, "follow_up", {"department": office, "note": event.note,
+                                                             "actor": principal.subject, **extra}, event.event_id)
+        messages = [OutboxMessage(topics.PETITION_ACTIONS, key_for(row.id), encode_event(event))]
+        if outcome.supervise:
+            supervising = reference.government_over(resolved_by, (row.jurisdiction or {}).get("code")) or office
+            order_id = uuid.uuid5(EVENT_NAMESPACE, f"reopen_supervision:{event.event_id}")
+            order = PetitionActionTaken(
+                event_id=uuid.uuid5(EVENT_NAMESPACE, f"reopen_supervision_event:{event.event_id}"), occurred_at=now,
+                petition_id=row.id, action=ActionType.OPEN_SUPERVISION, department_code=supervising,
+                note=f"第{outcome.reopens}次重办：回访不满意或未解决", assignment_no=row.assignment_no,
+                extra={"supervision_id": str(order_id), "target_unit": resolved_by}, actor=_actor(principal),
+            )
+            await store.add_timeline(row.id, now, "open_supervision", {
+                "department": supervising, "note": order.note, "supervision_id": str(order_id),
+                "target_unit": resolved_by, "actor": principal.subject,
+            }, order.event_id)
+            messages.append(OutboxMessage(topics.PETITION_ACTIONS, key_for(row.id), encode_event(order)))
+        await store.add_to_outbox(messages)
+        day = now.astimezone(LOCAL).date()
+        if outcome.counted:
+            fields = ["follow_ups", body.satisfaction or "unsatisfied"]
+            if body.resolved:
+                fields.append("rated_resolved")
+            if outcome.status == "reopened":
+                fields.append("reopened")
+            await store.count_kpi(event.event_id, resolved_by, day, fields)
+        elif outcome.status == "unreachable":
+            await store.count_kpi(event.event_id, resolved_by, day, ["unreachable"])
+    ctx.kick()
+    return ActionAccepted(id=row.id, action="follow_up", status=outcome.status)
 
 
 #: statuses in which a petition is being handled (a 督办 makes sense)

@@ -1,6 +1,6 @@
 """Intake's metrics."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 SUBMITTED = Counter(
     "petition_submitted_total", "Petitions accepted (202), by channel and kind.", ["channel", "kind"]
@@ -28,3 +28,10 @@ MAIL = Counter(
 MAIL_REPLIES = Counter(
     "petition_mail_replies_total", "Automatic replies to petitions by mail, by outcome (sent, failed).", ["outcome"]
 )
+KPI_RATE = Gauge(
+    "petition_kpi_rate",
+    "The 三率 of each department this month (rate: response 响应率, resolution 解决率, satisfaction 满意率), 0-1; "
+    "absent while a rate has nothing to measure.",
+    ["department", "rate"],
+)
+KPI_SCORE = Gauge("petition_kpi_score", "Each department's weighted 三率 score this month, 0-100.", ["department"])

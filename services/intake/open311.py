@@ -8,7 +8,7 @@ intake as the JSON API, and ``GET requests`` reads the public side of petitions.
   with the client recorded on the petition and its timeline.
 * **Reading**: what anyone may read of a petition (:class:`~services.intake.store.PublicRequest`)
   in the standard's fields. Never the petitioner, never the text (``description`` is left
-  empty: a citizen's words name people), the reply with personal numbers masked, the address
+  empty: a citizen's words name people), the reply anonymised (services.intake.domain.scrub), the address
   as the area that holds it. Accusations, petitions about a unit and unlisted services are not
   public at all.
 """
@@ -26,7 +26,6 @@ from services.intake import handlers
 from services.intake.accounts_store import ApiClient
 from services.intake.clients import principal_of
 from services.intake.commands import Origin, PetitionAccepted, PetitionIn
-from services.intake.domain.masking import mask_personal_numbers as masked
 from services.intake.domain.open311 import (
     CLOSED_STATUSES,
     Catalogue,
@@ -35,6 +34,7 @@ from services.intake.domain.open311 import (
     public_status,
     read_request,
 )
+from services.intake.domain.scrub import scrub
 from services.intake.store import IntakeStore, PublicRequest
 from services.intake.views import TRACKING_CODE
 from shared.errors import BadInput, Conflict
@@ -125,7 +125,7 @@ def fields_of(r: PublicRequest, catalogue: Catalogue) -> dict[str, Any]:
     return {
         "service_request_id": r.id,
         "status": status,
-        "status_notes": masked(r.reply) if status == "closed" and r.reply else None,
+        "status_notes": scrub(r.reply, (r.petitioner_name,)) if status == "closed" and r.reply else None,
         "service_name": service.name if service else None,
         "service_code": service.code if service else None,
         "description": None,

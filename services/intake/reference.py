@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from services.intake.domain.access import AreaScope
+from services.intake.domain.loop import LoopPolicy
 from shared.reference.calendar import WorkCalendar
 from shared.reference.calendar_source import load_calendar
 from shared.reference.directory import UnitRules, offices
@@ -86,6 +87,27 @@ class Reference:
                           is_root=bool(codes) and own[1] is None)
         self._scopes[area_code] = scope
         return scope
+
+    def office_for(self, area_code: str | None) -> str:
+        """The hotline (12345) office answering for an area: its city's, else the province's."""
+        code = area_code
+        while code is not None and code in self.areas:
+            token, parent = self.areas[code]
+            if f"{token}-12345" in self.units and parent is not None:
+                return f"{token}-12345"
+            code = parent
+        return next((u for u in sorted(self.units) if u.endswith("-12345") and u.startswith("P-")), "P-12345")
+
+    def government_over(self, unit: str, area_code: str | None) -> str | None:
+        """The government that supervises `unit` in an area: the area's own (``A3-GOV``), or
+        the one above when `unit` is that government itself; None when there is none."""
+        code = area_code
+        while code is not None and code in self.areas:
+            token, parent = self.areas[code]
+            if f"{token}-GOV" in self.units and f"{token}-GOV" != unit:
+                return f"{token}-GOV"
+            code = parent
+        return None
 
     def admin_code_known(self, code: str) -> bool:
         return code[:6] in self.area_codes
@@ -182,6 +204,14 @@ class ReferenceHolder:
             finally:
                 self._lock.release()
         return self._current
+
+
+#: the closing-the-loop policy (follow-ups, reopenings, the 三率's weights)
+LOOP_POLICY = Path(__file__).resolve().parent / "data" / "loop.yaml"
+
+
+def load_loop_policy(path: Path | None = None) -> LoopPolicy:
+    return LoopPolicy.from_data(yaml.safe_load((path or LOOP_POLICY).read_bytes()) or {})
 
 
 def local_today(now: datetime | None = None) -> date:

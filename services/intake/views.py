@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from services.intake.domain import access
 from services.intake.domain.masking import mask_personal_numbers as masked
+from services.intake.domain.scrub import scrub
 from services.intake.handlers import Intake, facts_of, scope_of
 from services.intake.store import AreaOverview, IntakeStore, QueueRow, SupervisionRow
 from shared.errors import Forbidden, NotFound
@@ -220,7 +221,7 @@ async def department_queue(
 PUBLIC_STATUS = {
     "submitted": "已受理", "triage": "已受理",
     "assigned": "办理中", "accepted": "办理中", "returned": "办理中", "paused": "办理中",
-    "resolved": "已办结", "closed": "已办结",
+    "resolved": "已办结", "closed": "已办结", "unreachable": "已办结", "reopened": "重新办理中",
 }
 TRACKING_CODE = re.compile(r"XF-[0-9A-Z]{10}")
 
@@ -239,9 +240,13 @@ async def public_status(uow: UnitOfWork[IntakeStore], code: str) -> dict[str, An
             return None
         deadlines = await store.deadlines(row.id)
         timeline = await store.timeline(row.id)
+        contact = await store.contact(row.id)
     resolution = next((d for d in deadlines if d.clock == "resolution"), None)
+    known = (contact.name,) if contact is not None else ()
     replies = [t for t in timeline if t.event == "resolve"]
     reply = replies[-1].detail.get("note") if replies else None  # a resolution's note is its reply to the citizen
+    basis = replies[-1].detail.get("basis") if replies else None
+    answered = row.status in ("resolved", "closed", "unreachable")
     return {
         "tracking_code": row.tracking_code,
         "status": PUBLIC_STATUS.get(row.status, "办理中"),
@@ -249,7 +254,12 @@ async def public_status(uow: UnitOfWork[IntakeStore], code: str) -> dict[str, An
         "unit": row.department_name if row.status not in ("submitted", "triage") else None,
         "due_at": _iso(resolution.due_at) if resolution is not None and row.status not in ("resolved", "closed")
         else None,
-        "reply": masked(reply) if isinstance(reply, str) and reply and row.status in ("resolved", "closed") else None,
+        # anyone with the code reads it: anonymised as the public board is (the petitioner's own
+        # name too, which a department may have written into its reply)
+        "reply": scrub(reply, known) if isinstance(reply, str) and reply and answered else None,
+        "basis": scrub(basis, known) if isinstance(basis, str) and basis and answered else None,
+        # the citizen may rate a resolution the hotline has not followed up yet
+        "may_rate": row.status == "resolved" and row.department_code is not None,
     }
 
 

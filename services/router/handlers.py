@@ -32,7 +32,7 @@ from services.router.planning import (
 )
 from services.router.store import IndexEntry, RouterStore
 from shared.errors import BadInput
-from shared.events import PetitionActionTaken, PetitionSubmitted
+from shared.events import ActionType, PetitionActionTaken, PetitionSubmitted
 
 __all__ = [
     "Clock", "DepartmentQueues", "NewPetitionsRouted", "Plans", "Suggestion", "act_on_assignment",
@@ -139,6 +139,8 @@ async def act_on_assignment(
     in force. Raises :class:`BadInput` (``unknown_petition``) for a petition never routed."""
     if event.action not in REASSIGNING:
         return None
+    if event.action is ActionType.FOLLOW_UP and event.extra.get("outcome") != "reopened":
+        return None  # a follow-up that closes the petition (or reached nobody) reassigns nothing
     current = await store.lock_assignment(event.petition_id)
     if current is None:
         raise BadInput(f"{event.action.value} for unknown petition {event.petition_id}", code="unknown_petition")

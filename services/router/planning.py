@@ -242,8 +242,25 @@ def repeat_routing(plan: Planned, match: RepeatMatch | None, table: RoutingTable
     )
 
 
-#: The actions that reassign a petition: a department's return, the triage desk's choice.
-REASSIGNING = frozenset({ActionType.RETURN, ActionType.ASSIGN})
+#: The actions that reassign a petition: a department's return, the triage desk's choice, and a
+#: follow-up (回访) that reopens it (重办) to the department that resolved it.
+REASSIGNING = frozenset({ActionType.RETURN, ActionType.ASSIGN, ActionType.FOLLOW_UP})
+
+
+def reopening(event: PetitionActionTaken, current: Assignment, table: RoutingTable) -> Decision | None:
+    """The decision of a follow-up that reopens the petition: the same department, again
+    (``reopen:<n>``); None for a follow-up that reopens nothing, or that is about an earlier
+    assignment or another department than the one in force."""
+    extra = event.extra
+    if extra.get("outcome") != "reopened" or extra.get("resolved_by") != current.department_code:
+        return None
+    if event.assignment_no is not None and event.assignment_no != current.assignment_no:
+        return None
+    department = table.department(current.department_code)
+    if department is None:
+        return None  # the department left the table since: the hotline reassigns by hand
+    area = table.gazetteer.by_code(current.jurisdiction_code) if current.jurisdiction_code else None
+    return Decision(department, f"reopen:{extra.get('reopens', 1)}", area, current.accused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +298,12 @@ def plan_action(event: PetitionActionTaken, current: Assignment, table: RoutingT
     A return goes to the next department, never one that returned it, and to the triage
     desk after the table's number of returns (:meth:`RoutingTable.decide_after_return`); the
     desk's choice goes where it says (:func:`triage_choice`), with the category it names."""
+    if event.action is ActionType.FOLLOW_UP:
+        again = reopening(event, current, table)
+        if again is None:
+            return None
+        return Reassignment(_routing(current, again, current.category, "reopened", current.returned_by),
+                            current.returned_by, None, None)
     if event.action not in REASSIGNING or not is_in_force(
         current, department_code=event.department_code, assignment_no=event.assignment_no
     ):
@@ -304,7 +327,12 @@ def plan_action(event: PetitionActionTaken, current: Assignment, table: RoutingT
             current.confidence, category, decision.department.code, event.department_code, event.note,
             event.occurred_at,
         )
-    routing = Routing(
+    return Reassignment(_routing(current, decision, category, reason, returned_by), returned_by, returner, triage)
+
+
+def _routing(current: Assignment, decision: Decision, category: str | None, reason: str,
+             returned_by: tuple[str, ...]) -> Routing:
+    return Routing(
         decision=decision, assignment_no=current.assignment_no + 1, category=category,
         confidence=current.confidence, reason=reason, excluded=returned_by, priority=current.priority,
         kind=current.kind, channel=current.channel, tracking_code=current.tracking_code, title=current.title,
@@ -312,4 +340,3 @@ def plan_action(event: PetitionActionTaken, current: Assignment, table: RoutingT
         persons=current.persons, jurisdiction_source=None, repeat_of=current.repeat_of,
         group_petition=current.group_petition,
     )
-    return Reassignment(routing, returned_by, returner, triage)

@@ -47,6 +47,8 @@ class ActionType(StrEnum):
     CONTACT = "contact"
     CLOSE_SUPERVISION = "close_supervision"
     OPEN_SUPERVISION = "open_supervision"
+    #: 回访: the hotline called the petitioner back (extra: reached, resolved, satisfaction, outcome)
+    FOLLOW_UP = "follow_up"
 
 
 class ClockState(StrEnum):

@@ -21,6 +21,7 @@ from services.intake.store import (
     IdempotentPetition,
     NewPetitionRow,
     PetitionRow,
+    PublicCase,
     PublicRequest,
     QueueRow,
     SupervisionRow,
@@ -45,6 +46,9 @@ class IntakeDb(FakeDatabase):
         self.zero_status: dict[tuple[str, str], dict[str, Any]] = {}
         self.assignments: dict[tuple[str, str], datetime] = {}
         self.audit_log: list[dict[str, Any]] = []
+        self.kpi: dict[tuple[str, Any], dict[str, int]] = {}  # (department, day) -> counters
+        self.kpi_facts: set[tuple[uuid.UUID, str]] = set()
+        self.assignment_days: dict[tuple[str, str], Any] = {}
 
     def routed(self, petition_id: str, department: str, *, status: str = "assigned", assignment_no: int = 1,
                jurisdiction: str = "430103", accused: tuple[str, ...] = ()) -> None:
@@ -83,7 +87,7 @@ class FakeIntakeStore(FakeTransaction):
             **dataclasses.asdict(row), "status": "submitted", "category": None, "department_code": None,
             "department_name": None, "assignment_no": 0, "jurisdiction": None, "priority": None, "rule": None,
             "repeat_of": None, "group_petition": False, "accused_departments": (), "extension_state": None,
-            "status_before_pause": None,
+            "status_before_pause": None, "follow_up_attempts": 0, "reopen_count": 0, "resolved_by": None,
         }
 
     async def insert_contact(self, petition_id: str, name: str | None, phone: str | None,
@@ -240,6 +244,62 @@ class FakeIntakeStore(FakeTransaction):
                 if s["state"] == "open" and (tokens is None or s["target_unit"].split("-", 1)[0] in tokens)]
         return sorted((r for r in rows if r is not None), key=lambda r: r.due_at)[:limit]
 
+    async def record_resolution(self, petition_id: str, at: datetime, department: str, basis: str, public: bool,
+                                follow_up_due: datetime, office: str) -> None:
+        self.db.petitions[petition_id].update(resolved_at=at, resolved_by=department, basis=basis, public=public,
+                                              follow_up_attempts=0)
+        self.db.deadlines[(petition_id, "follow_up")] = {"clock": "follow_up", "due_at": follow_up_due,
+                                                         "state": "running", "department_code": office}
+
+    async def record_follow_up(self, petition_id: str, status: str, attempts: int, reopens: int, at: datetime, *,
+                               stop_clock: bool) -> None:
+        self.db.petitions[petition_id].update(status=status, follow_up_attempts=attempts, reopen_count=reopens)
+        if stop_clock and (petition_id, "follow_up") in self.db.deadlines:
+            self.db.deadlines[(petition_id, "follow_up")]["state"] = "stopped"
+
+    async def public_cases(self, *, limit: int, before: datetime | None, start: datetime | None,
+                           end: datetime | None, hidden: Sequence[str]) -> list[PublicCase]:
+        out = []
+        for p in self.db.petitions.values():
+            at = p.get("resolved_at")
+            if (at is None or p["status"] not in ("resolved", "closed", "unreachable") or not p.get("public", True)
+                    or p.get("kind") == "accusation" or p.get("accused_departments")
+                    or (p.get("category") or "") in hidden
+                    or (before is not None and at >= before) or (start is not None and at < start)
+                    or (end is not None and at >= end)):
+                continue
+            timeline = [t for t in self.db.timeline if t["petition_id"] == p["id"]]
+            replies = [t for t in timeline if t["event"] == "resolve"]
+            rated = [t for t in timeline if t["event"] == "follow_up" and t["detail"].get("reached")]
+            due = self.db.deadlines.get((p["id"], "resolution"))
+            contact = self.db.contacts.get(p["id"])
+            out.append(PublicCase(
+                p["id"], p.get("category"), (p.get("jurisdiction") or {}).get("name"), p.get("department_name"),
+                p["status"], p["received_at"], at, due["due_at"] if due else None, p["title"], p["content"],
+                replies[-1]["detail"].get("note") if replies else None, p.get("basis"),
+                contact[0] if contact else None, rated[-1]["detail"].get("satisfaction") if rated else None,
+                tuple((t["event"], t["at"]) for t in timeline),
+            ))
+        out.sort(key=lambda c: (-c.resolved_at.timestamp(), c.id))
+        return out[:limit]
+
+    async def kpi_counts(self, start: Any, end: Any, tokens: Sequence[str] | None) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for (department, day), counters in self.db.kpi.items():
+            if start <= day <= end and (tokens is None or department.split("-", 1)[0] in tokens):
+                row = out.setdefault(department, {})
+                for name, n in counters.items():
+                    row[name] = row.get(name, 0) + n
+        return out
+
+    async def count_kpi(self, event_id: uuid.UUID, department: str, day: Any, fields: Sequence[str]) -> None:
+        for name in fields:
+            if (event_id, name) in self.db.kpi_facts:
+                continue
+            self.db.kpi_facts.add((event_id, name))
+            row = self.db.kpi.setdefault((department, day), {})
+            row[name] = row.get(name, 0) + 1
+
     async def public_requests(self, *, ids: Sequence[str] | None, categories: Sequence[str] | None,
                               codes: Sequence[str] | None, start: datetime | None, end: datetime | None,
                               closed: Sequence[str] | None, open_: bool | None, hidden: Sequence[str],
@@ -292,6 +352,15 @@ class FakeIntakeStore(FakeTransaction):
 class FakeReadModelStore(FakeTransaction):
     db: IntakeDb
 
+    async def count_kpi(self, event_id: uuid.UUID, department: str, day: Any, fields: Sequence[str]) -> None:
+        await FakeIntakeStore.count_kpi(self, event_id, department, day, fields)  # type: ignore[arg-type]
+
+    async def assigned_on(self, petition_id: str, department: str, day: Any) -> None:
+        self.db.assignment_days[(petition_id, department)] = day
+
+    async def assignment_day(self, petition_id: str, department: str) -> Any:
+        return self.db.assignment_days.get((petition_id, department))
+
     async def petition_exists(self, petition_id: str) -> bool:
         self.db.maybe_fail()
         return petition_id in self.db.petitions
@@ -303,7 +372,7 @@ class FakeReadModelStore(FakeTransaction):
     async def record_routing(self, routing: Routing, at: datetime) -> None:
         self.db.assignments.setdefault((routing.petition_id, routing.department_code), at)
         p = self.db.petitions[routing.petition_id]
-        if p["assignment_no"] < routing.assignment_no and p["status"] not in ("resolved", "closed"):
+        if p["assignment_no"] < routing.assignment_no and p["status"] not in ("resolved", "closed", "unreachable"):
             p.update({k: v for k, v in dataclasses.asdict(routing).items() if k != "petition_id"})
 
     async def arm_deadline(self, petition_id: str, clock: str, due_at: datetime, department_code: str,

@@ -225,6 +225,10 @@ def _reference(w: World, role: Role, scope: str) -> tuple[Principal, Request]:
     return _by_role(w, role, scope), ("GET", "/v1/admin/reference", None)
 
 
+def _kpis(w: World, role: Role, scope: str) -> tuple[Principal, Request]:
+    return _by_role(w, role, scope), ("GET", "/v1/kpis?department=A3-HOUSING", None)
+
+
 SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("POST", "/v1/petitions"): _submit_request,
     ("GET", "/v1/petitions/{ref}"): _lookup,
@@ -237,6 +241,7 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("GET", "/v1/zero-reports"): lambda w, role, scope: _units(w, role, scope, "/v1/zero-reports"),
     ("GET", "/v1/audit"): _audit,
     ("GET", "/v1/admin/reference"): _reference,
+    ("GET", "/v1/kpis"): _kpis,
 }
 
 

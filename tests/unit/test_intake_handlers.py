@@ -237,7 +237,7 @@ async def test_the_triage_desk_assigns_with_a_corrected_category(db: IntakeDb, c
     [
         ("assigned", "accept", "A5-HOUSING", {}, NotFound, "not_found"),  # never assigned to it: it does not exist
         ("accepted", "accept", "A3-HOUSING", {}, Conflict, "invalid_state"),
-        ("resolved", "resolve", "A3-HOUSING", {}, Conflict, "invalid_state"),
+        ("resolved", "resolve", "A3-HOUSING", {"note": "已办结"}, Conflict, "invalid_state"),
         ("assigned", "pause", "A3-HOUSING", {"note": "x"}, Conflict, "invalid_state"),
         ("accepted", "resume", "A3-HOUSING", {}, Conflict, "invalid_state"),
         ("accepted", "approve_extension", "A3-GOV", {}, Conflict, "no_pending_extension"),

@@ -54,6 +54,9 @@ class Policy:
 class PolicyBook:
     policies: tuple[Policy, ...]
     warning_fractions: tuple[float, ...]
+    #: the clocks a reopened petition (重办) gets again, whatever its policy (`reopen:` in the
+    #: book; their clocks' policy is recorded as ``reopen``)
+    reopen: tuple[ClockSpec, ...] = ()
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> PolicyBook:
@@ -61,36 +64,11 @@ class PolicyBook:
         fractions = tuple(sorted(float(f) for f in data.get("warning_fractions", [0.5, 0.75, 0.9])))
         if any(not 0 < f < 1 for f in fractions):
             raise ValueError("warning fractions must lie strictly between 0 and 1")
-        policies = []
-        for p in data["policies"]:
-            clocks = []
-            for name, spec in p["clocks"].items():
-                if spec["unit"] not in UNITS:
-                    raise ValueError(f"policy {p['id']} clock {name}: unknown unit {spec['unit']!r}")
-                if int((spec.get("extension") or {}).get("max_days", 0)) < 0:
-                    raise ValueError(f"policy {p['id']} clock {name}: extension max_days must be >= 0")
-                if int(spec["amount"]) <= 0:
-                    raise ValueError(f"policy {p['id']} clock {name}: amount must be positive")
-                if spec.get("starts", "received") not in ("received", "assigned"):
-                    raise ValueError(f"policy {p['id']} clock {name}: starts must be received|assigned")
-                if spec.get("on_reassign", "keep") not in ("restart", "keep"):
-                    raise ValueError(f"policy {p['id']} clock {name}: on_reassign must be restart|keep")
-                clocks.append(
-                    ClockSpec(
-                        name=name,
-                        amount=int(spec["amount"]),
-                        unit=spec["unit"],
-                        starts=spec.get("starts", "received"),
-                        stops_on=frozenset(spec.get("stops_on", ["resolve"])),
-                        on_reassign=spec.get("on_reassign", "keep"),
-                        pausable=bool(spec.get("pausable", False)),
-                        extension_max_days=int((spec.get("extension") or {}).get("max_days", 0)),
-                    )
-                )
-            policies.append(Policy(p["id"], dict(p.get("match") or {}), tuple(clocks)))
+        policies = [Policy(p["id"], dict(p.get("match") or {}), _clocks(p["id"], p["clocks"]))
+                    for p in data["policies"]]
         if not policies or policies[-1].match:
             raise ValueError("the last policy must match everything (an empty `match`)")
-        return cls(tuple(policies), fractions)
+        return cls(tuple(policies), fractions, _clocks(REOPEN, data.get("reopen") or {}))
 
     def select(
         self, *, channel: str | None, kind: str | None, priority: str | None,
@@ -104,8 +82,36 @@ class PolicyBook:
         raise AssertionError("unreachable: the last policy matches everything")
 
 
+#: the policy id of the clocks armed by a reopening
+REOPEN = "reopen"
+
+
+def _clocks(policy_id: str, specs: Mapping[str, Any]) -> tuple[ClockSpec, ...]:
+    clocks = []
+    for name, spec in specs.items():
+        if spec["unit"] not in UNITS:
+            raise ValueError(f"policy {policy_id} clock {name}: unknown unit {spec['unit']!r}")
+        if int((spec.get("extension") or {}).get("max_days", 0)) < 0:
+            raise ValueError(f"policy {policy_id} clock {name}: extension max_days must be >= 0")
+        if int(spec["amount"]) <= 0:
+            raise ValueError(f"policy {policy_id} clock {name}: amount must be positive")
+        if spec.get("starts", "received") not in ("received", "assigned"):
+            raise ValueError(f"policy {policy_id} clock {name}: starts must be received|assigned")
+        if spec.get("on_reassign", "keep") not in ("restart", "keep"):
+            raise ValueError(f"policy {policy_id} clock {name}: on_reassign must be restart|keep")
+        clocks.append(ClockSpec(
+            name=name, amount=int(spec["amount"]), unit=spec["unit"], starts=spec.get("starts", "received"),
+            stops_on=frozenset(spec.get("stops_on", ["resolve"])), on_reassign=spec.get("on_reassign", "keep"),
+            pausable=bool(spec.get("pausable", False)),
+            extension_max_days=int((spec.get("extension") or {}).get("max_days", 0)),
+        ))
+    return tuple(clocks)
+
+
 def find_clock(book: PolicyBook, policy_id: str, clock: str) -> ClockSpec | None:
     """The spec of `clock` in policy `policy_id` (None when the book no longer has it)."""
+    if policy_id == REOPEN:
+        return next((c for c in book.reopen if c.name == clock), None)
     for policy in book.policies:
         if policy.id == policy_id:
             return next((c for c in policy.clocks if c.name == clock), None)

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from services.escalation.domain import clockmath
 from services.escalation.domain.deadlines import compute_due
-from services.escalation.domain.policy import ClockSpec, PlannedTimer, PolicyBook, find_clock, plan_timers
+from services.escalation.domain.policy import REOPEN, ClockSpec, PlannedTimer, PolicyBook, find_clock, plan_timers
 from services.escalation.rows import (
     ArmClock,
     ClockChange,
@@ -134,7 +134,10 @@ def plan_routed(
     e: PetitionRouted, existing: Mapping[str, ClockHead], *, policies: PolicyBook, calendar: WorkCalendar,
     now: datetime,
 ) -> PetitionPlan:
-    """Arm or re-arm the clocks of the policy `e` matches, given the petition's clocks."""
+    """Arm or re-arm the clocks of the policy `e` matches, given the petition's clocks; a
+    reopening (重办) arms the book's reopen clocks afresh, from the reopening."""
+    if e.reason == "reopened":
+        return _plan_reopened(e, existing, policies=policies, calendar=calendar, now=now)
     policy = policies.select(
         channel=e.channel.value, kind=e.kind.value if e.kind else None, priority=e.priority.value,
         category=e.category,
@@ -157,6 +160,25 @@ def plan_routed(
                 petition_id=e.petition_id, clock=spec.name, department_code=e.department_code,
                 assignment_no=e.assignment_no, jurisdiction=e.jurisdiction.model_dump() if e.jurisdiction else None,
             ))
+    return PetitionPlan(tuple(changes), tuple(events), tuple(gaps))
+
+
+def _plan_reopened(
+    e: PetitionRouted, existing: Mapping[str, ClockHead], *, policies: PolicyBook, calendar: WorkCalendar,
+    now: datetime,
+) -> PetitionPlan:
+    changes: list[ClockChange] = []
+    events: list[Envelope] = []
+    gaps: list[CalendarGap] = []
+    for spec in policies.reopen:
+        head = existing.get(spec.name)
+        if head is not None and head.assignment_no >= e.assignment_no:
+            continue  # this reopening (or a later assignment) armed it already
+        arm, armed, gap = _arm(e, spec, REOPEN, policies.warning_fractions, calendar, now)
+        changes.append(arm)
+        events.append(armed)
+        if gap is not None:
+            gaps.append(gap)
     return PetitionPlan(tuple(changes), tuple(events), tuple(gaps))
 
 

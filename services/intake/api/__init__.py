@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import generate_latest
 
-from services.intake.api import auth, petitions, supervision
+from services.intake.api import auth, kpis, petitions, supervision
 from services.intake.handlers import Intake
 from services.intake.store import IntakeStore
 from shared.store import UnitOfWork
@@ -30,6 +30,7 @@ def build_router(
     api = APIRouter()
     api.include_router(petitions.router(uow, ctx))
     api.include_router(supervision.router(uow, ctx))
+    api.include_router(kpis.router(uow, ctx))
     api.include_router(auth.router())
 
     @api.get("/healthz", include_in_schema=False)

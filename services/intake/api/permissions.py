@@ -81,6 +81,7 @@ ENDPOINTS: dict[tuple[str, str], dict[Role, Outcome]] = {
     ("GET", "/v1/zero-reports"): _only(department=ALLOW_UNIT, supervisor=ALLOW_UNIT),
     ("GET", "/v1/audit"): _only(auditor=ALWAYS),
     ("GET", "/v1/admin/reference"): _only(admin=ALWAYS),
+    ("GET", "/v1/kpis"): _only(department=ALLOW_UNIT, supervisor=ALLOW_UNIT, auditor=ALWAYS, admin=ALWAYS),
 }
 
 
@@ -88,7 +89,10 @@ ENDPOINTS: dict[tuple[str, str], dict[Role, Outcome]] = {
 #: console's own style sheet and script)
 PUBLIC_PAGES: frozenset[tuple[str, str]] = frozenset({
     ("GET", "/track"), ("GET", "/console"), ("GET", "/console/login"), ("POST", "/console/login"),
-    ("GET", "/console/static/{name}"),
+    ("GET", "/console/static/{name}"), ("POST", "/track/rate"),
+    # the public board (晒单) and its open data
+    ("GET", "/public/cases"), ("GET", "/public/cases.json"), ("GET", "/public/cases.csv"),
+    ("GET", "/public/stats"), ("GET", "/public/stats.json"), ("GET", "/public/stats.csv"),
 })
 
 _EVERYONE = frozenset(Role)
@@ -112,6 +116,7 @@ PAGES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/console/petitions/{ref}"): frozenset({Role.OPERATOR, Role.DEPARTMENT, Role.TRIAGE, Role.SUPERVISOR}),
     ("POST", "/console/petitions/{ref}/supervise"): frozenset({Role.SUPERVISOR}),
     ("POST", "/console/petitions/{ref}/act"): frozenset({Role.DEPARTMENT, Role.TRIAGE, Role.SUPERVISOR}),
+    ("POST", "/console/petitions/{ref}/follow-up"): frozenset({Role.OPERATOR}),
 }
 
 

@@ -36,7 +36,7 @@ from services.intake.domain.masking import mask_personal_numbers as masked
 from services.intake.pii import petitioner_key
 from services.intake.store import IntakeStore
 from shared.errors import Forbidden, PetitionError, Unauthenticated
-from shared.identity import Role
+from shared.identity import Principal, Role
 from shared.store import UnitOfWork
 
 ACTION = TypeAdapter[Any](ActionIn)
@@ -450,6 +450,9 @@ def build(
         if action in DEPARTMENT_ACTIONS and DEPARTMENT_ACTIONS[action][1] and not body["note"]:
             return await petition_page(session, ref[:64], error=f"请填写{DEPARTMENT_ACTIONS[action][2]}。",
                                        status=422)
+        if action == "resolve":
+            body["basis"] = str(form.get("basis") or "").strip()
+            body["public"] = not form.get("private")
         if action == "request_extension" and form.get("extension_days"):
             body["extension_days"] = str(form.get("extension_days"))
         if action == "assign":
@@ -468,6 +471,33 @@ def build(
         if action == "assign":  # back to the desk's queue, for the next one
             return RedirectResponse("/console/triage?done=assign", status_code=303)
         return RedirectResponse(f"/console/petitions/{ref[:64]}?done={action}", status_code=303)
+
+    @pages.post("/console/petitions/{ref}/follow-up")
+    async def follow_up(request: Request, ref: str) -> Response:
+        """The hotline records its call back to the petitioner (回访)."""
+        admitted = await admit(request, ("POST", "/console/petitions/{ref}/follow-up"))
+        if isinstance(admitted, Response):
+            return admitted
+        session, form = admitted
+        reached = form.get("reached") != "0"
+        body: dict[str, Any] = {"action": "follow_up", "reached": reached, "note": str(form.get("note") or "").strip()}
+        if reached:
+            if form.get("resolved") not in ("0", "1") or not form.get("satisfaction"):
+                return await petition_page(session, ref[:64], error="请选择问题是否解决和满意度。", status=422)
+            body |= {"resolved": form.get("resolved") == "1", "satisfaction": str(form.get("satisfaction"))}
+        try:
+            parsed = ACTION.validate_python(body)
+            done = await handlers.act(uow(), ctx, session.principal, ref[:64], parsed, now=datetime.now(UTC))
+        except ValidationError as invalid:
+            message = "；".join(f"{k}: {v}" for k, v in _field_errors(invalid).items())
+            return await petition_page(session, ref[:64], error=message, status=422)
+        except PetitionError as refused:
+            if web.error_status(refused) in (409, 422):
+                return await petition_page(session, ref[:64], error=refused.message, status=web.error_status(refused))
+            return web.error_page(refused, session)
+        metrics.ACTIONS.labels("follow_up").inc()
+        return RedirectResponse(f"/console/petitions/{ref[:64]}?done=follow_up&outcome={done.status}",
+                                status_code=303)
 
     @pages.get("/console/open")
     async def open_petition(request: Request) -> Response:
@@ -514,8 +544,35 @@ def build(
         if not code:
             return web.page("track.html", {"code": "", "found": None, "asked": False})
         found = await views.public_status(uow(), code[:64])
-        return web.page("track.html", {"code": code[:64], "found": found, "asked": True},
+        return web.page("track.html", {"code": code[:64], "found": found, "asked": True,
+                                       "rated": request.query_params.get("rated") or ""},
                         status=200 if found else 404)
+
+    @pages.post("/track/rate")
+    async def rate(request: Request) -> Response:
+        """The citizen rates the answer with the tracking code (a 回访 in their own words): the
+        same rules as the hotline's call. The tracking code is the citizen's proof."""
+        async with request.form(max_files=0, max_fields=10) as form:
+            code = str(form.get("code") or "").strip().upper()[:64]
+            resolved, satisfaction = form.get("resolved"), str(form.get("satisfaction") or "")
+            note = str(form.get("note") or "").strip()[:2000]
+        found = await views.public_status(uow(), code) if code else None
+        if found is None:
+            return web.page("track.html", {"code": code, "found": None, "asked": True}, status=404)
+        try:
+            parsed = ACTION.validate_python({"action": "follow_up", "reached": True, "resolved": resolved == "1",
+                                             "satisfaction": satisfaction, "note": note})
+            citizen = Principal(f"citizen:{code}", Role.OPERATOR)
+            await handlers.follow_up(uow(), ctx, citizen, code, parsed, now=datetime.now(UTC), citizen=True)
+        except ValidationError:
+            return web.page("track.html", {"code": code, "found": found, "asked": True,
+                                           "error": "请选择问题是否解决和满意度。"}, status=422)
+        except PetitionError as refused:
+            if web.error_status(refused) in (409, 422):
+                return web.page("track.html", {"code": code, "found": found, "asked": True,
+                                               "error": "该诉求当前不能评价（可能已评价过）。"}, status=409)
+            raise
+        return RedirectResponse(f"/track?code={quote(code, safe='')}&rated=1", status_code=303)
 
     return pages
 

@@ -53,11 +53,12 @@ EVENT_NAMES = {
     "supervision_closed": "督办关闭", "supervision_overdue": "督办逾期", "open_supervision": "发起督办",
     "close_supervision": "申请关闭督办", "accept": "签收", "return": "退单", "resolve": "办结", "contact": "联系诉求人",
     "pause": "暂停", "resume": "恢复", "request_extension": "申请延期", "approve_extension": "批准延期",
-    "reject_extension": "驳回延期", "assign": "人工分派",
+    "reject_extension": "驳回延期", "assign": "人工分派", "follow_up": "回访", "reopened": "重办",
 }
 STATUS_NAMES = {
     "submitted": "已受理", "triage": "待分派", "assigned": "待签收", "accepted": "办理中", "returned": "已退单",
-    "paused": "已暂停", "resolved": "已办结", "closed": "已关闭",
+    "paused": "已暂停", "resolved": "已办结（待回访）", "closed": "已关闭", "reopened": "重办中",
+    "unreachable": "回访未联系上",
 }
 
 

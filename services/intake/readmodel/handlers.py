@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from services.intake.readmodel.store import ReadModelStore, Routing, ZeroReportVerdict
 from shared.consumer import BatchResult
@@ -40,6 +41,9 @@ from shared.events import (
     ZeroReportSupervisionOverdue,
 )
 from shared.records import RawMessage
+
+#: the 三率 count by local day
+LOCAL = ZoneInfo("Asia/Shanghai")
 
 __all__ = ["handlers"]
 
@@ -67,7 +71,12 @@ def handlers(*, triage_code: Callable[[], str]) -> dict[str, Handler]:
             e.assignment_no, e.jurisdiction.model_dump() if e.jurisdiction else None, e.priority.value, e.rule,
             e.repeat_of, e.group_petition, tuple(e.accused_departments), e.confidence,
         ), e.occurred_at)
-        await _timeline(store, e, "routed" if e.assignment_no == 1 else "reassigned", {
+        if not at_triage:  # the 三率 count the departments' assignments, not the triage desk's
+            day = e.occurred_at.astimezone(LOCAL).date()
+            await store.count_kpi(e.event_id, e.department_code, day, ["assignments"])
+            await store.assigned_on(e.petition_id, e.department_code, day)
+        name = "routed" if e.assignment_no == 1 else "reopened" if e.reason == "reopened" else "reassigned"
+        await _timeline(store, e, name, {
             "department": e.department_code, "department_name": e.department_name, "category": e.category,
             "rule": e.rule, "assignment_no": e.assignment_no, **({"repeat_of": e.repeat_of} if e.repeat_of else {}),
         })
@@ -111,6 +120,15 @@ async def on_breached(store: ReadModelStore, e: SlaBreached, raw: RawMessage, r:
 async def on_stopped(store: ReadModelStore, e: SlaClockStopped, raw: RawMessage, r: BatchResult) -> None:
     await _require(store, e.petition_id)
     await store.stop_deadline(e.petition_id, e.clock, e.due_at, e.occurred_at)
+    if e.clock == "sign_for" and e.reason in ("accept", "resolve") and e.occurred_at <= e.due_at:
+        # 响应率: signed for within the limit, counted on the day of the assignment
+        day = (await store.assignment_day(e.petition_id, e.department_code)
+               or e.occurred_at.astimezone(LOCAL).date())
+        await store.count_kpi(e.event_id, e.department_code, day, ["signed_in_time"])
+    if e.clock == "resolution" and e.reason == "resolve":
+        # the public board's on-time share: resolutions, and those within the limit, by their day
+        fields = ["resolutions"] + (["resolved_in_time"] if e.occurred_at <= e.due_at else [])
+        await store.count_kpi(e.event_id, e.department_code, e.occurred_at.astimezone(LOCAL).date(), fields)
     await _timeline(store, e, "clock_stopped", {"clock": e.clock, "reason": e.reason})
 
 

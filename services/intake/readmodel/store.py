@@ -9,10 +9,12 @@ rows and 督办 keyed by their ids, so a redelivered event changes nothing.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
+from services.intake.store.postgres import count_kpi
 from shared.events import SupervisionOrder
 from shared.store import PgTransaction, Transaction
 
@@ -53,6 +55,16 @@ class ZeroReportVerdict:
 
 
 class ReadModelStore(Transaction, Protocol):
+    async def count_kpi(self, event_id: uuid.UUID, department: str, day: date, fields: Sequence[str]) -> None:
+        """Add one to each of the 三率 counters `fields` of the department's day, once per event."""
+        ...
+
+    async def assigned_on(self, petition_id: str, department: str, day: date) -> None:
+        """Remember the (latest) day `department` was given the petition."""
+        ...
+
+    async def assignment_day(self, petition_id: str, department: str) -> date | None: ...
+
     """Named writes of the read model (one transaction)."""
 
     async def petition_exists(self, petition_id: str) -> bool: ...
@@ -103,6 +115,21 @@ class PgReadModelStore(PgTransaction):
 
     __slots__ = ()
 
+    async def count_kpi(self, event_id: uuid.UUID, department: str, day: date, fields: Sequence[str]) -> None:
+        await count_kpi(self.conn, event_id, department, day, fields)
+
+    async def assigned_on(self, petition_id: str, department: str, day: date) -> None:
+        await self.conn.execute(
+            "INSERT INTO intake.kpi_assignment (petition_id, department_code, day) VALUES ($1, $2, $3)"
+            " ON CONFLICT (petition_id, department_code) DO UPDATE SET day = EXCLUDED.day",
+            petition_id, department, day)
+
+    async def assignment_day(self, petition_id: str, department: str) -> date | None:
+        found: date | None = await self.conn.fetchval(
+            "SELECT day FROM intake.kpi_assignment WHERE petition_id = $1 AND department_code = $2",
+            petition_id, department)
+        return found
+
     async def petition_exists(self, petition_id: str) -> bool:
         return bool(await self.conn.fetchval("SELECT 1 FROM intake.petition WHERE id = $1", petition_id))
 
@@ -126,7 +153,7 @@ class PgReadModelStore(PgTransaction):
                  department_name = $5, assignment_no = $6, jurisdiction = $7, priority = $8,
                  rule = $9, repeat_of = $10, group_petition = $11, accused_departments = $12,
                  confidence = $13, updated_at = now()
-               WHERE id = $1 AND assignment_no < $6 AND status NOT IN ('resolved', 'closed')""",
+               WHERE id = $1 AND assignment_no < $6 AND status NOT IN ('resolved', 'closed', 'unreachable')""",
             r.petition_id, r.status, r.category, r.department_code, r.department_name, r.assignment_no,
             r.jurisdiction, r.priority, r.rule, r.repeat_of, r.group_petition, list(r.accused_departments),
             r.confidence,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from services.intake.store.postgres import PgIntakeStore
@@ -26,6 +26,7 @@ from services.intake.store.rows import (
     IdempotentPetition,
     NewPetitionRow,
     PetitionRow,
+    PublicCase,
     PublicRequest,
     QueueRow,
     SupervisionRow,
@@ -49,6 +50,7 @@ __all__ = [
     "NewPetitionRow",
     "PetitionRow",
     "PgIntakeStore",
+    "PublicCase",
     "PublicRequest",
     "QueueRow",
     "SupervisionRow",
@@ -80,6 +82,30 @@ class IntakeStore(Transaction, Protocol):
 
     async def petition(self, ref: str, *, for_update: bool = False) -> PetitionRow | None:
         """The petition with id or tracking code `ref` (locked until the end of the transaction)."""
+        ...
+
+    async def record_resolution(self, petition_id: str, at: datetime, department: str, basis: str, public: bool,
+                                follow_up_due: datetime, office: str) -> None:
+        """The resolution's facts, and the hotline's follow-up clock (running until the call)."""
+        ...
+
+    async def record_follow_up(self, petition_id: str, status: str, attempts: int, reopens: int, at: datetime, *,
+                               stop_clock: bool) -> None: ...
+
+    async def public_cases(self, *, limit: int, before: datetime | None, start: datetime | None,
+                           end: datetime | None, hidden: Sequence[str]) -> list[PublicCase]:
+        """Resolved cases the public may see, the latest resolution first (`before`: older than
+        that resolution; `start`/`end`: resolved in that range): not withheld, no accusation, none
+        about a unit, none of a `hidden` category."""
+        ...
+
+    async def kpi_counts(self, start: date, end: date, tokens: Sequence[str] | None) -> dict[str, dict[str, int]]:
+        """The 三率 counters of every department (of the areas `tokens`; None: all), summed over
+        the local days [start, end]."""
+        ...
+
+    async def count_kpi(self, event_id: uuid.UUID, department: str, day: date, fields: Sequence[str]) -> None:
+        """Add one to each of the 三率 counters `fields` of the department's day, once per event."""
         ...
 
     async def set_status(self, petition_id: str, status: str, extension_state: str | None) -> None:

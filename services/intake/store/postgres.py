@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from services.intake.store.rows import (
@@ -19,6 +19,7 @@ from services.intake.store.rows import (
     IdempotentPetition,
     NewPetitionRow,
     PetitionRow,
+    PublicCase,
     PublicRequest,
     QueueRow,
     SupervisionRow,
@@ -35,11 +36,13 @@ __all__ = ["PgIntakeStore"]
 _PETITION = """SELECT id, tracking_code, status, category, department_code, department_name, assignment_no,
     jurisdiction, priority, rule, repeat_of, group_petition, accused_departments, persons, channel, kind,
     received_at, extension_state, status_before_pause, title, content, location, submitted_by,
+    follow_up_attempts, reopen_count, resolved_by,
     ARRAY(SELECT department_code FROM intake.petition_assignment a WHERE a.petition_id = p.id) AS assigned
   FROM intake.petition p WHERE id = $1 OR tracking_code = $1"""
 _PETITION_LOCKED = """SELECT id, tracking_code, status, category, department_code, department_name, assignment_no,
     jurisdiction, priority, rule, repeat_of, group_petition, accused_departments, persons, channel, kind,
     received_at, extension_state, status_before_pause, title, content, location, submitted_by,
+    follow_up_attempts, reopen_count, resolved_by,
     ARRAY(SELECT department_code FROM intake.petition_assignment a WHERE a.petition_id = p.id) AS assigned
   FROM intake.petition p WHERE id = $1 OR tracking_code = $1 FOR UPDATE"""
 _SUPERVISION = """SELECT s.*, p.tracking_code, p.accused_departments FROM intake.supervision s
@@ -117,8 +120,79 @@ class PgIntakeStore(PgTransaction):
             r["assignment_no"], r["jurisdiction"], r["priority"], r["rule"], r["repeat_of"], r["group_petition"],
             tuple(r["accused_departments"] or ()), r["persons"], r["channel"], r["kind"], r["received_at"],
             r["extension_state"], r["status_before_pause"], r["title"], r["content"], r["location"],
-            r["submitted_by"], frozenset(r["assigned"] or ()),
+            r["submitted_by"], frozenset(r["assigned"] or ()), r["follow_up_attempts"], r["reopen_count"],
+            r["resolved_by"],
         )
+
+    async def record_resolution(self, petition_id: str, at: datetime, department: str, basis: str, public: bool,
+                                follow_up_due: datetime, office: str) -> None:
+        await self.conn.execute(
+            """UPDATE intake.petition SET resolved_at = $2, resolved_by = $3, basis = $4, public = $5,
+                 follow_up_attempts = 0, updated_at = now() WHERE id = $1""",
+            petition_id, at, department, basis, public)
+        await self.conn.execute(
+            """INSERT INTO intake.deadline (petition_id, clock, due_at, state, department_code, updated_at)
+               VALUES ($1, 'follow_up', $2, 'running', $3, $4)
+               ON CONFLICT (petition_id, clock) DO UPDATE SET due_at = EXCLUDED.due_at, state = 'running',
+                 department_code = EXCLUDED.department_code, updated_at = EXCLUDED.updated_at""",
+            petition_id, follow_up_due, office, at)
+
+    async def record_follow_up(self, petition_id: str, status: str, attempts: int, reopens: int, at: datetime, *,
+                               stop_clock: bool) -> None:
+        await self.conn.execute(
+            """UPDATE intake.petition SET status = $2, follow_up_attempts = $3, reopen_count = $4, updated_at = now()
+               WHERE id = $1""", petition_id, status, attempts, reopens)
+        if stop_clock:
+            await self.conn.execute(
+                "UPDATE intake.deadline SET state = 'stopped', updated_at = $2 WHERE petition_id = $1"
+                " AND clock = 'follow_up'", petition_id, at)
+
+    async def public_cases(self, *, limit: int, before: datetime | None, start: datetime | None,
+                           end: datetime | None, hidden: Sequence[str]) -> list[PublicCase]:
+        rows = await self.conn.fetch(
+            """SELECT p.id, p.category, p.jurisdiction->>'name' AS area, p.department_name, p.status, p.received_at,
+                      p.resolved_at, p.title, p.content, p.basis, c.name AS petitioner_name,
+                      (SELECT d.due_at FROM intake.deadline d
+                        WHERE d.petition_id = p.id AND d.clock = 'resolution') AS due_at,
+                      (SELECT t.detail->>'note' FROM intake.timeline t WHERE t.petition_id = p.id
+                          AND t.event = 'resolve' ORDER BY t.at DESC, t.id DESC LIMIT 1) AS reply,
+                      (SELECT t.detail->>'satisfaction' FROM intake.timeline t WHERE t.petition_id = p.id
+                          AND t.event = 'follow_up' AND t.detail->>'reached' = 'true'
+                        ORDER BY t.at DESC, t.id DESC LIMIT 1) AS satisfaction
+                 FROM intake.petition p LEFT JOIN intake.petitioner_contact c ON c.petition_id = p.id
+                WHERE p.resolved_at IS NOT NULL AND p.status IN ('resolved', 'closed', 'unreachable')
+                  AND p.public AND p.kind IS DISTINCT FROM 'accusation' AND cardinality(p.accused_departments) = 0
+                  AND NOT (coalesce(p.category, '') = ANY($2::text[]))
+                  AND ($3::timestamptz IS NULL OR p.resolved_at < $3)
+                  AND ($4::timestamptz IS NULL OR p.resolved_at >= $4)
+                  AND ($5::timestamptz IS NULL OR p.resolved_at < $5)
+                ORDER BY p.resolved_at DESC, p.id
+                LIMIT $1""",
+            limit, list(hidden), before, start, end)
+        steps: dict[str, list[tuple[str, datetime]]] = {}
+        for t in await self.conn.fetch(
+            """SELECT petition_id, event, at FROM intake.timeline WHERE petition_id = ANY($1::text[])
+                 AND event = ANY($2::text[]) ORDER BY at, id""",
+            [r["id"] for r in rows], list(CASE_STEPS),
+        ):
+            steps.setdefault(t["petition_id"], []).append((t["event"], t["at"]))
+        return [PublicCase(r["id"], r["category"], r["area"], r["department_name"], r["status"], r["received_at"],
+                           r["resolved_at"], r["due_at"], r["title"], r["content"], r["reply"], r["basis"],
+                           r["petitioner_name"], r["satisfaction"], tuple(steps.get(r["id"], ())))
+                for r in rows]
+
+    async def kpi_counts(self, start: date, end: date, tokens: Sequence[str] | None) -> dict[str, dict[str, int]]:
+        rows = await self.conn.fetch(
+            f"""SELECT department_code, {", ".join(f"sum({n})::int AS {n}" for n in sorted(KPI_FIELDS))}
+                  FROM intake.kpi_daily
+                 WHERE day BETWEEN $1 AND $2
+                   AND ($3::text[] IS NULL OR split_part(department_code, '-', 1) = ANY($3::text[]))
+                 GROUP BY department_code""",  # noqa: S608 - the column names are KPI_FIELDS
+            start, end, list(tokens) if tokens is not None else None)
+        return {r["department_code"]: {n: r[n] for n in KPI_FIELDS} for r in rows}
+
+    async def count_kpi(self, event_id: uuid.UUID, department: str, day: date, fields: Sequence[str]) -> None:
+        await count_kpi(self.conn, event_id, department, day, fields)
 
     async def set_status(self, petition_id: str, status: str, extension_state: str | None) -> None:
         await self.conn.execute(
@@ -229,7 +303,8 @@ class PgIntakeStore(PgTransaction):
                         WHERE d.petition_id = p.id AND d.clock = 'resolution') AS expected_at,
                       (SELECT t.detail->>'note' FROM intake.timeline t
                         WHERE t.petition_id = p.id AND t.event = 'resolve' ORDER BY t.at DESC, t.id DESC
-                        LIMIT 1) AS reply
+                        LIMIT 1) AS reply,
+                      (SELECT c.name FROM intake.petitioner_contact c WHERE c.petition_id = p.id) AS petitioner_name
                  FROM intake.petition p
                 WHERE p.kind IS DISTINCT FROM 'accusation' AND cardinality(p.accused_departments) = 0
                   AND NOT (coalesce(p.category, '') = ANY($8::text[]))
@@ -248,7 +323,8 @@ class PgIntakeStore(PgTransaction):
         )
         return [PublicRequest(r["id"], r["tracking_code"], r["status"], r["category"], r["service_code"],
                               r["department_name"], r["received_at"], r["updated_at"], r["jurisdiction"],
-                              r["admin_code"], r["lat"], r["long"], r["media_url"], r["expected_at"], r["reply"])
+                              r["admin_code"], r["lat"], r["long"], r["media_url"], r["expected_at"], r["reply"],
+                              r["petitioner_name"])
                 for r in rows]
 
     async def queue(self, departments: Sequence[str], statuses: Sequence[str], limit: int) -> list[QueueRow]:
@@ -344,3 +420,27 @@ class PgIntakeStore(PgTransaction):
         )
         return [CallerPetition(r["id"], r["tracking_code"], r["status"], r["title"], r["received_at"],
                                r["department_name"]) for r in rows]
+
+
+#: the timeline entries a public case shows as its process (never their notes)
+CASE_STEPS = ("submitted", "routed", "reassigned", "reopened", "accept", "return", "request_extension",
+              "approve_extension", "resolve", "follow_up", "supervision_opened", "escalated")
+
+#: the counters of the 三率 projection (columns of intake.kpi_daily)
+KPI_FIELDS = frozenset({"assignments", "signed_in_time", "follow_ups", "rated_resolved", "satisfied",
+                        "basically_satisfied", "unsatisfied", "unreachable", "reopened", "resolutions",
+                        "resolved_in_time"})
+
+
+async def count_kpi(conn: Any, event_id: uuid.UUID, department: str, day: date, fields: Sequence[str]) -> None:
+    """Add one to each of `fields` of the department's day, unless this event counted them
+    already (the projection is idempotent: a redelivered event changes nothing)."""
+    for name in fields:
+        if name not in KPI_FIELDS:
+            raise ValueError(f"no KPI counter {name}")
+        await conn.execute(
+            f"""WITH fresh AS (INSERT INTO intake.kpi_fact (event_id, field) VALUES ($1, $4)
+                               ON CONFLICT DO NOTHING RETURNING 1)
+                INSERT INTO intake.kpi_daily (department_code, day, {name}) SELECT $2, $3, 1 FROM fresh
+                ON CONFLICT (department_code, day) DO UPDATE SET {name} = intake.kpi_daily.{name} + 1""",  # noqa: S608 - a KPI_FIELDS name
+            event_id, department, day, name)

@@ -18,6 +18,7 @@ __all__ = [
     "IdempotentPetition",
     "NewPetitionRow",
     "PetitionRow",
+    "PublicCase",
     "PublicRequest",
     "QueueRow",
     "SupervisionRow",
@@ -80,6 +81,10 @@ class PetitionRow:
     submitted_by: str | None = None
     #: every department it was ever assigned to (the holder included)
     assigned: frozenset[str] = frozenset()
+    #: closing the loop: calls that reached nobody, reopenings, the latest resolution's department
+    follow_up_attempts: int = 0
+    reopen_count: int = 0
+    resolved_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,3 +278,26 @@ class PublicRequest:
     media_url: str | None
     expected_at: datetime | None
     reply: str | None
+    #: only to take the petitioner's name out of the reply
+    petitioner_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublicCase:
+    """A resolved case as the public board reads it, before it is anonymised."""
+
+    id: str
+    category: str | None
+    area: str | None
+    department_name: str | None
+    status: str
+    received_at: datetime
+    resolved_at: datetime
+    due_at: datetime | None
+    title: str
+    content: str
+    reply: str | None
+    basis: str | None
+    petitioner_name: str | None
+    satisfaction: str | None
+    steps: tuple[tuple[str, datetime], ...]
