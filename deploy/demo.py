@@ -202,8 +202,23 @@ class Demo:
             body = r.json()
             item.status = body["status"]
             item.department = (body.get("department") or {}).get("code")
+            if item.status == "resolved" and item.department is not None:
+                # the hotline calls back (回访): most are satisfied, some reopen (重办), a few unreachable
+                roll = self.rng.random()
+                call: dict[str, object] = (
+                    {"reached": False} if roll < 0.1 else
+                    {"resolved": roll < 0.85, "satisfaction": "satisfied" if roll < 0.65 else
+                     "basically_satisfied" if roll < 0.85 else "unsatisfied"})
+                r = self.client.post(f"/v1/petitions/{item.id}/actions", json={"action": "follow_up", **call})
+                outcome = r.json().get("status") if r.status_code == 202 else f"http_{r.status_code}"
+                self.tally[f"follow_up:{outcome}"] += 1
+                if outcome in ("reopened", "resolved"):  # reopened: the department works on it again
+                    item.act_after = now + self.rng.uniform(3.0, 10.0)
+                else:
+                    self.open.remove(item)
+                continue
             if item.department is None or item.status not in ("assigned", "accepted"):
-                if item.status == "resolved" or now - item.created > 180:
+                if now - item.created > 180:
                     self.open.remove(item)
                 else:
                     item.act_after = now + 3
@@ -226,7 +241,7 @@ class Demo:
                 late = self.client.post(f"/v1/petitions/{item.id}/actions",
                                         json={"action": "accept", "department": item.department, "note": "已签收"})
                 self.tally[f"action:accept:stale_department:http_{late.status_code}"] += 1
-            if r.status_code == 202 and action != "resolve":
+            if r.status_code == 202:  # resolved: the follow-up call comes next
                 item.act_after = now + self.rng.uniform(3.0, 10.0)
             else:
                 self.open.remove(item)

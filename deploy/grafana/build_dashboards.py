@@ -170,11 +170,15 @@ DEPARTMENTS = Dashboard(
           unit="percentunit", kind="bargauge",
           description="Of the petitions whose resolution (办结) deadline has passed or that were resolved, the "
                       "share resolved in time; clocks started in the last 30 days."),
-    ],
-    pending=[
-        Pending("三率: satisfaction rate (满意率)", "petition_department_rate_ratio",
-                f'max by (department) (petition_department_rate_ratio{{rate="satisfaction",{DEPT}}})',
-                "future: petitioner feedback (回访) is not collected yet", rate="satisfaction"),
+        p("三率 this month: satisfaction rate (满意率)",
+          f'max by (department) (petition_kpi_rate{{rate="satisfaction",{DEPT}}})', "{{department}}",
+          unit="percentunit", kind="bargauge",
+          description="(satisfied + 0.8 x basically satisfied) / follow-ups (回访) that reached the petitioner, "
+                      "this month; from intake's 三率 projection (GET /v1/kpis, handbook/KPIS.md)."),
+        p("三率 this month: score (综合得分)",
+          f'max by (department) (petition_kpi_score{{{DEPT}}})', "{{department}}", kind="bargauge",
+          description="The weighted score of the three rates (0-100) this month; each department is ranked "
+                      "within its area by it (GET /v1/kpis?area=)."),
     ],
 )
 
