@@ -12,6 +12,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from petitionctl.broker import add_parsers as add_broker_parsers
 from shared.settings import load_settings
@@ -66,6 +67,32 @@ def _triage_export(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def _model_feedback(args: argparse.Namespace) -> int:
+    """The desk's decisions as labelled examples (services/router/classification/feedback.py)."""
+    from services.router.classification.feedback import write_feedback
+    from services.router.classification.feedback_source import from_database
+
+    settings = load_settings()
+    rows = from_database(args.dsn or settings.pg_dsn, settings)
+    text = write_feedback(rows)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {len(rows)} feedback rows to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _model_promote(args: argparse.Namespace) -> int:
+    from services.router.classification.feedback import promote
+
+    settings = load_settings()
+    candidate = args.candidate or settings.run_dir / "model-candidate"
+    done, message = promote(Path(candidate), Path(args.model_dir or settings.serving_model_dir))
+    print(message, file=sys.stdout if done else sys.stderr)
+    return 0 if done else 1
 
 
 def _classify(args: argparse.Namespace) -> int:
@@ -169,6 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
                                     add_help=False)
     evaluate.add_argument("rest", nargs=argparse.REMAINDER)
     evaluate.set_defaults(func=_model_evaluate)
+
+    feedback = model_sub.add_parser("feedback", help="the desk's decisions as labelled examples (JSON lines)")
+    feedback.add_argument("--output", help="a file (default: standard output)")
+    feedback.add_argument("--dsn", help="PostgreSQL (default PETITION_PG_DSN)")
+    feedback.set_defaults(func=_model_feedback)
+    promote = model_sub.add_parser(
+        "promote", help="serve a candidate trained --with-feedback, only if its CV comparison allows")
+    promote.add_argument("--candidate", type=Path, default=None, help="default: <run dir>/model-candidate")
+    promote.add_argument("--model-dir", type=Path, default=None,
+                         help="the serving folder the router watches (default PETITION_MODEL_DIR or <run dir>/model)")
+    promote.set_defaults(func=_model_promote)
 
     triage = sub.add_parser("triage", help="the triage desk")
     triage_sub = triage.add_subparsers(dest="triage_command", required=True)

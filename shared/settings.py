@@ -98,12 +98,20 @@ class Settings(BaseSettings):
     routing_table_path: Path | None = None
     gazetteer_path: Path | None = None
     classifier: str = "model"  # "model" (the trained artefact) or "keywords"
+    # the serving folder of a promoted model (petitionctl model promote writes it, the router
+    # watches it and reloads); while it holds no model, the artefact shipped in the package
+    model_dir: Path | None = None
     # worker processes that classify beside the router's event loop (0: in the loop itself)
     classify_workers: int = Field(default=1, ge=0, le=16)
     # the router's outbox relay in a child process (false: a task of its event loop)
     relay_process: bool = True
     table_reload_seconds: float = 2.0
     data_dir: Path = REPO_ROOT.parent / "shared" / "data"
+
+    @property
+    def serving_model_dir(self) -> Path:
+        """Where a promoted classifier is served from (`model_dir`, default <run_dir>/model)."""
+        return self.model_dir or self.run_dir / "model"
 
 
 def load_settings() -> Settings:

@@ -13,6 +13,7 @@ consumer core and the faust app, and counts the metrics of what committed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,21 @@ from shared.store import PgUnitOfWork
 from shared.supervise import Supervisor
 from shared.worker import add_ops_pages, batch_agent, consumer_parts, make_app, pg_and_kafka_ready
 
+log = logging.getLogger(__name__)
+
 SCHEMA = "router"
 SERVICE = "router"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def _model_stamp(model_dir: Path | None) -> tuple[int, ...] | None:
+    """When the served model's files last changed (None: no promoted model there)."""
+    if model_dir is None:
+        return None
+    try:
+        return tuple((model_dir / name).stat().st_mtime_ns for name in ("model.json", "model.npz"))
+    except OSError:
+        return None
 
 
 class Router:
@@ -57,8 +70,11 @@ class Router:
     def __init__(self, *, settings: Settings) -> None:
         self.settings = settings
         self.tables = TableSource(settings.routing_table_path or ROUTING, settings.gazetteer_path or GAZETTEER)
+        # a promoted model is served from here (petitionctl model promote), reloaded when it changes
+        self.model_dir = settings.serving_model_dir if settings.classifier == "model" else None
+        self._model_stamp = _model_stamp(self.model_dir)
         self.plans = PreparedPlans(
-            classifier=load_classifier(settings.classifier), default_threshold=settings.triage_threshold
+            classifier=load_classifier(settings.classifier, self.model_dir), default_threshold=settings.triage_threshold
         )
         self.kafka = KafkaAccess.from_settings(settings)
         self.queues = DepartmentQueues(self.kafka)
@@ -89,7 +105,7 @@ class Router:
             if self.settings.classify_workers > 0:
                 offload = OffloadedClassifier(
                     self.settings.classifier, workers=self.settings.classify_workers, local=self.plans.classifier,
-                    tables=self.tables.paths,
+                    tables=self.tables.paths, model_dir=self.model_dir,
                 )
                 await offload.warm_up()
                 self.plans.offload = offload
@@ -163,6 +179,27 @@ class Router:
         if now >= self._next_reload_check:
             self._next_reload_check = now + self.settings.table_reload_seconds
             self.tables.maybe_reload()
+            self.maybe_reload_model()
+
+    def maybe_reload_model(self) -> bool:
+        """Serve a newly promoted model (its files changed); a model that does not load is
+        logged and the one in force kept. True when a new one is in force."""
+        stamp = _model_stamp(self.model_dir)
+        if stamp == self._model_stamp:
+            return False
+        self._model_stamp = stamp
+        try:
+            new = load_classifier(self.settings.classifier, self.model_dir)
+        except Exception:
+            log.exception("the promoted model in %s does not load; keeping %s", self.model_dir,
+                          getattr(self.plans.classifier, "version", "?"))
+            return False
+        old = getattr(self.plans.classifier, "version", "?")
+        self.plans.classifier = new
+        if self.plans.offload is not None:
+            self.plans.offload.reload(new)
+        log.info("classifier reloaded: %s -> %s", old, getattr(new, "version", "?"))
+        return True
 
     async def readiness(self) -> dict[str, bool]:
         return await pg_and_kafka_ready(self.pool, self.relay, loops=self.loops,

@@ -30,12 +30,15 @@ def load_keyword_classifier(path: Path = DATA / "keywords.yaml") -> KeywordClass
     return KeywordClassifier(data["categories"])
 
 
-def load_classifier(kind: str = "model") -> Any:
-    """The trained model (the default), or the keyword classifier when asked or when absent."""
+def load_classifier(kind: str = "model", model_dir: Path | None = None) -> Any:
+    """The trained model (the default: the promoted one in `model_dir` when it holds one, else
+    the artefact shipped in the package), or the keyword classifier when asked or when absent."""
     if kind == "model":
         try:
-            from services.router.classification.model import CategoryClassifier
+            from services.router.classification.model import META_FILE, CategoryClassifier
 
+            if model_dir is not None and (model_dir / META_FILE).is_file():
+                return CategoryClassifier.load(model_dir)
             return CategoryClassifier.load()
         except (ImportError, FileNotFoundError) as exc:
             log.warning("trained classifier unavailable (%s); using the keyword classifier", exc)

@@ -65,6 +65,8 @@ class Routing:
     jurisdiction_source: str | None
     repeat_of: str | None
     group_petition: bool
+    #: the classifier version that chose `category` (None: a person or a return decided it)
+    model_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +121,8 @@ def initial_decision(
     return table.decide(category, area, text=text, accused=accused), source
 
 
-def initial_routing(event: PetitionSubmitted, prediction: Prediction, decision: Decision, source: str) -> Routing:
+def initial_routing(event: PetitionSubmitted, prediction: Prediction, decision: Decision, source: str,
+                    model_version: str | None = None) -> Routing:
     group = event.persons >= GROUP_PETITION_PERSONS
     return Routing(
         decision=decision, assignment_no=1, category=prediction.category, confidence=prediction.confidence,
@@ -127,7 +130,7 @@ def initial_routing(event: PetitionSubmitted, prediction: Prediction, decision: 
         kind=event.kind, channel=event.channel, tracking_code=event.tracking_code,
         title=event.title, content=event.content, location=event.location,
         received_at=event.received_at, persons=event.persons, jurisdiction_source=source,
-        repeat_of=None, group_petition=group,
+        repeat_of=None, group_petition=group, model_version=model_version,
     )
 
 
@@ -166,6 +169,7 @@ def encode(cause: Any, r: Routing, now: Any, table: RoutingTable) -> Encoded:
         accused_departments=r.decision.accused,
         table_version=version,
         triage=dept.code == table.triage.code,
+        model_version=r.model_version,
     )
     assignment = DepartmentAssignment(
         event_id=derived_event_id(cause.event_id, f"assignment:{r.assignment_no}"),
@@ -191,11 +195,12 @@ def outbox_of(cause: Any, r: Routing, version: str, routed: bytes, assignment: b
 
 
 def plan_for_worker(
-    event: PetitionSubmitted, prediction: Prediction, table: RoutingTable, threshold: float, now: Any
+    event: PetitionSubmitted, prediction: Prediction, table: RoutingTable, threshold: float, now: Any,
+    model_version: str | None = None,
 ) -> WorkerPlan:
     """The worker's side: decide, encode, and reduce the decision to codes."""
     decision, source = initial_decision(event, prediction, table, threshold)
-    routing = initial_routing(event, prediction, decision, source)
+    routing = initial_routing(event, prediction, decision, source, model_version)
     messages = encode(event, routing, now, table).messages
     area = decision.jurisdiction
     return (decision.department.code, decision.rule, area.code if area else None, source,
@@ -218,11 +223,11 @@ def routing_from_worker(
 
 def plan_new(
     event: PetitionSubmitted, prediction: Prediction, packed: bytes | None, table: RoutingTable,
-    threshold: float, now: datetime,
+    threshold: float, now: datetime, model_version: str | None = None,
 ) -> Planned:
     """The routing of a new petition as if it repeats nothing, with its events encoded."""
     decision, source = initial_decision(event, prediction, table, threshold)
-    routing = initial_routing(event, prediction, decision, source)
+    routing = initial_routing(event, prediction, decision, source, model_version)
     return Planned(table, routing, decision.jurisdiction, decision.accused, packed, encode(event, routing, now, table))
 
 

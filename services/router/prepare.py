@@ -63,7 +63,8 @@ class PreparedPlans:
         for (event, _), (prediction, packed, plan) in zip(submitted, done, strict=True):
             got = routing_from_worker(event, prediction, plan, table) if plan is not None else None
             if got is None:
-                planned = plan_new(event, prediction, packed, table, self.threshold(table), utcnow())
+                planned = plan_new(event, prediction, packed, table, self.threshold(table), utcnow(),
+                                   getattr(self.classifier, "version", None))
             else:
                 routing, encoded = got
                 decision = routing.decision
@@ -83,7 +84,8 @@ class PreparedPlans:
             confidence = plan.routing.confidence
             assert confidence is not None  # noqa: S101 - narrows the type: never None here
             packed, prediction = plan.packed, Prediction(plan.routing.category, confidence)
-        return plan_new(event, prediction, packed, table, self.threshold(table), utcnow())
+        return plan_new(event, prediction, packed, table, self.threshold(table), utcnow(),
+                        getattr(self.classifier, "version", None))
 
     def forget(self, events: Iterable[Any]) -> None:
         """Drop the plans of `events` (their batch was applied)."""

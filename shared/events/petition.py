@@ -68,6 +68,9 @@ class PetitionRouted(Envelope):
     accused_departments: tuple[str, ...] = ()
     table_version: str | None = None
     triage: bool | None = None
+    #: the classifier version that chose the category (additive, schema 1; None: a person, a
+    #: return or a reopening decided this assignment, or an event written before)
+    model_version: str | None = None
 
 
 class DepartmentAssignment(Envelope):

@@ -120,6 +120,13 @@ PAGES: dict[tuple[str, str], frozenset[Role]] = {
 }
 
 
+#: what a role's row cannot say: an operator takes one action only, the follow-up call (回访) on
+#: a resolved petition (the matrix test's operator asks for another action, and is refused)
+NOTES: dict[tuple[str, str], str] = {
+    ("POST", "/v1/petitions/{ref}/actions"): " An operator records follow-ups (`follow_up`) only.",
+}
+
+
 def describe(method: str, path: str) -> str | None:
     """The roles that may call an endpoint, for its description in the spec (None: public or
     not in the table)."""
@@ -127,4 +134,5 @@ def describe(method: str, path: str) -> str | None:
     if rules is None:
         return None
     allowed = [role.value for role, outcome in rules.items() if outcome.in_scope < 400]
-    return "Roles: " + ", ".join(allowed) + "." if allowed else "No role may call it."
+    note = NOTES.get((method.upper(), path), "")
+    return ("Roles: " + ", ".join(allowed) + "." if allowed else "No role may call it.") + note

@@ -64,10 +64,11 @@ class WorkerTables:
         return self._table if self._table is not None and self._table.version == version else None
 
 
-def _init_worker(kind: str, parent: int, tables: tuple[Path, Path] | None = None) -> None:
+def _init_worker(kind: str, parent: int, tables: tuple[Path, Path] | None = None,
+                 model_dir: Path | None = None) -> None:
     global _worker_classifier, _worker_tables
     exit_with_parent(parent)
-    _worker_classifier = load_classifier(kind)
+    _worker_classifier = load_classifier(kind, model_dir)
     _worker_tables = WorkerTables(*tables) if tables is not None else None
     if _worker_tables is not None:
         _worker_tables.get("")  # read the table files now (a version no table has: None)
@@ -98,7 +99,8 @@ def _plan_in_worker(
         p = next(predictions)
         prediction = Prediction(p.category, float(p.confidence))
         packed = next(signatures) if with_signature else None
-        plan = plan_for_worker(event, prediction, table, threshold, now) if table is not None else None
+        plan = (plan_for_worker(event, prediction, table, threshold, now, getattr(_worker_classifier, "version", None))
+                if table is not None else None)
         out.append((prediction.category, prediction.confidence, packed, plan))
     return out
 
@@ -123,12 +125,14 @@ class OffloadedClassifier:
     """``await predict(items)``: the classifier's predictions, computed in worker processes."""
 
     def __init__(
-        self, kind: str, *, workers: int = 1, local: Any = None, tables: tuple[Path, Path] | None = None
+        self, kind: str, *, workers: int = 1, local: Any = None, tables: tuple[Path, Path] | None = None,
+        model_dir: Path | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self._kind = kind
         self._tables = tables  # routing table and gazetteer files, for plan()
+        self._model_dir = model_dir  # where a promoted model is served (load_classifier)
         self._workers = workers
         self._local = local  # the same classifier in this process, for the fallback path
         self._pool: ProcessPoolExecutor | None = None
@@ -141,7 +145,7 @@ class OffloadedClassifier:
                 self._workers,
                 mp_context=SPAWN,
                 initializer=_init_worker,
-                initargs=(self._kind, os.getpid(), self._tables),
+                initargs=(self._kind, os.getpid(), self._tables, self._model_dir),
             )
         return self._pool
 
@@ -161,7 +165,7 @@ class OffloadedClassifier:
             return []
         results = await self._run(_predict_in_worker, items)
         if results is None:
-            local = self._local if self._local is not None else load_classifier(self._kind)
+            local = self._local if self._local is not None else load_classifier(self._kind, self._model_dir)
             self._local = local
             predictions = local.predict([(t, c) for t, c, _ in items])
             return [
@@ -200,6 +204,12 @@ class OffloadedClassifier:
             None if r is None else (Prediction(r[0], r[1]), r[2], r[3])
             for part in results for r in part
         ]
+
+    def reload(self, local: Any) -> None:
+        """A new model was promoted: `local` is it in this process; the workers start again
+        (the calls in flight finish on the old ones) and load it on their first call."""
+        self._local = local
+        self.close(wait=False)
 
     def close(self, *, wait: bool = True) -> None:
         pool, self._pool = self._pool, None

@@ -76,6 +76,8 @@ class RoutingTable:
                 raise ValueError(f"rule {rule.id}: no department of type {rule.department_type}")
         # preferred rules first, otherwise file order (sorted() is stable)
         self._rules = sorted(rules, key=lambda r: not r.prefer)
+        #: the rules, preferred ones first (read by the classifier's feedback: type -> category)
+        self.rules: tuple[Rule, ...] = tuple(self._rules)
         self._aliases = dict(aliases or {})
         alternatives = sorted(
             {a for names in self._aliases.values() for a in names}, key=len, reverse=True
