@@ -4,11 +4,14 @@ There is no triage desk's history on this machine, so the desk's feedback is sim
 labelled petitions (../shared/data; never copied into the repo):
 
 * **desk feedback**: a stratified fifth of the 963 labelled petitions (seed 0) is withheld from
-  the "original" labels and given to the classifier as if the triage desk had decided them
-  (``source: triage``); the comparison (services/router/classification/feedback.py: the same
-  5 folds with and without feedback; test rows are always original ones, each feedback row is
+  the "original" labels; a model trained on the other four fifths routes them, and the ones a
+  person would have decided become the feedback: those below the triage threshold (0.5: the
+  triage desk assigns them) and those it got wrong (a department returns them and the right one
+  keeps them). The comparison (services/router/classification/feedback.py: the same 5 folds
+  with and without feedback; test rows are always original ones, each feedback row is
   predicted by a model that did not see it) gives the macro-F1 on the original labels and the
-  accuracy on the feedback, before and after;
+  accuracy on the feedback, before and after. For contrast, the whole withheld fifth as
+  feedback (most of it petitions the model already gets right);
 * **bad feedback**: 300 unlabelled petitions each given a category the model does not predict
   for them (a desk that got them all wrong), trained with the full labelled set as originals:
   ``petitionctl model promote`` must refuse the candidate and leave the serving folder as it was.
@@ -51,10 +54,23 @@ def main(argv: list[str]) -> int:
     keep, held = next(StratifiedShuffleSplit(1, test_size=0.2, random_state=0).split(np.zeros(len(labels)), labels))
     originals = replace(data, titles=[data.titles[i] for i in keep], contents=[data.contents[i] for i in keep],
                         labels=[data.labels[i] for i in keep])
-    desk = [FeedbackRow(data.titles[i], data.contents[i], data.labels[i], "triage") for i in held]
+    from services.router.classification.train import Corpus, fit
+
+    eighty = fit(Corpus(originals), seed=0).classifier()
+    routed = eighty.predict([(data.titles[i], data.contents[i]) for i in held], with_scores=False)
+    desk = [FeedbackRow(data.titles[i], data.contents[i], data.labels[i],
+                        "triage" if p.confidence < 0.5 else "kept")
+            for i, p in zip(held, routed, strict=True) if p.confidence < 0.5 or p.category != data.labels[i]]
+    to_desk, wrong = sum(r.source == "triage" for r in desk), sum(r.source == "kept" for r in desk)
+    print(f"\nwithheld {len(held)} of {len(labels)} labelled petitions; the model of the other {len(keep)} sends "
+          f"{to_desk} to the triage desk and gets {wrong} more wrong (returned, then kept by the right department)")
     good = compare(originals, desk)
-    print(f"\ndesk feedback ({len(desk)} rows withheld from {len(labels)} labelled petitions):")
+    print(f"\ndesk feedback ({len(desk)} rows: the triage desk's decisions and the returns kept):")
     print(good.format())
+    everything = compare(originals, [FeedbackRow(data.titles[i], data.contents[i], data.labels[i], "triage")
+                                     for i in held])
+    print(f"\nfor contrast, the whole withheld fifth as feedback ({len(held)} rows):")
+    print(everything.format())
 
     model = CategoryClassifier.load()
     rng = random.Random(0)
@@ -74,4 +90,6 @@ def main(argv: list[str]) -> int:
         print(f"serving folder after the refusal: {sorted(p.name for p in serving.glob('*')) or 'empty'}")
         report = json.loads((candidate / "promotion.json").read_text(encoding="utf-8"))
         print(f"candidate {version}: promotable={report['promotable']}")
-    return 0 if good.promotable and not done else 1
+    # what the rule guarantees: a candidate that lowers macro-F1 is never served (whether the
+    # desk's feedback helps enough to be promoted is a measurement, reported above)
+    return 0 if not done else 1

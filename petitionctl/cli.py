@@ -71,11 +71,10 @@ def _triage_export(args: argparse.Namespace) -> int:
 
 def _model_feedback(args: argparse.Namespace) -> int:
     """The desk's decisions as labelled examples (services/router/classification/feedback.py)."""
-    from services.router.classification.feedback import write_feedback
-    from services.router.classification.feedback_source import from_database
+    from services.router.classification.feedback import from_database, write_feedback
 
     settings = load_settings()
-    rows = from_database(args.dsn or settings.pg_dsn, settings)
+    rows = from_database(args.dsn or settings.pg_dsn, settings.routing_table_path, settings.gazetteer_path)
     text = write_feedback(rows)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -230,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["model", "train"] and any(a.split("=")[0] == "--with-feedback" for a in argv[2:]):
+        from services.router.classification.feedback import main_train as train_with_feedback
+
+        return train_with_feedback(argv[2:])
     if argv[:1] == ["model"] and argv[1:2] in (["train"], ["evaluate"]):
         # their options belong to the training module's own parser (argparse's REMAINDER
         # would not take a leading "--seed 1")

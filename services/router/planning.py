@@ -81,7 +81,7 @@ class Encoded:
 #: again in the router's own table of the same version) and the two encoded events.
 #: (department code, rule, jurisdiction code or None, jurisdiction source, accused codes,
 #:  routed event bytes, assignment event bytes)
-WorkerPlan = tuple[str, str, str | None, str, tuple[str, ...], bytes, bytes]
+WorkerPlan = tuple[str, str, str | None, str, tuple[str, ...], bytes, bytes, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +204,7 @@ def plan_for_worker(
     messages = encode(event, routing, now, table).messages
     area = decision.jurisdiction
     return (decision.department.code, decision.rule, area.code if area else None, source,
-            decision.accused, messages[0].value, messages[1].value)
+            decision.accused, messages[0].value, messages[1].value, model_version)
 
 
 def routing_from_worker(
@@ -212,12 +212,12 @@ def routing_from_worker(
 ) -> tuple[Routing, Encoded] | None:
     """The router's side: the same Routing and Encoded, with this process's table objects
     (None if a code is not in the table, which a table of the same version rules out)."""
-    dept_code, rule, area_code, source, accused, routed, assignment = plan
+    dept_code, rule, area_code, source, accused, routed, assignment, model_version = plan
     dept = table.triage if dept_code == table.triage.code else table.department(dept_code)
     area = table.gazetteer.by_code(area_code) if area_code is not None else None
     if dept is None or (area_code is not None and (area is None or area.code != area_code)):
         return None
-    routing = initial_routing(event, prediction, Decision(dept, rule, area, tuple(accused)), source)
+    routing = initial_routing(event, prediction, Decision(dept, rule, area, tuple(accused)), source, model_version)
     return routing, outbox_of(event, routing, table.version, routed, assignment)
 
 

@@ -161,3 +161,25 @@ def test_the_citizen_rates_from_the_tracking_page(client: httpx.Client, stack: S
         assert again.status_code == 409
         assert citizen.post("/track/rate", data={"code": "XF-0000000000", "resolved": "1",
                                                  "satisfaction": "satisfied"}).status_code == 404
+
+
+def test_the_operator_records_the_follow_up_on_the_console(client: httpx.Client, stack: Stack) -> None:
+    from tests.integration.test_console import add_user, browser, csrf_of, sign_in
+
+    pid = _submit(client)
+    _act(client, pid, "accept")
+    _resolve(client, pid)
+    name = f"op-loop-{uuid.uuid4().hex[:6]}"
+    add_user(stack, name, "--role", "operator")
+    with browser(stack) as operator:
+        assert sign_in(operator, name).status_code == 200
+        page = operator.get(f"/console/petitions/{pid}")
+        assert "记录回访" in page.text and "回访" in page.text  # the form, and the follow-up clock
+        incomplete = operator.post(f"/console/petitions/{pid}/follow-up",
+                                   data={"csrf_token": csrf_of(page), "reached": "1"})
+        assert incomplete.status_code == 422 and "满意度" in incomplete.text
+        done = operator.post(f"/console/petitions/{pid}/follow-up", data={
+            "csrf_token": csrf_of(page), "reached": "1", "resolved": "0", "satisfaction": "unsatisfied",
+            "note": "诉求人称问题依旧"})
+        assert done.status_code == 200 and "outcome=reopened" in str(done.url)
+    assert wait_for(lambda: _get(client, pid)["status"] == "assigned", timeout=30)

@@ -140,7 +140,7 @@ def test_worker_plans_exactly_what_the_router_plans_itself(local) -> None:
         assert from_worker is not None
         routing, encoded = from_worker
         decision, source = initial_decision(event, prediction, table, threshold)
-        assert routing == initial_routing(event, prediction, decision, source)
+        assert routing == initial_routing(event, prediction, decision, source, local.version)
         mine = encode(event, routing, parse_event(encoded.messages[0].value).occurred_at, table)
         assert encoded == mine  # same topics, keys, bytes and log row
         rules.add(routing.decision.rule.split(":")[0])

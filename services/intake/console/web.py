@@ -44,7 +44,8 @@ STATE_NAMES = {
     "running": "计时中", "warned": "即将超期", "breached": "已超期", "stopped": "已停止",
     "breached_stopped": "超期后停止", "paused": "已暂停",
 }
-CLOCK_NAMES = {"sign_for": "签收", "first_contact": "首次联系", "resolution": "办结", "extension": "延期"}
+CLOCK_NAMES = {"sign_for": "签收", "first_contact": "首次联系", "resolution": "办结", "extension": "延期",
+               "acceptance": "受理告知", "follow_up": "回访"}
 #: a petition's timeline, in words (the actions by their buttons' names)
 EVENT_NAMES = {
     "submitted": "受理", "routed": "派单", "reassigned": "改派", "clock_armed": "时限起算", "clock_paused": "时限暂停",

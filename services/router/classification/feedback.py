@@ -33,9 +33,12 @@ model version that classified it.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -47,9 +50,10 @@ import numpy as np
 from services.router.classification.dataset import Dataset, load_data
 from services.router.classification.model import ARRAYS_FILE, META_FILE, CategoryClassifier
 from services.router.classification.reports import macro_f1
+from services.router.classification.train import Corpus, fit, write_artefact
 
-__all__ = ["PROMOTION_FILE", "Comparison", "FeedbackRow", "categories_by_type", "compare", "feedback_rows", "promote",
-           "read_feedback",
+__all__ = ["PROMOTION_FILE", "Comparison", "FeedbackRow", "categories_by_type", "compare", "feedback_rows",
+           "from_database", "main_train", "promote", "read_feedback",
            "train_with_feedback", "write_feedback"]
 
 PROMOTION_FILE = "promotion.json"
@@ -133,8 +137,6 @@ def compare(data: Dataset, feedback: Sequence[FeedbackRow], folds: int = 5, seed
     """Cross-validate the recipe with and without `feedback` on the same folds (see the module)."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    from services.router.classification.train import Corpus, fit
-
     started = time.perf_counter()
     corpus = Corpus(_with(data, feedback))
     n, m, k = len(data.labels), len(feedback), len(corpus.categories)
@@ -175,8 +177,6 @@ def train_with_feedback(feedback: Sequence[FeedbackRow], out_dir: Path, *, data_
     """Train the candidate on the labelled petitions and `feedback`, write its artefact and
     ``promotion.json`` (the comparison) into `out_dir`; returns the comparison and the
     candidate's version."""
-    from services.router.classification.train import Corpus, fit, write_artefact
-
     data = load_data(data_dir)
     rows = usable(data, feedback)
     comparison = compare(data, rows, folds=folds, seed=seed)
@@ -245,3 +245,57 @@ def feedback_rows(triage: Iterable[Any], kept: Iterable[Any], by_type: dict[str,
         if category is not None:
             found[r["petition_id"]] = FeedbackRow(r["title"], r["content"], category, "triage")
     return list(found.values())
+
+
+TRIAGE = """SELECT DISTINCT ON (petition_id) petition_id, title, content, decided_category, department_code
+              FROM router.triage_decision ORDER BY petition_id, decided_at DESC"""
+#: returned petitions and the department that holds them now
+KEPT = """SELECT petition_id, title, content, department_code FROM router.assignment
+           WHERE cardinality(returned_by) > 0 AND department_code <> $1"""
+
+
+def from_database(dsn: str, routing_path: Path | None = None, gazetteer_path: Path | None = None) -> list[FeedbackRow]:
+    """The feedback in the router's records (its database at `dsn`, its routing table)."""
+    import asyncpg
+
+    from services.router.config import load_routing_table
+
+    table = load_routing_table(routing_path, gazetteer_path)
+
+    async def run() -> list[FeedbackRow]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            triage = await conn.fetch(TRIAGE)
+            kept = await conn.fetch(KEPT, table.triage.code)
+        finally:
+            await conn.close()
+        return feedback_rows(triage, kept, categories_by_type(table.rules))
+
+    return asyncio.run(run())
+
+
+def main_train(argv: Sequence[str]) -> int:
+    """``petitionctl model train --with-feedback [FILE]``: the candidate and its comparison."""
+    from shared.settings import load_settings
+
+    p = argparse.ArgumentParser(prog="petitionctl model train --with-feedback",
+                                description="Train a candidate classifier with the desk's feedback and compare it.")
+    p.add_argument("--with-feedback", nargs="?", const="", required=True, metavar="FILE",
+                   help="a file of `petitionctl model feedback`; no FILE: read from the router's database")
+    p.add_argument("--out-dir", type=Path, default=None, help="default: <run dir>/model-candidate")
+    p.add_argument("--data-dir", type=Path, default=None, help="default: $PETITION_DATA_DIR or ../shared/data")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dsn", help="PostgreSQL, without a FILE (default PETITION_PG_DSN)")
+    args = p.parse_args(list(argv))
+    settings = load_settings()
+    rows = (read_feedback(Path(args.with_feedback)) if args.with_feedback else
+            from_database(args.dsn or settings.pg_dsn, settings.routing_table_path, settings.gazetteer_path))
+    out = Path(args.out_dir or settings.run_dir / "model-candidate")
+    try:
+        comparison, version = train_with_feedback(rows, out, data_dir=args.data_dir, seed=args.seed)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote the candidate {version} to {out} ({comparison.n_feedback} of {len(rows)} feedback rows usable)")
+    print(comparison.format())
+    return 0

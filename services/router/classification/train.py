@@ -448,44 +448,14 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 def main_train(argv: Sequence[str] | None = None) -> int:
     p = _parser("petitionctl model train", "Train the category classifier and write its artefact.")
-    p.add_argument("--out-dir", type=Path, default=None,
-                   help=f"default: {ARTEFACT_DIR}; with --with-feedback: <run dir>/model-candidate")
-    p.add_argument("--with-feedback", nargs="?", const="", default=None, metavar="FILE",
-                   help="also learn from the desk's decisions: a file of `petitionctl model feedback`, or "
-                        "(no FILE) read from the router's database; writes a candidate and its CV comparison "
-                        "for `petitionctl model promote`")
-    p.add_argument("--dsn", help="PostgreSQL, for --with-feedback without a file (default PETITION_PG_DSN)")
+    p.add_argument("--out-dir", type=Path, default=None, help=f"default: {ARTEFACT_DIR}")
     args = p.parse_args(list(argv) if argv is not None else None)
-    if args.with_feedback is not None:
-        return _train_with_feedback(args)
     try:
         report = train(args.data_dir, args.out_dir, seed=args.seed)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(report.format())
-    return 0
-
-
-def _train_with_feedback(args: argparse.Namespace) -> int:
-    from services.router.classification.feedback import read_feedback, train_with_feedback
-    from shared.settings import load_settings
-
-    settings = load_settings()
-    if args.with_feedback:
-        rows = read_feedback(Path(args.with_feedback))
-    else:
-        from services.router.classification.feedback_source import from_database
-
-        rows = from_database(args.dsn or settings.pg_dsn, settings)
-    out = args.out_dir or settings.run_dir / "model-candidate"
-    try:
-        comparison, version = train_with_feedback(rows, Path(out), data_dir=args.data_dir, seed=args.seed)
-    except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote the candidate {version} to {out}")
-    print(comparison.format())
     return 0
 
 
