@@ -101,11 +101,11 @@ class IntakeState:
                                         timeout=min(3.0, max(self.settings.db_timeout_seconds, 0.5)))
 
 
-async def publish_kpi_gauges(state: IntakeState, every: float = 30.0) -> None:
+async def publish_kpi_gauges(state: IntakeState, uow: UnitOfWork[IntakeStore], every: float = 30.0) -> None:
     """The 三率 of the month as Prometheus gauges, recomputed from the projection every `every` s."""
     while True:
         try:
-            found = await kpis.month_rates(state.uow(), state.ctx, local_today())
+            found = await kpis.month_rates(uow, state.ctx, local_today())
         except Exception as exc:  # an outage: keep the last figures, try again later
             if not is_transient(exc):
                 raise
@@ -156,7 +156,8 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
             group_instance_id=group_instance_id("intake", settings.http_port, settings.instance_id),
             session_timeout_seconds=settings.consumer_session_timeout_seconds,
         ))
-        loops.start("kpi-gauges", lambda: publish_kpi_gauges(state))
+        gauges_uow = PgUnitOfWork(work_pool, SCHEMA, PgIntakeStore)  # a background loop: the work pool
+        loops.start("kpi-gauges", lambda: publish_kpi_gauges(state, gauges_uow))
         # consumer lag of every platform group, exported by intake (one collector suffices)
         loops.start("consumer-lag", lambda: run_lag_collector(kafka=kafka))
         mail: MailIntake | None = None

@@ -174,6 +174,13 @@ class FollowUpAction(_In):
     `resolved` and how `satisfaction` stands. `department` is the hotline office making the
     call (default: the 12345 office of the petition's city)."""
 
+    # the spec says it too: unless `reached` is false, `resolved` and `satisfaction` are required
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "if": {"properties": {"reached": {"const": True}}},
+        "then": {"required": ["resolved", "satisfaction"],
+                 "properties": {"resolved": {"type": "boolean"}, "satisfaction": {"type": "string"}}},
+    })
+
     action: Literal["follow_up"]
     reached: bool = True
     resolved: bool | None = None

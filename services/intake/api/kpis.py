@@ -11,9 +11,9 @@ from fastapi import APIRouter, Query
 from services.intake import handlers, kpis
 from services.intake.api.auth import Caller
 from services.intake.api.errors import LIST_RESPONSES
+from services.intake.commands import DepartmentCode
 from services.intake.reference import local_today
 from services.intake.store import IntakeStore
-from shared import codes
 from shared.store import UnitOfWork
 
 
@@ -23,16 +23,18 @@ def router(uow: Callable[[], UnitOfWork[IntakeStore]], ctx: handlers.Intake) -> 
     @api.get("/v1/kpis", responses=LIST_RESPONSES)
     async def get_kpis(
         principal: Caller,
-        department: Annotated[codes.DepartmentCode | None, Query()] = None,
+        department: Annotated[DepartmentCode | None, Query()] = None,
         area: Annotated[str | None, Query(pattern=r"^([A-Z][A-Z0-9]{0,7}|[0-9]{6})$")] = None,
-        period: Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] = None,
+        period: Annotated[str | None, Query(pattern=r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])$")] = None,
         from_: Annotated[date | None, Query(alias="from")] = None,
         to: Annotated[date | None, Query()] = None,
     ) -> dict[str, Any]:
         """响应率, 解决率 and 满意率 of a department (or of every department of an `area`: a token
-        like A3 or a gazetteer code), for a month (`period=YYYY-MM`, default the current one) or
-        the days `from`..`to`; the counts behind each rate, the weighted score and the rank
-        among the area's departments."""
+        like A3 or a gazetteer code; neither: every department the caller oversees), for a month
+        (`period=YYYY-MM`, default the current one; it wins over `from`/`to`) or the days
+        `from`..`to`; the counts behind each rate, the weighted score and the rank among the
+        area's departments. `department` wins over `area`. An area without figures, or a range
+        that ends before it starts, has no items."""
         days = kpis.parse_range(period, from_, to, local_today())
         return await kpis.figures(uow(), ctx, principal, department=department, area=area, days=days)
 
