@@ -12,7 +12,6 @@ body limit, the request deadline.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -22,7 +21,7 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from services.intake import console, kpis, metrics
+from services.intake import console
 from services.intake.accounts_store import AccountStore, PgAccountStore
 from services.intake.api import build_router, open311
 from services.intake.api.errors import install_error_handlers
@@ -36,7 +35,7 @@ from services.intake.handlers import Intake
 from services.intake.mail import MailIntake, MailSettings, start_listener
 from services.intake.readmodel.consumer import make_processor, run_projector
 from services.intake.readmodel.store import PgReadModelStore
-from services.intake.reference import ReferenceHolder, load_loop_policy, local_today
+from services.intake.reference import ReferenceHolder, load_loop_policy
 from services.intake.store import IntakeStore, PgIntakeStore
 from shared.auth.settings import AuthSettings
 from shared.auth.verify import build_verifier
@@ -45,7 +44,6 @@ from shared.db import create_pool, ensure_common_tables, migrate
 from shared.errors import Unavailable
 from shared.kafka_client import KafkaAccess
 from shared.lag import run_lag_collector
-from shared.outages import is_transient
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.store import PgUnitOfWork, UnitOfWork
@@ -101,25 +99,6 @@ class IntakeState:
                                         timeout=min(3.0, max(self.settings.db_timeout_seconds, 0.5)))
 
 
-async def publish_kpi_gauges(state: IntakeState, uow: UnitOfWork[IntakeStore], every: float = 30.0) -> None:
-    """The 三率 of the month as Prometheus gauges, recomputed from the projection every `every` s."""
-    while True:
-        try:
-            found = await kpis.month_rates(uow, state.ctx, local_today())
-        except Exception as exc:  # an outage: keep the last figures, try again later
-            if not is_transient(exc):
-                raise
-        else:
-            for department, r in found.items():
-                for name, value in (("response", r.response), ("resolution", r.resolution),
-                                    ("satisfaction", r.satisfaction)):
-                    if value is not None:
-                        metrics.KPI_RATE.labels(department, name).set(value)
-                if r.score is not None:
-                    metrics.KPI_SCORE.labels(department).set(r.score)
-        await asyncio.sleep(every)
-
-
 def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
     state = IntakeState(settings)
     auth = auth or AuthSettings()
@@ -156,8 +135,6 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
             group_instance_id=group_instance_id("intake", settings.http_port, settings.instance_id),
             session_timeout_seconds=settings.consumer_session_timeout_seconds,
         ))
-        gauges_uow = PgUnitOfWork(work_pool, SCHEMA, PgIntakeStore)  # a background loop: the work pool
-        loops.start("kpi-gauges", lambda: publish_kpi_gauges(state, gauges_uow))
         # consumer lag of every platform group, exported by intake (one collector suffices)
         loops.start("consumer-lag", lambda: run_lag_collector(kafka=kafka))
         mail: MailIntake | None = None

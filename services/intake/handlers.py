@@ -345,7 +345,9 @@ async def follow_up(
     reference = ctx.reference.current
     if body.department is not None and (body.department not in reference.units or
                                         not body.department.endswith("-12345")):
-        raise BadInput(f"{body.department} is no hotline office", code="unknown_unit", field="department")
+        # the hotline calls in the name of one of its offices, never another unit's
+        raise Forbidden(f"{body.department} is no hotline office: the hotline does not call in its name",
+                        code="not_your_unit")
     async with uow.begin() as store:
         row = await store.petition(ref, for_update=True)
         if row is None:

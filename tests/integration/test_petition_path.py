@@ -219,8 +219,7 @@ def test_every_service_serves_health_readiness_and_metrics(stack: Stack) -> None
     # readiness names each part it checks: the database, the broker, every background loop
     # and the consumer
     parts = {
-        "intake": {"postgres", "kafka", "outbox-relay", "read-model", "consumer-lag", "read-model-consumer",
-                   "kpi-gauges"},
+        "intake": {"postgres", "kafka", "outbox-relay", "read-model", "consumer-lag", "read-model-consumer"},
         "router": {"postgres", "kafka", "outbox-relay", "consumer", "agent"},
         "escalation": {"postgres", "kafka", "outbox-relay", "timers", "consumer", "agent"},
     }

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import generate_latest
 
 from services.intake.api import auth, kpis, petitions, supervision
+from services.intake.api.gauges import KpiGauges
 from services.intake.handlers import Intake
 from services.intake.store import IntakeStore
 from shared.store import UnitOfWork
@@ -43,8 +44,11 @@ def build_router(
         ok = all(checks.values())
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
+    gauges = KpiGauges(uow, ctx)
+
     @api.get("/metrics", include_in_schema=False)
     async def metrics_page() -> Response:
+        await gauges.refresh()
         return Response(generate_latest(), media_type="text/plain; version=0.0.4")
 
     return api
