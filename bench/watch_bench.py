@@ -1,0 +1,287 @@
+"""Early warning on real data: surge detection and incident clustering over simulated days.
+
+**Background**: the real citizen messages of ../shared/data (labelled, unlabelled and with
+replies; never copied into the repo), classified by the router's own classifier and placed by
+its gazetteer (the district or city named in the text, as the router does), replayed in a
+random order as a Poisson stream of ``RATE`` petitions an hour over ``DAYS`` simulated days.
+
+**Injected surges**: from day 3 on, bursts of paraphrased variants of one complaint in one
+district (written templates: a gas smell, unpaid wages, demolition at night, a flooded road,
+a school's fees; each variant reorders the complaint's clauses, swaps synonyms, changes the
+opening, the details and the length), of sizes 4, 8, 16 and 32, each arriving within an hour.
+
+**Measured**: for each threshold setting (hourly and daily windows, EWMA baseline, see
+services/watch/domain/surges.py) the share of injected surges detected (an alert on the
+surge's district or city and category, while it lasts), the detection delay (first petition →
+alert), and false alarms per simulated day on the background alone; the clustering's pair
+precision and recall on the injected variants (services/watch/domain/incidents.py); the
+detector's and the clusterer's throughput (petitions/s, one process), and the memory of the
+baselines per thousand keys.
+
+Reproduce: ``.venv/bin/python -m bench watch`` (a few minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import time
+import tracemalloc
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.machine import describe
+
+if TYPE_CHECKING:
+    from services.watch.domain.surges import SurgePolicy
+
+REPO = Path(__file__).resolve().parents[1]
+DAYS = 7
+RATE = 60.0  # background petitions per hour (about 1,400 a day, a mid-sized city's 12345)
+SIZES = (4, 8, 16, 32)
+PER_SIZE = 4
+
+TEMPLATES = [
+    ("燃气", ["{place}最近几天一直有很浓的燃气味", "尤其是早上和晚上特别明显", "大家担心会发生燃气泄漏爆炸",
+              "已经打过燃气公司电话但没人来查", "请相关部门尽快派人检查处理"]),
+    ("欠薪", ["{place}的建筑工地老板拖欠我们农民工工资", "已经拖了三个多月", "我们几十个工人一直讨不到钱",
+              "快过年了家里等着用钱", "请劳动部门帮我们讨回工资"]),
+    ("拆迁", ["{place}的拆迁工地每天晚上都在施工", "挖掘机和渣土车的噪音吵得居民无法休息", "还有强拆的情况",
+              "补偿标准也没有公示", "请政府部门调查处理"]),
+    ("积水", ["{place}门前的道路一下雨就严重积水", "积水深的地方能淹到膝盖", "行人和车辆都无法通行",
+              "排水管道好像堵塞了", "希望市政部门尽快疏通排水"]),
+    ("收费", ["{place}的学校违规向学生收取补课费和资料费", "每个学生要交好几百元", "不交就不让参加",
+              "家长们意见很大", "请教育部门调查"]),
+]
+OPENINGS = ["", "你好，", "领导好，", "我是附近的居民，", "反映一个问题：", "您好，我想反映，"]
+SYNONYMS = [("一直", "始终"), ("尽快", "赶紧"), ("处理", "解决"), ("请", "希望"), ("很浓的", "刺鼻的"),
+            ("调查", "查处"), ("居民", "住户"), ("严重", "非常")]
+
+
+def paraphrase(template: list[str], place: str, rng: random.Random) -> tuple[str, str]:
+    clauses = [c.format(place=place) for c in template]
+    head, rest = clauses[0], clauses[1:]
+    rng.shuffle(rest)
+    keep = [head, *rest[: rng.randint(2, len(rest))]]
+    text = rng.choice(OPENINGS) + "，".join(keep) + "。"
+    for a, b in SYNONYMS:
+        if rng.random() < 0.4:
+            text = text.replace(a, b)
+    if rng.random() < 0.5:
+        text += rng.choice(["已经反映多次了。", "希望尽快答复。", "谢谢！", f"我住在{rng.randint(1, 30)}栋。"])
+    return keep[0][:20], text
+
+
+@dataclass
+class Item:
+    at: float  # seconds since the start
+    pid: str
+    title: str
+    content: str
+    category: str | None
+    areas: tuple[str, ...]  # the area tokens, lowest level first
+    surge: int | None = None  # the injected surge it belongs to
+
+
+def load_background(rng: random.Random) -> list[tuple[str, str]]:
+    data = Path(os.environ.get("PETITION_DATA_DIR", REPO.parent / "shared" / "data"))
+    texts: list[tuple[str, str]] = []
+    for name in ("petitions-labeled.csv", "petitions-unlabeled.csv", "petitions-with-replies.csv"):
+        path = data / name
+        if path.exists():
+            with path.open(encoding="utf-8-sig") as f:
+                texts.extend((r["title"] or "", r["content"] or "") for r in csv.DictReader(f))
+    rng.shuffle(texts)
+    return texts
+
+
+def build_stream(rng: random.Random, inject: bool) -> tuple[list[Item], list[dict]]:
+    from services.router.config import GAZETTEER, ROUTING, load_classifier, load_routing_table
+
+    table = load_routing_table(ROUTING, GAZETTEER)
+    clf = load_classifier("model")
+    texts = load_background(rng)
+    items: list[Item] = []
+    t, n = 0.0, 0
+    horizon = DAYS * 86400
+    while True:
+        t += rng.expovariate(RATE / 3600)
+        if t >= horizon:
+            break
+        title, content = texts[n % len(texts)]
+        items.append(Item(t, f"b{n}", title, content, None, ()))
+        n += 1
+    surges = []
+    if inject:
+        districts = [a for a in table.gazetteer.areas() if a.level == "district"]
+        k = 0
+        for size in SIZES:
+            for _ in range(PER_SIZE):
+                topic, template = rng.choice(TEMPLATES)
+                area = rng.choice(districts)
+                start = rng.uniform(2 * 86400, horizon - 2 * 3600)
+                street = rng.choice(["幸福", "和平", "建设", "人民"])
+                place = f"{area.name}{street}路{rng.choice(['小区', '社区', '一带'])}"
+                times = sorted(start + rng.uniform(0, 3600) for _ in range(size))
+                for i, at in enumerate(times):
+                    title, content = paraphrase(template, place, rng)
+                    items.append(Item(at, f"s{k}-{i}", title, content, None, (), surge=k))
+                surges.append({"id": k, "size": size, "topic": topic, "area": area.token, "start": times[0],
+                               "end": times[-1]})
+                k += 1
+    items.sort(key=lambda x: x.at)
+    predictions = clf.predict([(i.title, i.content) for i in items], with_scores=False)
+    for item, p in zip(items, predictions, strict=True):
+        item.category = p.category if p.confidence >= 0.5 else None
+        where, _ = table.gazetteer.resolve(None, f"{item.title} {item.content}")
+        chain = []
+        while where is not None:
+            chain.append(where.token)
+            where = table.gazetteer.by_code(where.parent) if where.parent else None
+        item.areas = tuple(chain)
+    for s in surges:
+        members = [i for i in items if i.surge == s["id"]]
+        s["category"] = max({i.category for i in members}, key=lambda c: sum(i.category == c for i in members))
+    return items, surges
+
+
+def detect(items: list[Item], policies: dict[str, SurgePolicy]) -> list[dict]:
+    """Alerts of the stream: (window name, key, opened_at, closed_at, count)."""
+    from services.watch.domain.surges import Baseline, judge_window, update
+
+    alerts: list[dict] = []
+    for name, policy in policies.items():
+        size = policy.window_seconds
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        current: dict[tuple[str, str], int] = {}
+        bases: dict[tuple[str, str], Baseline] = {}
+        open_: dict[tuple[str, str], dict] = {}
+        for item in items:
+            if item.category is None:
+                continue
+            window = int(item.at // size)
+            for token in item.areas:
+                key = (token, item.category)
+                if current.get(key) is not None and current[key] != window:  # the key's previous window closed
+                    closed, count = current[key], counts.pop(key, 0)
+                    verdict = judge_window(bases.get(key, Baseline()), closed, count, policy)
+                    bases[key] = update(bases.get(key, Baseline()), closed, count, policy)
+                    if key in open_ and not verdict.surge:
+                        open_.pop(key)["closed_at"] = (closed + 1) * size
+                current[key] = window
+                counts[key] += 1
+                verdict = judge_window(bases.get(key, Baseline()), window, counts[key], policy)
+                if verdict.surge and key not in open_:
+                    alert = {"window": name, "area": token, "category": item.category, "opened_at": item.at,
+                             "count": verdict.count, "expected": verdict.expected}
+                    alerts.append(alert)
+                    open_[key] = alert
+    return alerts
+
+
+def score(alerts: list[dict], surges: list[dict]) -> tuple[float, list[float], int]:
+    found, delays, true_alerts = 0, [], set[int]()
+    for s in surges:
+        hits = [a for a in alerts if a["category"] == s["category"] and a["area"] in (s["area"], s["area"][:1])
+                and s["start"] <= a["opened_at"] <= s["end"] + 3600]
+        if hits:
+            found += 1
+            delays.append(min(a["opened_at"] for a in hits) - s["start"])
+            true_alerts.update(id(a) for a in hits)
+    return found / len(surges) if surges else 0.0, delays, len(alerts) - len(true_alerts)
+
+
+def clustering(items: list[Item], policy: object = None) -> tuple[float, float, float]:
+    from services.watch.domain.incidents import ClusterPolicy, Clusters
+
+    clusters = Clusters(policy if isinstance(policy, ClusterPolicy) else ClusterPolicy())
+    incident_of: dict[str, str] = {}
+    started = time.perf_counter()
+    for item in items:
+        placed = clusters.place(item.pid, f"{item.title} {item.content}", item.at,
+                                item.areas[0] if item.areas else None)
+        if placed is not None:
+            incident_of[item.pid] = placed.incident
+    rate = len(items) / (time.perf_counter() - started)
+    injected = [i for i in items if i.surge is not None and i.pid in incident_of]
+    same_pairs = together = 0
+    for a_i, a in enumerate(injected):
+        for b in injected[a_i + 1:]:
+            if a.surge == b.surge:
+                same_pairs += 1
+                together += incident_of[a.pid] == incident_of[b.pid]
+    recall = together / same_pairs if same_pairs else 0.0
+    by_incident: dict[str, list[Item]] = defaultdict(list)
+    for item in items:
+        if item.pid in incident_of:
+            by_incident[incident_of[item.pid]].append(item)
+    linked = correct = 0
+    for members in by_incident.values():
+        if not any(m.surge is not None for m in members):
+            continue
+        for a_i, a in enumerate(members):
+            for b in members[a_i + 1:]:
+                linked += 1
+                correct += a.surge is not None and a.surge == b.surge
+    precision = correct / linked if linked else 0.0
+    return precision, recall, rate
+
+
+def main(argv: list[str]) -> int:
+    from services.watch.domain.surges import Baseline, SurgePolicy, update
+
+    print(describe())
+    if not load_background(random.Random(0)):
+        print("skipped: no citizen messages in ../shared/data")
+        return 0
+    background, _ = build_stream(random.Random(1), inject=False)
+    injected, surges = build_stream(random.Random(1), inject=True)
+    print(f"background: {len(background)} petitions over {DAYS} simulated days ({RATE:.0f}/h); injected "
+          f"{len(surges)} surges of sizes {', '.join(map(str, SIZES))} ({PER_SIZE} each), "
+          f"{sum(i.surge is not None for i in injected)} petitions")
+    print("\nhourly and daily windows, EWMA baseline (alpha 0.1):")
+    print("| hourly z / min | daily z / min | found | found by size 4/8/16/32 | delay p50 / max (min) "
+          "| false alarms per day, hourly + daily (background alone) |")
+    print("|---|---|---|---|---|---|")
+    settings = [(z, m, dz, dm) for z, m in ((4.0, 4), (5.0, 4), (5.0, 5)) for dz, dm in ((4.0, 10), (6.0, 15))]
+    for z, m, dz, dm in settings:
+        policies = {"hour": SurgePolicy(3600, m, z), "day": SurgePolicy(86400, dm, dz, warmup_windows=4)}
+        noise = detect(background, policies)
+        alerts = detect(injected, policies)
+        share, delays, _ = score(alerts, surges)
+        by_size = []
+        for size in SIZES:
+            mine = [s for s in surges if s["size"] == size]
+            by_size.append(score(alerts, mine)[0])
+        delays.sort()
+        p50 = delays[len(delays) // 2] / 60 if delays else float("nan")
+        worst = delays[-1] / 60 if delays else float("nan")
+        print(f"| {z:g} / {m} | {dz:g} / {dm} | {share:.0%} | {' / '.join(f'{x:.0%}' for x in by_size)} "
+              f"| {p50:.1f} / {worst:.1f} | {sum(a['window'] == 'hour' for a in noise) / DAYS:.2f} + "
+              f"{sum(a['window'] == 'day' for a in noise) / DAYS:.2f} |")
+
+    from services.watch.domain.incidents import ClusterPolicy
+
+    print("\nclustering (MinHash, 64 permutations, LSH, 3-day window, one place per incident), "
+          "pairs of the injected variants:")
+    print("| shingle | Jaccard threshold | precision | recall | petitions/s (one process) |")
+    print("|---|---|---|---|---|")
+    for k, threshold in ((2, 0.3), (2, 0.4), (2, 0.5), (3, 0.4)):
+        precision, recall, rate = clustering(injected, ClusterPolicy(threshold=threshold, shingle=k))
+        print(f"| {k} | {threshold} | {precision:.3f} | {recall:.3f} | {rate:,.0f} |")
+
+    policy = SurgePolicy(3600, 4, 4.0)
+    started = time.perf_counter()
+    detect(injected, {"hour": policy, "day": SurgePolicy(86400, 10, 4.0)})
+    keys_per_item = sum(len(i.areas) for i in injected) * 2
+    print(f"surge detector: {len(injected) / (time.perf_counter() - started):,.0f} petitions/s, "
+          f"{keys_per_item / (time.perf_counter() - started):,.0f} window updates/s (one process)")
+    tracemalloc.start()
+    table = {(f"A{i}", "城乡建设", "hour"): update(Baseline(), 5, i % 7, policy) for i in range(1000)}
+    used = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    print(f"baselines: {used / 1024:.0f} KiB per 1,000 keys (Python objects; {len(table)} keys)")
+    return 0

@@ -1,0 +1,124 @@
+"""One incident, many reports: near-duplicate petitions in a recent window grouped into an
+incident. Pure (datasketch's MinHash and LSH are arithmetic on the text).
+
+Only petitions about the same place join one incident (the lowest area the router placed them
+in; petitions placed nowhere join only each other): the same complaint written in two districts
+is two incidents. Each text (title and content, personal numbers already masked upstream) becomes the set of its
+character shingles (``shingle`` characters, after dropping punctuation, whitespace and digits,
+which differ between paraphrases of one complaint: dates, house numbers, phone numbers); its
+MinHash (``perm`` permutations) goes into an LSH index tuned for Jaccard ``threshold``. A new
+petition joins the incident of the most similar petition the index returns whose estimated
+Jaccard similarity reaches the threshold, else it starts its own. Petitions older than the
+window (``window_seconds``) leave the index; an incident is open while it has a petition in the
+window. The thresholds are data (``services/watch/data/watch.yaml``), chosen by the benchmark.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+
+__all__ = ["ClusterPolicy", "Clusters", "Placed", "shingles", "signature"]
+
+_NOISE = re.compile(r"[\s0-9０-９\*\-—_.,，。、；;：:！!？?（）()\[\]【】《》\"'“”‘’…·~～/\\|]+")
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterPolicy:
+    threshold: float = 0.4
+    shingle: int = 2
+    perm: int = 64
+    window_seconds: int = 3 * 86400
+    min_chars: int = 12  # shorter texts say too little to be matched
+
+
+def shingles(text: str, k: int) -> set[str]:
+    clean = _NOISE.sub("", text)
+    return {clean[i:i + k] for i in range(max(len(clean) - k + 1, 0))}
+
+
+def signature(text: str, policy: ClusterPolicy) -> MinHash | None:
+    grams = shingles(text, policy.shingle)
+    if sum(len(g) for g in grams) < policy.min_chars:
+        return None
+    m = MinHash(num_perm=policy.perm, seed=1)
+    m.update_batch([g.encode("utf-8") for g in grams])
+    return m
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    petition_id: str
+    incident: str  # the incident's id: its first petition's id
+    similarity: float  # to the petition it joined (1.0 for a new incident's first)
+    new: bool
+
+
+@dataclass
+class Clusters:
+    """The recent window's petitions, their incidents, and an LSH index over them."""
+
+    policy: ClusterPolicy = field(default_factory=ClusterPolicy)
+
+    def __post_init__(self) -> None:
+        self._lsh = MinHashLSH(threshold=self.policy.threshold, num_perm=self.policy.perm)
+        self._hashes: dict[str, MinHash] = {}
+        self._incident: dict[str, str] = {}
+        self._area: dict[str, str | None] = {}
+        self._arrived: OrderedDict[str, float] = OrderedDict()  # petition -> when, oldest first
+        self.members: dict[str, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def expire(self, now: float) -> list[str]:
+        """Drop the petitions older than the window; the incidents left without one."""
+        closed = []
+        while self._arrived:
+            pid, at = next(iter(self._arrived.items()))
+            if now - at <= self.policy.window_seconds:
+                break
+            self._arrived.popitem(last=False)
+            self._lsh.remove(pid)
+            del self._hashes[pid]
+            self._area.pop(pid, None)
+            incident = self._incident.pop(pid)
+            left = self.members.get(incident)
+            if left is not None:
+                left.discard(pid)
+                if not left:
+                    del self.members[incident]
+                    closed.append(incident)
+        return closed
+
+    def place(self, petition_id: str, text: str, at: float, area: str | None = None) -> Placed | None:
+        """Put a petition about `area` into its incident (None: too short to match, or seen
+        already)."""
+        if petition_id in self._hashes:
+            return None
+        self.expire(at)
+        m = signature(text, self.policy)
+        if m is None:
+            return None
+        best, score = None, 0.0
+        for other in self._lsh.query(m):
+            if self._area.get(other) != area:
+                continue
+            sim = float(np.mean(self._hashes[other].hashvalues == m.hashvalues))
+            if sim > score:
+                best, score = other, sim
+        if best is not None and score >= self.policy.threshold:
+            incident, new = self._incident[best], False
+        else:
+            incident, new, score = petition_id, True, 1.0
+        self._lsh.insert(petition_id, m)
+        self._hashes[petition_id] = m
+        self._incident[petition_id] = incident
+        self._area[petition_id] = area
+        self._arrived[petition_id] = at
+        self.members.setdefault(incident, set()).add(petition_id)
+        return Placed(petition_id, incident, score, new)
