@@ -135,7 +135,7 @@ def build_stream(rng: random.Random, inject: bool) -> tuple[list[Item], list[dic
     items.sort(key=lambda x: x.at)
     predictions = clf.predict([(i.title, i.content) for i in items], with_scores=False)
     for item, p in zip(items, predictions, strict=True):
-        item.category = p.category if p.confidence >= 0.5 else None
+        item.category = p.category  # what petition.routed says, the triage desk's petitions too
         where, _ = table.gazetteer.resolve(None, f"{item.title} {item.content}")
         chain = []
         while where is not None:
