@@ -40,7 +40,9 @@ def topics_ensure(args: argparse.Namespace) -> int:
     access = admin_access(settings, args.bootstrap)
     with admin_client(access) as admin:
         existing = set(admin.list_topics())
-        wanted = [NewTopic(t, topics.PARTITIONS, 1) for t in topics.CORE_TOPICS if t not in existing]
+        compacted = {"cleanup.policy": "compact"}
+        wanted = [NewTopic(t, topics.PARTITIONS, 1, topic_configs=compacted if t in topics.WATCH_COMPACTED else {})
+                  for t in topics.CORE_TOPICS if t not in existing]
         if args.departments:
             from services.router.config import load_routing_table
 

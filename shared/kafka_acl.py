@@ -15,13 +15,17 @@ table short: READ, WRITE and CREATE on a topic or group imply DESCRIBE on it.
   decisions, its dead letters and the department queues, and creates those queues;
 * **escalation** reads routed petitions, actions and zero reports (group
   ``petition-escalation``) and writes SLA events, zero-report statuses and its dead letters;
+* **watch** reads submissions and routing decisions (group ``petition-watch``), writes
+  ``petition.alerts`` (its only writer) and its dead letters, and reads and writes its own
+  topics (the observations re-keyed by area, its tables' changelogs);
 * **a department** ``dept-<code>`` reads its own queue ``dept.<code>.assignments``, in its
   default group ``dept-<code>`` (the one ``petitionctl queue`` joins and the lag collector
   measures) or any group of its own prefix ``dept.<code>.``; nothing else.
 
 Every producer of the platform is idempotent (IDEMPOTENT_WRITE on the cluster). The faust
 workers need nothing beyond their group and topics: the apps declare no topics
-(``topic_allow_declare=False``), keep tables in memory and run without faust's leader topic.
+(``topic_allow_declare=False``), keep tables in memory (the watch's tables recover from changelogs created with the
+other topics) and run without faust's leader topic.
 Pure: the standard library and the platform's topic names only.
 """
 
@@ -80,17 +84,19 @@ SERVICE_GRANTS: Mapping[str, tuple[Grant, ...]] = {
         *_topics("WRITE", topics.PETITION_SUBMITTED, topics.PETITION_ACTIONS, topics.ZERO_REPORT_SUBMITTED,
                  topics.DEAD_LETTER_INTAKE),
         _IDEMPOTENT,
-        *_topics("READ", topics.PETITION_ROUTED, topics.PETITION_SLA, topics.ZERO_REPORT_STATUS),
+        *_topics("READ", topics.PETITION_ROUTED, topics.PETITION_SLA, topics.ZERO_REPORT_STATUS,
+                 topics.PETITION_ALERTS),
         Grant("group", "petition-intake", "READ"),
         # the consumer-lag collector (shared.lag.PLATFORM_GROUPS): the other services' groups,
         # the departments' groups and queues
         Grant("group", "petition-router", "DESCRIBE"),
         Grant("group", "petition-escalation", "DESCRIBE"),
+        Grant("group", "petition-watch", "DESCRIBE"),
         Grant("group", DEPARTMENT_GROUP_PREFIX, "DESCRIBE", "prefixed"),
         Grant("topic", DEPARTMENT_TOPIC_PREFIX, "DESCRIBE", "prefixed"),
     ),
     "router": (
-        *_topics("READ", topics.PETITION_SUBMITTED, topics.PETITION_ACTIONS),
+        *_topics("READ", topics.PETITION_SUBMITTED, topics.PETITION_ACTIONS, topics.PETITION_ALERTS),
         Grant("group", "petition-router", "READ"),
         *_topics("WRITE", topics.PETITION_ROUTED, topics.DEAD_LETTER_ROUTER),
         _IDEMPOTENT,
@@ -102,6 +108,16 @@ SERVICE_GRANTS: Mapping[str, tuple[Grant, ...]] = {
         Grant("group", "petition-escalation", "READ"),
         *_topics("WRITE", topics.PETITION_SLA, topics.ZERO_REPORT_STATUS, topics.DEAD_LETTER_ESCALATION),
         _IDEMPOTENT,
+    ),
+    "watch": (
+        *_topics("READ", topics.PETITION_SUBMITTED, topics.PETITION_ROUTED),
+        Grant("group", "petition-watch", "READ"),
+        *_topics("WRITE", topics.PETITION_ALERTS, topics.DEAD_LETTER_WATCH),
+        _IDEMPOTENT,
+        # its own topics: the observations re-keyed by area and its tables' changelogs,
+        # each read back (recovery) and written
+        *_topics("READ", topics.WATCH_OBSERVATIONS, *topics.WATCH_COMPACTED),
+        *_topics("WRITE", topics.WATCH_OBSERVATIONS, *topics.WATCH_COMPACTED),
     ),
 }
 

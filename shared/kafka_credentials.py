@@ -23,7 +23,7 @@ MECHANISM = "SCRAM-SHA-512"
 #: the broker's super user: the local stack, the test fixtures and petitionctl's admin commands
 ADMIN = "admin"
 #: the services' own principals, one per service, named as the service
-SERVICE_PRINCIPALS: tuple[str, ...] = ("intake", "router", "escalation")
+SERVICE_PRINCIPALS: tuple[str, ...] = ("intake", "router", "escalation", "watch")
 #: the principals written into the broker's storage when it is formatted
 BOOTSTRAP_PRINCIPALS: tuple[str, ...] = (ADMIN, *SERVICE_PRINCIPALS)
 

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     # where intake reaches the router (the operator desk's suggestions); empty: 127.0.0.1 on router_port
     router_url: str = ""
     escalation_port: int = 8082
+    watch_port: int = 8084
     intake_worker_port: int = 8083
     run_dir: Path = REPO_ROOT / ".run"
     hmac_key: SecretStr = Field(default=SecretStr(""))

@@ -19,10 +19,29 @@ PETITION_ACTIONS = "petition.actions"
 PETITION_SLA = "petition.sla"
 ZERO_REPORT_SUBMITTED = "zero_report.submitted"
 ZERO_REPORT_STATUS = "zero_report.status"
+#: early warning: alerts (keyed by alert id) and incident links (keyed by petition id),
+#: written by the watch service alone
+PETITION_ALERTS = "petition.alerts"
 
 DEAD_LETTER_INTAKE = "deadletter.intake"
 DEAD_LETTER_ROUTER = "deadletter.router"
 DEAD_LETTER_ESCALATION = "deadletter.escalation"
+DEAD_LETTER_WATCH = "deadletter.watch"
+
+#: the watch service's own topics (faust app id ``petition-watch``): observations re-keyed by
+#: area (so each area's windows live on one partition), and its tables' changelogs (compacted)
+WATCH_PREFIX = "petition-watch-"
+WATCH_OBSERVATIONS = "petition-watch-observations"
+WATCH_TABLES: tuple[str, ...] = ("pending", "surges", "members", "incidents")
+
+
+def watch_changelog(table: str) -> str:
+    """The changelog topic of the watch service's table `table` (faust's naming)."""
+    return f"{WATCH_PREFIX}{table}-changelog"
+
+
+#: topics of the watch service that are compacted (its tables' changelogs)
+WATCH_COMPACTED: tuple[str, ...] = tuple(watch_changelog(t) for t in WATCH_TABLES)
 
 CORE_TOPICS: tuple[str, ...] = (
     PETITION_SUBMITTED,
@@ -31,9 +50,13 @@ CORE_TOPICS: tuple[str, ...] = (
     PETITION_SLA,
     ZERO_REPORT_SUBMITTED,
     ZERO_REPORT_STATUS,
+    PETITION_ALERTS,
     DEAD_LETTER_INTAKE,
     DEAD_LETTER_ROUTER,
     DEAD_LETTER_ESCALATION,
+    DEAD_LETTER_WATCH,
+    WATCH_OBSERVATIONS,
+    *WATCH_COMPACTED,
 )
 
 

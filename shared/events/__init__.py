@@ -65,6 +65,7 @@ from shared.events.petition import (
     SlaClockStopped,
     SlaWarning,
 )
+from shared.events.watch import IncidentLinked, WatchAlert, key_for_alert
 
 __all__ = [
     "EVENT_MODELS",
@@ -79,6 +80,7 @@ __all__ = [
     "Envelope",
     "Event",
     "Frozen",
+    "IncidentLinked",
     "Jurisdiction",
     "Kind",
     "Location",
@@ -99,11 +101,13 @@ __all__ = [
     "SupervisionOrder",
     "SupervisionOverdue",
     "UnitEnvelope",
+    "WatchAlert",
     "ZeroReportStatus",
     "ZeroReportSubmitted",
     "ZeroReportSupervisionOverdue",
     "encode_event",
     "key_for",
+    "key_for_alert",
     "key_for_unit",
     "parse_event",
     "utcnow",

@@ -37,6 +37,7 @@ from shared.events.petition import (
     SlaClockStopped,
     SlaWarning,
 )
+from shared.events.watch import IncidentLinked, WatchAlert
 
 __all__ = ["EVENT_MODELS", "Event", "encode_event", "parse_event"]
 
@@ -60,6 +61,8 @@ EVENT_MODELS: tuple[type[BaseModel], ...] = (
     ZeroReportSubmitted,
     ZeroReportStatus,
     ZeroReportSupervisionOverdue,
+    WatchAlert,
+    IncidentLinked,
 )
 
 Event = Annotated[
@@ -80,7 +83,9 @@ Event = Annotated[
     | SlaDeadlineExtended
     | ZeroReportSubmitted
     | ZeroReportStatus
-    | ZeroReportSupervisionOverdue,
+    | ZeroReportSupervisionOverdue
+    | WatchAlert
+    | IncidentLinked,
     Field(discriminator="event_type"),
 ]
 

@@ -49,6 +49,9 @@ class ActionType(StrEnum):
     OPEN_SUPERVISION = "open_supervision"
     #: 回访: the hotline called the petitioner back (extra: reached, resolved, satisfaction, outcome)
     FOLLOW_UP = "follow_up"
+    #: a person took the petition out of the incident the watch linked it to (并案 undone):
+    #: the router gives it back to the department its own routing chose
+    UNLINK = "unlink"
 
 
 class ClockState(StrEnum):

@@ -39,7 +39,8 @@ def test_every_service_principal_has_grants_and_no_other_principal_does() -> Non
 def test_intake_writes_what_people_submit_and_reads_the_lifecycle() -> None:
     assert topic_ops("intake", "WRITE") == {topics.PETITION_SUBMITTED, topics.PETITION_ACTIONS,
                                             topics.ZERO_REPORT_SUBMITTED, topics.DEAD_LETTER_INTAKE}
-    assert topic_ops("intake", "READ") == {topics.PETITION_ROUTED, topics.PETITION_SLA, topics.ZERO_REPORT_STATUS}
+    assert topic_ops("intake", "READ") == {topics.PETITION_ROUTED, topics.PETITION_SLA, topics.ZERO_REPORT_STATUS,
+                                           topics.PETITION_ALERTS}
     assert allows(grants_for("intake"), "group", "petition-intake", "READ")
     assert not allows(grants_for("intake"), "group", "petition-router", "READ")
 
@@ -62,7 +63,7 @@ def test_the_read_model_and_the_lag_collector_find_what_they_need() -> None:
 
 def test_the_router_routes_into_department_queues_it_may_create() -> None:
     router = grants_for("router")
-    assert topic_ops("router", "READ") == {topics.PETITION_SUBMITTED, topics.PETITION_ACTIONS}
+    assert topic_ops("router", "READ") == {topics.PETITION_SUBMITTED, topics.PETITION_ACTIONS, topics.PETITION_ALERTS}
     assert topic_ops("router", "WRITE") == {topics.PETITION_ROUTED, topics.DEAD_LETTER_ROUTER,
                                             topics.department_topic("A3-HOUSING")}
     queue = topics.department_topic("A3-HOUSING")
@@ -78,6 +79,17 @@ def test_escalation_writes_clocks_and_statuses_but_never_routes() -> None:
     assert topic_ops("escalation", "WRITE") == {topics.PETITION_SLA, topics.ZERO_REPORT_STATUS,
                                                 topics.DEAD_LETTER_ESCALATION}
     assert not allows(grants_for("escalation"), "topic", topics.PETITION_ROUTED, "WRITE")
+
+
+def test_the_watch_alone_writes_alerts_and_owns_its_own_topics() -> None:
+    assert topic_ops("watch", "READ") == {topics.PETITION_SUBMITTED, topics.PETITION_ROUTED,
+                                          topics.WATCH_OBSERVATIONS, *topics.WATCH_COMPACTED}
+    assert topic_ops("watch", "WRITE") == {topics.PETITION_ALERTS, topics.DEAD_LETTER_WATCH,
+                                           topics.WATCH_OBSERVATIONS, *topics.WATCH_COMPACTED}
+    writers = {p for p in SERVICE_PRINCIPALS if allows(grants_for(p), "topic", topics.PETITION_ALERTS, "WRITE")}
+    assert writers == {"watch"}
+    assert allows(grants_for("watch"), "group", "petition-watch", "READ")
+    assert not allows(grants_for("watch"), "topic", topics.department_topic("A3-HOUSING"), "READ")
 
 
 def test_every_producer_may_write_idempotently_and_nobody_administers() -> None:
