@@ -73,8 +73,9 @@ OPS = Dashboard(
     title="Petitions / Ops overview",
     description="Flow through intake, router and escalation; latency, lag, dead letters and errors.",
     panels=[
-        p("Services up", 'up{job=~"intake|router|escalation"}', "{{job}}", kind="stat", width=6,
-          description="1 when Prometheus scrapes the service. PetitionServiceDown after 2 minutes at 0."),
+        p("Services up", 'up{job=~"intake|router|escalation|watch"}', "{{job}}", kind="stat", width=6,
+          description="1 when Prometheus scrapes the service. PetitionServiceDown after 2 minutes at 0"
+                      " (PetitionWatchDown after 5 for the watch)."),
         p("Petitions submitted (last hour)", "sum(increase(petition_submitted_total[1h]))", "submitted",
           kind="stat", width=6),
         p("Routed (last hour)", "sum(increase(petition_routed_total[1h]))", "routed", kind="stat", width=6),
@@ -254,7 +255,41 @@ ZERO_REPORTS = Dashboard(
     ],
 )
 
-DASHBOARDS = {"ops-overview": OPS, "departments": DEPARTMENTS, "sla-escalations": SLA, "zero-reports": ZERO_REPORTS}
+EARLY_WARNING = Dashboard(
+    uid="petition-early-warning",
+    title="Petitions / Early warning",
+    description="预警: surges per area and category, incidents reported by many (clusters), their risk level, "
+                "and petitions linked to an incident held by another department (并案).",
+    panels=[
+        p("Active early warnings", "sum(petition_watch_alerts_active)", "active", kind="stat", width=6,
+          description="Alerts the watch holds open, all kinds and levels (PetitionEarlyWarning); "
+                      "the alerts themselves: GET /v1/alerts?state=active."),
+        p("High-risk (level 3) active", 'sum(petition_watch_alerts_active{level="3"})', "level 3", kind="stat",
+          width=6, description="Alerts whose petitions include group petitions, repeat petitioners or accusations"
+                               " (矛盾纠纷; PetitionEarlyWarningHighRisk)."),
+        p("Alerts opened (last hour)", "sum(increase(petition_watch_alerts_opened_total[1h]))", "opened",
+          kind="stat", width=6),
+        p("Petitions linked, 并案 (last hour)", "sum(increase(petition_watch_linked_total[1h]))", "linked",
+          kind="stat", width=6,
+          description="Petitions that joined an open incident held by another department and were sent there."),
+        p("Active early warnings by kind and level", "sum by (kind, level) (petition_watch_alerts_active)",
+          "{{kind}} level {{level}}",
+          description="surge: more petitions about one category in one area than its history leads to expect; "
+                      "cluster: one incident reported by many. Level 1 low, 2 raised, 3 high risk."),
+        Panel("Alerts opened and closed by kind (per hour)", (
+            ("sum by (kind) (increase(petition_watch_alerts_opened_total[1h]))", "opened {{kind}}"),
+            ("sum by (kind) (increase(petition_watch_alerts_closed_total[1h]))", "closed {{kind}}"),
+        ), description="Alerts opened and closed in the last hour: a surge closes when a later window of its "
+                       "key is no longer a surge, a cluster when its incident goes quiet."),
+        p("Petitions linked to an incident (并案)", f"sum(rate(petition_watch_linked_total[{RATE}]))", "linked",
+          unit="reqps", description="Petitions sent to the department holding their incident (并案), per second."),
+        p("Petitions observed by the watch", f"sum(rate(petition_watch_observed_total[{RATE}]))", "observed",
+          unit="reqps", description="Routed petitions the watch takes in; it should follow the routed rate."),
+    ],
+)
+
+DASHBOARDS = {"ops-overview": OPS, "departments": DEPARTMENTS, "sla-escalations": SLA, "zero-reports": ZERO_REPORTS,
+              "early-warning": EARLY_WARNING}
 
 
 def _panel_json(panel: Panel, pid: int, x: int, y: int) -> dict[str, Any]:
