@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     triage_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     routing_table_path: Path | None = None
     gazetteer_path: Path | None = None
+    # the watch service (early warning): its policies (default services/watch/data/watch.yaml)
+    # and how often it closes subsided surges and quiet incidents
+    watch_policy_path: Path | None = None
+    watch_tick_seconds: float = 10.0
     classifier: str = "model"  # "model" (the trained artefact) or "keywords"
     # the serving folder of a promoted model (petitionctl model promote writes it, the router
     # watches it and reloads); while it holds no model, the artefact shipped in the package

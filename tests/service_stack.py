@@ -1,4 +1,4 @@
-"""The three services on a test session's private broker and database, on free ports.
+"""The services on a test session's private broker and database, on free ports.
 
 Shared by the test folders that drive the running platform: tests/integration (over HTTP and
 Kafka) and tests/browser (the console in a real browser). The session's ``stack`` fixture is in
@@ -27,7 +27,7 @@ from shared.identity import Principal
 
 REPO = Path(__file__).resolve().parents[1]
 
-SERVICES = ("intake", "router", "escalation")
+SERVICES = ("intake", "router", "escalation", "watch")
 
 
 @dataclass
@@ -73,6 +73,7 @@ class Stack:
             "intake": self.ports["PETITION_HTTP_PORT"],
             "router": self.ports["PETITION_ROUTER_PORT"],
             "escalation": self.ports["PETITION_ESCALATION_PORT"],
+            "watch": self.ports["PETITION_WATCH_PORT"],
         }[service]
         return f"http://127.0.0.1:{port}"
 
@@ -113,7 +114,7 @@ def new_stack(infra: Infra, run_dir: Path, *, own_table: bool = True) -> Stack:
     `own_table`, its own copy of the routing table (so a test can change it while the
     router runs)."""
     names = ["PETITION_HTTP_PORT", "PETITION_ROUTER_PORT", "PETITION_ESCALATION_PORT", "PETITION_INTAKE_WORKER_PORT",
-             "PETITION_MAIL_PORT"]
+             "PETITION_MAIL_PORT", "PETITION_WATCH_PORT"]
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     env = infra.service_env(hmac_key=uuid.uuid4().hex * 2, **ports)
     env["PETITION_RUN_DIR"] = str(run_dir)

@@ -37,6 +37,7 @@ SERVICES: tuple[tuple[str, str], ...] = (
     ("intake", "PETITION_HTTP_PORT"),
     ("router", "PETITION_ROUTER_PORT"),
     ("escalation", "PETITION_ESCALATION_PORT"),
+    ("watch", "PETITION_WATCH_PORT"),
 )
 
 #: Environment variables understood by the CLI, with their defaults.
@@ -50,6 +51,7 @@ DEFAULTS: dict[str, str] = {
     "PETITION_ROUTER_PORT": "8081",
     "PETITION_ESCALATION_PORT": "8082",
     "PETITION_INTAKE_WORKER_PORT": "8083",
+    "PETITION_WATCH_PORT": "8084",
     # intake's SMTP listener (the e-mail channel), for the centre's mail relay
     "PETITION_MAIL_PORT": "2525",
 }
@@ -69,6 +71,7 @@ class StackConfig:
     escalation_port: int
     intake_worker_port: int
     mail_port: int = 2525
+    watch_port: int = 8084
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
@@ -89,7 +92,8 @@ class StackConfig:
                    router_port=int(get("PETITION_ROUTER_PORT")),
                    escalation_port=int(get("PETITION_ESCALATION_PORT")),
                    intake_worker_port=int(get("PETITION_INTAKE_WORKER_PORT")),
-                   mail_port=int(get("PETITION_MAIL_PORT")))
+                   mail_port=int(get("PETITION_MAIL_PORT")),
+                   watch_port=int(get("PETITION_WATCH_PORT")))
 
     def port_env(self) -> dict[str, str]:
         return {
@@ -102,11 +106,12 @@ class StackConfig:
             "PETITION_ESCALATION_PORT": str(self.escalation_port),
             "PETITION_INTAKE_WORKER_PORT": str(self.intake_worker_port),
             "PETITION_MAIL_PORT": str(self.mail_port),
+            "PETITION_WATCH_PORT": str(self.watch_port),
         }
 
     def service_port(self, service: str) -> int:
         return {"intake": self.http_port, "router": self.router_port,
-                "escalation": self.escalation_port}[service]
+                "escalation": self.escalation_port, "watch": self.watch_port}[service]
 
     @property
     def bootstrap(self) -> str:

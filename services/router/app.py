@@ -35,7 +35,7 @@ from shared.auth.verify import build_verifier
 from shared.consumer import BatchProcessor, BatchResult, Prepared
 from shared.db import create_pool, ensure_common_tables, migrate
 from shared.errors import Unavailable
-from shared.events import PetitionActionTaken, PetitionSubmitted, utcnow
+from shared.events import IncidentLinked, PetitionActionTaken, PetitionSubmitted, utcnow
 from shared.kafka_client import KafkaAccess
 from shared.outages import is_transient
 from shared.outbox import OutboxRelay
@@ -128,6 +128,8 @@ class Router:
                 handlers={
                     "petition.submitted": lambda tx, e, raw, r: self.on_submitted_batch(tx, [(e, raw)], r),
                     "petition.action_taken": self.on_action,
+                    "incident.linked": self.on_link,
+                    "watch.alert": self.on_alert,
                 },
                 batch_handlers={"petition.submitted": self.on_submitted_batch},
                 # a new petition's assignment row is its ledger entry: the same petition
@@ -226,6 +228,19 @@ class Router:
             result.after_commit.append(observe)
         return outcome.repeated
 
+    async def on_link(
+        self, store: RouterStore, event: IncidentLinked, raw: RawMessage, result: BatchResult
+    ) -> None:
+        """并案: a petition the watch linked to an incident goes to the incident's department."""
+        table = self.table
+        change = await handlers.merge_into_incident(store, event, table=table, queues=self.queues, clock=utcnow)
+        if change is not None:
+            triage = table.triage.code
+            result.after_commit.append(lambda: metrics.observe_decisions([change.routing], triage))
+
+    async def on_alert(self, store: RouterStore, event: Any, raw: RawMessage, result: BatchResult) -> None:
+        """The watch's alerts share its topic with the links; the router acts on links only."""
+
     async def on_action(
         self, store: RouterStore, event: PetitionActionTaken, raw: RawMessage, result: BatchResult
     ) -> None:
@@ -252,7 +267,7 @@ def build_app(settings: Settings) -> Any:
     add_suggestion_page(app, router, verifier)
     router.agent_health = batch_agent(
         app,
-        [topics.PETITION_SUBMITTED, topics.PETITION_ACTIONS],
+        [topics.PETITION_SUBMITTED, topics.PETITION_ACTIONS, topics.PETITION_ALERTS],
         name="route",
         processor=lambda: router,  # type: ignore[arg-type,return-value]  # the service is its own processor (duck-typed)
         batch_size=settings.batch_size,

@@ -27,12 +27,14 @@ from services.router.planning import (
     Routing,
     encode,
     initial_decision,
+    merge_reassignment,
+    merging,
     plan_action,
     repeat_routing,
 )
 from services.router.store import IndexEntry, RouterStore
 from shared.errors import BadInput
-from shared.events import ActionType, PetitionActionTaken, PetitionSubmitted
+from shared.events import ActionType, IncidentLinked, PetitionActionTaken, PetitionSubmitted
 
 __all__ = [
     "Clock", "DepartmentQueues", "NewPetitionsRouted", "Plans", "Suggestion", "act_on_assignment",
@@ -149,6 +151,29 @@ async def act_on_assignment(
         return None
     if change.triage is not None:
         await store.record_triage_decision(change.triage)
+    routing = change.routing
+    await store.reassign(
+        event.petition_id, assignment_no=routing.assignment_no, department_code=routing.decision.department.code,
+        rule=routing.decision.rule, returned_by=change.returned_by, category=routing.category,
+    )
+    await _write_decisions(store, queues, [(routing, encode(event, routing, clock(), table))])
+    return change
+
+
+async def merge_into_incident(
+    store: RouterStore, event: IncidentLinked, *, table: RoutingTable, queues: DepartmentQueues, clock: Clock
+) -> Reassignment | None:
+    """并案: send a petition the watch linked to an open incident to the incident's department
+    (:func:`services.router.planning.merging`); None when nothing changed. The watch links
+    only petitions it saw routed (the router committed their assignment before publishing it),
+    so an unknown petition is a link about something else: it is dead-lettered."""
+    current = await store.lock_assignment(event.petition_id)
+    if current is None:
+        raise BadInput(f"incident link for unknown petition {event.petition_id}", code="unknown_petition")
+    decision = merging(event, current, table)
+    if decision is None:
+        return None
+    change = merge_reassignment(decision, current, "merged")
     routing = change.routing
     await store.reassign(
         event.petition_id, assignment_no=routing.assignment_no, department_code=routing.decision.department.code,

@@ -25,6 +25,7 @@ from shared.events import (
     ActionType,
     Channel,
     DepartmentAssignment,
+    IncidentLinked,
     Jurisdiction,
     Kind,
     Location,
@@ -249,7 +250,7 @@ def repeat_routing(plan: Planned, match: RepeatMatch | None, table: RoutingTable
 
 #: The actions that reassign a petition: a department's return, the triage desk's choice, and a
 #: follow-up (回访) that reopens it (重办) to the department that resolved it.
-REASSIGNING = frozenset({ActionType.RETURN, ActionType.ASSIGN, ActionType.FOLLOW_UP})
+REASSIGNING = frozenset({ActionType.RETURN, ActionType.ASSIGN, ActionType.FOLLOW_UP, ActionType.UNLINK})
 
 
 def reopening(event: PetitionActionTaken, current: Assignment, table: RoutingTable) -> Decision | None:
@@ -266,6 +267,48 @@ def reopening(event: PetitionActionTaken, current: Assignment, table: RoutingTab
         return None  # the department left the table since: the hotline reassigns by hand
     area = table.gazetteer.by_code(current.jurisdiction_code) if current.jurisdiction_code else None
     return Decision(department, f"reopen:{extra.get('reopens', 1)}", area, current.accused)
+
+
+#: the rule of a 并案 reassignment: ``merge:<incident>:from:<the department routing chose>``
+MERGE_RULE = "merge:"
+
+
+def merging(link: IncidentLinked, current: Assignment, table: RoutingTable) -> Decision | None:
+    """并案: a petition that joined an open incident goes to the department holding it. None
+    when the assignment changed since the watch saw it (a return, the triage desk, a person
+    who unlinked it: the assignment number moved on), when it is there already, when the
+    holder left the table, or when the petition accuses the holder's own government (an
+    accusation never goes to the accused)."""
+    if link.assignment_no != current.assignment_no or link.department_code == current.department_code:
+        return None
+    department = table.department(link.department_code)
+    if department is None or in_accused_government(department.code, current.accused):
+        return None
+    area = table.gazetteer.by_code(current.jurisdiction_code) if current.jurisdiction_code else None
+    return Decision(department, f"{MERGE_RULE}{link.incident_id}:from:{current.department_code}", area,
+                    current.accused)
+
+
+def unlinking(event: PetitionActionTaken, current: Assignment, table: RoutingTable) -> Decision | None:
+    """A person took the petition out of its incident: back to the department its own routing
+    chose before the merge. None unless the assignment in force is the merge (`event` may
+    name it by number) and that department is still in the table."""
+    if not current.rule.startswith(MERGE_RULE) or ":from:" not in current.rule:
+        return None
+    if event.assignment_no is not None and event.assignment_no != current.assignment_no:
+        return None
+    incident, before = current.rule[len(MERGE_RULE):].rsplit(":from:", 1)
+    department = table.department(before)
+    if department is None:
+        return None
+    area = table.gazetteer.by_code(current.jurisdiction_code) if current.jurisdiction_code else None
+    return Decision(department, f"unlinked:{incident}", area, current.accused)
+
+
+def merge_reassignment(decision: Decision, current: Assignment, reason: str) -> Reassignment:
+    """The reassignment of a merge or an unlink: the same facts, another department."""
+    return Reassignment(_routing(current, decision, current.category, reason, current.returned_by),
+                        current.returned_by, None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +346,9 @@ def plan_action(event: PetitionActionTaken, current: Assignment, table: RoutingT
     A return goes to the next department, never one that returned it, and to the triage
     desk after the table's number of returns (:meth:`RoutingTable.decide_after_return`); the
     desk's choice goes where it says (:func:`triage_choice`), with the category it names."""
+    if event.action is ActionType.UNLINK:
+        back = unlinking(event, current, table)
+        return None if back is None else merge_reassignment(back, current, "unlinked")
     if event.action is ActionType.FOLLOW_UP:
         again = reopening(event, current, table)
         if again is None:

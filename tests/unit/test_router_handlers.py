@@ -27,6 +27,7 @@ from shared.events import (
     ActionType,
     Channel,
     DepartmentAssignment,
+    IncidentLinked,
     Kind,
     Location,
     PetitionActionTaken,
@@ -362,3 +363,53 @@ async def test_a_suggestion_is_the_routers_decision_with_its_repeat_check_and_wr
     assert [(c[0], c[1], c[2]) for c in ranked.candidates] == [
         ("城乡建设", 0.5, "A3-HOUSING"), ("环境保护", 0.3, "A3-ENVIRONMENT"), ("教育文体", 0.15, "A3-EDUCATION")]
     assert router.tables() == before  # a suggestion is a question: nothing written
+
+
+def link(pid: str, department: str, *, assignment_no: int = 1, incident: str = "P-0") -> IncidentLinked:
+    return IncidentLinked(
+        event_id=uuid.uuid4(), occurred_at=AT + timedelta(minutes=5), petition_id=pid, incident_id=incident,
+        alert_id=f"cluster:{incident}", department_code=department, assignment_no=assignment_no, similarity=0.7,
+    )
+
+
+async def merge(router: Router, event: IncidentLinked) -> Reassignment | None:
+    async with router.uow.begin() as store:
+        return await handlers.merge_into_incident(store, event, table=router.table, queues=router.queues,
+                                                  clock=lambda: NOW)
+
+
+async def test_a_petition_linked_to_an_incident_goes_to_its_department_until_a_person_unlinks_it(
+    table: RoutingTable,
+) -> None:
+    router = Router(table)
+    await router.submit(petition("P-1"))
+    assert router.db.assignments["P-1"].department_code == "A3-HOUSING"
+    change = await merge(router, link("P-1", "A3-URBAN"))
+    assert change is not None
+    held = router.db.assignments["P-1"]
+    assert (held.assignment_no, held.department_code, held.rule) == (2, "A3-URBAN", "merge:P-0:from:A3-HOUSING")
+    routed = router.routed("P-1")[-1]
+    assert (routed.reason, routed.department_code) == ("merged", "A3-URBAN")
+    assert [a.assignment_no for a in router.assigned("A3-URBAN")] == [2]
+    # the same link again (a replay) or about the first assignment: nothing moves
+    assert await merge(router, link("P-1", "A3-URBAN")) is None
+    # a supervisor unlinks: back where routing sent it
+    back = await router.act(action("P-1", ActionType.UNLINK, "A3-GOV", assignment_no=2))
+    assert back is not None
+    held = router.db.assignments["P-1"]
+    assert (held.assignment_no, held.department_code, held.rule) == (3, "A3-HOUSING", "unlinked:P-0")
+    assert router.routed("P-1")[-1].reason == "unlinked"
+    # unlinking what is not a merge changes nothing
+    assert await router.act(action("P-1", ActionType.UNLINK, "A3-GOV", assignment_no=3)) is None
+
+
+async def test_a_link_never_sends_an_accusation_to_the_accused_nor_moves_a_petition_already_there(
+    table: RoutingTable,
+) -> None:
+    router = Router(table)
+    await router.submit(petition("P-1"), petition("P-2", title=ACCUSATION_TITLE, content=ACCUSATION_TEXT))
+    assert await merge(router, link("P-1", "A3-HOUSING")) is None  # already there
+    assert await merge(router, link("P-2", "A3-HOUSING")) is None  # it accuses A3's own bureau
+    assert router.db.assignments["P-2"].assignment_no == 1
+    with pytest.raises(BadInput):
+        await merge(router, link("P-9", "A3-HOUSING"))

@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
-__all__ = ["ClusterPolicy", "Clusters", "Placed", "shingles", "signature"]
+__all__ = ["SCHEME", "ClusterPolicy", "Clusters", "Placed", "from_hashvalues", "shingles", "signature"]
+
+#: datasketch's permutation scheme; a signature kept as numbers is read back with the same one
+SCHEME = "affine32"
 
 _NOISE = re.compile(r"[\s0-9０-９\*\-—_.,，。、；;：:！!？?（）()\[\]【】《》\"'“”‘’…·~～/\\|]+")
 
@@ -34,6 +37,7 @@ class ClusterPolicy:
     perm: int = 64
     window_seconds: int = 3 * 86400
     min_chars: int = 12  # shorter texts say too little to be matched
+    alert_size: int = 3  # an incident with this many petitions is an alert
 
 
 def shingles(text: str, k: int) -> set[str]:
@@ -45,9 +49,14 @@ def signature(text: str, policy: ClusterPolicy) -> MinHash | None:
     grams = shingles(text, policy.shingle)
     if sum(len(g) for g in grams) < policy.min_chars:
         return None
-    m = MinHash(num_perm=policy.perm, seed=1)
+    m = MinHash(num_perm=policy.perm, seed=1, scheme=SCHEME)
     m.update_batch([g.encode("utf-8") for g in grams])
     return m
+
+
+def from_hashvalues(values: list[int], policy: ClusterPolicy) -> MinHash:
+    """A signature from the numbers :func:`signature`'s ``hashvalues`` held."""
+    return MinHash(num_perm=policy.perm, seed=1, scheme=SCHEME, hashvalues=np.array(values, dtype=np.uint32))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,7 @@ class Clusters:
         self._area: dict[str, str | None] = {}
         self._arrived: OrderedDict[str, float] = OrderedDict()  # petition -> when, oldest first
         self.members: dict[str, set[str]] = {}
+        self.dropped: list[str] = []  # petitions expire() took out, for the caller to forget too
 
     def __len__(self) -> int:
         return len(self._hashes)
@@ -83,6 +93,7 @@ class Clusters:
             if now - at <= self.policy.window_seconds:
                 break
             self._arrived.popitem(last=False)
+            self.dropped.append(pid)
             self._lsh.remove(pid)
             del self._hashes[pid]
             self._area.pop(pid, None)
@@ -100,10 +111,32 @@ class Clusters:
         already)."""
         if petition_id in self._hashes:
             return None
-        self.expire(at)
         m = signature(text, self.policy)
         if m is None:
             return None
+        return self.place_signature(petition_id, m, at, area)
+
+    def restore(self, petition_id: str, hashvalues: list[int], at: float, area: str | None, incident: str) -> None:
+        """Put back a petition placed before (the service's state, read back after a restart)."""
+        if petition_id in self._hashes:
+            return
+        m = from_hashvalues(hashvalues, self.policy)
+        self._add(petition_id, m, at, area, incident)
+
+    def _add(self, petition_id: str, m: MinHash, at: float, area: str | None, incident: str) -> None:
+        self._lsh.insert(petition_id, m)
+        self._hashes[petition_id] = m
+        self._incident[petition_id] = incident
+        self._area[petition_id] = area
+        self._arrived[petition_id] = at
+        self._arrived.move_to_end(petition_id)
+        self.members.setdefault(incident, set()).add(petition_id)
+
+    def place_signature(self, petition_id: str, m: MinHash, at: float, area: str | None = None) -> Placed | None:
+        """:meth:`place` for a text's signature (:func:`signature`)."""
+        if petition_id in self._hashes:
+            return None
+        self.expire(at)
         best, score = None, 0.0
         for other in self._lsh.query(m):
             if self._area.get(other) != area:
@@ -115,10 +148,5 @@ class Clusters:
             incident, new = self._incident[best], False
         else:
             incident, new, score = petition_id, True, 1.0
-        self._lsh.insert(petition_id, m)
-        self._hashes[petition_id] = m
-        self._incident[petition_id] = incident
-        self._area[petition_id] = area
-        self._arrived[petition_id] = at
-        self.members.setdefault(incident, set()).add(petition_id)
+        self._add(petition_id, m, at, area, incident)
         return Placed(petition_id, incident, score, new)
