@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -53,3 +54,19 @@ def test_rendered_prometheus_config_is_valid(promtool: str, tmp_path: Path) -> N
     done = _run(promtool, "check", "config", str(config))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout and "rule files found" in done.stdout + done.stderr
+
+
+def test_every_job_the_down_alerts_watch_is_scraped(tmp_path: Path) -> None:
+    """A Down alert on `up{job=...}` of a job the config does not scrape can never fire."""
+    config = yaml.safe_load(render_prometheus_config(tmp_path / "prometheus.yml", {}).read_text())
+    scraped = {job["job_name"] for job in config["scrape_configs"]}
+    watched = {
+        job
+        for path in RULES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        for jobs in re.findall(r'\bup\{job=~?"([^"]+)"', rule["expr"])
+        for job in jobs.split("|")
+    }
+    assert {"intake", "router", "escalation", "watch"} <= watched
+    assert watched - scraped == set(), "alerts on jobs Prometheus does not scrape"
