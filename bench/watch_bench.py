@@ -24,6 +24,7 @@ Reproduce: ``.venv/bin/python -m bench watch`` (a few minutes on 2 cores).
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import time
@@ -149,36 +150,43 @@ def build_stream(rng: random.Random, inject: bool) -> tuple[list[Item], list[dic
 
 
 def detect(items: list[Item], policies: dict[str, SurgePolicy]) -> list[dict]:
-    """Alerts of the stream: (window name, key, opened_at, closed_at, count)."""
-    from services.watch.domain.surges import Baseline, judge_window, update
+    """The alerts the watch service raises on the stream: its own decisions
+    (services.watch.domain.watcher: observe each petition; tick the keys with an open alert
+    every ten simulated minutes, which is when the service's ticks can close one), the
+    watch's origin at the stream's start."""
+    from services.watch.domain.watcher import SurgeState, observe, tick
 
     alerts: list[dict] = []
+    origin = 0.0
+
+    def apply(changes: list, name: str, opened: dict[str, dict], token: str, category: str, at: float) -> None:
+        for change in changes:
+            aid = change.alert.alert_id
+            if change.what == "opened":
+                opened[aid] = {"window": name, "area": token, "category": category, "opened_at": at,
+                               "count": change.alert.count, "expected": change.alert.expected}
+                alerts.append(opened[aid])
+            elif change.what == "closed" and aid in opened:
+                opened.pop(aid)["closed_at"] = change.closed_at
+
     for name, policy in policies.items():
-        size = policy.window_seconds
-        counts: dict[tuple[str, str], int] = defaultdict(int)
-        current: dict[tuple[str, str], int] = {}
-        bases: dict[tuple[str, str], Baseline] = {}
-        open_: dict[tuple[str, str], dict] = {}
+        states: dict[tuple[str, str], SurgeState] = {}
+        opened: dict[str, dict] = {}
+        next_tick = 600.0
+
         for item in items:
-            if item.category is None:
-                continue
-            window = int(item.at // size)
-            for token in item.areas:
-                key = (token, item.category)
-                if current.get(key) is not None and current[key] != window:  # the key's previous window closed
-                    closed, count = current[key], counts.pop(key, 0)
-                    verdict = judge_window(bases.get(key, Baseline()), closed, count, policy)
-                    bases[key] = update(bases.get(key, Baseline()), closed, count, policy)
-                    if key in open_ and not verdict.surge:
-                        open_.pop(key)["closed_at"] = (closed + 1) * size
-                current[key] = window
-                counts[key] += 1
-                verdict = judge_window(bases.get(key, Baseline()), window, counts[key], policy)
-                if verdict.surge and key not in open_:
-                    alert = {"window": name, "area": token, "category": item.category, "opened_at": item.at,
-                             "count": verdict.count, "expected": verdict.expected}
-                    alerts.append(alert)
-                    open_[key] = alert
+            while next_tick <= item.at:
+                for key in [k for k, v in states.items() if v.alert is not None]:
+                    state, change = tick(states[key], next_tick, policy, origin=origin, keep=True)
+                    states[key] = state or states[key]
+                    apply([change] if change else [], name, opened, key[0], key[1], next_tick)
+                next_tick += 600.0
+            for token in item.areas or ("P",):
+                key = (token, item.category or "-")
+                state, changes = observe(states.get(key, SurgeState()), item.pid, item.at, policy,
+                                         key=f"{name}|{token}|{key[1]}", origin=origin)
+                states[key] = state
+                apply(changes, name, opened, token, key[1], item.at)
     return alerts
 
 
@@ -194,10 +202,14 @@ def score(alerts: list[dict], surges: list[dict]) -> tuple[float, list[float], i
     return found / len(surges) if surges else 0.0, delays, len(alerts) - len(true_alerts)
 
 
-def clustering(items: list[Item], policy: object = None) -> tuple[float, float, float]:
+def clustering(items: list[Item], policy: object = None) -> tuple[float, float, float, float, float]:
+    """Pair precision and recall on the injected variants, petitions/s, the share of injected
+    surges that became an incident alert (``alert_size`` petitions of one incident) and the
+    incident alerts per day made of background petitions alone."""
     from services.watch.domain.incidents import ClusterPolicy, Clusters
 
-    clusters = Clusters(policy if isinstance(policy, ClusterPolicy) else ClusterPolicy())
+    policy = policy if isinstance(policy, ClusterPolicy) else ClusterPolicy()
+    clusters = Clusters(policy)
     incident_of: dict[str, str] = {}
     started = time.perf_counter()
     for item in items:
@@ -227,11 +239,18 @@ def clustering(items: list[Item], policy: object = None) -> tuple[float, float, 
                 linked += 1
                 correct += a.surge is not None and a.surge == b.surge
     precision = correct / linked if linked else 0.0
-    return precision, recall, rate
+    alerted = [m for m in by_incident.values() if len(m) >= policy.alert_size]
+    surges = {i.surge for i in items if i.surge is not None}
+    found = {m[0].surge for m in alerted if m[0].surge is not None and all(x.surge == m[0].surge for x in m)}
+    noise = sum(all(x.surge is None for x in m) for m in alerted)
+    return precision, recall, rate, len(found) / len(surges) if surges else 0.0, noise / DAYS
 
 
 def main(argv: list[str]) -> int:
-    from services.watch.domain.surges import Baseline, SurgePolicy, update
+    from services.watch.config import load_policies
+    from services.watch.domain.incidents import ClusterPolicy
+    from services.watch.domain.surges import SurgePolicy
+    from services.watch.domain.watcher import SurgeState, observe
 
     print(describe())
     if not load_background(random.Random(0)):
@@ -242,46 +261,69 @@ def main(argv: list[str]) -> int:
     print(f"background: {len(background)} petitions over {DAYS} simulated days ({RATE:.0f}/h); injected "
           f"{len(surges)} surges of sizes {', '.join(map(str, SIZES))} ({PER_SIZE} each), "
           f"{sum(i.surge is not None for i in injected)} petitions")
-    print("\nhourly and daily windows, EWMA baseline (alpha 0.1):")
-    print("| hourly z / min | daily z / min | found | found by size 4/8/16/32 | delay p50 / max (min) "
-          "| false alarms per day, hourly + daily (background alone) |")
+    shipped, _clusters = load_policies()
+    print("\nsurges: hourly and daily windows, EWMA baseline (alpha 0.1), the watch service's own decisions "
+          "(warm-up from the watch's origin; the first row is services/watch/data/watch.yaml):")
+    print("| hourly z / min / warm-up | daily z / min / warm-up | found | found by size 4/8/16/32 "
+          "| delay p50 / max (min) | false alarms per day, hourly + daily (background alone) |")
     print("|---|---|---|---|---|---|")
-    settings = [(z, m, dz, dm) for z, m in ((4.0, 4), (5.0, 4), (5.0, 5)) for dz, dm in ((4.0, 10), (6.0, 15))]
-    for z, m, dz, dm in settings:
-        policies = {"hour": SurgePolicy(3600, m, z), "day": SurgePolicy(86400, dm, dz, warmup_windows=4)}
+    rows = [shipped] + [
+        {"hour": SurgePolicy(3600, m, z, warmup_windows=24), "day": SurgePolicy(86400, dm, dz, warmup_windows=4)}
+        for z, m in ((4.0, 4), (5.0, 4), (5.0, 6), (6.0, 6)) for dz, dm in ((6.0, 15), (8.0, 20))
+    ]
+    for policies in rows:
         noise = detect(background, policies)
         alerts = detect(injected, policies)
         share, delays, _ = score(alerts, surges)
-        by_size = []
-        for size in SIZES:
-            mine = [s for s in surges if s["size"] == size]
-            by_size.append(score(alerts, mine)[0])
+        by_size = [score(alerts, [s for s in surges if s["size"] == size])[0] for size in SIZES]
         delays.sort()
         p50 = delays[len(delays) // 2] / 60 if delays else float("nan")
         worst = delays[-1] / 60 if delays else float("nan")
-        print(f"| {z:g} / {m} | {dz:g} / {dm} | {share:.0%} | {' / '.join(f'{x:.0%}' for x in by_size)} "
+        h, d = policies["hour"], policies["day"]
+        print(f"| {h.z:g} / {h.min_count} / {h.warmup_windows} | {d.z:g} / {d.min_count} / {d.warmup_windows} "
+              f"| {share:.0%} | {' / '.join(f'{x:.0%}' for x in by_size)} "
               f"| {p50:.1f} / {worst:.1f} | {sum(a['window'] == 'hour' for a in noise) / DAYS:.2f} + "
               f"{sum(a['window'] == 'day' for a in noise) / DAYS:.2f} |")
 
-    from services.watch.domain.incidents import ClusterPolicy
+    print("\nincidents (MinHash, 64 permutations, LSH, 3-day window, one place per incident): pairs of the "
+          "injected variants; an incident of `alert size` petitions is an alert. The background's incident alerts are "
+          "the data's own repeated complaints (one text sent again and again, one group's many letters), which the "
+          "replay brings days apart instead of the months the data spans:")
+    print("| shingle | Jaccard threshold | alert size | precision | recall | surges found as incidents "
+          "| incident alerts per day (background alone) | petitions/s (one process) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for k, threshold, size in ((2, 0.3, 3), (2, 0.4, 3), (2, 0.4, 4), (2, 0.4, 5), (2, 0.5, 3), (3, 0.4, 3)):
+        policy = ClusterPolicy(threshold=threshold, shingle=k, alert_size=size)
+        precision, recall, rate, found, incident_noise = clustering(injected, policy)
+        print(f"| {k} | {threshold} | {size} | {precision:.3f} | {recall:.3f} | {found:.0%} | {incident_noise:.2f} "
+              f"| {rate:,.0f} |")
 
-    print("\nclustering (MinHash, 64 permutations, LSH, 3-day window, one place per incident), "
-          "pairs of the injected variants:")
-    print("| shingle | Jaccard threshold | precision | recall | petitions/s (one process) |")
-    print("|---|---|---|---|---|")
-    for k, threshold in ((2, 0.3), (2, 0.4), (2, 0.5), (3, 0.4)):
-        precision, recall, rate = clustering(injected, ClusterPolicy(threshold=threshold, shingle=k))
-        print(f"| {k} | {threshold} | {precision:.3f} | {recall:.3f} | {rate:,.0f} |")
-
-    policy = SurgePolicy(3600, 4, 4.0)
     started = time.perf_counter()
-    detect(injected, {"hour": policy, "day": SurgePolicy(86400, 10, 4.0)})
-    keys_per_item = sum(len(i.areas) for i in injected) * 2
-    print(f"surge detector: {len(injected) / (time.perf_counter() - started):,.0f} petitions/s, "
-          f"{keys_per_item / (time.perf_counter() - started):,.0f} window updates/s (one process)")
+    detect(injected, shipped)
+    spent = time.perf_counter() - started
+    updates = sum(max(len(i.areas), 1) for i in injected) * len(shipped)
+    print(f"\nthroughput, one process: surge detector {len(injected) / spent:,.0f} petitions/s "
+          f"({updates / spent:,.0f} window updates/s); incidents: the table's last column")
+    from services.router.config import load_classifier
+
+    clf = load_classifier("model")
+    texts = [(i.title, i.content) for i in injected[:5000]]
+    started = time.perf_counter()
+    clf.predict(texts, with_scores=False)
+    print(f"the router's classifier on the same texts: {len(texts) / (time.perf_counter() - started):,.0f} "
+          "petitions/s (its CPU-bound stage, one process)")
+
+    hour = shipped["hour"]
     tracemalloc.start()
-    table = {(f"A{i}", "城乡建设", "hour"): update(Baseline(), 5, i % 7, policy) for i in range(1000)}
+    states = {}
+    for i in range(1000):  # a key with a window of a few petitions, as most active keys are
+        state = SurgeState()
+        for j in range(i % 5 + 1):
+            state, _ = observe(state, f"XF-{i}-{j}", 3600.0 * 100 + j, hour, key=f"hour|43{i:04d}|城乡建设", origin=0.0)
+        states[f"hour|43{i:04d}|城乡建设"] = json.dumps(state.to_data(), separators=(",", ":")).encode()
     used = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    print(f"baselines: {used / 1024:.0f} KiB per 1,000 keys (Python objects; {len(table)} keys)")
+    stored = sum(len(k) + len(v) for k, v in states.items())
+    print(f"surge table: {stored / 1024:.0f} KiB of keys and values per 1,000 active keys "
+          f"(what the changelog holds), {used / 1024:.0f} KiB in memory as the service's table holds them")
     return 0

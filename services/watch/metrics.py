@@ -23,3 +23,10 @@ ALERTS_CLOSED = Counter(
 LINKED = Counter(
     "petition_watch_linked_total", "Petitions linked to an open incident held by another department (并案)."
 )
+
+# every series exists from the start (at zero), so dashboards and rules see them before the first alert
+for _kind in ("surge", "cluster"):
+    ALERTS_OPENED.labels(_kind)
+    ALERTS_CLOSED.labels(_kind)
+    for _level in ("1", "2", "3"):
+        ALERTS_ACTIVE.labels(_kind, _level)

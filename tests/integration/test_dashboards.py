@@ -44,6 +44,7 @@ def _get(url: str, timeout: float = 10) -> Any:
 
 def _config(stack: Stack) -> str:
     jobs = {"intake": stack.ports["PETITION_HTTP_PORT"], "router": stack.ports["PETITION_ROUTER_PORT"],
+            "watch": stack.ports["PETITION_WATCH_PORT"],
             "escalation": stack.ports["PETITION_ESCALATION_PORT"]}
     scrape = "\n".join(
         f"  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']"

@@ -177,7 +177,8 @@ def test_killing_the_watch_mid_window_loses_no_window_state(watch_stack: Stack) 
         after = post_all(client, second)
 
     def whole() -> dict[str, Any] | None:
-        found = [a for a in alerts(watch_stack) if a["kind"] == "cluster" and set(before + after) <= set(a["petition_ids"])]
+        found = [a for a in alerts(watch_stack)
+                 if a["kind"] == "cluster" and set(before + after) <= set(a["petition_ids"])]
         return found[0] if found else None
 
     cluster = wait_for(whole, timeout=60, interval=0.5)

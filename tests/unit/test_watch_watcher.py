@@ -21,17 +21,17 @@ DAY0 = 100 * 86400.0  # a day boundary, in epoch seconds
 
 
 def feed(state: SurgeState, ids: list[str], at: float, *, origin: float | None = None,
-         flags: Flags = Flags()) -> tuple[SurgeState, list]:
+         flags: Flags | None = None) -> tuple[SurgeState, list]:
     changes = []
     for pid in ids:
-        state, more = observe(state, pid, at, HOUR, key="hour|A3|燃气", origin=origin, flags=flags)
+        state, more = observe(state, pid, at, HOUR, key="hour|A3|燃气", origin=origin, flags=flags or Flags())
         changes += more
     return state, changes
 
 
 def test_a_burst_in_a_quiet_key_opens_one_alert_once_the_watch_is_warm() -> None:
     origin = DAY0 - 2 * 86400  # the watch has watched for two days: this key's history is empty
-    state, changes = feed(SurgeState(), [f"p{i}" for i in range(6)], DAY0 + 60, origin=origin)
+    _, changes = feed(SurgeState(), [f"p{i}" for i in range(6)], DAY0 + 60, origin=origin)
     assert [c.what for c in changes] == ["opened", "updated", "updated"]  # at the 4th petition (min_count)
     alert = changes[-1].alert
     assert alert.count == 6 and alert.petition_ids == tuple(f"p{i}" for i in range(6))
