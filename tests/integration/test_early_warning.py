@@ -32,7 +32,7 @@ version: 1
 surges:
   fast: {window_seconds: 4, min_count: 4, z: 5.0, alpha: 0.3, warmup_windows: 5}
   day: {window_seconds: 86400, min_count: 100000, z: 6.0, warmup_windows: 0}
-clusters: {threshold: 0.4, shingle: 2, perm: 64, window_seconds: 259200, min_chars: 12, alert_size: 3}
+clusters: {threshold: 0.4, shingle: 2, perm: 64, window_seconds: 259200, min_chars: 12, alert_size: 4}
 """
 
 GAS = ["{place}最近几天一直有很浓的燃气味", "尤其是早上和晚上特别明显", "大家担心会发生燃气泄漏爆炸",
