@@ -65,6 +65,7 @@ from shared.events import (
     parse_event,
 )
 from shared.kafka_client import KafkaAccess
+from shared.metrics import DEAD_LETTERS
 from shared.records import dead_letter_message
 from shared.reference.files import GAZETTEER
 from shared.reference.places import Area, Gazetteer
@@ -369,6 +370,7 @@ class Watch:
         dead = dead_letter_message(service=SERVICE, dead_letter_topic=topics.DEAD_LETTER_WATCH, message=raw,
                                    reason=reason, error=error)
         await self.topics["dead_letters"].send(key=dead.key, value=dead.value)
+        DEAD_LETTERS.labels(SERVICE, raw.topic, reason).inc()
 
     def _recount(self, partition: int) -> None:
         """The active-alerts gauge, from the tables of `partition` (the instance's share)."""
