@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 PLATFORM_GROUPS: Mapping[str, tuple[str, ...]] = {
     "petition-router": (topics.PETITION_SUBMITTED, topics.PETITION_ACTIONS),
     "petition-escalation": (topics.PETITION_ROUTED, topics.PETITION_ACTIONS),
-    "petition-intake": (topics.PETITION_ROUTED, topics.PETITION_SLA, topics.ZERO_REPORT_STATUS),
+    "petition-intake": (topics.PETITION_ROUTED, topics.PETITION_SLA, topics.ZERO_REPORT_STATUS,
+                        topics.PETITION_ALERTS),
 }
 
 #: a department queue's name; the code in it must also follow shared.codes.DepartmentCode

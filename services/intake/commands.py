@@ -222,15 +222,72 @@ class Assignment(_Action):
     category: CategoryName | None = None
 
 
+class Unlink(_Action):
+    """A supervisor takes the petition out of the incident the watch linked it to (并案 undone),
+    in the name of a unit of its area, with the reason; the router gives it back to the
+    department its own routing chose."""
+
+    action: Literal["unlink"]
+    note: Reason
+
+
 ActionIn = Annotated[
-    PlainAction | Resolution | ReasonedAction | ExtensionRequest | ExtensionApproval | Assignment | FollowUpAction,
+    PlainAction | Resolution | ReasonedAction | ExtensionRequest | ExtensionApproval | Assignment | FollowUpAction
+    | Unlink,
     Field(discriminator="action"),
 ]
 #: the tag of each action model (a location in a validation error that is no field)
 ACTION_TAGS = frozenset({
     "accept", "resolve", "contact", "resume", "return", "pause", "reject_extension", "request_extension",
-    "approve_extension", "assign", "follow_up",
+    "approve_extension", "assign", "follow_up", "unlink",
 })
+
+
+class AlertPetition(BaseModel):
+    """A petition an alert lists: its id and (when intake knows it) its tracking code."""
+
+    id: str
+    tracking_code: str | None
+
+
+class AlertOut(BaseModel):
+    """An early-warning alert (预警) as its latest version says. Times are local (Asia/Shanghai)."""
+
+    alert_id: str
+    version: int
+    state: Literal["active", "closed"]
+    #: surge: more petitions about one category in one area and window than its history
+    #: leads to expect; cluster: one incident reported by many (并案)
+    kind: Literal["surge", "cluster"]
+    #: the gazetteer area, its name and level; None: petitions the router could place nowhere
+    area: str | None
+    area_name: str | None
+    area_level: str | None
+    category: str | None
+    #: surges: the window's length (hour, day) and the surging window's start
+    window: str | None
+    window_start: str | None
+    count: int
+    #: surges: the count the area's history expected, and how many standard deviations above it
+    expected: float | None
+    z: float | None
+    #: the petitions it lists, without those a person unlinked from its incident
+    petition_ids: list[str]
+    petitions: list[AlertPetition]
+    unlinked_petition_ids: list[str]
+    opened_at: str
+    closed_at: str | None
+    #: risk (矛盾纠纷): 1 low, 2 raised, 3 high, and what raised it
+    level: int
+    risk_reasons: list[str]
+    #: clusters: the department holding the incident
+    department_code: str | None
+    updated_at: str
+
+
+class AlertList(BaseModel):
+    state: Literal["active", "closed", "all"]
+    items: list[AlertOut]
 
 
 class ContactReveal(_In):

@@ -240,8 +240,9 @@ async def submit_petition(
 async def act(
     uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, ref: str, body: ActionIn, *, now: datetime
 ) -> ActionAccepted:
-    """A department (or the triage desk, or a supervisor deciding an extension) acts on a
-    petition it sees, in the name of one of its units; the hotline records a follow-up."""
+    """A department (or the triage desk, or a supervisor deciding an extension or unlinking a
+    petition from its incident) acts on a petition it sees, in the name of one of its units;
+    the hotline records a follow-up."""
     if isinstance(body, FollowUpAction):
         return await follow_up(uow, ctx, principal, ref, body, now=now)
     reference = ctx.reference.current
@@ -270,6 +271,8 @@ async def act(
                                   row.status_before_pause),
             body.action, acting=body.department,
         )
+        if body.action == "unlink":
+            extra |= await _unlink(store, principal, row.id, body.department, now)
         event = PetitionActionTaken(
             event_id=uuid.uuid4(), occurred_at=now, petition_id=row.id, action=ActionType(body.action),
             department_code=body.department, note=masked(body.note), target_department_code=target_department,
@@ -290,6 +293,19 @@ async def act(
         await store.add_to_outbox([OutboxMessage(topics.PETITION_ACTIONS, key_for(row.id), encode_event(event))])
     ctx.kick()
     return ActionAccepted(id=row.id, action=body.action, status=transition.status)
+
+
+async def _unlink(store: IntakeStore, principal: Principal, petition_id: str, unit: str,
+                  now: datetime) -> dict[str, Any]:
+    """Undo the petition's incident link (refused when none is in force): what the action's
+    event says of it (the incident, its alert, the department holding the incident)."""
+    links = [link for link in await store.incident_links(petition_id) if link.unlinked_at is None]
+    if not links:
+        raise Conflict(f"petition {petition_id} is linked to no incident (or was unlinked already)",
+                       code="not_linked")
+    link = links[-1]
+    await store.unlink(petition_id, now, principal.subject, unit)
+    return {"incident_id": link.incident_id, "alert_id": link.alert_id, "incident_department": link.department_code}
 
 
 async def close_supervision(

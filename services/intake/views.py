@@ -1,4 +1,5 @@
-"""Intake's queries: a petition, the 督办 addressed to a unit, a unit's zero-report compliance.
+"""Intake's queries: a petition, the 督办 addressed to a unit, a unit's zero-report compliance,
+the early-warning alerts (预警) of a supervisor's area.
 
 Read from the read model (what the lifecycle events recorded) through the store, and shaped
 as the API answers them: times local (Asia/Shanghai), as operators and departments read them.
@@ -7,6 +8,7 @@ as the API answers them: times local (Asia/Shanghai), as operators and departmen
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import uuid
 from datetime import datetime
@@ -14,17 +16,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.intake.domain import access
+from services.intake.domain.alerts import alert_in_scope, listed_petitions
 from services.intake.domain.masking import mask_personal_numbers as masked
 from services.intake.domain.scrub import scrub
 from services.intake.handlers import Intake, facts_of, scope_of
-from services.intake.store import AreaOverview, IntakeStore, QueueRow, SupervisionRow
+from services.intake.store import AlertRow, AreaOverview, IntakeStore, PetitionLabel, QueueRow, SupervisionRow
 from shared.errors import Forbidden, NotFound
 from shared.identity import Principal, Role
 from shared.store import UnitOfWork
 
 __all__ = [
-    "LOCAL", "PUBLIC_STATUS", "audit_log", "department_queue", "petition", "public_status", "reference_in_force",
-    "supervision_for", "supervisor_overview", "zero_report_compliance",
+    "LOCAL", "PUBLIC_STATUS", "alerts", "audit_log", "department_queue", "petition", "public_status",
+    "reference_in_force", "supervision_for", "supervisor_overview", "zero_report_compliance",
 ]
 
 #: Times in answers are local (Asia/Shanghai), as operators and departments read them.
@@ -47,6 +50,7 @@ async def petition(uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Princip
         access.check_visible(principal, facts_of(row), scope_of(ctx, principal), ref=ref)
         deadlines = await store.deadlines(row.id)
         timeline = await store.timeline(row.id)
+        links = await store.incident_links(row.id)
     return {
         "id": row.id,
         "tracking_code": row.tracking_code,
@@ -68,6 +72,10 @@ async def petition(uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Princip
         "received_at": _iso(row.received_at),
         "deadlines": [{"clock": d.clock, "due_at": _iso(d.due_at), "state": d.state} for d in deadlines],
         "timeline": [{"at": _iso(t.at), "event": t.event, **_masked_detail(t.detail)} for t in timeline],
+        # the incidents the watch linked it to (并案); `unlinked_at`: a person took it out again
+        "incidents": [{"incident_id": k.incident_id, "alert_id": k.alert_id, "department_code": k.department_code,
+                       "linked_at": _iso(k.linked_at), "unlinked_at": _iso(k.unlinked_at),
+                       "unlinked_by": k.unlinked_by} for k in links],
     }
 
 
@@ -289,3 +297,60 @@ async def supervisor_overview(
     seen = [supervision_answer(o, now) for o in orders
             if access.can_see_supervision(principal, o.target_unit, o.accused, scope)]
     return dataclasses.replace(overview, at_risk=at_risk), seen
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def alert_answer(row: AlertRow, labels: dict[str, PetitionLabel], principal: Principal,
+                 scope: access.AreaScope | None) -> dict[str, Any]:
+    """An alert as the API answers it: its petitions without those unlinked from its incident,
+    and without an accusation the caller's own government is accused in (it does not exist for
+    the caller)."""
+
+    def shown(pid: str) -> bool:
+        label = labels.get(pid)
+        return label is None or not access.shielded(
+            principal, access.PetitionFacts(pid, None, frozenset(), None, label.accused_departments), scope)
+
+    listed = [p for p in listed_petitions(row.petition_ids, set(row.unlinked)) if shown(p)]
+    return {
+        "alert_id": row.alert_id, "version": row.version, "state": row.state, "kind": row.kind,
+        "area": row.area, "area_name": row.area_name, "area_level": row.area_level, "category": row.category,
+        "window": row.time_window, "window_start": _iso(row.window_start), "count": row.count,
+        "expected": _finite(row.expected), "z": _finite(row.z),
+        "petition_ids": listed,
+        "petitions": [{"id": p, "tracking_code": labels[p].tracking_code if p in labels else None} for p in listed],
+        "unlinked_petition_ids": [p for p in row.unlinked if shown(p)],
+        "opened_at": _iso(row.opened_at), "closed_at": _iso(row.closed_at), "level": row.level,
+        "risk_reasons": list(row.risk_reasons), "department_code": row.department_code,
+        "updated_at": _iso(row.updated_at),
+    }
+
+
+async def alerts(
+    uow: UnitOfWork[IntakeStore], ctx: Intake, principal: Principal, *, state: str = "active",
+    kind: str | None = None, area: str | None = None, limit: int = 100,
+) -> dict[str, Any]:
+    """The early-warning alerts (预警) of a supervisor's area (active by default), the active
+    first, then the riskiest, then the newest; `area` narrows them to an area of its own and
+    what lies below it (an area outside its own is refused, ``not_your_unit``). Alerts about no
+    known area are the province's supervisor's. The other roles read no alerts."""
+    if principal.role is not Role.SUPERVISOR:
+        raise Forbidden(f"a {principal.role.value} principal does not read early-warning alerts",
+                        code="role_cannot_read")
+    scope = scope_of(ctx, principal)
+    if scope is None:
+        raise Forbidden("a supervisor without an area", code="role_cannot_read")
+    if area is not None:
+        if not alert_in_scope(area, scope):
+            raise Forbidden(f"{area} is outside the area of {principal.subject}", code="not_your_unit")
+        below = ctx.reference.current.scope_of(area).codes
+        codes: list[str] | None = sorted(below) if below else [area]
+    else:
+        codes = None if scope.is_root else sorted(scope.codes)
+    async with uow.begin(snapshot=True) as store:
+        rows = [r for r in await store.alerts(state, kind, codes, limit) if alert_in_scope(r.area, scope)]
+        labels = await store.petition_labels(sorted({p for r in rows for p in (*r.petition_ids, *r.unlinked)}))
+    return {"state": state, "items": [alert_answer(r, labels, principal, scope) for r in rows]}

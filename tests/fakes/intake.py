@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from services.intake.domain.alerts import AREA_CODE_DIGITS, supersedes
 from services.intake.readmodel.store import Routing, ZeroReportVerdict
 from services.intake.store import (
+    AlertRow,
     AreaOverview,
     AtRisk,
     AuditEntry,
@@ -19,7 +21,9 @@ from services.intake.store import (
     Deadline,
     DepartmentFigures,
     IdempotentPetition,
+    IncidentLinkRow,
     NewPetitionRow,
+    PetitionLabel,
     PetitionRow,
     PublicCase,
     PublicRequest,
@@ -49,6 +53,8 @@ class IntakeDb(FakeDatabase):
         self.kpi: dict[tuple[str, Any], dict[str, int]] = {}  # (department, day) -> counters
         self.kpi_facts: set[tuple[uuid.UUID, str]] = set()
         self.assignment_days: dict[tuple[str, str], Any] = {}
+        self.alerts: dict[str, AlertRow] = {}
+        self.incident_links: dict[tuple[str, str], IncidentLinkRow] = {}  # (petition, incident) -> link
 
     def routed(self, petition_id: str, department: str, *, status: str = "assigned", assignment_no: int = 1,
                jurisdiction: str = "430103", accused: tuple[str, ...] = ()) -> None:
@@ -349,6 +355,36 @@ class FakeIntakeStore(FakeTransaction):
                 for _, p, deadlines in rows[:limit]]
 
 
+    async def incident_links(self, petition_id: str) -> list[IncidentLinkRow]:
+        self.db.maybe_fail()
+        return sorted((k for (pid, _), k in self.db.incident_links.items() if pid == petition_id),
+                      key=lambda k: (k.linked_at, k.incident_id))
+
+    async def unlink(self, petition_id: str, at: datetime, by: str, unit: str) -> None:
+        for key, k in self.db.incident_links.items():
+            if key[0] == petition_id and k.unlinked_at is None:
+                self.db.incident_links[key] = dataclasses.replace(k, unlinked_at=at, unlinked_by=by, unlinked_unit=unit)
+
+    async def alerts(self, state: str, kind: str | None, codes: Sequence[str] | None, limit: int) -> list[AlertRow]:
+        self.db.maybe_fail()
+        unlinked: dict[str, list[str]] = {}
+        for k in self.db.incident_links.values():
+            if k.unlinked_at is not None:
+                unlinked.setdefault(k.alert_id, []).append(k.petition_id)
+        found = [
+            dataclasses.replace(a, unlinked=tuple(unlinked.get(a.alert_id, ())))
+            for a in self.db.alerts.values()
+            if state in ("all", a.state) and (kind is None or a.kind == kind)
+            and (codes is None or (a.area is not None and (a.area in codes or a.area[:AREA_CODE_DIGITS] in codes)))
+        ]
+        found.sort(key=lambda a: (a.state != "active", -a.level, -a.opened_at.timestamp(), a.alert_id))
+        return found[:limit]
+
+    async def petition_labels(self, ids: Sequence[str]) -> dict[str, PetitionLabel]:
+        return {p["id"]: PetitionLabel(p["id"], p["tracking_code"], tuple(p.get("accused_departments") or ()))
+                for i in ids if (p := self.db.petitions.get(i)) is not None}
+
+
 class FakeReadModelStore(FakeTransaction):
     db: IntakeDb
 
@@ -436,3 +472,13 @@ class FakeReadModelStore(FakeTransaction):
             for name in ("due_at", "submitted_at", "escalated_to"):
                 new[name] = new[name] if new[name] is not None else old[name]
         self.db.zero_status[key] = new
+
+    async def record_alert(self, alert: AlertRow) -> None:
+        self.db.maybe_fail()
+        old = self.db.alerts.get(alert.alert_id)
+        if supersedes(old.version if old is not None else None, alert.version):
+            self.db.alerts[alert.alert_id] = alert
+
+    async def link_incident(self, link: IncidentLinkRow) -> None:
+        self.db.maybe_fail()
+        self.db.incident_links.setdefault((link.petition_id, link.incident_id), link)

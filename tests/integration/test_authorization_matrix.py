@@ -229,6 +229,12 @@ def _kpis(w: World, role: Role, scope: str) -> tuple[Principal, Request]:
     return _by_role(w, role, scope), ("GET", "/v1/kpis?department=A3-HOUSING", None)
 
 
+def _alerts(w: World, role: Role, scope: str) -> tuple[Principal, Request]:
+    """The A3 district's alerts: its supervisor's own area, outside the B city's supervisor's
+    (whatever alerts there are: the answer is about the right to ask)."""
+    return _by_role(w, role, scope), ("GET", "/v1/alerts?area=430103", None)
+
+
 SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("POST", "/v1/petitions"): _submit_request,
     ("GET", "/v1/petitions/{ref}"): _lookup,
@@ -242,6 +248,7 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("GET", "/v1/audit"): _audit,
     ("GET", "/v1/admin/reference"): _reference,
     ("GET", "/v1/kpis"): _kpis,
+    ("GET", "/v1/alerts"): _alerts,
 }
 
 

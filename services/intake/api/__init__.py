@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import generate_latest
 
-from services.intake.api import auth, kpis, petitions, supervision
+from services.intake.api import alerts, auth, kpis, petitions, supervision
 from services.intake.api.gauges import KpiGauges
 from services.intake.handlers import Intake
 from services.intake.store import IntakeStore
@@ -32,6 +32,7 @@ def build_router(
     api.include_router(petitions.router(uow, ctx))
     api.include_router(supervision.router(uow, ctx))
     api.include_router(kpis.router(uow, ctx))
+    api.include_router(alerts.router(uow, ctx))
     api.include_router(auth.router())
 
     @api.get("/healthz", include_in_schema=False)

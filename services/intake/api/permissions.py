@@ -82,6 +82,8 @@ ENDPOINTS: dict[tuple[str, str], dict[Role, Outcome]] = {
     ("GET", "/v1/audit"): _only(auditor=ALWAYS),
     ("GET", "/v1/admin/reference"): _only(admin=ALWAYS),
     ("GET", "/v1/kpis"): _only(department=ALLOW_UNIT, supervisor=ALLOW_UNIT, auditor=ALWAYS, admin=ALWAYS),
+    # early warning: a supervisor's area (an `area` outside it is refused); nobody else's
+    ("GET", "/v1/alerts"): _only(supervisor=ALLOW_UNIT),
 }
 
 
@@ -123,7 +125,9 @@ PAGES: dict[tuple[str, str], frozenset[Role]] = {
 #: what a role's row cannot say: an operator takes one action only, the follow-up call (回访) on
 #: a resolved petition (the matrix test's operator asks for another action, and is refused)
 NOTES: dict[tuple[str, str], str] = {
-    ("POST", "/v1/petitions/{ref}/actions"): " An operator records follow-ups (`follow_up`) only.",
+    ("POST", "/v1/petitions/{ref}/actions"): " An operator records follow-ups (`follow_up`) only; a supervisor"
+                                              " decides extensions and unlinks a petition from its incident"
+                                              " (`unlink`).",
 }
 
 

@@ -1,6 +1,7 @@
 """The console's pages: sign-in and sign-out; the operator desk (with the router's live
 suggestion and the audited search by phone); the department workbench (the live queue) and a
-petition's page; the supervisor's overview; the triage desk; the public tracking page.
+petition's page; the supervisor's overview (with its area's early-warning alerts, and a
+petition's link to an incident undone from there); the triage desk; the public tracking page.
 
 Pages are thin, as the API's routes are: read the form, call the same service layer
 (:mod:`services.intake.handlers`, :mod:`services.intake.views`) with the signed-in person's
@@ -50,6 +51,7 @@ DEPARTMENT_ACTIONS = {
     "return": ("退单", True, "退单理由"),
     "request_extension": ("申请延期", True, "延期理由"),
     "resolve": ("办结", True, "答复内容"),
+    "unlink": ("撤销并案", True, "撤销理由"),  # a supervisor's, on a petition the watch linked to an incident
 }
 #: the console's own files, by name (nothing else is served from the folder)
 STATIC = {
@@ -376,9 +378,13 @@ def build(
             if len(figures) > 1000:
                 figures.clear()
             figures[area] = (time.monotonic(), overview)
+        try:
+            warnings = (await views.alerts(uow(), ctx, session.principal, limit=OVERVIEW_LIMIT))["items"]
+        except PetitionError as refused:
+            return web.error_page(refused, session)
         scope = handlers.scope_of(ctx, session.principal)
         return web.page("overview.html", {
-            "o": overview, "orders": orders, "acting": f"{scope.own_token}-GOV" if scope else "",
+            "o": overview, "orders": orders, "alerts": warnings, "acting": f"{scope.own_token}-GOV" if scope else "",
             "error": error, "done": done, "now": datetime.now(UTC),
         }, session=session, status=status)
 
@@ -422,12 +428,14 @@ def build(
         acting = holder if holder in session.principal.departments else None
         scope = handlers.scope_of(ctx, session.principal)
         supervising = f"{scope.own_token}-GOV" if scope is not None and holder else None
+        linked = [i for i in petition.get("incidents", ()) if i["unlinked_at"] is None]
         # only the actions the petition's status allows now (the rules the service layer applies)
         allowed = {a: v for a, v in DEPARTMENT_ACTIONS.items()
-                   if a in ACTION_RULES and petition["status"] in ACTION_RULES[a].allowed_from}
+                   if a in ACTION_RULES and a != "unlink" and petition["status"] in ACTION_RULES[a].allowed_from}
         return web.page("petition.html", {"p": petition, "acting": acting, "actions": allowed,
                                           "labels": DEPARTMENT_ACTIONS,
-                                          "supervising": supervising,
+                                          "supervising": supervising, "linked": linked,
+                                          "may_unlink": petition["status"] in ACTION_RULES["unlink"].allowed_from,
                                           "error": error, "done": done, "now": datetime.now(UTC)},
                         session=session, status=status)
 
@@ -470,6 +478,8 @@ def build(
         metrics.ACTIONS.labels(action).inc()
         if action == "assign":  # back to the desk's queue, for the next one
             return RedirectResponse("/console/triage?done=assign", status_code=303)
+        if action == "unlink" and form.get("back") == "overview":  # unlinked from the overview's alerts
+            return RedirectResponse("/console/overview?done=unlink", status_code=303)
         return RedirectResponse(f"/console/petitions/{ref[:64]}?done={action}", status_code=303)
 
     @pages.post("/console/petitions/{ref}/follow-up")

@@ -55,7 +55,15 @@ EVENT_NAMES = {
     "close_supervision": "申请关闭督办", "accept": "签收", "return": "退单", "resolve": "办结", "contact": "联系诉求人",
     "pause": "暂停", "resume": "恢复", "request_extension": "申请延期", "approve_extension": "批准延期",
     "reject_extension": "驳回延期", "assign": "人工分派", "follow_up": "回访", "reopened": "重办",
+    "incident_linked": "并案", "unlink": "撤销并案",
 }
+#: early warning (预警), in words
+ALERT_KINDS = {"surge": "激增", "cluster": "聚集（并案）"}
+ALERT_WINDOWS = {"hour": "小时", "day": "日"}
+ALERT_LEVELS = {1: "一般", 2: "较高", 3: "高"}
+RISK_REASONS = {"group_petition": "集体访", "repeat_petitioner": "重复信访", "accusation": "检举控告",
+                "many_petitions": "件数多"}
+AREA_LEVELS = {"province": "省", "city": "市", "district": "区县", "street": "街道", "community": "社区"}
 STATUS_NAMES = {
     "submitted": "已受理", "triage": "待分派", "assigned": "待签收", "accepted": "办理中", "returned": "已退单",
     "paused": "已暂停", "resolved": "已办结（待回访）", "closed": "已关闭", "reopened": "重办中",
@@ -95,7 +103,9 @@ TEMPLATES = Environment(
 TEMPLATES.filters.update(local=_local, left=_left)
 TEMPLATES.globals.update(submission_id=lambda: secrets.token_urlsafe(12))
 TEMPLATES.globals.update(ROLE_NAMES=ROLE_NAMES, STATE_NAMES=STATE_NAMES, CLOCK_NAMES=CLOCK_NAMES,
-                         STATUS_NAMES=STATUS_NAMES, EVENT_NAMES=EVENT_NAMES)
+                         STATUS_NAMES=STATUS_NAMES, EVENT_NAMES=EVENT_NAMES, ALERT_KINDS=ALERT_KINDS,
+                         ALERT_WINDOWS=ALERT_WINDOWS, ALERT_LEVELS=ALERT_LEVELS, AREA_LEVELS=AREA_LEVELS,
+                         RISK_REASONS=RISK_REASONS)
 
 
 def page(name: str, context: Mapping[str, Any], *, status: int = 200, session: Session | None = None) -> HTMLResponse:

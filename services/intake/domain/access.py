@@ -11,7 +11,9 @@ database or a token):
 * **triage**: the triage desk is a department like the others (its code is the routing
   table's); the desk's clerks see what the desk held and assign it.
 * **supervisor** (an area of the gazetteer): sees the petitions whose jurisdiction lies in its
-  area's subtree, decides extensions, opens and closes 督办 there, and reveals contacts there.
+  area's subtree, decides extensions, opens and closes 督办 there, reveals contacts there, and
+  takes a petition out of the incident the watch linked it to (``unlink``); it reads the
+  early-warning alerts of its area (:mod:`services.intake.domain.alerts`).
 * **auditor** reads the audit log; **admin** manages keys and reference data. Neither reads
   petitions.
 
@@ -48,7 +50,9 @@ __all__ = [
 ROLE_ACTIONS: dict[Role, frozenset[str]] = {
     Role.DEPARTMENT: frozenset({"accept", "return", "resolve", "contact", "request_extension", "pause", "resume"}),
     Role.TRIAGE: frozenset({"assign"}),
-    Role.SUPERVISOR: frozenset({"approve_extension", "reject_extension"}),
+    # unlink: taking a petition out of the incident the watch merged it into (并案) overrides a
+    # cross-department decision, so it is the area's supervisor's (the holder has 退单)
+    Role.SUPERVISOR: frozenset({"approve_extension", "reject_extension", "unlink"}),
 }
 
 

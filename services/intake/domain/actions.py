@@ -6,7 +6,10 @@ petition (签收 ``accept``), returns it (退单 ``return``, with a reason), res
 ``request_extension``, with a reason), pauses the clock while waiting for the petitioner
 (``pause``, with a reason) and resumes it; a unit other than the holder decides the
 extension (``approve_extension`` / ``reject_extension``); the triage desk assigns a petition
-it holds (``assign``). A supervisor closes a 督办 addressed to it (:func:`close_supervision`).
+it holds (``assign``). A supervisor closes a 督办 addressed to it (:func:`close_supervision`),
+and takes a petition still being handled out of the incident the watch linked it to
+(``unlink``, with a reason; the router gives it back to the department its own routing chose;
+that it is linked at all the caller checks: ``not_linked``).
 
 Pure: the caller loads the petition's state, asks here, and writes what comes back.
 Refusals are :mod:`shared.errors` with stable codes (``not_holder``, ``invalid_state``,
@@ -52,6 +55,9 @@ ACTION_RULES: dict[str, ActionRule] = {
     "reject_extension": ActionRule(frozenset({"accepted", "paused"}), None, by_holder=False, note_required=True),
     "pause": ActionRule(frozenset({"accepted"}), "paused", note_required=True),
     "resume": ActionRule(frozenset({"paused"}), None),
+    # the status stays: the router's reassignment (a routed event) moves the petition
+    "unlink": ActionRule(frozenset({"submitted", "triage", "assigned", "accepted", "paused", "returned"}), None,
+                         by_holder=False, note_required=True),
 }
 
 

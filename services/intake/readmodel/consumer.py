@@ -26,7 +26,9 @@ __all__ = ["READ_MODEL_TOPICS", "make_processor", "run_projector"]
 log = logging.getLogger(__name__)
 
 #: Topics the read model is built from.
-READ_MODEL_TOPICS: tuple[str, ...] = (topics.PETITION_ROUTED, topics.PETITION_SLA, topics.ZERO_REPORT_STATUS)
+READ_MODEL_TOPICS: tuple[str, ...] = (
+    topics.PETITION_ROUTED, topics.PETITION_SLA, topics.ZERO_REPORT_STATUS, topics.PETITION_ALERTS,
+)
 
 
 def make_processor(

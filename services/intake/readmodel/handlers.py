@@ -1,11 +1,16 @@
 """The read model's handlers: record what each lifecycle event says, and nothing more.
 
-Consumes ``petition.routed``, ``petition.sla`` and ``zero_report.status``. The rules live
+Consumes ``petition.routed``, ``petition.sla``, ``zero_report.status`` and ``petition.alerts``. The rules live
 with the services that own them: the router says whether a department is its triage desk
 (``triage``), the escalation service names the 督办 it opened (whole) and the ones a report
 closed. Here every event is recorded as it comes, idempotently (the store guards by the
 event's time and keys rows by ids). An event about a petition intake never received is
 refused (``unknown_petition``: dead-lettered).
+
+Early warning (``petition.alerts``): an alert (``watch.alert``, about an area, not a petition: it
+has no `petition_id`) is kept at its highest version; an incident link (``incident.linked``) is
+recorded whether or not the petition is known yet (the watch may link a petition before its
+routing is read here), and goes on the petition's timeline when it is.
 
 Events written before a fact was added to their contract (additive within schema version 1)
 are recorded from what they do say: a routed event without ``triage`` compares the
@@ -21,9 +26,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.intake.readmodel.store import ReadModelStore, Routing, ZeroReportVerdict
+from services.intake.store.rows import AlertRow, IncidentLinkRow
 from shared.consumer import BatchResult
 from shared.errors import BadInput
 from shared.events import (
+    IncidentLinked,
     PetitionRouted,
     SlaBreached,
     SlaClockArmed,
@@ -37,6 +44,7 @@ from shared.events import (
     SupervisionOpened,
     SupervisionOrder,
     SupervisionOverdue,
+    WatchAlert,
     ZeroReportStatus,
     ZeroReportSupervisionOverdue,
 )
@@ -96,6 +104,8 @@ def handlers(*, triage_code: Callable[[], str]) -> dict[str, Handler]:
         "sla.supervision_overdue": on_supervision_overdue,
         "zero_report.status": on_zero_report_status,
         "zero_report.supervision_overdue": on_zero_report_supervision_overdue,
+        "watch.alert": on_alert,
+        "incident.linked": on_incident_linked,
     }
 
 
@@ -249,3 +259,22 @@ async def on_zero_report_status(store: ReadModelStore, e: ZeroReportStatus, raw:
     elif e.status in ("on_time", "late") and e.submitted_at is not None:  # an event from before it named them
         await store.close_report_supervisions(e.unit, e.period, e.submitted_at)
 
+
+
+async def on_alert(store: ReadModelStore, e: WatchAlert, raw: RawMessage, r: BatchResult) -> None:
+    await store.record_alert(AlertRow(
+        e.alert_id, e.version, e.state, e.kind, e.area, e.area_name, e.area_level, e.category, e.window,
+        e.window_start, e.count, e.expected, e.z, tuple(e.petition_ids), e.opened_at, e.closed_at, e.level,
+        tuple(e.risk_reasons), e.department_code, e.occurred_at,
+    ))
+
+
+async def on_incident_linked(store: ReadModelStore, e: IncidentLinked, raw: RawMessage, r: BatchResult) -> None:
+    await store.link_incident(IncidentLinkRow(
+        e.petition_id, e.incident_id, e.alert_id, e.department_code, e.assignment_no, e.similarity, e.occurred_at,
+    ))
+    if await store.petition_exists(e.petition_id):
+        await _timeline(store, e, "incident_linked", {
+            "incident_id": e.incident_id, "alert_id": e.alert_id, "department": e.department_code,
+            "similarity": e.similarity, "assignment_no": e.assignment_no,
+        })

@@ -2,8 +2,9 @@
 
 :class:`ReadModelStore` is what :mod:`services.intake.readmodel.handlers` uses;
 :class:`PgReadModelStore` the PostgreSQL one (schema ``intake``), ``tests/fakes/intake.py``
-an in-memory one. Every write is idempotent: upserts guarded by the event's time, timeline
-rows and 督办 keyed by their ids, so a redelivered event changes nothing.
+an in-memory one. Every write is idempotent: upserts guarded by the event's time (an alert's by
+its version), timeline rows, 督办 and incident links keyed by their ids, so a redelivered event
+changes nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from services.intake.store.postgres import count_kpi
+from services.intake.store.rows import AlertRow, IncidentLinkRow
 from shared.events import SupervisionOrder
 from shared.store import PgTransaction, Transaction
 
@@ -108,6 +110,14 @@ class ReadModelStore(Transaction, Protocol):
     async def mark_overdue(self, supervision_id: uuid.UUID, at: datetime) -> None: ...
 
     async def record_zero_report(self, verdict: ZeroReportVerdict) -> None: ...
+
+    async def record_alert(self, alert: AlertRow) -> None:
+        """Keep the alert's highest version: an equal or older one changes nothing."""
+        ...
+
+    async def link_incident(self, link: IncidentLinkRow) -> None:
+        """Record the petition's link to the incident once (a link a person undid stays undone)."""
+        ...
 
 
 class PgReadModelStore(PgTransaction):
@@ -240,4 +250,34 @@ class PgReadModelStore(PgTransaction):
                  updated_at = EXCLUDED.updated_at
                WHERE zero_report_status.updated_at <= EXCLUDED.updated_at""",
             v.unit, v.period, v.status, v.rule, v.due_at, v.submitted_at, v.incidents, v.escalated_to, v.at,
+        )
+
+    async def record_alert(self, alert: AlertRow) -> None:
+        a = alert
+        await self.conn.execute(
+            """INSERT INTO intake.alert (alert_id, version, state, kind, area, area_name, area_level, category,
+                 time_window, window_start, count, expected, z, petition_ids, opened_at, closed_at, level,
+                 risk_reasons, department_code, updated_at)
+               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)
+               ON CONFLICT (alert_id) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state,
+                 kind = EXCLUDED.kind, area = EXCLUDED.area, area_name = EXCLUDED.area_name,
+                 area_level = EXCLUDED.area_level, category = EXCLUDED.category,
+                 time_window = EXCLUDED.time_window, window_start = EXCLUDED.window_start,
+                 count = EXCLUDED.count, expected = EXCLUDED.expected, z = EXCLUDED.z,
+                 petition_ids = EXCLUDED.petition_ids, opened_at = EXCLUDED.opened_at,
+                 closed_at = EXCLUDED.closed_at, level = EXCLUDED.level, risk_reasons = EXCLUDED.risk_reasons,
+                 department_code = EXCLUDED.department_code, updated_at = EXCLUDED.updated_at
+               WHERE intake.alert.version < EXCLUDED.version""",
+            a.alert_id, a.version, a.state, a.kind, a.area, a.area_name, a.area_level, a.category, a.time_window,
+            a.window_start, a.count, a.expected, a.z, list(a.petition_ids), a.opened_at, a.closed_at, a.level,
+            list(a.risk_reasons), a.department_code, a.updated_at,
+        )
+
+    async def link_incident(self, link: IncidentLinkRow) -> None:
+        k = link
+        await self.conn.execute(
+            """INSERT INTO intake.incident_link (petition_id, incident_id, alert_id, department_code, assignment_no,
+                 similarity, linked_at) VALUES ($1,$2,$3,$4,$5,$6,$7)
+               ON CONFLICT (petition_id, incident_id) DO NOTHING""",
+            k.petition_id, k.incident_id, k.alert_id, k.department_code, k.assignment_no, k.similarity, k.linked_at,
         )

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from services.intake.store.postgres import PgIntakeStore
 from services.intake.store.rows import (
+    AlertRow,
     AreaOverview,
     AtRisk,
     AuditEntry,
@@ -24,7 +25,9 @@ from services.intake.store.rows import (
     Deadline,
     DepartmentFigures,
     IdempotentPetition,
+    IncidentLinkRow,
     NewPetitionRow,
+    PetitionLabel,
     PetitionRow,
     PublicCase,
     PublicRequest,
@@ -38,6 +41,7 @@ from services.intake.store.rows import (
 from shared.store import Transaction
 
 __all__ = [
+    "AlertRow",
     "AreaOverview",
     "AtRisk",
     "AuditEntry",
@@ -46,8 +50,10 @@ __all__ = [
     "Deadline",
     "DepartmentFigures",
     "IdempotentPetition",
+    "IncidentLinkRow",
     "IntakeStore",
     "NewPetitionRow",
+    "PetitionLabel",
     "PetitionRow",
     "PgIntakeStore",
     "PublicCase",
@@ -176,4 +182,24 @@ class IntakeStore(Transaction, Protocol):
     async def queue(self, departments: Sequence[str], statuses: Sequence[str], limit: int) -> list[QueueRow]:
         """The petitions the departments hold in these statuses: the most urgent first (the
         earliest deadline still running, warned or breached), then the newest."""
+        ...
+
+    async def incident_links(self, petition_id: str) -> list[IncidentLinkRow]:
+        """The incidents the watch linked the petition to (并案), the earliest first, unlinked
+        ones included."""
+        ...
+
+    async def unlink(self, petition_id: str, at: datetime, by: str, unit: str) -> None:
+        """Mark every link of the petition still in force as undone, by `by` for `unit`."""
+        ...
+
+    async def alerts(self, state: str, kind: str | None, codes: Sequence[str] | None, limit: int) -> list[AlertRow]:
+        """Alerts (``active``, ``closed`` or ``all``; of one `kind` or both) about one of the areas
+        `codes` or a street below one (None: every alert, those about no known area too), the
+        active first, then the riskiest, then the newest; each with the petitions a person
+        unlinked from its incident."""
+        ...
+
+    async def petition_labels(self, ids: Sequence[str]) -> dict[str, PetitionLabel]:
+        """The tracking code and the accused units of each petition of `ids` intake knows."""
         ...

@@ -9,6 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 from services.intake.store.rows import (
+    AlertRow,
     AreaOverview,
     AtRisk,
     AuditEntry,
@@ -17,7 +18,9 @@ from services.intake.store.rows import (
     Deadline,
     DepartmentFigures,
     IdempotentPetition,
+    IncidentLinkRow,
     NewPetitionRow,
+    PetitionLabel,
     PetitionRow,
     PublicCase,
     PublicRequest,
@@ -420,6 +423,50 @@ class PgIntakeStore(PgTransaction):
         )
         return [CallerPetition(r["id"], r["tracking_code"], r["status"], r["title"], r["received_at"],
                                r["department_name"]) for r in rows]
+
+    async def incident_links(self, petition_id: str) -> list[IncidentLinkRow]:
+        rows = await self.conn.fetch(
+            """SELECT petition_id, incident_id, alert_id, department_code, assignment_no, similarity, linked_at,
+                      unlinked_at, unlinked_by, unlinked_unit
+                 FROM intake.incident_link WHERE petition_id = $1 ORDER BY linked_at, incident_id""",
+            petition_id,
+        )
+        return [IncidentLinkRow(r["petition_id"], r["incident_id"], r["alert_id"], r["department_code"],
+                                r["assignment_no"], r["similarity"], r["linked_at"], r["unlinked_at"],
+                                r["unlinked_by"], r["unlinked_unit"]) for r in rows]
+
+    async def unlink(self, petition_id: str, at: datetime, by: str, unit: str) -> None:
+        await self.conn.execute(
+            """UPDATE intake.incident_link SET unlinked_at = $2, unlinked_by = $3, unlinked_unit = $4
+                WHERE petition_id = $1 AND unlinked_at IS NULL""",
+            petition_id, at, by, unit,
+        )
+
+    async def alerts(self, state: str, kind: str | None, codes: Sequence[str] | None, limit: int) -> list[AlertRow]:
+        rows = await self.conn.fetch(
+            """SELECT a.*, ARRAY(SELECT l.petition_id FROM intake.incident_link l
+                                  WHERE l.alert_id = a.alert_id AND l.unlinked_at IS NOT NULL) AS unlinked
+                 FROM intake.alert a
+                WHERE ($1 = 'all' OR a.state = $1) AND ($2::text IS NULL OR a.kind = $2)
+                  AND ($3::text[] IS NULL OR a.area = ANY($3::text[]) OR left(a.area, 6) = ANY($3::text[]))
+                ORDER BY a.state = 'active' DESC, a.level DESC, a.opened_at DESC, a.alert_id
+                LIMIT $4""",
+            state, kind, None if codes is None else list(codes), limit,
+        )
+        return [AlertRow(r["alert_id"], r["version"], r["state"], r["kind"], r["area"], r["area_name"],
+                         r["area_level"], r["category"], r["time_window"], r["window_start"], r["count"],
+                         r["expected"], r["z"], tuple(r["petition_ids"] or ()), r["opened_at"], r["closed_at"],
+                         r["level"], tuple(r["risk_reasons"] or ()), r["department_code"], r["updated_at"],
+                         tuple(r["unlinked"] or ()))
+                for r in rows]
+
+    async def petition_labels(self, ids: Sequence[str]) -> dict[str, PetitionLabel]:
+        rows = await self.conn.fetch(
+            "SELECT id, tracking_code, accused_departments FROM intake.petition WHERE id = ANY($1::text[])",
+            list(ids),
+        )
+        return {r["id"]: PetitionLabel(r["id"], r["tracking_code"], tuple(r["accused_departments"] or ()))
+                for r in rows}
 
 
 #: the timeline entries a public case shows as its process (never their notes)

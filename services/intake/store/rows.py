@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "AlertRow",
     "AreaOverview",
     "AtRisk",
     "AuditEntry",
@@ -16,7 +17,9 @@ __all__ = [
     "Deadline",
     "DepartmentFigures",
     "IdempotentPetition",
+    "IncidentLinkRow",
     "NewPetitionRow",
+    "PetitionLabel",
     "PetitionRow",
     "PublicCase",
     "PublicRequest",
@@ -301,3 +304,58 @@ class PublicCase:
     petitioner_name: str | None
     satisfaction: str | None
     steps: tuple[tuple[str, datetime], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """An early-warning alert as its latest version says (the watch service's ``watch.alert``),
+    with the petitions a person unlinked from its incident since (`unlinked`, read side only)."""
+
+    alert_id: str
+    version: int
+    state: str
+    kind: str
+    area: str | None
+    area_name: str | None
+    area_level: str | None
+    category: str | None
+    #: surges: the window's length (``hour``, ``day``) and the surging window's start
+    time_window: str | None
+    window_start: datetime | None
+    count: int
+    expected: float | None
+    z: float | None
+    petition_ids: tuple[str, ...]
+    opened_at: datetime
+    closed_at: datetime | None
+    level: int
+    risk_reasons: tuple[str, ...]
+    department_code: str | None
+    updated_at: datetime
+    unlinked: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentLinkRow:
+    """A petition the watch linked to an incident (并案), and whether a person unlinked it."""
+
+    petition_id: str
+    incident_id: str
+    alert_id: str
+    department_code: str
+    assignment_no: int
+    similarity: float | None
+    linked_at: datetime
+    unlinked_at: datetime | None = None
+    unlinked_by: str | None = None
+    unlinked_unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PetitionLabel:
+    """What a list of petitions by id shows of each: its tracking code, and the units an
+    accusation accuses (so that they are not shown it)."""
+
+    id: str
+    tracking_code: str
+    accused_departments: tuple[str, ...]
