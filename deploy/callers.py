@@ -89,7 +89,7 @@ class NaturalCaller(httpx.Auth):
         if unit is not None and not is_department_code(unit):
             unit = None  # no unit's clerk: the operator asks (and gets the validation error)
         if method == "POST" and path.endswith("/actions") and unit:
-            if body.get("action") in ("approve_extension", "reject_extension"):
+            if body.get("action") in ("approve_extension", "reject_extension", "unlink"):
                 return supervisor_of(unit, **self._files)
             if body.get("action") == "assign" or unit == self.triage_desk:
                 return Principal("desk-test", Role.TRIAGE, frozenset({unit}))

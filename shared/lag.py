@@ -45,10 +45,11 @@ log = logging.getLogger(__name__)
 #: Topics each platform group must read, known even while the group is down and has never
 #: committed on some partition. Topics a group commits on beyond these are picked up too.
 PLATFORM_GROUPS: Mapping[str, tuple[str, ...]] = {
-    "petition-router": (topics.PETITION_SUBMITTED, topics.PETITION_ACTIONS),
+    "petition-router": (topics.PETITION_SUBMITTED, topics.PETITION_ACTIONS, topics.PETITION_ALERTS),
     "petition-escalation": (topics.PETITION_ROUTED, topics.PETITION_ACTIONS),
     "petition-intake": (topics.PETITION_ROUTED, topics.PETITION_SLA, topics.ZERO_REPORT_STATUS,
                         topics.PETITION_ALERTS),
+    "petition-watch": (topics.PETITION_SUBMITTED, topics.PETITION_ROUTED),
 }
 
 #: a department queue's name; the code in it must also follow shared.codes.DepartmentCode
