@@ -217,6 +217,8 @@ def clustering(items: list[Item], policy: object = None) -> tuple[float, float, 
                                 item.areas[0] if item.areas else None)
         if placed is not None:
             incident_of[item.pid] = placed.incident
+            for moved in placed.moved:  # incidents this petition joined together
+                incident_of[moved] = placed.incident
     rate = len(items) / (time.perf_counter() - started)
     injected = [i for i in items if i.surge is not None and i.pid in incident_of]
     same_pairs = together = 0

@@ -263,21 +263,33 @@ class Watch:
         placed = index.place_signature(pid, m, at, area)
         if placed is None:
             return
-        _store(self.tables["members"], pid.encode(), {"pid": pid, "P": partition, "at": at, "area": area,
-                                                       "incident": placed.incident, "h": cluster["h"]})
+        members = self.tables["members"]
+        _store(members, pid.encode(), {"pid": pid, "P": partition, "at": at, "area": area,
+                                       "incident": placed.incident, "h": cluster["h"]})
+        for moved in placed.moved:  # petitions of incidents this one joined together
+            row = _load(members, moved.encode())
+            if row is not None:
+                _store(members, moved.encode(), {**row, "incident": placed.incident})
         incidents = self.tables["incidents"]
+        absorbed = []
+        for other in placed.merged:
+            other_data = _load(incidents, other.encode())
+            _store(incidents, other.encode(), None)
+            if other_data is not None:
+                absorbed.append(IncidentState.from_data(other_data))
         data = _load(incidents, placed.incident.encode())
         member = Member(pid, at, cluster["dept"], cluster["triage"], int(cluster["no"]), rec["cat"], flags)
-        state, change, link = join(
+        state, changes, links = join(
             IncidentState.from_data(data) if data else None, member, incident_id=placed.incident,
             similarity=placed.similarity, area=area, alert_size=self.cluster_policy.alert_size,
+            absorbed=tuple(absorbed),
         )
         _store(incidents, placed.incident.encode(), {**state.to_data(), "P": partition,
                                                       "K": [rec["name"], rec["level"]]})
-        if change is not None:
+        for change in changes:
             await self._publish_cluster(partition, change, rec["name"] if area else None,
                                         rec["level"] if area else None)
-        if link is not None:
+        for link in links:
             await self._publish_link(link, at)
 
     async def _expire(self, partition: int, index: Clusters, now: float) -> None:

@@ -119,23 +119,54 @@ def member(pid: str, dept: str | None, *, triage: bool = False, at: float = DAY0
     return Member(pid, at, dept, triage, 1, "燃气", Flags())
 
 
-def test_an_incident_is_held_by_its_first_departments_and_links_the_others() -> None:
-    state, change, link = join(None, member("a", "TRIAGE", triage=True), incident_id="a", similarity=1.0,
-                               area="430102", alert_size=3)
-    assert state.department is None and change is None and link is None  # the triage desk holds nothing
-    state, change, link = join(state, member("b", "A3-GAS"), incident_id="a", similarity=0.6, area="430102",
-                               alert_size=3)
-    assert state.department == "A3-GAS" and link is None and change is None
-    state, change, link = join(state, member("c", "A3-HOUSING"), incident_id="a", similarity=0.7, area="430102",
-                               alert_size=3)
-    assert link is not None and link.department == "A3-GAS" and link.petition_id == "c"
-    assert change is not None and change.what == "opened" and change.incident.count == 3
-    again, change2, link2 = join(state, member("c", "A3-HOUSING"), incident_id="a", similarity=0.7,
+def test_an_incident_is_held_by_its_first_department_and_links_the_others() -> None:
+    state, changes, links = join(None, member("a", "TRIAGE", triage=True), incident_id="a", similarity=1.0,
                                  area="430102", alert_size=3)
-    assert again == state and change2 is None and link2 is None  # a replay changes nothing
+    assert state.department is None and changes == [] and links == []  # the triage desk holds nothing
+    state, changes, links = join(state, member("b", "A3-GAS"), incident_id="a", similarity=0.6, area="430102",
+                                 alert_size=3)
+    # a holder at last: the petition waiting at the triage desk goes there too
+    assert state.department == "A3-GAS" and changes == []
+    assert [(x.petition_id, x.department) for x in links] == [("a", "A3-GAS")]
+    state, changes, links = join(state, member("c", "A3-HOUSING"), incident_id="a", similarity=0.7, area="430102",
+                                 alert_size=3)
+    assert [(x.petition_id, x.department, x.similarity) for x in links] == [("c", "A3-GAS", 0.7)]
+    assert [c.what for c in changes] == ["opened"] and changes[0].incident.count == 3
+    again, changes2, links2 = join(state, member("c", "A3-HOUSING"), incident_id="a", similarity=0.7,
+                                   area="430102", alert_size=3)
+    assert again == state and changes2 == [] and links2 == []  # a replay changes nothing
     closed = close_incident(state, DAY0 + 5)
     assert closed is not None and closed.what == "closed" and closed.incident.version == state.version + 1
     assert IncidentState.from_data(state.to_data()) == state
+
+
+def test_a_petition_like_two_incidents_joins_them_and_the_absorbed_alert_closes() -> None:
+    big = None
+    for pid in ("a", "b", "c"):
+        big, _, _ = join(big, member(pid, "A3-GAS"), incident_id="a", similarity=0.5, area="430102", alert_size=3)
+    small = None
+    for pid in ("x", "y", "z"):
+        small, _, _ = join(small, member(pid, "A3-HOUSING"), incident_id="x", similarity=0.5, area="430102",
+                           alert_size=3)
+    assert big is not None and small is not None and big.version == small.version == 1
+    joined, changes, links = join(big, member("q", "A3-URBAN"), incident_id="a", similarity=0.6, area="430102",
+                                  alert_size=3, absorbed=(small,))
+    assert joined.count == 7 and set(joined.petition_ids) == {"a", "b", "c", "x", "y", "z", "q"}
+    assert [(c.what, c.incident.incident_id) for c in changes] == [("closed", "x"), ("updated", "a")]
+    assert {x.petition_id for x in links} == {"x", "y", "z", "q"} and {x.department for x in links} == {"A3-GAS"}
+
+
+def test_clusters_join_two_incidents_through_a_petition_like_both() -> None:
+    policy = ClusterPolicy(threshold=0.5)
+    a = "A3区幸福路小区燃气味很浓大家担心燃气泄漏请尽快派人检查处理谢谢领导"
+    b = "A3区幸福路小区燃气味很浓大家担心发生爆炸燃气公司电话没人接听"
+    c = "A3区幸福路小区燃气味很浓大家担心燃气泄漏爆炸燃气公司电话没人接听请尽快派人检查"
+    clusters = Clusters(policy)
+    first, second = clusters.place("a", a, DAY0, "A3"), clusters.place("b", b, DAY0 + 1, "A3")
+    assert first is not None and second is not None and second.new  # not alike enough pairwise
+    third = clusters.place("c", c, DAY0 + 2, "A3")
+    assert third is not None and not third.new and len(third.merged) == 1
+    assert clusters.members[third.incident] == {"a", "b", "c"} and third.moved
 
 
 def test_clusters_put_back_from_their_numbers_match_as_before() -> None:

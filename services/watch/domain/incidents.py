@@ -10,7 +10,9 @@ MinHash (``perm`` permutations) goes into an LSH index tuned for Jaccard ``thres
 petition joins the incident of the most similar petition the index returns whose estimated
 Jaccard similarity reaches the threshold, else it starts its own. Petitions older than the
 window (``window_seconds``) leave the index; an incident is open while it has a petition in the
-window. The thresholds are data (``services/watch/data/watch.yaml``), chosen by the benchmark.
+window. A petition like the petitions of two incidents joins them into one (the largest keeps
+its id): paraphrases of one complaint need not all be alike pairwise to be one incident. The
+thresholds are data (``services/watch/data/watch.yaml``), chosen by the benchmark.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class Placed:
     incident: str  # the incident's id: its first petition's id
     similarity: float  # to the petition it joined (1.0 for a new incident's first)
     new: bool
+    merged: tuple[str, ...] = ()  # incidents this petition joined to `incident` (now part of it)
+    moved: tuple[str, ...] = ()  # their petitions, now of `incident`
 
 
 @dataclass
@@ -137,16 +141,25 @@ class Clusters:
         if petition_id in self._hashes:
             return None
         self.expire(at)
-        best, score = None, 0.0
+        best: dict[str, float] = {}  # incident -> the best similarity of its petitions to this one
         for other in self._lsh.query(m):
             if self._area.get(other) != area:
                 continue
             sim = float(np.mean(self._hashes[other].hashvalues == m.hashvalues))
-            if sim > score:
-                best, score = other, sim
-        if best is not None and score >= self.policy.threshold:
-            incident, new = self._incident[best], False
-        else:
-            incident, new, score = petition_id, True, 1.0
+            if sim >= self.policy.threshold:
+                incident = self._incident[other]
+                best[incident] = max(best.get(incident, 0.0), sim)
+        if not best:
+            self._add(petition_id, m, at, area, petition_id)
+            return Placed(petition_id, petition_id, 1.0, True)
+        # a petition like those of two incidents joins them: the largest takes the others in
+        ranked = sorted(best, key=lambda i: (-len(self.members.get(i, ())), -best[i], i))
+        incident, merged = ranked[0], tuple(ranked[1:])
+        moved: list[str] = []
+        for other_incident in merged:
+            for pid in self.members.pop(other_incident, set()):
+                self._incident[pid] = incident
+                self.members.setdefault(incident, set()).add(pid)
+                moved.append(pid)
         self._add(petition_id, m, at, area, incident)
-        return Placed(petition_id, incident, score, new)
+        return Placed(petition_id, incident, best[incident], False, merged, tuple(sorted(moved)))

@@ -37,6 +37,7 @@ __all__ = [
     "Member",
     "OpenSurge",
     "RiskPolicy",
+    "Routed",
     "SurgeChange",
     "SurgeState",
     "close_incident",
@@ -247,10 +248,25 @@ class Member:
 
 
 @dataclass(frozen=True, slots=True)
+class Routed:
+    """A petition of an incident as it was routed: where, under which assignment, whether to
+    the triage desk, and how like the incident it was found."""
+
+    petition_id: str
+    department: str | None
+    assignment_no: int
+    triage: bool
+    similarity: float
+
+    def to_data(self) -> list[Any]:
+        return [self.petition_id, self.department, self.assignment_no, self.triage, self.similarity]
+
+
+@dataclass(frozen=True, slots=True)
 class IncidentState:
-    """An incident: its place, its category and holder (the first petition's department that
-    is not the triage desk), how many petitions it has and which, and its alert (version 0:
-    not an alert yet)."""
+    """An incident: its place, its category and holder (the first department, not the triage
+    desk, one of its petitions was routed to), how many petitions it has and which (where
+    each went), and its alert (version 0: not an alert yet)."""
 
     incident_id: str
     area: str | None
@@ -258,7 +274,7 @@ class IncidentState:
     department: str | None
     count: int
     flags: Flags
-    petition_ids: tuple[str, ...]
+    members: tuple[Routed, ...]
     first_at: float
     version: int = 0
     opened_at: float | None = None
@@ -267,15 +283,19 @@ class IncidentState:
     def alert_id(self) -> str:
         return f"cluster:{self.incident_id}"
 
+    @property
+    def petition_ids(self) -> tuple[str, ...]:
+        return tuple(m.petition_id for m in self.members)
+
     def to_data(self) -> dict[str, Any]:
         return {"i": self.incident_id, "a": self.area, "c": self.category, "d": self.department, "n": self.count,
-                "f": self.flags.to_data(), "p": list(self.petition_ids), "t": self.first_at, "v": self.version,
-                "o": self.opened_at}
+                "f": self.flags.to_data(), "m": [m.to_data() for m in self.members], "t": self.first_at,
+                "v": self.version, "o": self.opened_at}
 
     @classmethod
     def from_data(cls, d: dict[str, Any]) -> IncidentState:
-        return cls(d["i"], d["a"], d["c"], d["d"], d["n"], Flags.from_data(d["f"]), tuple(d["p"]), d["t"], d["v"],
-                   d["o"])
+        return cls(d["i"], d["a"], d["c"], d["d"], d["n"], Flags.from_data(d["f"]),
+                   tuple(Routed(*m) for m in d["m"]), d["t"], d["v"], d["o"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,37 +319,59 @@ class Link:
     similarity: float
 
 
+def _holder(incident: IncidentState) -> str | None:
+    if incident.department is not None:
+        return incident.department
+    return next((m.department for m in incident.members if not m.triage and m.department), None)
+
+
 def join(
     incident: IncidentState | None, member: Member, *, incident_id: str, similarity: float, area: str | None,
-    alert_size: int, risk_policy: RiskPolicy = RiskPolicy(),
-) -> tuple[IncidentState, ClusterChange | None, Link | None]:
-    """`member` joins incident `incident_id` (`incident` its state, None for a new one): the
-    incident's new state, its alert change (opened at `alert_size` petitions, updated after),
-    and the link that sends the petition to the incident's holder when it went elsewhere."""
+    alert_size: int, absorbed: tuple[IncidentState, ...] = (), risk_policy: RiskPolicy = RiskPolicy(),
+) -> tuple[IncidentState, list[ClusterChange], list[Link]]:
+    """`member` joins incident `incident_id` (`incident` its state, None for a new one), which
+    takes in the incidents `absorbed` (the member was like petitions of each). Returns the
+    incident's new state; the alert changes (the absorbed incidents' alerts close, this one's
+    opens at `alert_size` petitions or is updated); and the links that send to the incident's
+    holder every petition of it routed elsewhere (the triage desk's too, once a holder is
+    known; each petition is linked once)."""
     if incident is None:
         incident = IncidentState(incident_id, area, member.category, None, 0, Flags(), (), member.at)
-    elif member.petition_id in incident.petition_ids:
-        return incident, None, None
-    department = incident.department
-    link = None
-    if department is None and not member.triage:
-        department = member.department  # the first routed to a department holds the incident
-    elif department is not None and member.department != department:
-        link = Link(member.petition_id, incident.incident_id, incident.alert_id, department,
-                    member.assignment_no, similarity)
-    incident = replace(
-        incident, department=department, count=incident.count + 1, flags=incident.flags + member.flags,
-        category=incident.category or member.category,
-        petition_ids=((*incident.petition_ids, member.petition_id))[:MAX_PETITIONS],
-    )
-    change = None
+    elif member.petition_id in incident.petition_ids and not absorbed:
+        return incident, [], []
+    changes: list[ClusterChange] = []
+    for other in absorbed:
+        incident = replace(
+            incident, count=incident.count + other.count, flags=incident.flags + other.flags,
+            members=(incident.members + other.members)[:MAX_PETITIONS], first_at=min(incident.first_at, other.first_at),
+            department=incident.department or other.department, category=incident.category or other.category,
+        )
+        closed = close_incident(other, member.at, risk_policy)
+        if closed is not None:
+            changes.append(closed)
+    if member.petition_id not in incident.petition_ids:
+        routed = Routed(member.petition_id, member.department, member.assignment_no, member.triage, similarity)
+        incident = replace(incident, count=incident.count + 1, flags=incident.flags + member.flags,
+                           category=incident.category or member.category,
+                           members=(*incident.members, routed)[:MAX_PETITIONS])
+    holder = _holder(incident)
+    links: list[Link] = []
+    if holder is not None:
+        members = []
+        for m in incident.members:
+            if m.department != holder:
+                links.append(Link(m.petition_id, incident.incident_id, incident.alert_id, holder, m.assignment_no,
+                                  m.similarity))
+                m = replace(m, department=holder)  # noqa: PLW2901 - the member as it now stands
+            members.append(m)
+        incident = replace(incident, department=holder, members=tuple(members))
     if incident.count >= alert_size:
         opening = incident.version == 0
         incident = replace(incident, version=incident.version + 1,
                            opened_at=member.at if opening else incident.opened_at)
         level, reasons = risk(incident.count, incident.flags, risk_policy)
-        change = ClusterChange("opened" if opening else "updated", incident, level, reasons)
-    return incident, change, link
+        changes.append(ClusterChange("opened" if opening else "updated", incident, level, reasons))
+    return incident, changes, links
 
 
 def close_incident(incident: IncidentState, now: float, risk_policy: RiskPolicy = RiskPolicy()) -> ClusterChange | None:
