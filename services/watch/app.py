@@ -423,9 +423,10 @@ class Watch:
                             "baseline_mean": round(state.base.mean, 4), "baseline_windows": state.base.seen,
                             "alert_id": state.alert.alert_id if state.alert else None})
         incidents = [
-            {"incident_id": d["i"], "count": d["n"], "department_code": d["d"], "petition_ids": d["p"],
-             "alert_version": d["v"]}
-            for d in (json.loads(v) for v in self.tables["incidents"].values() if v) if d["a"] == area
+            {"incident_id": i.incident_id, "count": i.count, "department_code": i.department,
+             "petition_ids": list(i.petition_ids), "alert_version": i.version}
+            for i in (IncidentState.from_data(json.loads(v)) for v in self.tables["incidents"].values() if v)
+            if i.area == area
         ]
         return {"area": area, "windows": sorted(windows, key=lambda w: (w["window"], w["category"] or "")),
                 "incidents": incidents}
