@@ -24,9 +24,9 @@ import httpx
 import pytest
 
 from shared.kafka_client import KafkaAccess
-from tests.service_stack import REPO, SERVICES, Stack, new_stack, running
+from tests.service_stack import REPO, SERVICES, WITH_WATCH, Stack, new_stack, running
 
-__all__ = ["REPO", "SERVICES", "Stack", "new_stack", "running"]
+__all__ = ["REPO", "SERVICES", "WITH_WATCH", "Stack", "new_stack", "running"]
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from deploy.grafana import check_panels
 from deploy.stack import PrometheusNode, free_ports, pid_alive, tail, wait_http_ready
 from deploy.stack.testinfra import start_test_infra
 from shared import topics
-from tests.integration.conftest import REPO, Stack, new_stack, running, wait_for
+from tests.integration.conftest import REPO, WITH_WATCH, Stack, new_stack, running, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Kafka, PostgreSQL and the three services of this module alone (see the docstring)."""
     infra = start_test_infra(tmp_path_factory.mktemp("ops-infra"))
     try:
-        with running(new_stack(infra, tmp_path_factory.mktemp("ops-run"), own_table=False)) as s:
+        with running(new_stack(infra, tmp_path_factory.mktemp("ops-run"), own_table=False), WITH_WATCH) as s:
             yield s
     finally:
         infra.stop()
