@@ -93,9 +93,12 @@ async def route_new_petitions(
     keyed = [e for e, _ in items if e.petitioner_key]
     earlier: dict[str, list[Earlier]] = {}
     if keyed:
+        keys = cast("set[str]", {e.petitioner_key for e in keyed})  # keyed: none is None
+        # repeat detection is serialised per petitioner: two router instances (each its own
+        # partitions) never both take two petitions of one person as originals
+        await store.lock_petitioners(keys)
         earlier = await store.earlier_originals(
-            cast("set[str]", {e.petitioner_key for e in keyed}),  # keyed: none is None
-            min(e.received_at for e in keyed), max(e.received_at for e in keyed),
+            keys, min(e.received_at for e in keyed), max(e.received_at for e in keyed),
         )
     repeated: list[M] = []
     routed: list[tuple[PetitionSubmitted, Routing]] = []

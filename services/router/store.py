@@ -50,6 +50,12 @@ class RouterStore(Transaction, Protocol):
         """Which of `petition_ids` have an assignment (were routed before)."""
         ...
 
+    async def lock_petitioners(self, petitioner_keys: Collection[str]) -> None:
+        """Hold each petitioner's lock until the transaction ends: whoever routes a petition of
+        the same person meanwhile (another router instance, on another partition) waits, then
+        sees this one's petitions among the originals. Locks are taken in one order (sorted)."""
+        ...
+
     async def earlier_originals(
         self, petitioner_keys: Collection[str], received_from: datetime, received_until: datetime
     ) -> dict[str, list[Earlier]]:
@@ -97,6 +103,15 @@ class PgRouterStore(PgTransaction):
             "SELECT petition_id FROM router.assignment WHERE petition_id = ANY($1::text[])", petition_ids
         )
         return {r["petition_id"] for r in rows}
+
+    async def lock_petitioners(self, petitioner_keys: Collection[str]) -> None:
+        # transaction-scoped advisory locks in the router's own space (class id 20): a key
+        # hashing like another only serialises the two more than needed
+        await self.conn.execute(
+            """SELECT pg_advisory_xact_lock(20, hashtext(k))
+               FROM unnest($1::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n""",
+            sorted(set(petitioner_keys)),
+        )
 
     async def earlier_originals(
         self, petitioner_keys: Collection[str], received_from: datetime, received_until: datetime

@@ -32,6 +32,7 @@ class RouterDb(FakeDatabase):
         self.triage_decisions: dict[tuple[str, int], TriageRecord] = {}
         self.decision_log: dict[tuple[str, int], tuple[Any, ...]] = {}
         self.notifications = 0  # relay wake-ups asked for
+        self.locked_petitioners: list[tuple[str, ...]] = []  # each transaction's petitioner locks
 
 
 def _insert(table: dict[Any, Any], key: Any, row: Any) -> None:
@@ -46,6 +47,10 @@ class FakeRouterStore(FakeTransaction):
     async def routed_already(self, petition_ids: Sequence[str]) -> set[str]:
         self.db.maybe_fail()
         return {p for p in petition_ids if p in self.db.assignments}
+
+    async def lock_petitioners(self, petitioner_keys: Collection[str]) -> None:
+        self.db.maybe_fail()
+        self.db.locked_petitioners.append(tuple(sorted(set(petitioner_keys))))
 
     async def earlier_originals(
         self, petitioner_keys: Collection[str], received_from: datetime, received_until: datetime

@@ -112,7 +112,8 @@ class Router:
         return [e for e in events if isinstance(e, DepartmentAssignment)]
 
     def tables(self) -> dict[str, Any]:
-        return copy.deepcopy({k: v for k, v in vars(self.db).items() if k not in ("faults", "commits")})
+        return copy.deepcopy({k: v for k, v in vars(self.db).items()
+                              if k not in ("faults", "commits", "locked_petitioners")})
 
 
 def petition(
@@ -413,3 +414,13 @@ async def test_a_link_never_sends_an_accusation_to_the_accused_nor_moves_a_petit
     assert router.db.assignments["P-2"].assignment_no == 1
     with pytest.raises(BadInput):
         await merge(router, link("P-9", "A3-HOUSING"))
+
+
+async def test_repeat_detection_locks_the_batchs_petitioners_before_reading_their_originals(
+    table: RoutingTable,
+) -> None:
+    router = Router(table)
+    await router.submit(petition("P-1", petitioner="k-2"), petition("P-2", petitioner="k-1"), petition("P-3"))
+    assert router.db.locked_petitioners == [("k-1", "k-2")]  # sorted: every transaction locks in one order
+    await router.submit(petition("P-4"))
+    assert router.db.locked_petitioners == [("k-1", "k-2")]  # anonymous petitions lock nobody
