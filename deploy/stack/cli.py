@@ -23,7 +23,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from deploy.stack.config import (
+    INSTANCE_PORT_STEP,
+    MAX_INSTANCES,
     SERVICES,
+    Instance,
     StackConfig,
     ensure_hmac_key,
     service_env,
@@ -89,7 +92,7 @@ def cmd_up(cfg: StackConfig, infra_only: bool = False) -> int:
     require_prometheus()
 
     kafka, pg, prom = nodes(cfg)
-    render_prometheus_config(prom.config_file, cfg.port_env())
+    render_prometheus_config(prom.config_file, cfg.port_env(), dict(cfg.counts))
 
     kafka_started, pg_started = kafka.start(), pg.start()
     log("Kafka: " + ("starting" if kafka_started else "already running"))
@@ -126,16 +129,17 @@ def cmd_up(cfg: StackConfig, infra_only: bool = False) -> int:
             if not service_exists(name):
                 log(f"WARNING: services/{name}/__main__.py missing; not starting {name}")
                 continue
-            proc = service_process(name, env, cfg.run_dir)
-            url = f"http://127.0.0.1:{cfg.service_port(name)}/readyz"
-            if proc.is_running():
-                log(f"{name}: already running")
-                waits[name] = (url, grace, None)
-            else:
-                log(f"{name}: starting")
-                proc.start()
-                waits[name] = (url, START_TIMEOUT, proc)
-            procs[name] = proc
+            for instance in cfg.instances(name):
+                proc = service_process(name, env, cfg.run_dir, instance)
+                url = f"http://127.0.0.1:{instance.port}/readyz"
+                if proc.is_running():
+                    log(f"{instance.name}: already running")
+                    waits[instance.name] = (url, grace, None)
+                else:
+                    log(f"{instance.name}: starting")
+                    proc.start()
+                    waits[instance.name] = (url, START_TIMEOUT, proc)
+                procs[instance.name] = proc
         ready = wait_all_ready(waits)
         failed = False
         for name, ok in ready.items():
@@ -145,7 +149,7 @@ def cmd_up(cfg: StackConfig, infra_only: bool = False) -> int:
                 how = "did not become ready" if started_here else "runs but is not ready (left as it is)"
                 log(f"{name} {how} at {url}; last lines of {procs[name].log_file}:")
                 print(tail(procs[name].log_file, 40), file=sys.stderr)
-            rows.append((name, f"http://127.0.0.1:{cfg.service_port(name)}"))
+            rows.append((name, waits[name][0].removesuffix("/readyz")))
         if failed:
             return 1
 
@@ -175,9 +179,11 @@ def cmd_down(cfg: StackConfig) -> int:
     rc = 0
     env = service_env(cfg.bootstrap, cfg.dsn, "", cfg.port_env(), cfg.run_dir)
     for name, _ in reversed(SERVICES):
-        proc = service_process(name, env, cfg.run_dir)
-        if proc.stop():
-            log(f"{name} stopped")
+        # every instance that may run, however many the environment now asks for
+        for instance in every_instance(cfg, name):
+            proc = service_process(name, env, cfg.run_dir, instance)
+            if proc.stop():
+                log(f"{instance.name} stopped")
     kafka, pg, prom = nodes(cfg)
     for label, node in (("Prometheus", prom), ("Kafka", kafka), ("PostgreSQL", pg)):
         try:
@@ -187,6 +193,14 @@ def cmd_down(cfg: StackConfig) -> int:
             log(str(exc))
             rc = 1
     return rc
+
+
+def every_instance(cfg: StackConfig, name: str) -> list[Instance]:
+    """Every instance of `name` a stack may run: alone, or ``<name>-1`` .. ``<name>-9``."""
+    base = cfg.service_port(name)
+    return [Instance(name, 1, name, base)] + [
+        Instance(name, n, f"{name}-{n}", base + (n - 1) * INSTANCE_PORT_STEP) for n in range(1, MAX_INSTANCES + 1)
+    ]
 
 
 def cmd_status(cfg: StackConfig) -> int:
@@ -206,10 +220,14 @@ def cmd_status(cfg: StackConfig) -> int:
     ppid = prom.pid
     line("prometheus", ppid, prom.port, bool(ppid) and prom.is_ready())
     for name, _ in SERVICES:
-        proc = service_process(name, env, cfg.run_dir)
-        spid = proc.pid
-        port = cfg.service_port(name)
-        line(name, spid, port, bool(spid) and http_ok(f"http://127.0.0.1:{port}/readyz"))
+        wanted = {i.name for i in cfg.instances(name)}
+        for instance in every_instance(cfg, name):
+            proc = service_process(name, env, cfg.run_dir, instance)
+            spid = proc.pid
+            if instance.name not in wanted and not spid:
+                continue  # an instance this environment does not ask for, and not running
+            line(instance.name, spid, instance.port,
+                 bool(spid) and http_ok(f"http://127.0.0.1:{instance.port}/readyz"))
     print("\n".join(lines))
     return 0
 

@@ -40,6 +40,16 @@ SERVICES: tuple[tuple[str, str], ...] = (
     ("watch", "PETITION_WATCH_PORT"),
 )
 
+#: how many instances of a service run (its consumer group's members), by the variable that says
+#: so; each instance past the first listens on its own port, INSTANCE_PORT_STEP above the last
+INSTANCE_COUNTS: dict[str, str] = {
+    "router": "PETITION_ROUTERS",
+    "escalation": "PETITION_ESCALATIONS",
+    "watch": "PETITION_WATCHERS",
+}
+INSTANCE_PORT_STEP = 100
+MAX_INSTANCES = 9
+
 #: Environment variables understood by the CLI, with their defaults.
 DEFAULTS: dict[str, str] = {
     "PETITION_RUN_DIR": ".run",
@@ -54,7 +64,19 @@ DEFAULTS: dict[str, str] = {
     "PETITION_WATCH_PORT": "8084",
     # intake's SMTP listener (the e-mail channel), for the centre's mail relay
     "PETITION_MAIL_PORT": "2525",
+    **dict.fromkeys(INSTANCE_COUNTS.values(), "1"),
 }
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One process of a service: `name` is the service's when it runs alone, ``<part>-<n>``
+    when it runs several; `port` its own (health, metrics, faust's web server)."""
+
+    part: str
+    n: int
+    name: str
+    port: int
 
 
 @dataclass(frozen=True)
@@ -72,6 +94,8 @@ class StackConfig:
     intake_worker_port: int
     mail_port: int = 2525
     watch_port: int = 8084
+    #: instances per service (INSTANCE_COUNTS); a service not named runs one
+    counts: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
@@ -93,7 +117,8 @@ class StackConfig:
                    escalation_port=int(get("PETITION_ESCALATION_PORT")),
                    intake_worker_port=int(get("PETITION_INTAKE_WORKER_PORT")),
                    mail_port=int(get("PETITION_MAIL_PORT")),
-                   watch_port=int(get("PETITION_WATCH_PORT")))
+                   watch_port=int(get("PETITION_WATCH_PORT")),
+                   counts=tuple((part, _count(get(variable), variable)) for part, variable in INSTANCE_COUNTS.items()))
 
     def port_env(self) -> dict[str, str]:
         return {
@@ -108,6 +133,19 @@ class StackConfig:
             "PETITION_MAIL_PORT": str(self.mail_port),
             "PETITION_WATCH_PORT": str(self.watch_port),
         }
+
+    def count(self, service: str) -> int:
+        """How many instances of `service` run."""
+        return dict(self.counts).get(service, 1)
+
+    def instances(self, service: str) -> list[Instance]:
+        """The processes of `service`, each with its name and port."""
+        count, base = self.count(service), self.service_port(service)
+        return [Instance(service, n, service if count == 1 else f"{service}-{n}", base + (n - 1) * INSTANCE_PORT_STEP)
+                for n in range(1, count + 1)]
+
+    def count_env(self) -> dict[str, str]:
+        return {INSTANCE_COUNTS[part]: str(n) for part, n in self.counts}
 
     def service_port(self, service: str) -> int:
         return {"intake": self.http_port, "router": self.router_port,
@@ -125,6 +163,16 @@ class StackConfig:
     def kafka_secrets_dir(self) -> Path:
         """The broker principals' password files of this stack."""
         return secrets_dir_of(self.run_dir)
+
+
+def _count(value: str, variable: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_INSTANCES:
+        raise ValueError(f"{variable}={value!r}: a number of instances from 1 to {MAX_INSTANCES}")
+    return count
 
 
 def ensure_hmac_key(run_dir: Path) -> str:
@@ -199,11 +247,19 @@ def venv_bin(name: str) -> Path:
     return REPO_ROOT / ".venv" / "bin" / name
 
 
-def service_process(name: str, env: Mapping[str, str], run_dir: Path) -> ServiceProcess:
+def service_process(name: str, env: Mapping[str, str], run_dir: Path,
+                    instance: Instance | None = None) -> ServiceProcess:
     """The ServiceProcess for services/<name> (python -m services.<name>), authenticating to
-    the broker as its own principal (:func:`service_credentials`)."""
-    return ServiceProcess(name, [str(venv_bin("python")), "-m", f"services.{name}"],
-                          env={**env, **service_credentials(name, env)}, run_dir=run_dir, cwd=run_dir)
+    the broker as its own principal (:func:`service_credentials`). An `instance` of several
+    has its own name (its PID and log files) and its own port."""
+    extra: dict[str, str] = {}
+    label = name
+    if instance is not None and instance.name != name:
+        label = instance.name
+        variable = dict(SERVICES)[name]
+        extra = {variable: str(instance.port)}
+    return ServiceProcess(label, [str(venv_bin("python")), "-m", f"services.{name}"],
+                          env={**env, **service_credentials(name, env), **extra}, run_dir=run_dir, cwd=run_dir)
 
 
 def service_exists(name: str) -> bool:
