@@ -22,6 +22,7 @@ import httpx
 
 from deploy.callers import NaturalCaller, token_for
 from deploy.stack import free_ports, service_process, tail, wait_http_ready
+from deploy.stack.config import Instance
 from deploy.stack.testinfra import Infra
 from shared.identity import Principal
 
@@ -47,6 +48,8 @@ class Stack:
     env: dict[str, str]
     ports: dict[str, int]
     procs: dict[str, Any] = field(default_factory=dict)
+    #: instances of a service that runs several, by name (``router-2``)
+    instances: dict[str, Instance] = field(default_factory=dict)
 
     @property
     def routing_table(self) -> Path:
@@ -73,6 +76,9 @@ class Stack:
         return token_for(self.run_dir, principal)
 
     def health_url(self, service: str) -> str:
+        """The base URL of a service, or of one instance of several (``router-2``)."""
+        if service in self.instances:
+            return f"http://127.0.0.1:{self.instances[service].port}"
         port = {
             "intake": self.ports["PETITION_HTTP_PORT"],
             "router": self.ports["PETITION_ROUTER_PORT"],
@@ -81,8 +87,20 @@ class Stack:
         }[service]
         return f"http://127.0.0.1:{port}"
 
+    def add_instances(self, service: str, count: int) -> list[str]:
+        """Name `count` instances of `service` (``<service>-<n>``), each on a free port of its
+        own; start them with :meth:`start`. Returns their names."""
+        names = []
+        for n, port in enumerate(free_ports(count), start=1):
+            name = f"{service}-{n}"
+            self.instances[name] = Instance(service, n, name, port)
+            names.append(name)
+        return names
+
     def start(self, service: str) -> None:
-        proc = service_process(service, self.env, self.run_dir)
+        """Start a service, or one of its named instances (:meth:`add_instances`)."""
+        instance = self.instances.get(service)
+        proc = service_process(instance.part if instance else service, self.env, self.run_dir, instance)
         proc.start()
         self.procs[service] = proc
         if not wait_http_ready(f"{self.health_url(service)}/readyz", 90, proc):
@@ -135,13 +153,17 @@ def new_stack(infra: Infra, run_dir: Path, *, own_table: bool = True) -> Stack:
 
 
 @contextlib.contextmanager
-def running(s: Stack, services: tuple[str, ...] = SERVICES) -> Iterator[Stack]:
-    """Create the petition topics, start `services`, stop them afterwards."""
+def running(s: Stack, services: tuple[str, ...] = SERVICES,
+            counts: dict[str, int] | None = None) -> Iterator[Stack]:
+    """Create the petition topics, start `services` (`counts` instances of some, named
+    ``<service>-<n>``), stop them afterwards."""
     done = s.petitionctl("topics", "ensure", "--no-departments")
     assert done.returncode == 0, done.stderr
     try:
         for service in services:
-            s.start(service)
+            count = (counts or {}).get(service, 1)
+            for name in s.add_instances(service, count) if count > 1 else [service]:
+                s.start(name)
         yield s
     finally:
         for proc in s.procs.values():
