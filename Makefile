@@ -31,10 +31,10 @@ VENV_STAMP := $(VENV)/.installed
 KERNEL_DIR := services/router/classification
 KERNEL_SO  := $(wildcard $(KERNEL_DIR)/_scores.*.so)
 
-.PHONY: help venv prepare up up-infra down status lint test bench clean demo FORCE
+.PHONY: help venv prepare up up-infra down status lint test bench chaos clean demo FORCE
 
 help:
-	@echo "targets: venv prepare up up-infra down status lint test demo bench clean"
+	@echo "targets: venv prepare up up-infra down status lint test chaos demo bench clean"
 
 venv: $(VENV_STAMP)
 
@@ -86,6 +86,13 @@ demo: venv
 
 bench: venv prepare
 	$(VPY) -m bench
+
+# Chaos under load for MINUTES (default 20): tests/integration/test_chaos.py at full length,
+# printing its counts (accepted, routed, lost, duplicated, kills of each kind, recovery times).
+MINUTES ?= 20
+chaos: venv prepare
+	PETITION_CHAOS_SECONDS=$$(( $(MINUTES) * 60 )) $(VPY) -m pytest -q -s -p no:cacheprovider \
+		tests/integration/test_chaos.py
 
 # Removes build artefacts and caches. Refuses while the local stack runs, and keeps
 # .run/ (data, secrets) and the venv: `rm -rf .run .venv` by hand after `make down`.
