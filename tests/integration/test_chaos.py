@@ -120,20 +120,47 @@ class Driver:
         self.kills: list[Kill] = []
         self.started = time.monotonic()
 
-    def victims(self) -> list[str]:
-        names = ["intake", *self.stack.instances, "postgres"]
-        names += [f"broker-{i + 1}" for i in range(len(self.brokers))]
-        return names
+    def kinds(self) -> dict[str, list[str]]:
+        """The victims by kind: intake, each consuming service's instances, PostgreSQL and,
+        on a cluster, the brokers."""
+        kinds: dict[str, list[str]] = {"intake": ["intake"], "postgres": ["postgres"]}
+        for name, instance in self.stack.instances.items():
+            kinds.setdefault(instance.part, []).append(name)
+        if self.brokers:
+            kinds["broker"] = [f"broker-{i + 1}" for i in range(len(self.brokers))]
+        return kinds
 
     def run(self, seconds: float) -> None:
+        """Every few seconds kill one victim of the next kind (kinds in a shuffled round),
+        restarting it in the background: kills overlap, as failures do."""
+        kinds = self.kinds()
         order: list[str] = []
+        down: set[str] = set()
+        threads: list[threading.Thread] = []
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline - 5:
-            time.sleep(self.rng.uniform(3.0, 8.0))
+        while time.monotonic() < deadline - 3:
+            time.sleep(self.rng.uniform(2.0, 5.0))
             if not order:
-                order = self.victims()
+                order = list(kinds)
                 self.rng.shuffle(order)
-            self.kill(order.pop())
+            kind = order.pop()
+            alive = [v for v in kinds[kind] if v not in down]
+            if not alive or (kind == "postgres" and any(v == "postgres" for v in down)):
+                continue
+            victim = self.rng.choice(alive)
+            down.add(victim)
+
+            def one(victim: str = victim) -> None:
+                try:
+                    self.kill(victim)
+                finally:
+                    down.discard(victim)
+
+            thread = threading.Thread(target=one, daemon=True)
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join(timeout=300)
 
     def kill(self, victim: str) -> None:
         kill = Kill(victim, round(time.monotonic() - self.started, 1))
@@ -203,6 +230,38 @@ def _kill_postgres(infra: Infra) -> None:
 
 def _events(stack: Stack, topic: str) -> list[dict[str, Any]]:
     return [json.loads(m.value) for m in consume_all(stack.infra.admin, topic, idle_ms=2000)]
+
+
+def _post_many(stack: Stack, bodies: list[dict[str, Any]]) -> list[str]:
+    def one(body: dict[str, Any]) -> str:
+        with stack.client() as client:
+            r = client.post("/v1/petitions", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert r.status_code == 202, r.text
+        return str(r.json()["id"])
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, bodies))
+
+
+def test_with_two_routers_each_person_still_has_one_original(chaos_stack: Stack) -> None:
+    """Petitions of one person land on different partitions, so on both routers: repeat
+    detection is serialised per petitioner, so each person has exactly one original."""
+    stack = chaos_stack
+    for name in stack.instances:
+        assert stack.procs[name].is_running(), name
+    phones = [f"139{uuid.uuid4().int % 10**8:08d}" for _ in range(12)]
+    bodies = [petition(petitioner={"name": "李四", "phone": phone}) for _ in range(4) for phone in phones]
+    ids = _post_many(stack, bodies)
+
+    def views() -> list[dict[str, Any]] | None:
+        with stack.client() as client:
+            found = [client.get(f"/v1/petitions/{pid}").json() for pid in ids]
+        return found if all(v.get("department") for v in found) else None
+
+    found = wait_for(views, timeout=90, interval=1)
+    originals = {v["id"] for v in found if v["repeat_of"] is None}
+    assert len(originals) == 12, f"{len(originals)} originals for 12 people"
+    assert {v["repeat_of"] for v in found if v["repeat_of"]} <= originals
 
 
 def test_nothing_is_lost_or_done_twice_while_parts_die(chaos_stack: Stack) -> None:
