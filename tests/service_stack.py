@@ -114,7 +114,8 @@ class Stack:
         import signal
 
         pid = self.procs[service].pid
-        assert pid is not None
+        if pid is None:
+            return  # not running (it died on its own): nothing to kill
         os.kill(pid, signal.SIGKILL)
         for _ in range(100):
             if not self.procs[service].is_running():
