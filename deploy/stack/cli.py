@@ -210,7 +210,7 @@ def cmd_status(cfg: StackConfig) -> int:
 
     def line(name: str, pid: int | None, port: int, ready: bool) -> None:
         state = "running" if pid else "stopped"
-        lines.append(f"{name:<11} {state:<8} pid={pid or '-':<8} port={port:<6} "
+        lines.append(f"{name:<13} {state:<8} pid={pid or '-':<8} port={port:<6} "
                      f"{'ready' if ready else 'not-ready'}")
 
     kpid = kafka.pid
