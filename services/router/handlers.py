@@ -154,6 +154,14 @@ async def act_on_assignment(
         return None
     if change.triage is not None:
         await store.record_triage_decision(change.triage)
+    return await _reassign(store, event, change, table=table, queues=queues, clock=clock)
+
+
+async def _reassign(
+    store: RouterStore, event: PetitionActionTaken | IncidentLinked, change: Reassignment, *,
+    table: RoutingTable, queues: DepartmentQueues, clock: Clock,
+) -> Reassignment:
+    """Write a petition's next assignment, its events and its department's queue record."""
     routing = change.routing
     await store.reassign(
         event.petition_id, assignment_no=routing.assignment_no, department_code=routing.decision.department.code,
@@ -177,13 +185,7 @@ async def merge_into_incident(
     if decision is None:
         return None
     change = merge_reassignment(decision, current, "merged")
-    routing = change.routing
-    await store.reassign(
-        event.petition_id, assignment_no=routing.assignment_no, department_code=routing.decision.department.code,
-        rule=routing.decision.rule, returned_by=change.returned_by, category=routing.category,
-    )
-    await _write_decisions(store, queues, [(routing, encode(event, routing, clock(), table))])
-    return change
+    return await _reassign(store, event, change, table=table, queues=queues, clock=clock)
 
 
 async def _write_decisions(

@@ -17,12 +17,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from deploy.stack.testinfra import Infra
 from shared.kafka_client import KafkaAccess
 from tests.service_stack import REPO, SERVICES, WITH_WATCH, Stack, new_stack, running
 
@@ -78,6 +80,22 @@ def db_rows(stack: Stack, query: str, *args: Any) -> list[Any]:
             await conn.close()
 
     return asyncio.run(run())
+
+
+def postgres_pids(infra: Infra) -> list[int]:
+    """The postmaster and every backend / auxiliary process of the test cluster."""
+    postmaster = infra.postgres.pid
+    assert postmaster is not None
+    pids = [postmaster]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+                pids.append(int(entry.name))
+    return pids
 
 
 def petition(**overrides: Any) -> dict[str, Any]:

@@ -38,7 +38,16 @@ import pytest
 
 from deploy.stack.testinfra import Infra, start_test_infra
 from shared import topics
-from tests.integration.conftest import WITH_WATCH, Stack, consume_all, new_stack, petition, running, wait_for
+from tests.integration.conftest import (
+    WITH_WATCH,
+    Stack,
+    consume_all,
+    new_stack,
+    petition,
+    postgres_pids,
+    running,
+    wait_for,
+)
 
 # Not yet part of `make test`: its first runs found two faults still open (issue 17): a watch
 # instance taking over partitions in a rebalance crashed in faust's table recovery (a seek to
@@ -216,17 +225,7 @@ def _broker_ready(node: Any) -> bool:
 
 def _kill_postgres(infra: Infra) -> None:
     """SIGKILL the postmaster and every process it started (a crash, not a shutdown)."""
-    postmaster = infra.postgres.pid
-    assert postmaster is not None
-    pids = [postmaster]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
-                pids.append(int(entry.name))
+    pids = postgres_pids(infra)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

@@ -17,14 +17,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from deploy.stack.testinfra import Infra, start_test_infra
-from tests.integration.conftest import SERVICES, Stack, new_stack, petition, running, wait_for
+from deploy.stack.testinfra import start_test_infra
+from tests.integration.conftest import SERVICES, Stack, new_stack, petition, postgres_pids, running, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,20 +44,6 @@ def _metric(url: str, name: str, labels: str) -> float:
     return float(m[1]) if m else 0.0
 
 
-def _postgres_pids(infra: Infra) -> list[int]:
-    """The postmaster and every backend / auxiliary process of the test cluster."""
-    postmaster = infra.postgres.pid
-    assert postmaster is not None
-    pids = [postmaster]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
-                pids.append(int(entry.name))
-    return pids
 
 
 class Load:
@@ -162,7 +147,7 @@ def test_frozen_postgres_answers_503_within_the_bound_never_a_late_202(outage_st
     bound = float(s.env.get("PETITION_REQUEST_TIMEOUT_SECONDS", "2.5"))
     with s.client(timeout=10) as client:
         assert client.post("/v1/petitions", json=petition()).status_code == 202  # the pool is warm
-    pids = _postgres_pids(s.infra)
+    pids = postgres_pids(s.infra)
     results: list[tuple[int, float, str | None]] = []
 
     def submit(i: int) -> tuple[int, float, str | None]:
