@@ -475,8 +475,8 @@ class KafkaCluster:
         recorded = int(self.size_file.read_text()) if self.size_file.exists() else (1 if single else None)
         if recorded is not None and recorded != self.size:
             raise StackError(f"the Kafka storage in {self.data_dir} was made for {recorded} broker(s), not "
-                             f"{self.size} (PETITION_KAFKA_BROKERS): stop it with the same setting it was "
-                             "started with (make down), then move that folder away or use another PETITION_RUN_DIR")
+                             f"{self.size} (PETITION_KAFKA_BROKERS): use that many, or stop it (make down) and "
+                             "move that folder away, or use another PETITION_RUN_DIR")
 
     def start(self) -> bool:
         """Start the nodes that are not running, detached; False when all were running.
@@ -506,8 +506,13 @@ class KafkaCluster:
             list(pool.map(lambda node: node.start(), stopped))
         return True
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        """Wait until every node is an unfenced broker of the cluster."""
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait until every node is an unfenced broker of the cluster: 90 s for one node, twice
+        that for a cluster (a node restarted after a crash first recovers the log of each of its
+        partitions, a replica of every department's queue among them: over a minute and a half
+        on a busy two-core machine)."""
+        if timeout is None:
+            timeout = 90.0 if self.size == 1 else 180.0
         deadline = time.monotonic() + timeout
         for node in self.nodes:
             node.wait_ready(timeout=max(deadline - time.monotonic(), 1.0))

@@ -127,7 +127,7 @@ class Infra:
         self.stop()
 
 
-def start_test_infra(tmp_root: Path | str, kafka_timeout: float = 90.0, *, brokers: int = 1) -> Infra:
+def start_test_infra(tmp_root: Path | str, kafka_timeout: float | None = None, *, brokers: int = 1) -> Infra:
     """Start Kafka (secured, the services' principals and ACLs in place; `brokers` KRaft
     nodes) and PostgreSQL (fast, non-durable mode) under `tmp_root`; wait ready.
 

@@ -35,8 +35,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     started = time.monotonic()
-    # three JVMs on a busy two-core machine may take a while; ~30 s on a quiet one
-    running = start_test_infra(tmp_path_factory.mktemp("cluster-infra"), kafka_timeout=180, brokers=3)
+    running = start_test_infra(tmp_path_factory.mktemp("cluster-infra"), brokers=3)
     print(f"three brokers ready in {time.monotonic() - started:.1f}s")
     try:
         yield running

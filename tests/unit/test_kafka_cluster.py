@@ -214,3 +214,13 @@ def test_the_router_creates_department_queues_with_the_clusters_replication(monk
         ("dept.A01.assignments", 3, {"min.insync.replicas": "2"}),
         ("dept.B02.assignments", 1, {}),
     ]
+
+
+def test_down_stops_the_brokers_of_any_size_that_ran_from_the_folder(tmp_path: Path) -> None:
+    for n in (1, 2, 3):
+        (tmp_path / "kafka" / f"node-{n}").mkdir(parents=True)
+    single = _cluster(tmp_path, 1)
+    found = single._nodes_on_disk()
+    assert [(n.name, n.data_dir.name) for n in found] == [
+        ("kafka", "kafka"), ("kafka-1", "node-1"), ("kafka-2", "node-2"), ("kafka-3", "node-3")]
+    assert not single.stop()  # nothing runs: nothing stopped
