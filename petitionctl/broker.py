@@ -35,13 +35,18 @@ def topics_ensure(args: argparse.Namespace) -> int:
 
     from petitionctl.kafka_admin import admin_client, apply_service_grants
     from shared import topics
+    from shared.kafka_replication import replication_configs, replication_factor
 
     settings = load_settings()
     access = admin_access(settings, args.bootstrap)
+    # one copy per broker (at most 3) and, from 3, min.insync.replicas=2: PETITION_KAFKA_BROKERS
+    replication = replication_factor(settings.kafka_brokers)
+    replicated = replication_configs(replication)
     with admin_client(access) as admin:
         existing = set(admin.list_topics())
         compacted = {"cleanup.policy": "compact"}
-        wanted = [NewTopic(t, topics.PARTITIONS, 1, topic_configs=compacted if t in topics.WATCH_COMPACTED else {})
+        wanted = [NewTopic(t, topics.PARTITIONS, replication,
+                           topic_configs={**replicated, **(compacted if t in topics.WATCH_COMPACTED else {})})
                   for t in topics.CORE_TOPICS if t not in existing]
         if args.departments:
             from services.router.config import load_routing_table
@@ -49,12 +54,12 @@ def topics_ensure(args: argparse.Namespace) -> int:
             for dept in load_routing_table().departments():
                 name = topics.department_topic(dept.code)
                 if name not in existing:
-                    wanted.append(NewTopic(name, 1, 1))
+                    wanted.append(NewTopic(name, 1, replication, topic_configs=dict(replicated)))
         for i in range(0, len(wanted), 100):
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted[i : i + 100])
         _wait_until_writable(admin, {t.name for t in wanted}, args.wait)
-        print(f"topics: {len(wanted)} created, {len(existing)} existed")
+        print(f"topics: {len(wanted)} created (replication factor {replication}), {len(existing)} existed")
         if access.authenticated:
             print(f"ACLs: {apply_service_grants(admin)} created for the services")
         else:

@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PETITION_", extra="ignore", frozen=True)
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # the brokers of the cluster (the local stack's PETITION_KAFKA_BROKERS): the topics the
+    # platform creates (petitionctl topics ensure, the router's department queues) get
+    # min(brokers, 3) replicas and, with 3, min.insync.replicas=2 (shared.kafka_replication)
+    kafka_brokers: int = Field(default=1, ge=1)
     # the broker's SASL/SCRAM-SHA-512 principal (empty: a broker that authenticates nobody) and
     # its password, given itself or in a file (shared.kafka_client.KafkaAccess.from_settings)
     kafka_username: str = ""

@@ -34,7 +34,7 @@ from deploy.stack.config import (
     service_process,
     venv_bin,
 )
-from deploy.stack.kafka import KafkaNode
+from deploy.stack.kafka import KafkaCluster, KafkaNode
 from deploy.stack.postgres import PostgresNode
 from deploy.stack.process import (
     ServiceProcess,
@@ -53,6 +53,7 @@ __all__ = [
     "DEFAULTS",
     "REPO_ROOT",
     "SERVICES",
+    "KafkaCluster",
     "KafkaNode",
     "PostgresNode",
     "PrometheusNode",

@@ -34,16 +34,18 @@ from deploy.stack.config import (
     service_process,
     venv_bin,
 )
-from deploy.stack.kafka import KafkaNode, require_kafka_jars
+from deploy.stack.kafka import KafkaCluster, require_kafka_jars
 from deploy.stack.postgres import PostgresNode, find_postgres_bindir, require_postgres_bindir
 from deploy.stack.process import ServiceProcess, StackError, log, port_accepts, tail
 from deploy.stack.prometheus import PrometheusNode, render_prometheus_config, require_prometheus
 from deploy.stack.readiness import http_ok, wait_all_ready
 
 
-def nodes(cfg: StackConfig) -> tuple[KafkaNode, PostgresNode, PrometheusNode]:
-    """The stack's three servers, each in its own folder of the run folder."""
-    return (KafkaNode(cfg.kafka_port, cfg.kafka_controller_port, cfg.run_dir / "kafka", cfg.kafka_secrets_dir),
+def nodes(cfg: StackConfig) -> tuple[KafkaCluster, PostgresNode, PrometheusNode]:
+    """The stack's three servers, each in its own folder of the run folder (Kafka: one node, or
+    the PETITION_KAFKA_BROKERS nodes of a cluster)."""
+    return (KafkaCluster(cfg.kafka_broker_ports, cfg.kafka_controller_ports, cfg.run_dir / "kafka",
+                         cfg.kafka_secrets_dir),
             PostgresNode(cfg.pg_port, cfg.run_dir / "postgres"),
             PrometheusNode(cfg.prometheus_port, cfg.run_dir / "prometheus",
                            cfg.run_dir / "prometheus" / "prometheus.yml"))
@@ -95,7 +97,8 @@ def cmd_up(cfg: StackConfig, infra_only: bool = False) -> int:
     render_prometheus_config(prom.config_file, cfg.port_env(), dict(cfg.counts))
 
     kafka_started, pg_started = kafka.start(), pg.start()
-    log("Kafka: " + ("starting" if kafka_started else "already running"))
+    log(("Kafka: " if kafka.size == 1 else f"Kafka ({kafka.size} brokers): ")
+        + ("starting" if kafka_started else "already running"))
     log("PostgreSQL: " + ("started" if pg_started else "already running"))
     log("Prometheus: " + ("starting" if prom.start() else "already running"))
     pg.wait_ready()
@@ -213,8 +216,9 @@ def cmd_status(cfg: StackConfig) -> int:
         lines.append(f"{name:<13} {state:<8} pid={pid or '-':<8} port={port:<6} "
                      f"{'ready' if ready else 'not-ready'}")
 
-    kpid = kafka.pid
-    line("kafka", kpid, kafka.port, bool(kpid) and port_accepts(kafka.port))
+    for broker in kafka.nodes:
+        kpid = broker.pid
+        line(broker.name, kpid, broker.port, bool(kpid) and port_accepts(broker.port))
     pg_pid = pg.pid if find_postgres_bindir() else None
     line("postgres", pg_pid, pg.port, bool(pg_pid) and port_accepts(pg.port))
     ppid = prom.pid

@@ -55,6 +55,9 @@ DEFAULTS: dict[str, str] = {
     "PETITION_RUN_DIR": ".run",
     "PETITION_KAFKA_PORT": "9092",
     "PETITION_KAFKA_CONTROLLER_PORT": "9093",
+    # brokers of the KRaft cluster (each broker and controller in one JVM): 1, or 3 for a
+    # cluster that survives any one broker's death (kafka_ports says which ports they take)
+    "PETITION_KAFKA_BROKERS": "1",
     "PETITION_PG_PORT": "5432",
     "PETITION_PROMETHEUS_PORT": "9090",
     "PETITION_HTTP_PORT": "8080",
@@ -96,6 +99,7 @@ class StackConfig:
     watch_port: int = 8084
     #: instances per service (INSTANCE_COUNTS); a service not named runs one
     counts: tuple[tuple[str, int], ...] = ()
+    kafka_brokers: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
@@ -118,12 +122,14 @@ class StackConfig:
                    intake_worker_port=int(get("PETITION_INTAKE_WORKER_PORT")),
                    mail_port=int(get("PETITION_MAIL_PORT")),
                    watch_port=int(get("PETITION_WATCH_PORT")),
-                   counts=tuple((part, _count(get(variable), variable)) for part, variable in INSTANCE_COUNTS.items()))
+                   counts=tuple((part, _count(get(variable), variable)) for part, variable in INSTANCE_COUNTS.items()),
+                   kafka_brokers=_positive(get("PETITION_KAFKA_BROKERS"), "PETITION_KAFKA_BROKERS"))
 
     def port_env(self) -> dict[str, str]:
         return {
             "PETITION_KAFKA_PORT": str(self.kafka_port),
             "PETITION_KAFKA_CONTROLLER_PORT": str(self.kafka_controller_port),
+            "PETITION_KAFKA_BROKERS": str(self.kafka_brokers),
             "PETITION_PG_PORT": str(self.pg_port),
             "PETITION_PROMETHEUS_PORT": str(self.prometheus_port),
             "PETITION_HTTP_PORT": str(self.http_port),
@@ -152,8 +158,19 @@ class StackConfig:
                 "escalation": self.escalation_port, "watch": self.watch_port}[service]
 
     @property
+    def kafka_broker_ports(self) -> list[int]:
+        """The brokers' client (SASL) ports, node 1 first (:func:`kafka_ports`)."""
+        return kafka_ports(self.kafka_port, self.kafka_controller_port, self.kafka_brokers)[0]
+
+    @property
+    def kafka_controller_ports(self) -> list[int]:
+        """The brokers' controller ports, node 1 first (:func:`kafka_ports`)."""
+        return kafka_ports(self.kafka_port, self.kafka_controller_port, self.kafka_brokers)[1]
+
+    @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
+        """Every broker, so a client reaches the cluster while any one of them is down."""
+        return bootstrap_of(self.kafka_broker_ports)
 
     @property
     def dsn(self) -> str:
@@ -173,6 +190,37 @@ def _count(value: str, variable: str) -> int:
     if not 1 <= count <= MAX_INSTANCES:
         raise ValueError(f"{variable}={value!r}: a number of instances from 1 to {MAX_INSTANCES}")
     return count
+
+
+def _positive(value: str, name: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"{name} must be at least 1, not {value!r}")
+    return number
+
+
+def kafka_ports(port: int, controller_port: int, brokers: int) -> tuple[list[int], list[int]]:
+    """The client (SASL) ports and the controller ports of `brokers` KRaft nodes, node 1 first.
+
+    Node i (0-based) takes ``port + i`` for its clients and ``controller_port + i`` for the
+    quorum, unless the controllers' block would overlap the clients' one (the defaults
+    9092/9093 are adjacent: a second broker would take 9093): then the controllers' block
+    starts right after the clients', at ``port + brokers``. So one broker keeps its two ports
+    as they always were, three on the defaults take 9092-9094 and 9095-9097, and three on
+    19092/19192 take 19092-19094 and 19192-19194.
+    """
+    if brokers < 1:
+        raise ValueError(f"a Kafka cluster has at least one broker, not {brokers}")
+    clients = [port + i for i in range(brokers)]
+    first = controller_port
+    if first < port + brokers and port < first + brokers:
+        first = port + brokers
+    return clients, [first + i for i in range(brokers)]
+
+
+def bootstrap_of(ports: list[int]) -> str:
+    """The bootstrap address of brokers on loopback: ``127.0.0.1:<port>`` each, comma-separated."""
+    return ",".join(f"127.0.0.1:{p}" for p in ports)
 
 
 def ensure_hmac_key(run_dir: Path) -> str:
@@ -216,7 +264,10 @@ def service_env(kafka_bootstrap: str, pg_dsn: str, hmac_key: str,
         env.pop(name, None)
     # every port but the mailbox's, which only a stack that asks for one gets (`make up` and
     # the tests' stacks do; a benchmark's intake listens for no mail)
-    env.update({k: v for k, v in DEFAULTS.items() if k.endswith("_PORT") and k != "PETITION_MAIL_PORT"})
+    # and the broker count (the replication of the topics the platform creates) of the stack
+    # given, never the calling shell's
+    env.update({k: v for k, v in DEFAULTS.items()
+                if (k.endswith("_PORT") and k != "PETITION_MAIL_PORT") or k == "PETITION_KAFKA_BROKERS"})
     env.update({k: str(v) for k, v in (ports or {}).items()})
     env.update({
         "PETITION_KAFKA_BOOTSTRAP": kafka_bootstrap,

@@ -1,4 +1,9 @@
-"""Kafka of the local stack: one KRaft node (broker and controller in one JVM) on loopback.
+"""Kafka of the local stack: KRaft nodes (broker and controller in one JVM each) on loopback.
+
+One node by default; ``PETITION_KAFKA_BROKERS=3`` makes a cluster (:class:`KafkaCluster`):
+three nodes, each a broker and one of the three controllers of the quorum, formatted with the
+same cluster id and the same initial credentials, every topic with three replicas and
+``min.insync.replicas=2`` (shared.kafka_replication), so any one broker may die while writes go on.
 
 There is no Docker here: the broker runs from Apache Kafka's jars, which ``make prepare``
 fetches once from Maven Central (deploy/kafka/pom.xml pins the version) into a cache outside
@@ -33,11 +38,12 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from deploy.stack.config import DEPLOY_DIR, cache_root
+from deploy.stack.config import DEPLOY_DIR, bootstrap_of, cache_root
 from deploy.stack.process import ServiceProcess, StackError, log, port_accepts, port_is_free, run_command, tail
 from shared.kafka_credentials import (
     ADMIN,
@@ -48,6 +54,7 @@ from shared.kafka_credentials import (
     password_path,
     read_password,
 )
+from shared.kafka_replication import min_insync_replicas, replication_factor
 
 KAFKA_DEPLOY_DIR = DEPLOY_DIR / "kafka"
 
@@ -88,19 +95,44 @@ def _kafka_uuid() -> str:
             return value
 
 
-class KafkaNode:
-    """A single-node KRaft Kafka (broker + controller in one JVM) on 127.0.0.1.
+def replication_properties(brokers: int) -> dict[str, str]:
+    """The broker defaults that depend on the cluster's size: every internal topic (offsets,
+    transaction state, share coordinator) and every topic created without saying gets
+    min(brokers, 3) replicas and, from 3, needs 2 of them in sync (shared.kafka_replication)."""
+    rf, isr = str(replication_factor(brokers)), str(min_insync_replicas(replication_factor(brokers)))
+    return {
+        "default.replication.factor": rf,
+        "min.insync.replicas": isr,
+        "offsets.topic.replication.factor": rf,
+        "transaction.state.log.replication.factor": rf,
+        "transaction.state.log.min.isr": isr,
+        "share.coordinator.state.topic.replication.factor": rf,
+        "share.coordinator.state.topic.min.isr": isr,
+    }
 
-    Everything lives in `data_dir`: server.properties, the cluster id, the log dirs,
-    ``logs/server.log`` (log4j) and ``logs/kafka.log`` (console), ``pids/kafka.pid``; the
+
+class KafkaNode:
+    """A KRaft node (broker + controller in one JVM) on 127.0.0.1: a single-node Kafka, or one
+    node of a :class:`KafkaCluster` (`node_id`, the quorum's `voters`, the `cluster_size`
+    its replication defaults are made for, the cluster id in `cluster_id_file`).
+
+    Everything lives in `data_dir`: server.properties, the cluster id (alone), the log dirs,
+    ``logs/server.log`` (log4j) and ``logs/<name>.log`` (console), ``pids/<name>.pid``; the
     principals' password files in `secrets_dir`. Starting again on an existing `data_dir`
     keeps the data (format is skipped).
     """
 
     def __init__(self, port: int, controller_port: int, data_dir: Path | str, secrets_dir: Path | str,
-                 heap: str = "1g", extra_properties: Mapping[str, str] | None = None):
+                 heap: str = "1g", extra_properties: Mapping[str, str] | None = None, *,
+                 node_id: int = 1, voters: str | None = None, cluster_size: int = 1,
+                 cluster_id_file: Path | str | None = None, name: str = "kafka"):
         self.port = int(port)
         self.controller_port = int(controller_port)
+        self.node_id = int(node_id)
+        #: controller.quorum.voters: ``<node.id>@127.0.0.1:<controller port>``, comma-separated
+        self.voters = voters or f"{self.node_id}@127.0.0.1:{self.controller_port}"
+        self.cluster_size = int(cluster_size)
+        self.name = name
         self.data_dir = Path(data_dir).resolve()
         self.secrets_dir = Path(secrets_dir).resolve()
         if any(c in str(self.secrets_dir) for c in ':;"'):
@@ -112,7 +144,7 @@ class KafkaNode:
         self.extra_properties = dict(extra_properties or {})
         self.config_file = self.data_dir / "server.properties"
         self.log_dirs = self.data_dir / "data"
-        self.cluster_id_file = self.data_dir / "cluster.id"
+        self.cluster_id_file = Path(cluster_id_file).resolve() if cluster_id_file else self.data_dir / "cluster.id"
         self._process: ServiceProcess | None = None
 
     @property
@@ -145,7 +177,7 @@ class KafkaNode:
         }
 
     def properties(self, *, secured: bool = True) -> dict[str, str]:
-        """The broker configuration, tuned for one node and fast startup.
+        """The broker configuration, tuned for fast startup; replication as the cluster's size asks.
 
         `secured` False is the configuration of an older make up (PLAINTEXT, no authorizer):
         only :meth:`start` uses it, to migrate such a storage."""
@@ -157,22 +189,16 @@ class KafkaNode:
         }
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.voters,
             **listeners,
             "controller.listener.names": "CONTROLLER",
             "log.dirs": str(self.log_dirs),
             "num.partitions": "6",
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
-            # One node: every internal topic must live with a single replica.
-            "offsets.topic.replication.factor": "1",
+            # One node: every internal topic lives with a single replica; three: with three.
+            **replication_properties(self.cluster_size),
             "offsets.topic.num.partitions": "6",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
             "transaction.state.log.num.partitions": "6",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
             "share.coordinator.state.topic.num.partitions": "6",
             # Consumers join at once instead of waiting 3 s for more members.
             "group.initial.rebalance.delay.ms": "0",
@@ -263,13 +289,13 @@ class KafkaNode:
     def _service(self) -> ServiceProcess:
         if self._process is None:
             self._process = ServiceProcess(
-                "kafka", self._java_argv("kafka.Kafka", str(self.config_file)),
+                self.name, self._java_argv("kafka.Kafka", str(self.config_file)),
                 env=os.environ.copy(), run_dir=self.data_dir, cwd=self.data_dir)
         return self._process
 
     @property
     def log_file(self) -> Path:
-        return self.data_dir / "logs" / "kafka.log"
+        return self.data_dir / "logs" / f"{self.name}.log"
 
     @property
     def pid(self) -> int | None:
@@ -309,16 +335,11 @@ class KafkaNode:
     def ensure_services(self) -> list[str]:
         """The services' principals: password files, credentials on the broker where it has
         none or the file is new, and their ACLs. Idempotent; returns the principals told."""
-        from petitionctl.kafka_admin import admin_client, apply_service_grants, ensure_principals
-
-        with admin_client(self.admin_access(), client_id="localstack") as admin:
-            told = ensure_principals(admin, self.secrets_dir, SERVICE_PRINCIPALS)
-            apply_service_grants(admin)
-        return told
+        return _ensure_services(self.admin_access(), self.secrets_dir)
 
     def wait_ready(self, timeout: float = 90.0, access: Any = None) -> None:
-        """Wait until a metadata round trip succeeds and the broker lists itself, as the
-        admin (or `access`).
+        """Wait until a metadata round trip succeeds and the cluster lists this broker,
+        unfenced, as the admin (or `access`).
 
         An open port is not enough: the broker accepts connections before it is
         unfenced, and topic creation fails until then.
@@ -344,8 +365,7 @@ class KafkaNode:
                     admin = KafkaAdminClient(**options, client_id="localstack-ready",
                                              request_timeout_ms=5000)
                     admin.list_topics()
-                    brokers = admin.describe_cluster().get("brokers") or []
-                    if brokers:
+                    if self.node_id in unfenced_brokers(admin.describe_cluster()):
                         return
                 except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
                     last_error = exc
@@ -364,6 +384,173 @@ class KafkaNode:
     def stop(self, timeout: float = 30.0) -> bool:
         """SIGTERM (controlled shutdown) and wait; SIGKILL after `timeout`."""
         return self._service().stop(timeout=timeout)
+
+
+def unfenced_brokers(cluster: Mapping[str, Any]) -> set[int]:
+    """The ids of the brokers that take requests, from kafka-python's ``describe_cluster()``
+    (which lists fenced brokers too: registered, not yet caught up with the metadata)."""
+    return {int(b.get("broker_id", b.get("node_id", -1))) for b in cluster.get("brokers") or []
+            if not b.get("is_fenced")}
+
+
+def _ensure_services(access: Any, secrets_dir: Path) -> list[str]:
+    """The services' principals (password files, credentials on the broker where missing)
+    and their ACLs, as the admin `access`; returns the principals told."""
+    from petitionctl.kafka_admin import admin_client, apply_service_grants, ensure_principals
+
+    with admin_client(access, client_id="localstack") as admin:
+        told = ensure_principals(admin, secrets_dir, SERVICE_PRINCIPALS)
+        apply_service_grants(admin)
+    return told
+
+
+class KafkaCluster:
+    """`len(ports)` KRaft nodes on loopback, each a broker and a controller of the quorum of all.
+
+    Node i (0-based) has node.id i+1, clients on ``ports[i]``, the quorum on
+    ``controller_ports[i]`` and its folder ``data_dir/node-<i+1>``; the cluster id is kept in
+    ``data_dir/cluster.id`` and every node is formatted with it and with the same credentials
+    (the secrets folder is shared). One node is exactly the :class:`KafkaNode` of a single
+    broker, in `data_dir` itself, as the stack always ran it.
+
+    The chaos tests kill and restart single brokers through :attr:`nodes` (each with ``pid``,
+    ``start()``, ``stop()``, ``wait_ready()``); a restarted node keeps its data and catches up.
+    """
+
+    def __init__(self, ports: Sequence[int], controller_ports: Sequence[int], data_dir: Path | str,
+                 secrets_dir: Path | str, heap: str = "1g", extra_properties: Mapping[str, str] | None = None):
+        if not ports or len(ports) != len(controller_ports):
+            raise StackError(f"a Kafka cluster needs a client and a controller port per node: {ports}, "
+                             f"{controller_ports}")
+        taken = [*ports, *controller_ports]
+        if len(set(taken)) != len(taken):
+            raise StackError(f"the Kafka nodes' ports collide: clients {list(ports)}, controllers "
+                             f"{list(controller_ports)}")
+        self.data_dir = Path(data_dir).resolve()
+        self.size = len(ports)
+        self.cluster_id_file = self.data_dir / "cluster.id"
+        #: how many nodes the storage under data_dir was formatted for (a cluster's, written once)
+        self.size_file = self.data_dir / "cluster.size"
+        self.voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, c in enumerate(controller_ports))
+        if self.size == 1:
+            self.nodes = [KafkaNode(ports[0], controller_ports[0], self.data_dir, secrets_dir, heap,
+                                    extra_properties)]
+        else:
+            self.nodes = [KafkaNode(p, c, self.data_dir / f"node-{i + 1}", secrets_dir, heap, extra_properties,
+                                    node_id=i + 1, voters=self.voters, cluster_size=self.size,
+                                    cluster_id_file=self.cluster_id_file, name=f"kafka-{i + 1}")
+                          for i, (p, c) in enumerate(zip(ports, controller_ports, strict=True))]
+
+    @property
+    def port(self) -> int:
+        """Node 1's client port."""
+        return self.nodes[0].port
+
+    @property
+    def controller_port(self) -> int:
+        """Node 1's controller port."""
+        return self.nodes[0].controller_port
+
+    @property
+    def ports(self) -> list[int]:
+        return [n.port for n in self.nodes]
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.nodes[0].secrets_dir
+
+    @property
+    def bootstrap(self) -> str:
+        """Every node's client listener: a client reaches the cluster while any one is down."""
+        return bootstrap_of(self.ports)
+
+    def is_running(self) -> bool:
+        """True when every node runs."""
+        return all(n.is_running() for n in self.nodes)
+
+    def _check_storage_size(self) -> None:
+        """Refuse a storage formatted for another number of nodes: its quorum and its topics'
+        replicas are made for that number."""
+        single = (self.data_dir / "data" / "meta.properties").exists()
+        recorded = int(self.size_file.read_text()) if self.size_file.exists() else (1 if single else None)
+        if recorded is not None and recorded != self.size:
+            raise StackError(f"the Kafka storage in {self.data_dir} was made for {recorded} broker(s), not "
+                             f"{self.size} (PETITION_KAFKA_BROKERS): use that many, or stop it (make down) and "
+                             "move that folder away, or use another PETITION_RUN_DIR")
+
+    def start(self) -> bool:
+        """Start the nodes that are not running, detached; False when all were running.
+
+        A cluster's nodes are formatted (once) and started side by side: none is ready until a
+        majority of the controllers runs."""
+        self._check_storage_size()
+        if self.size == 1:
+            return self.nodes[0].start()
+        stopped = [n for n in self.nodes if not n.is_running()]
+        if not stopped:
+            return False
+        require_kafka_jars()
+        lost = [n for n in self.nodes if n.needs_credentials()]
+        if lost:
+            raise StackError(f"the Kafka cluster in {self.data_dir} has lost the admin's password "
+                             f"({password_path(self.secrets_dir, ADMIN)}) or was formatted without credentials; "
+                             "a cluster is not repaired in place: make down, move the folder away, make up")
+        # before the nodes' threads: one cluster id and one password per principal for all
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.cluster_id_file.exists():
+            self.cluster_id_file.write_text(_kafka_uuid() + "\n")
+        for principal in BOOTSTRAP_PRINCIPALS:
+            ensure_password(self.secrets_dir, principal)
+        self.size_file.write_text(f"{self.size}\n")
+        with ThreadPoolExecutor(max_workers=len(stopped)) as pool:
+            list(pool.map(lambda node: node.start(), stopped))
+        return True
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait until every node is an unfenced broker of the cluster: 90 s for one node, twice
+        that for a cluster (a node restarted after a crash first recovers the log of each of its
+        partitions, a replica of every department's queue among them: over a minute and a half
+        on a busy two-core machine)."""
+        if timeout is None:
+            timeout = 90.0 if self.size == 1 else 180.0
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:
+            node.wait_ready(timeout=max(deadline - time.monotonic(), 1.0))
+
+    def admin_access(self) -> Any:
+        """The super user's access to the whole cluster (a shared.kafka_client.KafkaAccess)."""
+        from shared.kafka_client import KafkaAccess  # lazy: only the venv has pydantic
+
+        return KafkaAccess.for_principal(self.bootstrap, ADMIN, self.secrets_dir)
+
+    def ensure_services(self) -> list[str]:
+        """See :meth:`KafkaNode.ensure_services`; once for the cluster (the metadata is shared)."""
+        return _ensure_services(self.admin_access(), self.secrets_dir)
+
+    def _nodes_on_disk(self) -> list[KafkaNode]:
+        """This cluster's nodes, and those of a cluster of another size that ran from the same
+        folder (started with another PETITION_KAFKA_BROKERS): stopping needs only their PID
+        files, so their ports do not matter."""
+        found = list(self.nodes)
+        mine = {n.data_dir for n in self.nodes}
+        heap, extra = self.nodes[0].heap, self.nodes[0].extra_properties
+        secrets = self.secrets_dir
+        if self.data_dir not in mine and (self.data_dir / "pids" / "kafka.pid").exists():
+            found.append(KafkaNode(0, 0, self.data_dir, secrets, heap, extra))
+        for folder in sorted(self.data_dir.glob("node-*")):
+            if folder.resolve() not in mine and folder.name[5:].isdigit():
+                found.append(KafkaNode(0, 0, folder, secrets, heap, extra, node_id=int(folder.name[5:]),
+                                       name=f"kafka-{folder.name[5:]}"))
+        return found
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop every node, SIGTERM (a controlled shutdown) to all at once so that each broker
+        leaves while the quorum still runs; True when one ran."""
+        nodes = self._nodes_on_disk()
+        if len(nodes) == 1:
+            return nodes[0].stop(timeout=timeout)
+        with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+            return any(list(pool.map(lambda node: node.stop(timeout=timeout), nodes)))
 
 
 def _heap_bytes(size: str) -> int:

@@ -1,7 +1,8 @@
 """Throw-away Kafka + PostgreSQL: what the integration tests and the benchmarks run against.
 
-Each call to `start_test_infra` starts a private single-node Kafka and a private PostgreSQL
-on free ports, with all their data under `tmp_root`. Nothing is shared with a stack started
+Each call to `start_test_infra` starts a private Kafka (one node, or a KRaft cluster of
+`brokers` nodes for the tests that ask) and a private PostgreSQL on free ports, with all
+their data under `tmp_root`. Nothing is shared with a stack started
 by ``make up`` (default ports, ``.run/``), so both can run at once. PostgreSQL runs in its
 fast, non-durable mode (fsync off): a crash loses a test's data, never a stack's.
 
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deploy.stack.config import service_env
-from deploy.stack.kafka import KafkaNode
+from deploy.stack.kafka import KafkaCluster
 from deploy.stack.postgres import PostgresNode
 from deploy.stack.process import free_ports
 from shared.kafka_credentials import ADMIN, secrets_dir_of
@@ -47,9 +48,12 @@ TEST_KAFKA_PROPERTIES = {"log.cleaner.dedupe.buffer.size": "33554432"}
 
 @dataclass
 class Infra:
-    """Running test infrastructure: Kafka bootstrap address and PostgreSQL DSN."""
+    """Running test infrastructure: Kafka bootstrap address and PostgreSQL DSN.
 
-    kafka: KafkaNode
+    ``kafka.nodes`` are the brokers, one by one (each with ``pid``, ``start()``, ``stop()``,
+    ``wait_ready()``), for tests that kill and restart one."""
+
+    kafka: KafkaCluster
     postgres: PostgresNode
     root: Path
     _stopped: bool = field(default=False, repr=False)
@@ -97,6 +101,7 @@ class Infra:
         all_ports.update(ports)
         all_ports["PETITION_KAFKA_PORT"] = self.kafka.port
         all_ports["PETITION_KAFKA_CONTROLLER_PORT"] = self.kafka.controller_port
+        all_ports["PETITION_KAFKA_BROKERS"] = self.kafka.size
         all_ports["PETITION_PG_PORT"] = self.postgres.port
         return service_env(self.bootstrap, self.dsn, hmac_key, all_ports, self.root,
                            kafka_secrets_dir=self.secrets_dir)
@@ -122,17 +127,17 @@ class Infra:
         self.stop()
 
 
-def start_test_infra(tmp_root: Path | str, kafka_timeout: float = 90.0) -> Infra:
-    """Start Kafka (secured, the services' principals and ACLs in place) and PostgreSQL
-    (fast, non-durable mode) under `tmp_root`; wait ready.
+def start_test_infra(tmp_root: Path | str, kafka_timeout: float | None = None, *, brokers: int = 1) -> Infra:
+    """Start Kafka (secured, the services' principals and ACLs in place; `brokers` KRaft
+    nodes) and PostgreSQL (fast, non-durable mode) under `tmp_root`; wait ready.
 
     Kafka is launched first and left booting in the background while PostgreSQL starts,
     so the two startups overlap. On any failure, whatever started is stopped again.
     """
     root = Path(tmp_root).resolve()
-    kafka_port, controller_port, pg_port = free_ports(3)
-    kafka = KafkaNode(kafka_port, controller_port, root / "kafka", secrets_dir_of(root), heap=TEST_KAFKA_HEAP,
-                      extra_properties=TEST_KAFKA_PROPERTIES)
+    pg_port, *kafka_ports = free_ports(1 + 2 * brokers)
+    kafka = KafkaCluster(kafka_ports[:brokers], kafka_ports[brokers:], root / "kafka", secrets_dir_of(root),
+                         heap=TEST_KAFKA_HEAP, extra_properties=TEST_KAFKA_PROPERTIES)
     postgres = PostgresNode(pg_port, root / "postgres", fast=True)
     infra = Infra(kafka=kafka, postgres=postgres, root=root)
     try:

@@ -77,7 +77,7 @@ class Router:
             classifier=load_classifier(settings.classifier, self.model_dir), default_threshold=settings.triage_threshold
         )
         self.kafka = KafkaAccess.from_settings(settings)
-        self.queues = DepartmentQueues(self.kafka)
+        self.queues = DepartmentQueues(self.kafka, settings.kafka_brokers)
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | RelayProcess | None = None
         self._start_lock = asyncio.Lock()

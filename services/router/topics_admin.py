@@ -11,6 +11,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from shared import topics
 from shared.kafka_client import KafkaAccess
+from shared.kafka_replication import replication_configs, replication_factor
 
 
 class DepartmentQueues:
@@ -18,10 +19,16 @@ class DepartmentQueues:
     :class:`services.router.handlers.DepartmentQueues`).
 
     One admin round trip for all of a batch's new departments; known topics cost nothing.
+    Each queue gets the replication of the platform's other topics on a cluster of `brokers`
+    (``PETITION_KAFKA_BROKERS``): min(brokers, 3) replicas, ``min.insync.replicas=2`` from 3
+    (shared.kafka_replication). Given explicitly: aiokafka's CreateTopics (v3 at most) cannot ask for
+    the broker's default replication factor (-1 needs v4).
     """
 
-    def __init__(self, kafka: KafkaAccess) -> None:
+    def __init__(self, kafka: KafkaAccess, brokers: int = 1) -> None:
         self._kafka = kafka
+        self._replication = replication_factor(brokers)
+        self._configs = replication_configs(self._replication)
         self._known_topics: set[str] = set()
         self._admin: AIOKafkaAdminClient | None = None
 
@@ -40,7 +47,9 @@ class DepartmentQueues:
             for i in range(0, len(names), 500):
                 try:
                     response = await self._admin.create_topics(
-                        [NewTopic(n, num_partitions=1, replication_factor=1) for n in names[i : i + 500]]
+                        [NewTopic(n, num_partitions=1, replication_factor=self._replication,
+                                  topic_configs=dict(self._configs))
+                         for n in names[i : i + 500]]
                     )
                 except TopicAlreadyExistsError:
                     continue

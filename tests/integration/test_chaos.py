@@ -30,7 +30,6 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -65,16 +64,9 @@ BROKERS = int(os.environ.get("PETITION_CHAOS_BROKERS", "3"))
 COUNTS = {"router": 2, "escalation": 2, "watch": 2}
 
 
-def _start_infra(root: Path) -> Infra:
-    try:
-        return start_test_infra(root, brokers=BROKERS)  # type: ignore[call-arg]  # a cluster where supported
-    except TypeError:
-        return start_test_infra(root)
-
-
 @pytest.fixture(scope="module")
 def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    infra = _start_infra(tmp_path_factory.mktemp("chaos-infra"))
+    infra = start_test_infra(tmp_path_factory.mktemp("chaos-infra"), brokers=BROKERS)
     try:
         s = new_stack(infra, tmp_path_factory.mktemp("chaos-run"))
         # a static member killed without a goodbye holds its partitions until this runs out
@@ -132,7 +124,7 @@ class Driver:
 
     def __init__(self, stack: Stack, rng: random.Random) -> None:
         self.stack, self.rng = stack, rng
-        nodes = getattr(stack.infra, "kafka_nodes", None) or getattr(stack.infra.kafka, "nodes", None) or []
+        nodes = stack.infra.kafka.nodes
         self.brokers = list(nodes) if len(nodes) > 1 else []
         self.kills: list[Kill] = []
         self.started = time.monotonic()
@@ -190,7 +182,9 @@ class Driver:
             ready = self._wait(lambda: _ready(self.stack, "intake"))
         elif victim.startswith("broker-"):
             node = self.brokers[int(victim.split("-")[1]) - 1]
-            os.kill(node.pid, signal.SIGKILL)
+            pid = node.pid
+            assert pid, f"{victim} is not running"
+            os.kill(pid, signal.SIGKILL)
             time.sleep(self.rng.uniform(1.0, 4.0))
             node.start()
             ready = self._wait(lambda: _broker_ready(node))

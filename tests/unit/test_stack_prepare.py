@@ -41,7 +41,7 @@ def test_only_prepare_reaches_the_code_that_changes_the_machine(tmp_path: Path) 
             "shared = sorted(m for m in sys.modules if m.startswith('shared'))\n"
             "third = sorted(loaded - set(sys.stdlib_module_names) - {'deploy', 'shared'})\n"
             "print('deploy.stack.host' in sys.modules, third, shared)")
-    assert _python(code, tmp_path) == "False [] ['shared', 'shared.kafka_credentials']"
+    assert _python(code, tmp_path) == "False [] ['shared', 'shared.kafka_credentials', 'shared.kafka_replication']"
 
 
 def test_prepare_runs_nothing_when_everything_is_there(monkeypatch: pytest.MonkeyPatch) -> None:
