@@ -567,7 +567,7 @@ def _limits(steps: list[Step], rate: float, routing: bool) -> str:
             f"{p} {st.cores[p]:.2f} (main process {st.main_cores.get(p, 0):.2f})" if p in SERVICES or p == "baseline"
             else f"{p} {st.cores[p]:.2f}" for p in parts)
             + f"; the machine {st.cores.get('machine', 0):.2f} of {os.cpu_count()}"
-            + f", of which others' {max(0.0, st.cores.get('machine', 0) - sum(st.cores[p] for p in parts)):.2f}")
+            + f", of which other processes' {_others(st):.2f}")
     verdict = "no step failed: the rate is not bounded by what was tried"
     if over:
         st = over[0]
@@ -578,8 +578,8 @@ def _limits(steps: list[Step], rate: float, routing: bool) -> str:
             verdict = (f"{busiest}'s main process is CPU-bound ({singles[busiest]:.2f} of the one core an event"
                        f" loop can use at {st.rate:,.0f}/s); it fails because: {st.why}")
         elif machine >= 0.9 * (os.cpu_count() or 1):
-            top = sorted(((st.cores[p], p) for p in (*PARTS, "baseline", "generator") if p in st.cores),
-                         reverse=True)[:3]
+            top = sorted([*((st.cores[p], p) for p in (*PARTS, "baseline", "generator") if p in st.cores),
+                          (_others(st), "other processes")], reverse=True)[:3]
             verdict = (f"the machine's {os.cpu_count()} cores are saturated ({machine:.2f} busy at {st.rate:,.0f}/s:"
                        f" {', '.join(f'{p} {c:.2f}' for c, p in top)}); it fails because: {st.why}")
         else:
@@ -587,6 +587,11 @@ def _limits(steps: list[Step], rate: float, routing: bool) -> str:
                        f" computing, limits it ({st.why})")
     lines.append(f"what limits the rate{'' if routing else ' (baseline)'}: {verdict}")
     return "\n".join(lines)
+
+
+def _others(st: Step) -> float:
+    """Cores the rest of the machine (not the stack, the baseline, the generator or the bench) used."""
+    return max(0.0, st.cores.get("machine", 0.0) - sum(v for k, v in st.cores.items() if k != "machine"))
 
 
 def _broker_counts(wanted: list[int]) -> tuple[list[int], list[str]]:
@@ -614,7 +619,14 @@ def _start_infra(root: Path, brokers: int) -> Infra:
     return start_test_infra(root)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks: every process stopped
+
+
 def main(argv: list[str]) -> int:
+    import signal
+
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     env = os.environ.get
     settings = Settings(
         rates=parse_rates(env("BENCH_E2E_RATES") or "100,500,1000,2000"),
@@ -628,6 +640,9 @@ def main(argv: list[str]) -> int:
     counts, notes = _broker_counts(parse_brokers(env("BENCH_E2E_BROKERS") or "1,3"))
     with_baseline = env("BENCH_E2E_BASELINE", "1") != "0"
     print(f"machine: {describe()}")
+    busy = _machine_busy()
+    time.sleep(2)
+    print(f"before the run, other processes kept {(_machine_busy() - busy) / 2:.2f} of {os.cpu_count()} cores busy")
     knobs = " ".join(f"{k}={env(k)}" for k in sorted(os.environ) if k.startswith("BENCH_E2E_") or k == "BENCH_KEEP")
     print(f"reproduce: {knobs + ' ' if knobs else ''}.venv/bin/python -m bench e2e")
     for note in notes:
@@ -685,6 +700,10 @@ def main(argv: list[str]) -> int:
                               f" accepted/s {st.accepted_per_second / max(b[0].accepted_per_second, 1e-9):.1%} of"
                               " the baseline's")
             print(_limits(steps, rate, routing=True))
+        others = max((_others(st) for st in [*baseline, *(x for v in results.values() for x in v)]), default=0.0)
+        if others > 0.25:
+            print(f"WARNING: other processes used up to {others:.2f} cores during a step: the rates and latencies"
+                  " above are not this stack's alone (CPU per petition is steadier); rerun on a quiet machine")
         for note in notes:
             print(note)
     finally:
