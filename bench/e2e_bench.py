@@ -25,7 +25,7 @@ each) it measures:
   of its routing backlog; each one's cores in use while the load ran; RSS of each service
   (VmRSS of the process and its children).
 
-Then the highest rate sustained is searched by bisection (``BENCH_E2E_SEARCH_STEPS``, 3, of
+Then the highest rate sustained is searched by bisection (``BENCH_E2E_SEARCH_STEPS``, 4, of
 ``BENCH_E2E_SEARCH_SECONDS``, 10 s each). A rate is sustained when every request was sent on
 time and answered 202, p99 submit -> 202 is under 1 s, and every accepted petition was routed,
 the last within 10 s of the step's end (bench/e2e_rules.py). The same generator drives a bare
@@ -403,9 +403,8 @@ def run_rates(t: Target, s: Settings) -> list[Step]:
 
     for rate in s.rates:
         one(rate, s.seconds, False)
-    resolution = max(10.0, 10 ** math.floor(math.log10(max(s.rates[0], 1))) / 2)
     for _ in range(s.search_steps):
-        probe = next_rate([x.rate for x in steps if x.ok], [x.rate for x in steps if not x.ok], resolution)
+        probe = next_rate([x.rate for x in steps if x.ok], [x.rate for x in steps if not x.ok])
         if probe is None:
             break
         one(probe, s.search_seconds, True)
@@ -586,6 +585,15 @@ def _limits(steps: list[Step], rate: float, routing: bool) -> str:
             verdict = (f"no CPU is saturated at {st.rate:,.0f}/s (machine {machine:.2f} busy): waiting, not"
                        f" computing, limits it ({st.why})")
     lines.append(f"what limits the rate{'' if routing else ' (baseline)'}: {verdict}")
+    costed = at[-1] if at else (over[0] if over else None)
+    if costed is not None:
+        mine = [p for p in (PARTS if routing else ("baseline", "postgres")) if p in costed.cpu_ms]
+        total = sum(costed.cpu_ms[p] for p in mine)
+        cores = os.cpu_count() or 1
+        lines.append(f"  CPU per petition at {costed.rate:,.0f}/s: {total:.1f} ms in all ("
+                     + ", ".join(f"{p} {costed.cpu_ms[p]:.1f}" for p in mine)
+                     + f"); at that cost {cores} cores carry at most ~{cores * 1000 / max(total, 1e-9):,.0f}/s"
+                     " (the generator and everything else aside)")
     return "\n".join(lines)
 
 
@@ -631,7 +639,7 @@ def main(argv: list[str]) -> int:
     settings = Settings(
         rates=parse_rates(env("BENCH_E2E_RATES") or "100,500,1000,2000"),
         seconds=float(env("BENCH_E2E_SECONDS") or 20),
-        search_steps=int(env("BENCH_E2E_SEARCH_STEPS") or 3),
+        search_steps=int(env("BENCH_E2E_SEARCH_STEPS") or 4),
         search_seconds=float(env("BENCH_E2E_SEARCH_SECONDS") or 10),
         in_flight=int(env("BENCH_E2E_IN_FLIGHT") or 512),
         client=env("BENCH_E2E_CLIENT") or "auto",

@@ -127,18 +127,20 @@ def highest_sustained(passed: Sequence[float], failed: Sequence[float]) -> tuple
     return max(below, default=0.0), first_failure < math.inf
 
 
-def next_rate(passed: Sequence[float], failed: Sequence[float], resolution: float) -> float | None:
-    """The next rate of the search for the highest sustained one: the midpoint (rounded to
-    `resolution`) between :func:`highest_sustained` and the lowest rate that failed, or None
-    when they are within `resolution` of each other, or when nothing failed (the highest rate
-    tried is then only a lower bound)."""
+def next_rate(passed: Sequence[float], failed: Sequence[float], precision: float = 0.1) -> float | None:
+    """The next rate of the search for the highest sustained one: the midpoint between
+    :func:`highest_sustained` and the lowest rate that failed, rounded to a round number (a
+    twentieth of the failed rate's power of ten: 5 under 100, 50 under 1,000); None when the two
+    are within `precision` of the failed rate (or 1/s) of each other, or when nothing failed
+    (the highest rate tried is then only a lower bound)."""
     lo, bounded = highest_sustained(passed, failed)
     if not bounded:
         return None
     hi = min(failed)
-    if hi - lo <= resolution:
+    if hi - lo <= max(1.0, precision * hi):
         return None
-    mid = round((lo + hi) / 2 / resolution) * resolution
+    grain = max(1.0, 10 ** math.floor(math.log10(hi)) / 20)
+    mid = round((lo + hi) / 2 / grain) * grain
     if mid <= lo or mid >= hi:
         return None
     return mid

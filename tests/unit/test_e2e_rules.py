@@ -99,11 +99,15 @@ def test_the_baseline_has_no_routing_to_keep_up_with() -> None:
 
 
 def test_search_bisects_between_the_highest_pass_and_the_lowest_failure() -> None:
-    assert next_rate([100, 500], [1000, 2000], 10) == 750
-    assert next_rate([100, 500, 750], [1000, 2000], 10) == 880  # 875 rounded to the resolution
-    assert next_rate([100, 500], [510], 10) is None  # close enough
-    assert next_rate([100, 500, 1000], [], 10) is None  # nothing failed: no upper bound
-    assert next_rate([], [100], 10) == 50  # even the lowest failed: search below it
+    assert next_rate([100, 500], [1000, 2000]) == 750
+    assert next_rate([100, 500, 750], [1000, 2000]) == 900  # 875 rounded to 50s below 10,000
+    assert next_rate([100, 500, 950], [1000]) is None  # within 10 % of the failed rate
+    assert next_rate([100, 500, 1000], []) is None  # nothing failed: no upper bound
+    assert next_rate([], [100]) == 50  # even the lowest failed: search below it
+    assert next_rate([50], [100]) == 75  # 5s below 1,000
+    assert next_rate([50, 75], [100]) == 90  # 87.5 rounded to 5s
+    assert next_rate([50, 75, 90], [100]) is None
+    assert next_rate([2], [3], precision=0.01) is None  # 1/s apart at least
 
 
 def test_highest_sustained_counts_no_pass_above_a_failure() -> None:
