@@ -472,7 +472,8 @@ def run_baseline(infra: Infra, s: Settings) -> list[Step]:
         proc.stop()
 
 
-def run_stack(infra: Infra, s: Settings, brokers: int) -> list[Step]:
+def run_stack(infra: Infra, s: Settings, brokers: int) -> tuple[list[Step], dict[str, float]]:
+    """The rates on the stack, and the cores each part used idle (after the warm-up)."""
     from deploy.stack import free_ports, service_process, tail, wait_http_ready
 
     run_dir = s.tmp / f"stack-{brokers}"
@@ -520,7 +521,7 @@ def run_stack(infra: Infra, s: Settings, brokers: int) -> list[Step]:
         kinds = {0: "CreateTime (set by the router's relay as it publishes)", 1: "LogAppendTime (the broker's)"}
         print("  petition.routed record timestamps: " + ", ".join(
             f"{kinds.get(k, k)} x{v:,}" for k, v in watcher.timestamp_types.items()), flush=True)
-        return steps
+        return steps, cores
     finally:
         for proc in target.procs.values():
             proc.stop()
@@ -593,7 +594,7 @@ def _limits(steps: list[Step], rate: float, routing: bool) -> str:
         lines.append(f"  CPU per petition at {costed.rate:,.0f}/s: {total:.1f} ms in all ("
                      + ", ".join(f"{p} {costed.cpu_ms[p]:.1f}" for p in mine)
                      + f"); at that cost {cores} cores carry at most ~{cores * 1000 / max(total, 1e-9):,.0f}/s"
-                     " (the generator and everything else aside)")
+                     " (the idle cost below included; the generator aside)")
     return "\n".join(lines)
 
 
@@ -656,6 +657,7 @@ def main(argv: list[str]) -> int:
     for note in notes:
         print(note)
     results: dict[int, list[Step]] = {}
+    idle: dict[int, dict[str, float]] = {}
     baseline: list[Step] = []
     try:
         ceiling = generator_ceiling(settings)
@@ -680,7 +682,7 @@ def main(argv: list[str]) -> int:
                           " in one transaction, 202), on the same PostgreSQL, before the stack starts:", flush=True)
                     baseline = run_baseline(infra, settings)
                 print(f"stack (intake, router, escalation, watch) on {n} broker(s):", flush=True)
-                results[n] = run_stack(infra, settings, n)
+                results[n], idle[n] = run_stack(infra, settings, n)
             finally:
                 infra.stop()
         print(f"\n=== e2e report === machine: {describe()}")
@@ -708,6 +710,8 @@ def main(argv: list[str]) -> int:
                               f" accepted/s {st.accepted_per_second / max(b[0].accepted_per_second, 1e-9):.1%} of"
                               " the baseline's")
             print(_limits(steps, rate, routing=True))
+            print(f"  idle (no load, after the warm-up) the stack kept {sum(idle[n].get(p, 0) for p in PARTS):.2f}"
+                  f" of {os.cpu_count()} cores busy: " + ", ".join(f"{p} {idle[n].get(p, 0):.2f}" for p in PARTS))
         others = max((_others(st) for st in [*baseline, *(x for v in results.values() for x in v)]), default=0.0)
         if others > 0.25:
             print(f"WARNING: other processes used up to {others:.2f} cores during a step: the rates and latencies"
