@@ -47,6 +47,38 @@ class QuietWorker(faust.Worker):
         self.spinner = None
 
 
+def _recovery_seek_guarded() -> None:
+    """Make faust's table recovery seek only to offsets the consumer accepts.
+
+    faust's recovery reads each changelog partition from the offset it last applied (its
+    ``-1`` meaning "from the start"). A partition assigned to a worker while recovery was
+    already under way (a rebalance during a broker's or another instance's restart) can
+    reach the seek with no offset at all (``None``), or with one below ``-1`` when the
+    earliest offset could not be read; aiokafka then raises ``ValueError`` ("Offset must be
+    a positive integer"), the recovery service crashes and the worker stops consuming for
+    good. Such a partition is read from its start instead, as a new one is: the tables are
+    rebuilt from their full changelogs, which is what recovery would do anyway.
+    """
+    from faust.tables.recovery import Recovery
+
+    original = Recovery._seek_offsets
+    if getattr(original, "petition_guarded", False):
+        return
+
+    async def seek(self: Any, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
+        for tp in tps:
+            offset = offsets.get(tp)
+            if not isinstance(offset, int) or offset < -1:
+                log.warning("table recovery: %s %s had no usable offset (%r); reading it from the start",
+                            title, tp, offset)
+                offsets[tp] = -1
+        await original(self, consumer, tps, offsets, title)
+
+    seek.petition_guarded = True  # type: ignore[attr-defined]  # marks the patch as applied
+    seek.__wrapped__ = original  # type: ignore[attr-defined]  # faust's own, for the test that it is still needed
+    Recovery._seek_offsets = seek  # type: ignore[method-assign]  # the guard wraps faust's own method
+
+
 def make_app(service: str, settings: Settings, *, kafka: KafkaAccess, web_port: int) -> faust.App:
     """A faust app with raw codecs, explicit topics and its web server on loopback.
 
@@ -61,6 +93,7 @@ def make_app(service: str, settings: Settings, *, kafka: KafkaAccess, web_port: 
     faust's consumer, producer and admin client authenticate as `kafka`'s principal.
     """
     settings.run_dir.mkdir(parents=True, exist_ok=True)
+    _recovery_seek_guarded()
     session = settings.consumer_session_timeout_seconds
     return faust.App(
         f"petition-{service}",

@@ -41,6 +41,7 @@ from tests.integration.conftest import (
     WITH_WATCH,
     Stack,
     consume_all,
+    db_rows,
     new_stack,
     petition,
     postgres_pids,
@@ -233,6 +234,23 @@ def _events(stack: Stack, topic: str) -> list[dict[str, Any]]:
     return [json.loads(m.value) for m in consume_all(stack.infra.admin, topic, idle_ms=2000)]
 
 
+def _why_unarmed(stack: Stack, accepted: set[str]) -> str:
+    """What the escalation service holds about the accepted petitions that have no
+    ``sla.clock_armed`` on the topic: its clocks, its ledger of routed events, its outbox."""
+    armed = {e["petition_id"] for e in _events(stack, topics.PETITION_SLA) if e["event_type"] == "sla.clock_armed"}
+    missing = sorted(accepted - armed)
+    clocks = db_rows(stack, "SELECT petition_id, clock, state FROM escalation.clock"
+                            " WHERE petition_id = ANY($1::text[])", missing)
+    routed_ids = [e["event_id"] for e in _events(stack, topics.PETITION_ROUTED) if e["petition_id"] in set(missing)]
+    ledger = db_rows(stack, "SELECT consumer, event_id FROM escalation.processed_event"
+                            " WHERE event_id::text = ANY($1::text[])", routed_ids)
+    outbox = db_rows(stack, "SELECT id, convert_from(key, 'UTF8'), topic FROM escalation.outbox"
+                            " WHERE convert_from(key, 'UTF8') = ANY($1::text[])", missing)
+    return (f"{len(missing)} of {len(accepted)} petitions without sla.clock_armed after 180 s: {missing[:10]}; "
+            f"escalation holds clocks {[tuple(r) for r in clocks][:20]}, ledger rows for their routed events "
+            f"{[tuple(r) for r in ledger][:20]}, outbox rows {[tuple(r) for r in outbox][:20]}")
+
+
 def _post_many(stack: Stack, bodies: list[dict[str, Any]]) -> list[str]:
     def one(body: dict[str, Any]) -> str:
         with stack.client() as client:
@@ -307,7 +325,10 @@ def test_nothing_is_lost_or_done_twice_while_parts_die(chaos_stack: Stack) -> No
         armed = {pid for pid, kind, _ in ids if kind == "sla.clock_armed"}
         return ids if accepted <= armed else None
 
-    sla = wait_for(armed_all, timeout=180, interval=3)
+    try:
+        sla = wait_for(armed_all, timeout=180, interval=3)
+    except AssertionError:
+        raise AssertionError(_why_unarmed(stack, accepted)) from None
     fired_twice = {k: v for k, v in sla.items() if len(v) > 1}
     assert fired_twice == {}, f"clock events under two ids: {fired_twice}"
 
