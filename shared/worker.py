@@ -12,6 +12,7 @@ import asyncio
 import collections
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -269,8 +270,35 @@ def batch_agent(
     return agent_health
 
 
+def wait_for_a_broker(hosts: Sequence[tuple[str, int]], *, poll: float = 1.0, report_every: float = 15.0) -> float:
+    """Block until one of the bootstrap `hosts` accepts a TCP connection; returns the seconds waited.
+
+    faust's worker gives up at start when no broker answers its bootstrap (the producer
+    raises, the worker stops and the process exits): a worker started while the whole cluster
+    is down, or restarted while two of three brokers are, would be gone for good. So it starts
+    only once a broker listens, as a worker whose broker dies later keeps retrying on its own.
+    """
+    import socket
+
+    started = time.monotonic()
+    reported = started
+    while True:
+        for host, port in hosts:
+            try:
+                with socket.create_connection((host, port), timeout=2):
+                    return time.monotonic() - started
+            except OSError:
+                continue
+        if time.monotonic() - reported >= report_every:
+            reported = time.monotonic()
+            log.warning("no Kafka broker answers at %s for %.0fs; the worker starts once one does",
+                        ",".join(f"{h}:{p}" for h, p in hosts), reported - started)
+        time.sleep(poll)
+
+
 def run_worker(app: faust.App, loglevel: str = "info") -> None:
-    """Run the faust worker in this process (blocks until SIGTERM)."""
+    """Run the faust worker in this process (blocks until SIGTERM) once a broker answers."""
+    wait_for_a_broker([(str(url.host), int(url.port or 9092)) for url in app.conf.broker])
     level = {"warning": "warn", "critical": "crit"}.get(loglevel.lower(), loglevel.lower())
     sys.argv = [
         sys.argv[0],

@@ -82,6 +82,38 @@ def db_rows(stack: Stack, query: str, *args: Any) -> list[Any]:
     return asyncio.run(run())
 
 
+def topic_name(topic: dict[str, Any]) -> str:
+    """The name of one topic of kafka-python's describe_topics."""
+    return str(topic.get("name") or topic.get("topic"))
+
+
+def replicas_of(partition: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """(replicas, in-sync replicas) of one partition of kafka-python's describe_topics."""
+    return (list(partition.get("replica_nodes", partition.get("replicas")) or []),
+            list(partition.get("isr_nodes", partition.get("isr")) or []))
+
+
+def wait_in_sync(access: KafkaAccess, names: list[str], size: int, timeout: float) -> float:
+    """Seconds until every partition of the topics `names` has `size` in-sync replicas."""
+    from petitionctl.kafka_admin import admin_client
+
+    started = time.monotonic()
+    short: list[tuple[str, list[int]]] = []
+    while time.monotonic() - started < timeout:
+        try:
+            with admin_client(access) as admin:
+                described = admin.describe_topics(names)
+        except Exception as exc:  # noqa: BLE001 - a cluster in recovery may refuse; ask again
+            short = [("?", [repr(exc)])]  # type: ignore[list-item]
+        else:
+            short = [(topic_name(t), replicas_of(p)[1]) for t in described for p in t["partitions"]
+                     if len(replicas_of(p)[1]) != size]
+            if not short:
+                return time.monotonic() - started
+        time.sleep(1.0)
+    raise AssertionError(f"partitions without {size} in-sync replicas after {timeout:.0f}s: {short[:5]}")
+
+
 def postgres_pids(infra: Infra) -> list[int]:
     """The postmaster and every backend / auxiliary process of the test cluster."""
     postmaster = infra.postgres.pid

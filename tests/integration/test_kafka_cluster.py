@@ -23,6 +23,7 @@ import pytest
 from deploy.stack.testinfra import Infra, start_test_infra
 from shared import topics
 from shared.kafka_client import KafkaAccess, quiet_plaintext_sasl_warning
+from tests.integration.conftest import replicas_of, topic_name, wait_in_sync
 
 REPO = Path(__file__).resolve().parents[2]
 TOPIC = topics.PETITION_SUBMITTED
@@ -41,16 +42,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
         yield running
     finally:
         running.stop()
-
-
-def _name(topic: dict[str, Any]) -> str:
-    return str(topic.get("name") or topic.get("topic"))
-
-
-def _replicas(partition: dict[str, Any]) -> tuple[list[int], list[int]]:
-    """(replicas, in-sync replicas) of one partition of kafka-python's describe_topics."""
-    return (list(partition.get("replica_nodes", partition.get("replicas")) or []),
-            list(partition.get("isr_nodes", partition.get("isr")) or []))
 
 
 def _describe(access: KafkaAccess, names: list[str]) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -104,20 +95,6 @@ def _read(access: KafkaAccess, wanted: list[bytes], timeout: float = 60.0) -> No
     assert not missing, f"{len(missing)} acknowledged records not read back"
 
 
-def _wait_isr(access: KafkaAccess, names: list[str], size: int, timeout: float) -> float:
-    """Seconds until every partition of `names` has `size` in-sync replicas."""
-    started = time.monotonic()
-    short: list[tuple[str, list[int]]] = []
-    while time.monotonic() - started < timeout:
-        described, _ = _describe(access, names)
-        short = [(_name(t), _replicas(p)[1]) for t in described for p in t["partitions"]
-                 if len(_replicas(p)[1]) != size]
-        if not short:
-            return time.monotonic() - started
-        time.sleep(1.0)
-    raise AssertionError(f"partitions without {size} in-sync replicas after {timeout:.0f}s: {short[:5]}")
-
-
 def test_every_platform_topic_has_three_replicas_two_of_them_in_sync(cluster: Infra) -> None:
     from services.router.topics_admin import DepartmentQueues
 
@@ -137,12 +114,12 @@ def test_every_platform_topic_has_three_replicas_two_of_them_in_sync(cluster: In
         if all(t["partitions"] for t in described) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert {_name(t) for t in described} == set(names)
+    assert {topic_name(t) for t in described} == set(names)
     for topic in described:
-        name = _name(topic)
+        name = topic_name(topic)
         assert topic["partitions"], name
         for partition in topic["partitions"]:
-            replicas, isr = _replicas(partition)
+            replicas, isr = replicas_of(partition)
             assert sorted(replicas) == [1, 2, 3] and sorted(isr) == [1, 2, 3], (name, partition)
         assert configs[name]["min.insync.replicas"]["value"] == "2", name
 
@@ -159,7 +136,7 @@ def test_writes_and_reads_go_on_while_a_broker_is_dead_and_it_rejoins(cluster: I
     _read(cluster.admin, before)
     # __consumer_offsets exists now (the read above used a group): replicated like the rest
     described, _ = _describe(cluster.admin, ["__consumer_offsets"])
-    assert {len(_replicas(p)[0]) for p in described[0]["partitions"]} == {3}
+    assert {len(replicas_of(p)[0]) for p in described[0]["partitions"]} == {3}
 
     # a producer that lives through the death, as a service's relay does
     loop = asyncio.new_event_loop()
@@ -199,7 +176,7 @@ def test_writes_and_reads_go_on_while_a_broker_is_dead_and_it_rejoins(cluster: I
     assert victim.start()
     victim.wait_ready(timeout=90)
     assert (victim.log_dirs / "meta.properties").read_text() == identity
-    rejoined = _wait_isr(cluster.admin, [*topics.CORE_TOPICS, "__consumer_offsets"], 3, REJOIN_BOUND)
+    rejoined = wait_in_sync(cluster.admin, [*topics.CORE_TOPICS, "__consumer_offsets"], 3, REJOIN_BOUND)
     print(f"broker 1 back in every ISR {rejoined:.1f}s after it was ready")
     after = [f"after {run}".encode()]
     _send(cluster.admin, after)

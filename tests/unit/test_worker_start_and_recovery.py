@@ -1,4 +1,5 @@
-"""faust's table recovery seeks only to offsets the consumer accepts (shared.worker)."""
+"""faust workers start once a broker listens; their table recovery seeks only to offsets
+the consumer accepts (shared.worker)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,28 @@ def test_without_the_guard_faust_hands_the_consumer_what_it_refuses() -> None:
     except ValueError:
         return
     raise AssertionError("faust now seeks a partition without an offset itself; the guard is no longer needed")
+
+
+def test_a_worker_starts_once_a_broker_listens() -> None:
+    import socket
+    import threading
+
+    from shared.worker import wait_for_a_broker
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    listener = socket.socket()
+
+    def listen() -> None:
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+
+    opened = threading.Timer(0.6, listen)
+    opened.start()
+    try:
+        waited = wait_for_a_broker([("127.0.0.1", 1), ("127.0.0.1", port)], poll=0.1)
+    finally:
+        opened.join()
+        listener.close()
+    assert waited >= 0.5
