@@ -37,6 +37,7 @@ from services.intake.readmodel.consumer import make_processor, run_projector
 from services.intake.readmodel.store import PgReadModelStore
 from services.intake.reference import ReferenceHolder, load_loop_policy
 from services.intake.store import IntakeStore, PgIntakeStore
+from shared import retry
 from shared.auth.settings import AuthSettings
 from shared.auth.verify import build_verifier
 from shared.consumer import BatchProcessor, group_instance_id
@@ -114,11 +115,23 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
         verifier.start()  # the key ring, created on the first start
         bound = settings.db_timeout_seconds
         kafka = KafkaAccess.from_settings(settings)
-        work_pool = await create_pool(settings.pg_dsn, max_size=4, command_timeout=60, connect_timeout=10)
-        async with work_pool.acquire() as conn:
-            await migrate(conn, SCHEMA, MIGRATIONS)
-            await ensure_common_tables(conn, SCHEMA)
-        pool = await create_pool(settings.pg_dsn, max_size=10, command_timeout=bound, connect_timeout=bound)
+
+        async def connect() -> tuple[asyncpg.Pool, asyncpg.Pool]:
+            work = await create_pool(settings.pg_dsn, max_size=4, command_timeout=60, connect_timeout=10)
+            try:
+                async with work.acquire() as conn:
+                    await migrate(conn, SCHEMA, MIGRATIONS)
+                    await ensure_common_tables(conn, SCHEMA)
+                return work, await create_pool(settings.pg_dsn, max_size=10, command_timeout=bound,
+                                               connect_timeout=bound)
+            except BaseException:
+                await work.close()
+                raise
+
+        # started while PostgreSQL is down (restarted in an outage, or before the database on a
+        # host's boot): wait for it rather than exit; the port opens once it answers
+        work_pool, pool = await retry.forever(connect, what="intake: connecting to PostgreSQL",
+                                              min_backoff=0.5, max_backoff=5.0, logger=log)
         state.pool, state.work_pool = pool, work_pool
         state._uow = PgUnitOfWork(pool, SCHEMA, PgIntakeStore)
         state._accounts = PgUnitOfWork(pool, SCHEMA, PgAccountStore)

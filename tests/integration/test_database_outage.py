@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from deploy.stack import service_process, wait_http_ready
 from deploy.stack.testinfra import start_test_infra
 from tests.integration.conftest import SERVICES, Stack, new_stack, petition, postgres_pids, running, wait_for
 
@@ -183,3 +184,24 @@ def test_frozen_postgres_answers_503_within_the_bound_never_a_late_202(outage_st
         after = wait_for(lambda: (r := client.post("/v1/petitions", json=petition())).status_code == 202 and r,
                          timeout=30)
         wait_for(lambda: client.get(f"/v1/petitions/{after.json()['id']}").json()["status"] == "assigned", timeout=60)
+
+
+def test_intake_started_while_postgres_is_down_serves_once_it_is_back(outage_stack: Stack) -> None:
+    """A restart in an outage (or a host booting before its database) waits for PostgreSQL
+    instead of exiting: the process lives and its port opens once the database answers."""
+    s = outage_stack
+    s.kill("intake")
+    s.infra.postgres.stop()
+    try:
+        proc = service_process("intake", s.env, s.run_dir)
+        proc.start()
+        s.procs["intake"] = proc
+        time.sleep(8)
+        assert proc.is_running(), "intake exited while PostgreSQL was down"
+    finally:
+        s.infra.postgres.start()
+    assert wait_http_ready(f"{s.base_url}/readyz", 90, proc)
+    with s.client(timeout=10) as client:
+        answer = client.post("/v1/petitions", json=petition())
+        assert answer.status_code == 202
+        wait_for(lambda: client.get(f"/v1/petitions/{answer.json()['id']}").json()["deadlines"], timeout=60)
