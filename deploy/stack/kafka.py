@@ -206,6 +206,9 @@ class KafkaNode:
             "auto.create.topics.enable": "false",
             "delete.topic.enable": "true",
             "log.retention.hours": "168",
+            # A node restarted after a crash checks the log of each of its partitions (a replica
+            # of every department's queue among them) before it serves: one thread per core.
+            "num.recovery.threads.per.data.dir": str(max(1, min(os.cpu_count() or 1, 4))),
         }
         props.update(self.extra_properties)
         return props
