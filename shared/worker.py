@@ -166,6 +166,15 @@ def raw_of(event: Any) -> RawMessage:
         )
 
 
+async def start_when_reachable(start: Callable[[], Awaitable[Any]], *, service: str) -> None:
+    """Run a worker's start-up (connect, migrate, start its relay) until it succeeds.
+
+    A faust task that raises crashes the whole app, and the process exits: a worker restarted
+    while PostgreSQL is down (after a crash in an outage, or a host booting before its
+    database) would be gone for good. It retries instead, and is not ready until it is done."""
+    await retry.forever(start, what=f"{service}: start-up (PostgreSQL)", min_backoff=0.5, max_backoff=5.0, logger=log)
+
+
 async def retry_until_done(
     attempt: Callable[[], Awaitable[Any]], *, health: ConsumerHealth, source: str,
     min_backoff: float = AGENT_MIN_BACKOFF, max_backoff: float = AGENT_MAX_BACKOFF,

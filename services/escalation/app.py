@@ -55,7 +55,14 @@ from shared.reference.obligations import Obligation, parse_obligations
 from shared.settings import Settings
 from shared.store import PgUnitOfWork, UnitOfWork
 from shared.supervise import Supervisor
-from shared.worker import add_ops_pages, batch_agent, consumer_parts, make_app, pg_and_kafka_ready
+from shared.worker import (
+    add_ops_pages,
+    batch_agent,
+    consumer_parts,
+    make_app,
+    pg_and_kafka_ready,
+    start_when_reachable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +159,13 @@ class Escalation:
             if self.pool is not None:
                 return
             pool = await create_pool(self.settings.pg_dsn, max_size=6)
-            async with pool.acquire() as conn:
-                await migrate(conn, SCHEMA, MIGRATIONS)
-                await ensure_common_tables(conn, SCHEMA)
+            try:
+                async with pool.acquire() as conn:
+                    await migrate(conn, SCHEMA, MIGRATIONS)
+                    await ensure_common_tables(conn, SCHEMA)
+            except BaseException:
+                await pool.close()  # a start-up that failed halfway is tried again from scratch
+                raise
             self.relay = OutboxRelay(
                 pool=pool, schema=SCHEMA, kafka=self.kafka, service=SERVICE
             )
@@ -312,7 +323,7 @@ def build_app(settings: Settings) -> Any:
 
     @app.task
     async def _startup() -> None:
-        await esc.start()
+        await start_when_reachable(esc.start, service=SERVICE)
 
     app.escalation_service = esc  # type: ignore[attr-defined]  # kept on the faust app for tests and ops
     return app

@@ -45,7 +45,14 @@ from shared.runtime import tune_gc
 from shared.settings import Settings
 from shared.store import PgUnitOfWork
 from shared.supervise import Supervisor
-from shared.worker import add_ops_pages, batch_agent, consumer_parts, make_app, pg_and_kafka_ready
+from shared.worker import (
+    add_ops_pages,
+    batch_agent,
+    consumer_parts,
+    make_app,
+    pg_and_kafka_ready,
+    start_when_reachable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +102,17 @@ class Router:
         async with self._start_lock:
             if self.pool is not None:
                 return
-            pool = await create_pool(self.settings.pg_dsn, max_size=4)
-            async with pool.acquire() as conn:
-                await migrate(conn, SCHEMA, MIGRATIONS)
-                await ensure_common_tables(conn, SCHEMA)
             # Every department's queue exists before the first petition is routed (one admin
             # call; later table reloads add theirs on first use).
             await self.queues.ensure({d.code for d in self.table.departments()})
+            pool = await create_pool(self.settings.pg_dsn, max_size=4)
+            try:
+                async with pool.acquire() as conn:
+                    await migrate(conn, SCHEMA, MIGRATIONS)
+                    await ensure_common_tables(conn, SCHEMA)
+            except BaseException:
+                await pool.close()  # a start-up that failed halfway is tried again from scratch
+                raise
             if self.settings.classify_workers > 0:
                 offload = OffloadedClassifier(
                     self.settings.classifier, workers=self.settings.classify_workers, local=self.plans.classifier,
@@ -278,7 +289,7 @@ def build_app(settings: Settings) -> Any:
     @app.task
     async def _startup() -> None:
         verifier.start()  # the issuer's public keys (the suggestions page checks tokens)
-        await router.start()
+        await start_when_reachable(router.start, service=SERVICE)
         tune_gc()  # the model, the table and the libraries are loaded: freeze them
 
     @app.timer(interval=max(settings.table_reload_seconds, 0.5))

@@ -186,21 +186,23 @@ def test_frozen_postgres_answers_503_within_the_bound_never_a_late_202(outage_st
         wait_for(lambda: client.get(f"/v1/petitions/{after.json()['id']}").json()["status"] == "assigned", timeout=60)
 
 
-def test_intake_started_while_postgres_is_down_serves_once_it_is_back(outage_stack: Stack) -> None:
+def test_services_started_while_postgres_is_down_serve_once_it_is_back(outage_stack: Stack) -> None:
     """A restart in an outage (or a host booting before its database) waits for PostgreSQL
-    instead of exiting: the process lives and its port opens once the database answers."""
+    instead of exiting: each process lives on, and is ready once the database answers."""
     s = outage_stack
-    s.kill("intake")
+    for svc in SERVICES:
+        s.kill(svc)
     s.infra.postgres.stop()
     try:
-        proc = service_process("intake", s.env, s.run_dir)
-        proc.start()
-        s.procs["intake"] = proc
-        time.sleep(8)
-        assert proc.is_running(), "intake exited while PostgreSQL was down"
+        for svc in SERVICES:
+            s.procs[svc] = service_process(svc, s.env, s.run_dir)
+            s.procs[svc].start()
+        time.sleep(10)
+        assert [svc for svc in SERVICES if not s.procs[svc].is_running()] == [], "exited while PostgreSQL was down"
     finally:
         s.infra.postgres.start()
-    assert wait_http_ready(f"{s.base_url}/readyz", 90, proc)
+    for svc in SERVICES:
+        assert wait_http_ready(f"{s.health_url(svc)}/readyz", 90, s.procs[svc]), svc
     with s.client(timeout=10) as client:
         answer = client.post("/v1/petitions", json=petition())
         assert answer.status_code == 202

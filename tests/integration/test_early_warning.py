@@ -204,3 +204,50 @@ def test_killing_the_watch_mid_window_loses_no_window_state(watch_stack: Stack) 
     # each counted once (the background may have written from C1区 today too)
     assert set(before + after) <= set(seen) and len(seen) == len(set(seen))
     assert all(w["count"] == len(w["petition_ids"]) for w in days)
+
+
+def _keys_everywhere(stack: Stack, area: str, names: list[str]) -> list[dict[str, Any]]:
+    """The day windows about `area` that each running watch instance holds (its partitions)."""
+    found = []
+    for name in names:
+        try:
+            body = httpx.get(f"{stack.health_url(name)}/watch/keys", params={"area": area}, timeout=5).json()
+        except httpx.HTTPError:
+            continue
+        found += [w for w in body.get("windows", []) if w["window"] == "day"]
+    return found
+
+
+def test_window_state_moves_with_its_partitions_when_instances_join_and_leave(watch_stack: Stack) -> None:
+    """A second watch instance joins (a rebalance hands it half the partitions, their state read
+    back from the changelogs), then the first dies: the survivor holds every window, each
+    petition counted once, and goes on counting."""
+    place, district = "C1区建设路社区", "430301"
+    first, second = paraphrases(WAGES, place, 2, seed=5), paraphrases(WAGES, place, 2, seed=6)
+    with watch_stack.client() as client:
+        before = post_all(client, first)
+    counted = wait_for(lambda: [w for w in _keys_everywhere(watch_stack, district, ["watch"])
+                                if set(before) <= set(w["petition_ids"])], timeout=60, interval=0.5)
+    [window] = counted
+    [joined] = watch_stack.add_instances("watch", 1)
+    watch_stack.start(joined)
+    try:
+        def held_once(names: list[str]) -> list[dict[str, Any]] | None:
+            days = [w for w in _keys_everywhere(watch_stack, district, names) if w["category"] == window["category"]]
+            return days if len(days) == 1 and set(window["petition_ids"]) <= set(days[0]["petition_ids"]) else None
+
+        # after the rebalance the window is on exactly one of the two, whole
+        wait_for(lambda: held_once(["watch", joined]), timeout=90, interval=1)
+        watch_stack.kill("watch")
+        [survived] = wait_for(lambda: held_once([joined]), timeout=120, interval=1)
+        assert survived["count"] == len(survived["petition_ids"])
+        with watch_stack.client() as client:
+            after = post_all(client, second)
+        grown = wait_for(lambda: (d := held_once([joined])) and set(after) <= set(d[0]["petition_ids"]) and d,
+                         timeout=90, interval=1)
+        ids = grown[0]["petition_ids"]
+        assert len(ids) == len(set(ids)) == grown[0]["count"]
+        assert set(window["petition_ids"]) | set(after) <= set(ids)
+    finally:
+        watch_stack.kill(joined)
+        watch_stack.start("watch")
