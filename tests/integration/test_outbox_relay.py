@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import uuid
 
+import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from deploy.stack.testinfra import Infra
@@ -70,3 +71,18 @@ def test_a_row_committed_after_later_ids_were_published_is_published_once(infra:
     assert (published, left) == (2, 0)
     values = sorted(r.value for r in consume_all(infra.admin, topic))
     assert values == [b"early", b"late"]
+
+
+async def _ensure_at_once(dsn: str, schemas: int, sessions: int) -> None:
+    conns = [await asyncpg.connect(dsn) for _ in range(sessions)]
+    try:
+        for n in range(schemas):
+            await asyncio.gather(*(ensure_common_tables(conn, f"atonce{n}") for conn in conns))
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+def test_the_common_tables_are_made_by_several_processes_at_once(infra: Infra) -> None:
+    """Several instances (intake's workers) starting together on a database without the tables."""
+    asyncio.run(_ensure_at_once(infra.fresh_database("atonce"), schemas=5, sessions=4))
