@@ -89,7 +89,8 @@ class Stack:
 
     def add_instances(self, service: str, count: int) -> list[str]:
         """Name `count` instances of `service` (``<service>-<n>``), each on a free port of its
-        own; start them with :meth:`start`. Returns their names."""
+        own (intake's workers: their private ports; they all serve the API on
+        PETITION_HTTP_PORT, :attr:`base_url`); start them with :meth:`start`. Returns their names."""
         names = []
         for n, port in enumerate(free_ports(count), start=1):
             name = f"{service}-{n}"
@@ -157,7 +158,8 @@ def new_stack(infra: Infra, run_dir: Path, *, own_table: bool = True) -> Stack:
 def running(s: Stack, services: tuple[str, ...] = SERVICES,
             counts: dict[str, int] | None = None) -> Iterator[Stack]:
     """Create the petition topics, start `services` (`counts` instances of some, named
-    ``<service>-<n>``), stop them afterwards."""
+    ``<service>-<n>``: ``{"intake": 2}`` runs two intake workers on the one API port), stop
+    them afterwards."""
     done = s.petitionctl("topics", "ensure", "--no-departments")
     assert done.returncode == 0, done.stderr
     try:
