@@ -22,7 +22,14 @@ log = logging.getLogger("services.intake")
 def main() -> None:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    sockets = api_sockets(settings)
+    try:
+        sockets = api_sockets(settings)
+    except OSError as exc:
+        log.error("intake worker %d: cannot bind %s:%d (shared) and port %d (its own): %s; an intake running"
+                  " alone holds the API's port, or a worker %d runs already (make down, then make up)",
+                  settings.intake_worker, settings.http_host, settings.http_port, settings.intake_worker_port, exc,
+                  settings.intake_worker)
+        sys.exit(STARTUP_FAILURE)
     if sockets is not None:
         log.info("intake worker %d: the API on %s:%d (with the other workers), this worker alone on port %d",
                  settings.intake_worker, settings.http_host, settings.http_port, settings.intake_worker_port)
