@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     router_url: str = ""
     escalation_port: int = 8082
     watch_port: int = 8084
+    # intake as several worker processes (the local stack's PETITION_INTAKE_WORKERS): this
+    # worker's number (0: intake runs alone, on http_port as it always did). A worker serves
+    # the API on http_port together with the others (SO_REUSEPORT) and alone on
+    # intake_worker_port, its private port (its own /readyz and /metrics); worker 1 alone runs
+    # the consumer-lag collector (services/intake/workers.py)
+    intake_worker: int = Field(default=0, ge=0, le=9)
     intake_worker_port: int = 8083
     run_dir: Path = REPO_ROOT / ".run"
     hmac_key: SecretStr = Field(default=SecretStr(""))

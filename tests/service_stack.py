@@ -89,7 +89,8 @@ class Stack:
 
     def add_instances(self, service: str, count: int) -> list[str]:
         """Name `count` instances of `service` (``<service>-<n>``), each on a free port of its
-        own; start them with :meth:`start`. Returns their names."""
+        own (intake's workers: their private ports; they all serve the API on
+        PETITION_HTTP_PORT, :attr:`base_url`); start them with :meth:`start`. Returns their names."""
         names = []
         for n, port in enumerate(free_ports(count), start=1):
             name = f"{service}-{n}"
@@ -97,13 +98,14 @@ class Stack:
             names.append(name)
         return names
 
-    def start(self, service: str) -> None:
-        """Start a service, or one of its named instances (:meth:`add_instances`)."""
+    def start(self, service: str, timeout: float = 90) -> None:
+        """Start a service, or one of its named instances (:meth:`add_instances`); wait up to
+        `timeout` seconds for it to be ready."""
         instance = self.instances.get(service)
         proc = service_process(instance.part if instance else service, self.env, self.run_dir, instance)
         proc.start()
         self.procs[service] = proc
-        if not wait_http_ready(f"{self.health_url(service)}/readyz", 90, proc):
+        if not wait_http_ready(f"{self.health_url(service)}/readyz", timeout, proc):
             raise RuntimeError(f"{service} not ready:\n{tail(proc.log_file, 60)}")
 
     def stop(self, service: str) -> None:
@@ -155,16 +157,17 @@ def new_stack(infra: Infra, run_dir: Path, *, own_table: bool = True) -> Stack:
 
 @contextlib.contextmanager
 def running(s: Stack, services: tuple[str, ...] = SERVICES,
-            counts: dict[str, int] | None = None) -> Iterator[Stack]:
+            counts: dict[str, int] | None = None, ready_timeout: float = 90) -> Iterator[Stack]:
     """Create the petition topics, start `services` (`counts` instances of some, named
-    ``<service>-<n>``), stop them afterwards."""
+    ``<service>-<n>``: ``{"intake": 2}`` runs two intake workers on the one API port; each
+    given `ready_timeout` seconds to be ready), stop them afterwards."""
     done = s.petitionctl("topics", "ensure", "--no-departments")
     assert done.returncode == 0, done.stderr
     try:
         for service in services:
             count = (counts or {}).get(service, 1)
             for name in s.add_instances(service, count) if count > 1 else [service]:
-                s.start(name)
+                s.start(name, ready_timeout)
         yield s
     finally:
         for proc in s.procs.values():

@@ -1,7 +1,7 @@
 """The operator's commands: ``python -m deploy.stack prepare|up|down|status``.
 
 ``make prepare`` / ``make up`` / ``make up-infra`` / ``make down`` / ``make status`` run
-these with the default ports (9092/9093, 5432, 9090, 8080-8083) and data under
+these with the default ports (9092/9093, 5432, 9090, 8080-8084) and data under
 ``<repo>/.run``; every port and the folder come from ``PETITION_*`` variables
 (deploy/stack/config.py). What must hold:
 
@@ -86,6 +86,10 @@ def cmd_up(cfg: StackConfig, infra_only: bool = False) -> int:
     trips when it runs, topic creation and migrations run side by side and do nothing when
     nothing is missing, and `up` waits only for the parts it started (a running part gets
     a short grace to answer ready, and is never restarted)."""
+    clashes = cfg.clashing_ports()
+    if clashes:
+        raise StackError("two parts of the stack on one port: " + "; ".join(clashes)
+                         + " (see the PETITION_*_PORT variables)")
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     # Found, never installed here: `make prepare` (run before `make up`) installs them.
@@ -163,6 +167,9 @@ def cmd_up(cfg: StackConfig, infra_only: bool = False) -> int:
     if not infra_only:
         print(f"  a token for the API (intake): {token_command(cfg)}")
         print(f'    then: curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:{cfg.http_port}/...')
+        if cfg.count("intake") > 1:
+            print(f"  the API: http://127.0.0.1:{cfg.http_port} (served by every intake worker; each also on its"
+                  " own port above, for its /readyz and /metrics)")
         print(f"  the console: http://127.0.0.1:{cfg.http_port}/console/ (people's accounts: .venv/bin/petitionctl"
               " users add --username <u> --role <role> --password-stdin; see the README), public page /track")
     print("  stop with: make down")
@@ -199,9 +206,10 @@ def cmd_down(cfg: StackConfig) -> int:
 
 
 def every_instance(cfg: StackConfig, name: str) -> list[Instance]:
-    """Every instance of `name` a stack may run: alone, or ``<name>-1`` .. ``<name>-9``."""
-    base = cfg.service_port(name)
-    return [Instance(name, 1, name, base)] + [
+    """Every instance of `name` a stack may run: alone, or ``<name>-1`` .. ``<name>-9`` (an
+    intake worker with its private port)."""
+    base = cfg.instance_base(name)
+    return [Instance(name, 1, name, cfg.service_port(name))] + [
         Instance(name, n, f"{name}-{n}", base + (n - 1) * INSTANCE_PORT_STEP) for n in range(1, MAX_INSTANCES + 1)
     ]
 

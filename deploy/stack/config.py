@@ -40,13 +40,21 @@ SERVICES: tuple[tuple[str, str], ...] = (
     ("watch", "PETITION_WATCH_PORT"),
 )
 
-#: how many instances of a service run (its consumer group's members), by the variable that says
-#: so; each instance past the first listens on its own port, INSTANCE_PORT_STEP above the last
+#: how many instances of a service run, by the variable that says so: the consumers' group
+#: members, and intake's workers (processes serving the HTTP API on its one port)
 INSTANCE_COUNTS: dict[str, str] = {
+    "intake": "PETITION_INTAKE_WORKERS",
     "router": "PETITION_ROUTERS",
     "escalation": "PETITION_ESCALATIONS",
     "watch": "PETITION_WATCHERS",
 }
+#: where the first of several instances listens, each next one INSTANCE_PORT_STEP above the
+#: last: the service's own port, but for intake's workers, which all serve the API on
+#: PETITION_HTTP_PORT together (SO_REUSEPORT) and each listen alone on a private port (its
+#: /readyz and /metrics) from PETITION_INTAKE_WORKER_PORT up. With the default ports every
+#: service has its own column (8081, 8181, ... 8881 the routers', 8083 ... 8883 intake's
+#: workers'), so no two instances of any services can collide.
+INSTANCE_BASES: dict[str, str] = {**dict(SERVICES), "intake": "PETITION_INTAKE_WORKER_PORT"}
 INSTANCE_PORT_STEP = 100
 MAX_INSTANCES = 9
 
@@ -63,6 +71,7 @@ DEFAULTS: dict[str, str] = {
     "PETITION_HTTP_PORT": "8080",
     "PETITION_ROUTER_PORT": "8081",
     "PETITION_ESCALATION_PORT": "8082",
+    # the private port of intake's first worker when it runs several (PETITION_INTAKE_WORKERS)
     "PETITION_INTAKE_WORKER_PORT": "8083",
     "PETITION_WATCH_PORT": "8084",
     # intake's SMTP listener (the e-mail channel), for the centre's mail relay
@@ -74,12 +83,28 @@ DEFAULTS: dict[str, str] = {
 @dataclass(frozen=True)
 class Instance:
     """One process of a service: `name` is the service's when it runs alone, ``<part>-<n>``
-    when it runs several; `port` its own (health, metrics, faust's web server)."""
+    when it runs several; `port` its own (health, metrics, faust's web server; an intake
+    worker's private port, beside the API's port it shares with the other workers)."""
 
     part: str
     n: int
     name: str
     port: int
+
+    @property
+    def alone(self) -> bool:
+        """Whether this is the one process of its service (named as the service)."""
+        return self.name == self.part
+
+
+def instance_ports(service: str, ports: Mapping[str, str | int], count: int) -> list[int]:
+    """The ports of `count` instances of `service`, given the PETITION_*_PORT numbers: one runs
+    on the service's port; several from their base (:data:`INSTANCE_BASES`) up, each
+    INSTANCE_PORT_STEP above the last."""
+    if count == 1:
+        return [int(ports[dict(SERVICES)[service]])]
+    base = int(ports[INSTANCE_BASES[service]])
+    return [base + i * INSTANCE_PORT_STEP for i in range(count)]
 
 
 @dataclass(frozen=True)
@@ -145,10 +170,33 @@ class StackConfig:
         return dict(self.counts).get(service, 1)
 
     def instances(self, service: str) -> list[Instance]:
-        """The processes of `service`, each with its name and port."""
-        count, base = self.count(service), self.service_port(service)
-        return [Instance(service, n, service if count == 1 else f"{service}-{n}", base + (n - 1) * INSTANCE_PORT_STEP)
-                for n in range(1, count + 1)]
+        """The processes of `service`, each with its name and port (:func:`instance_ports`)."""
+        count = self.count(service)
+        return [Instance(service, n, service if count == 1 else f"{service}-{n}", port)
+                for n, port in enumerate(instance_ports(service, self.port_env(), count), start=1)]
+
+    def instance_base(self, service: str) -> int:
+        """The port of the first of several instances of `service` (:data:`INSTANCE_BASES`)."""
+        return int(self.port_env()[INSTANCE_BASES[service]])
+
+    def clashing_ports(self) -> list[str]:
+        """Ports two parts of this stack would both listen on (the brokers', PostgreSQL's,
+        Prometheus's, the mailbox's and every instance's), each said once; none is fine."""
+        taken: dict[int, str] = {}
+        clashes = []
+        parts = [(f"kafka-{i}", p) for i, p in enumerate(self.kafka_broker_ports, 1)]
+        parts += [(f"kafka-{i} (controller)", p) for i, p in enumerate(self.kafka_controller_ports, 1)]
+        parts += [("postgres", self.pg_port), ("prometheus", self.prometheus_port)]
+        parts += [("mail", self.mail_port)] if self.mail_port else []
+        if self.count("intake") > 1:
+            parts.append(("intake (the workers' API)", self.http_port))
+        parts += [(i.name, i.port) for service, _ in SERVICES for i in self.instances(service)]
+        for name, port in parts:
+            if port in taken:
+                clashes.append(f"{taken[port]} and {name} on port {port}")
+            else:
+                taken[port] = name
+        return clashes
 
     def count_env(self) -> dict[str, str]:
         return {INSTANCE_COUNTS[part]: str(n) for part, n in self.counts}
@@ -302,13 +350,18 @@ def service_process(name: str, env: Mapping[str, str], run_dir: Path,
                     instance: Instance | None = None) -> ServiceProcess:
     """The ServiceProcess for services/<name> (python -m services.<name>), authenticating to
     the broker as its own principal (:func:`service_credentials`). An `instance` of several
-    has its own name (its PID and log files) and its own port."""
-    extra: dict[str, str] = {}
+    has its own name (its PID and log files) and its own port: an intake worker keeps the API's
+    port (PETITION_HTTP_PORT, shared) and is told its number (PETITION_INTAKE_WORKER) and its
+    private port (PETITION_INTAKE_WORKER_PORT)."""
+    # intake alone says so, whatever the calling shell exported
+    extra: dict[str, str] = {"PETITION_INTAKE_WORKER": "0"} if name == "intake" else {}
     label = name
-    if instance is not None and instance.name != name:
+    if instance is not None and not instance.alone:
         label = instance.name
-        variable = dict(SERVICES)[name]
-        extra = {variable: str(instance.port)}
+        if name == "intake":
+            extra = {"PETITION_INTAKE_WORKER": str(instance.n), "PETITION_INTAKE_WORKER_PORT": str(instance.port)}
+        else:
+            extra = {dict(SERVICES)[name]: str(instance.port)}
     return ServiceProcess(label, [str(venv_bin("python")), "-m", f"services.{name}"],
                           env={**env, **service_credentials(name, env), **extra}, run_dir=run_dir, cwd=run_dir)
 

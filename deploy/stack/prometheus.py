@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from deploy.stack.config import DEFAULTS, DEPLOY_DIR, INSTANCE_PORT_STEP, SERVICES
+from deploy.stack.config import DEFAULTS, DEPLOY_DIR, SERVICES, instance_ports
 from deploy.stack.process import ServiceProcess, StackError, port_is_free, tail
 from deploy.stack.readiness import http_ok
 
@@ -42,16 +42,16 @@ def render_prometheus_config(dest: Path, ports: Mapping[str, str | int],
 
     `ports` maps PETITION_*_PORT names to numbers; missing ones take the defaults. `counts`
     says how many instances of a service run (default one each): its job scrapes each one's
-    port (``*_TARGETS``). Rule files are referenced by absolute path so the config works from
+    port (``*_TARGETS``; intake's workers each on its private port, /metrics being per
+    process, never on the API's port they share). Rule files are referenced by absolute path so the config works from
     the run folder.
     """
     values = {k: str(v) for k, v in DEFAULTS.items()}
     values.update({k: str(v) for k, v in ports.items()})
     for service, variable in SERVICES:
-        base = int(values[variable])
         count = (counts or {}).get(service, 1)
         values[variable.replace("_PORT", "_TARGETS")] = ", ".join(
-            f'"127.0.0.1:{base + i * INSTANCE_PORT_STEP}"' for i in range(count))
+            f'"127.0.0.1:{port}"' for port in instance_ports(service, values, count))
     values["RULES_DIR"] = str(PROMETHEUS_DEPLOY_DIR / "rules")
     text = string.Template((PROMETHEUS_DEPLOY_DIR / "prometheus.yml").read_text())
     dest.parent.mkdir(parents=True, exist_ok=True)

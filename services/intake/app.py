@@ -37,10 +37,11 @@ from services.intake.readmodel.consumer import make_processor, run_projector
 from services.intake.readmodel.store import PgReadModelStore
 from services.intake.reference import ReferenceHolder, load_loop_policy
 from services.intake.store import IntakeStore, PgIntakeStore
+from services.intake.workers import consumer_instance_id, runs_lag_collector
 from shared import retry
 from shared.auth.settings import AuthSettings
 from shared.auth.verify import build_verifier
-from shared.consumer import BatchProcessor, group_instance_id
+from shared.consumer import BatchProcessor
 from shared.db import create_pool, ensure_common_tables, migrate
 from shared.errors import Unavailable
 from shared.kafka_client import KafkaAccess
@@ -145,11 +146,13 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
         loops.start("outbox-relay", relay.run, healthy=relay.healthy)
         loops.start("read-model", lambda: run_projector(
             kafka=kafka, processor=projector,
-            group_instance_id=group_instance_id("intake", settings.http_port, settings.instance_id),
+            group_instance_id=consumer_instance_id(settings),
             session_timeout_seconds=settings.consumer_session_timeout_seconds,
         ))
-        # consumer lag of every platform group, exported by intake (one collector suffices)
-        loops.start("consumer-lag", lambda: run_lag_collector(kafka=kafka))
+        # consumer lag of every platform group, exported by intake (one collector suffices:
+        # intake alone, or worker 1 of several)
+        if runs_lag_collector(settings):
+            loops.start("consumer-lag", lambda: run_lag_collector(kafka=kafka))
         mail: MailIntake | None = None
         listener = None
         if settings.mail_port:
@@ -157,7 +160,9 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
                 settings.mail_address, settings.mail_channel, settings.mail_max_bytes, settings.mail_relay,
                 settings.mail_outbox or settings.run_dir / "mail" / "outbox",
             ))
-            listener = await start_listener(mail, settings.mail_host, settings.mail_port)
+            # every worker listens, on the one port (SO_REUSEPORT): mail keeps arriving while one dies
+            listener = await start_listener(mail, settings.mail_host, settings.mail_port,
+                                            reuse_port=bool(settings.intake_worker))
             log.info("mail: listening on %s:%d for %s", settings.mail_host, settings.mail_port, settings.mail_address)
         try:
             yield

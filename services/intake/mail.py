@@ -180,23 +180,26 @@ class MailIntake:
             with smtplib.SMTP(host or "127.0.0.1", int(port), timeout=10) as relay:
                 relay.send_message(reply, from_addr="")  # a null sender: nothing answers an automatic reply
         else:
-            self.settings.outbox.parent.mkdir(parents=True, exist_ok=True)
-            outbox = mailbox.Maildir(self.settings.outbox, create=True)
-            for part in ("tmp", "new", "cur"):  # a folder made by hand may lack them
-                (self.settings.outbox / part).mkdir(exist_ok=True)
-            outbox.add(reply)
+            # made here, each folder whether or not another worker is making it at the same
+            # moment (Maildir's own create would fail in the second); one made by hand may lack some
+            self.settings.outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for part in ("tmp", "new", "cur"):
+                (self.settings.outbox / part).mkdir(mode=0o700, exist_ok=True)
+            mailbox.Maildir(self.settings.outbox, create=False).add(reply)
 
     async def drain(self, timeout: float = 5.0) -> None:
         if self._replies:
             await asyncio.wait(set(self._replies), timeout=timeout)
 
 
-async def start_listener(handler: MailIntake, host: str, port: int) -> asyncio.Server:
-    """Listen for SMTP on host:port (one SMTP session per connection)."""
+async def start_listener(handler: MailIntake, host: str, port: int, *, reuse_port: bool = False) -> asyncio.Server:
+    """Listen for SMTP on host:port (one SMTP session per connection); with `reuse_port`, on a
+    port several intake workers listen on (``SO_REUSEPORT``: the kernel spreads the relay's
+    connections over them)."""
     loop = asyncio.get_running_loop()
     settings = handler.settings
     return await loop.create_server(
         lambda: _Listener(handler, data_size_limit=settings.max_bytes, enable_SMTPUTF8=True,
                           hostname=settings.hostname, ident="petition intake"),
-        host=host, port=port,
+        host=host, port=port, reuse_port=reuse_port,
     )

@@ -173,8 +173,10 @@ def _write(folder: Path, ring: Keyring) -> None:
 
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
-    if not folder.parent.exists():  # the run folder's secrets: private too
-        folder.parent.mkdir(mode=0o700, parents=True)
+    # the run folder's secrets: private too; intake's workers start together and may all
+    # find it missing, so whoever makes it second is not refused
+    if not folder.parent.exists():
+        folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     folder.mkdir(mode=0o700, exist_ok=True)
     os.chmod(folder, 0o700)
     fd = os.open(folder / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)

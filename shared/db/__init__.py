@@ -133,9 +133,16 @@ CREATE TABLE IF NOT EXISTS {schema}.processed_event (
 
 
 async def ensure_common_tables(conn: asyncpg.Connection, schema: str) -> None:
-    """Create the outbox and processed-event tables of `schema` if missing."""
-    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    await conn.execute(COMMON_DDL.format(schema=f'"{schema}"'))
+    """Create the outbox and processed-event tables of `schema` if missing.
+
+    Serialised with :func:`migrate` (its advisory lock, for this transaction): two sessions
+    running ``CREATE TABLE IF NOT EXISTS`` at once on a database without the table may both
+    find it missing, and the second then fails on a duplicate catalogue row; several instances
+    of a service (intake's workers) start at once on a fresh database."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{schema}")
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(COMMON_DDL.format(schema=f'"{schema}"'))
 
 
 async def add_to_outbox(

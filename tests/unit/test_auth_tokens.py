@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import multiprocessing
 import os
 import stat
 import time
@@ -266,3 +267,33 @@ def test_a_remembered_token_of_a_key_past_its_bound_is_refused(tmp_path: Path, f
     rotate(folder, int(clock.now), max_ttl_seconds=10, leeway_seconds=0)  # the key may verify 10 s more
     clock.now += 11  # and the verifier looks at the ring again within RING_CHECK_SECONDS
     assert _refusal(v, token) == "unknown_key"
+
+
+def _ring(folder: str, start: Any) -> str:
+    start.wait()
+    return ensure_keys(Path(folder), 1000).active
+
+
+def test_processes_starting_together_make_one_key_ring(tmp_path: Path) -> None:
+    """Intake's workers start at once, each creating the ring if there is none."""
+    folder = tmp_path / "run" / "secrets" / "jwt"  # nothing of it exists yet
+    context = multiprocessing.get_context("fork")
+    with context.Manager() as manager:
+        start = manager.Event()
+        with context.Pool(6) as pool:
+            waiting = [pool.apply_async(_ring, (str(folder), start)) for _ in range(6)]
+            start.set()
+            actives = {w.get(timeout=30) for w in waiting}
+    ring = load_keyring(folder)
+    assert ring is not None and actives == {ring.active}
+    assert [p.name for p in folder.glob("*.pem")] == [f"{ring.active}.pem"]
+
+
+def test_a_secrets_folder_made_by_another_worker_meanwhile_is_no_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interleaving of two workers starting at once: one finds the secrets folder missing,
+    the other makes it before the first does."""
+    folder = tmp_path / "secrets" / "jwt"
+    folder.parent.mkdir()
+    monkeypatch.setattr(Path, "exists", lambda self: False)
+    assert ensure_keys(folder, 1000).active
