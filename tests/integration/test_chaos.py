@@ -62,7 +62,8 @@ BROKERS = int(os.environ.get("PETITION_CHAOS_BROKERS", "3"))
 #: seconds between two kills, drawn at random from this range
 KILL_EVERY = (float(os.environ.get("PETITION_CHAOS_KILL_MIN", "4" if SHORT else "6")),
               float(os.environ.get("PETITION_CHAOS_KILL_MAX", "8" if SHORT else "15")))
-COUNTS = {"router": 2, "escalation": 2, "watch": 2}
+#: processes per part: intake's workers share the API's port, the others split their partitions
+COUNTS = {"intake": 2, "router": 2, "escalation": 2, "watch": 2}
 
 
 @pytest.fixture(scope="module")
@@ -134,9 +135,10 @@ class Driver:
     def kinds(self) -> dict[str, list[str]]:
         """The victims by kind: intake, each consuming service's instances, PostgreSQL and,
         on a cluster, the brokers."""
-        kinds: dict[str, list[str]] = {"intake": ["intake"], "postgres": ["postgres"]}
+        kinds: dict[str, list[str]] = {"postgres": ["postgres"]}
         for name, instance in self.stack.instances.items():
             kinds.setdefault(instance.part, []).append(name)
+        kinds.setdefault("intake", ["intake"])  # one intake process, unless it runs as workers
         if self.brokers:
             kinds["broker"] = [f"broker-{i + 1}" for i in range(len(self.brokers))]
         return kinds
