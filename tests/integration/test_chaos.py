@@ -40,7 +40,6 @@ from shared import topics
 from tests.integration.conftest import (
     WITH_WATCH,
     Stack,
-    consume_all,
     db_rows,
     new_stack,
     petition,
@@ -240,7 +239,7 @@ def _kill_postgres(infra: Infra) -> None:
 
 
 def _events(stack: Stack, topic: str) -> list[dict[str, Any]]:
-    return [json.loads(m.value) for m in consume_all(stack.infra.admin, topic, idle_ms=2000)]
+    return _read_to_end(stack, [topic])
 
 
 def _recovery(kills: list[Kill]) -> dict[str, dict[str, float | None]]:
@@ -269,17 +268,39 @@ def _why_unarmed(stack: Stack, accepted: set[str]) -> str:
             f"{[tuple(r) for r in ledger][:20]}, outbox rows {[tuple(r) for r in outbox][:20]}")
 
 
-def _queued(stack: Stack, queues: list[str]) -> list[dict[str, Any]]:
-    """Every record of the department queues `queues` (one partition each), read in one pass."""
+def _read_to_end(stack: Stack, names: list[str], timeout: float = 300.0) -> list[dict[str, Any]]:
+    """Every record of the topics `names`, read from the start up to the end offsets taken first
+    (not until the topic is quiet for a while: on a loaded machine a pause in the fetches would
+    cut the read short)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(**stack.infra.admin.options(), group_id=None, enable_auto_commit=False,
-                             consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(**stack.infra.admin.options(), group_id=None, enable_auto_commit=False)
     try:
-        partitions = [TopicPartition(q, 0) for q in queues]
+        partitions = [TopicPartition(n, p) for n in names for p in sorted(consumer.partitions_for_topic(n) or ())]
+        ends = consumer.end_offsets(partitions)
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
-        return [json.loads(r.value) for r in consumer if r.value is not None]
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            assert time.monotonic() < deadline, f"could not read {names[:3]}... to their ends in {timeout:.0f}s"
+            for records in consumer.poll(timeout_ms=1000).values():
+                found += [json.loads(r.value) for r in records if r.value is not None]
+        return found
+    finally:
+        consumer.close()
+
+
+def _records_in(stack: Stack, topic: str) -> int:
+    """How many records `topic` holds (end minus start offsets; the dead-letter topics are never
+    compacted)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(**stack.infra.admin.options(), group_id=None, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        ends, starts = consumer.end_offsets(partitions), consumer.beginning_offsets(partitions)
+        return sum(ends[tp] - starts[tp] for tp in partitions)
     finally:
         consumer.close()
 
@@ -341,7 +362,7 @@ def test_nothing_is_lost_or_done_twice_while_parts_die(chaos_stack: Stack) -> No
 
     queued: dict[str, set[str]] = defaultdict(set)
     seen: Counter[str] = Counter()
-    for e in _queued(stack, sorted({topics.department_topic(departments[pid]) for pid in accepted})):
+    for e in _read_to_end(stack, sorted({topics.department_topic(departments[pid]) for pid in accepted})):
         if e["assignment_no"] == 1:
             queued[e["petition_id"]].add(e["event_id"])
             seen[e["event_id"]] += 1
@@ -363,7 +384,7 @@ def test_nothing_is_lost_or_done_twice_while_parts_die(chaos_stack: Stack) -> No
     fired_twice = {k: v for k, v in sla.items() if len(v) > 1}
     assert fired_twice == {}, f"clock events under two ids: {fired_twice}"
 
-    dead = {t: len(consume_all(stack.infra.admin, t, idle_ms=500)) for t in (
+    dead = {t: _records_in(stack, t) for t in (
         topics.DEAD_LETTER_INTAKE, topics.DEAD_LETTER_ROUTER, topics.DEAD_LETTER_ESCALATION, topics.DEAD_LETTER_WATCH)}
     kinds = Counter(k.victim.rsplit("-", 1)[0] if k.victim[-1].isdigit() else k.victim for k in driver.kills)
     report = {
