@@ -127,9 +127,14 @@ class Infra:
         self.stop()
 
 
-def start_test_infra(tmp_root: Path | str, kafka_timeout: float | None = None, *, brokers: int = 1) -> Infra:
+def start_test_infra(tmp_root: Path | str, kafka_timeout: float | None = None, *, brokers: int = 1,
+                     durable: bool = False) -> Infra:
     """Start Kafka (secured, the services' principals and ACLs in place; `brokers` KRaft
-    nodes) and PostgreSQL (fast, non-durable mode) under `tmp_root`; wait ready.
+    nodes) and PostgreSQL (fast, non-durable mode, unless `durable`) under `tmp_root`; wait ready.
+
+    A test that SIGKILLs PostgreSQL and counts what survived needs `durable`: without it a
+    commit is acknowledged before its WAL is written (``synchronous_commit=off``), and the
+    last ones die with the server, as they would not in a deployment (``make up``).
 
     Kafka is launched first and left booting in the background while PostgreSQL starts,
     so the two startups overlap. On any failure, whatever started is stopped again.
@@ -138,7 +143,7 @@ def start_test_infra(tmp_root: Path | str, kafka_timeout: float | None = None, *
     pg_port, *kafka_ports = free_ports(1 + 2 * brokers)
     kafka = KafkaCluster(kafka_ports[:brokers], kafka_ports[brokers:], root / "kafka", secrets_dir_of(root),
                          heap=TEST_KAFKA_HEAP, extra_properties=TEST_KAFKA_PROPERTIES)
-    postgres = PostgresNode(pg_port, root / "postgres", fast=True)
+    postgres = PostgresNode(pg_port, root / "postgres", fast=not durable)
     infra = Infra(kafka=kafka, postgres=postgres, root=root)
     try:
         kafka.start()

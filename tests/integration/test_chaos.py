@@ -75,7 +75,7 @@ COUNTS = {"intake": 2, "router": 2, "escalation": 2, "watch": 2}
 
 @pytest.fixture(scope="module")
 def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    infra = start_test_infra(tmp_path_factory.mktemp("chaos-infra"), brokers=BROKERS)
+    infra = start_test_infra(tmp_path_factory.mktemp("chaos-infra"), brokers=BROKERS, durable=True)
     try:
         s = new_stack(infra, tmp_path_factory.mktemp("chaos-run"))
         # a static member killed without a goodbye holds its partitions until this runs out
