@@ -409,12 +409,15 @@ class Watch:
             for level in (1, 2, 3):
                 metrics.ALERTS_ACTIVE.labels(kind, str(level)).set(total.get((kind, level), 0))
 
-    def describe(self, area: str) -> dict[str, Any]:
-        """The state held about `area` (the ops page ``/watch/keys``)."""
+    def describe(self, area: str, owned: set[int]) -> dict[str, Any]:
+        """The state held about `area` in the partitions this instance owns (`owned`), for the
+        ops page ``/watch/keys``. Faust's in-memory store keeps the keys written here of a
+        partition a rebalance moved away (its new owner reads them back from the changelog), so
+        the page shows only what this instance is counting now."""
         windows = []
         for value in self.tables["surges"].values():
             data = json.loads(value) if value else None
-            if not data or data.get("origin") or data["K"][1] != area:
+            if not data or data.get("origin") or data["K"][1] != area or data.get("P") not in owned:
                 continue
             state = SurgeState.from_data(data)
             name, _, area_name, level, category = data["K"]
@@ -425,8 +428,9 @@ class Watch:
         incidents = [
             {"incident_id": i.incident_id, "count": i.count, "department_code": i.department,
              "petition_ids": list(i.petition_ids), "alert_version": i.version}
-            for i in (IncidentState.from_data(json.loads(v)) for v in self.tables["incidents"].values() if v)
-            if i.area == area
+            for i, p in ((IncidentState.from_data(d), d.get("P"))
+                         for d in (json.loads(v) for v in self.tables["incidents"].values() if v))
+            if i.area == area and p in owned
         ]
         return {"area": area, "windows": sorted(windows, key=lambda w: (w["window"], w["category"] or "")),
                 "incidents": incidents}
@@ -467,7 +471,8 @@ def build_app(settings: Settings) -> Any:
     async def keys_page(web: Any, request: Any) -> Any:
         """What this instance holds about one area (``?area=<code>``): each window's count,
         its petitions and baseline, the open alerts, and the incidents placed there."""
-        return web.json(watch.describe(str(request.query.get("area", ""))))
+        owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.WATCH_OBSERVATIONS}
+        return web.json(watch.describe(str(request.query.get("area", "")), owned))
 
     @app.agent(inputs, name="join")
     async def join_agent(stream: Any) -> None:
