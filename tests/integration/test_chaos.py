@@ -122,6 +122,7 @@ class Kill:
     at: float
     recovered_after: float | None = None  # seconds from the kill until it served again
     in_sync_after: float | None = None  # a broker: seconds more until every ISR had it again
+    error: str | None = None  # why it did not come back (or the driver failed on it)
 
 
 class Driver:
@@ -175,18 +176,27 @@ class Driver:
             thread = threading.Thread(target=one, daemon=True)
             thread.start()
             threads.append(thread)
-        for thread in threads:
-            thread.join(timeout=300)
+        for thread in threads:  # each bounded by its own waits (a broker's at most ~10 min)
+            thread.join()
 
     def kill(self, victim: str) -> None:
+        """SIGKILL `victim`, restart it and time its recovery; what fails is kept with the kill."""
         kill = Kill(victim, round(time.monotonic() - self.started, 1))
         self.kills.append(kill)
-        began = time.monotonic()
+        try:
+            self._kill(kill)
+        except Exception as exc:  # noqa: BLE001 - reported with the kill, failing the test
+            kill.error = repr(exc)
+
+    def _kill(self, kill: Kill) -> None:
+        victim, began = kill.victim, time.monotonic()
         if victim == "postgres":
             _kill_postgres(self.stack.infra)
             time.sleep(self.rng.uniform(1.0, 4.0))
             self.stack.infra.postgres.start()
-            ready = self._wait(lambda: _ready(self.stack, "intake"))
+            if not self._wait(lambda: _ready(self.stack, "intake")):
+                kill.error = "intake not ready within 120 s of PostgreSQL's restart"
+                return
         elif victim.startswith("broker-"):
             node = self.brokers[int(victim.split("-")[1]) - 1]
             pid = node.pid
@@ -194,23 +204,16 @@ class Driver:
             os.kill(pid, signal.SIGKILL)
             time.sleep(self.rng.uniform(1.0, 4.0))
             node.start()
-            try:  # unfenced: it serves again (first it recovers the log of each of its partitions)
-                node.wait_ready(timeout=300)
-                ready = True
-            except Exception:  # noqa: BLE001 - reported as not recovered
-                ready = False
-            if ready:  # the next broker dies only once this one is back in every ISR (RF 3 survives one)
-                kill.in_sync_after = round(wait_in_sync(
-                    self.stack.infra.admin, [*topics.CORE_TOPICS, "__consumer_offsets"], len(self.brokers), 180), 1)
+            node.wait_ready(timeout=300)  # unfenced: it serves again (after recovering each partition's log)
         else:
             self.stack.kill(victim)
-            try:
-                self.stack.start(victim)  # waits until ready
-                ready = True
-            except RuntimeError as exc:
-                print(f"chaos: {victim} not ready again: {exc}")
-                ready = False
-        kill.recovered_after = round(time.monotonic() - began, 1) if ready else None
+            self.stack.start(victim)  # waits until ready
+        kill.recovered_after = round(time.monotonic() - began, 1)
+        if victim.startswith("broker-"):
+            # the next broker dies only once this one is back in every ISR (RF 3 survives one);
+            # on a loaded machine its followers take minutes to catch up
+            kill.in_sync_after = round(wait_in_sync(
+                self.stack.infra.admin, [*topics.CORE_TOPICS, "__consumer_offsets"], len(self.brokers), 300), 1)
 
     @staticmethod
     def _wait(probe: Any, timeout: float = 120.0) -> bool:
@@ -346,7 +349,8 @@ def test_nothing_is_lost_or_done_twice_while_parts_die(chaos_stack: Stack) -> No
     killer = threading.Thread(target=driver.run, args=(SECONDS,), daemon=True)
     killer.start()
     load.run(SECONDS)
-    killer.join(timeout=300)
+    killer.join(timeout=900)  # the last victims are back (a broker takes minutes on two cores)
+    assert not killer.is_alive(), "the chaos driver did not finish"
     accepted = set(load.accepted)
     assert accepted, f"nothing accepted: {dict(load.statuses)}"
 
@@ -396,7 +400,8 @@ def test_nothing_is_lost_or_done_twice_while_parts_die(chaos_stack: Stack) -> No
         "redelivered_in_queues": redelivered, "dead_letters": dead, "kills": dict(kinds),
         "recovery_seconds": _recovery(driver.kills),
         "kills_in_order": [(k.victim, k.at, k.recovered_after, k.in_sync_after) for k in driver.kills],
+        "kill_errors": [(k.victim, k.at, k.error) for k in driver.kills if k.error],
     }
     print("\nchaos:", json.dumps(report, ensure_ascii=False))
     assert sum(dead.values()) == 0, dead
-    assert all(k.recovered_after is not None for k in driver.kills), report
+    assert all(k.recovered_after is not None and k.error is None for k in driver.kills), report["kill_errors"]
