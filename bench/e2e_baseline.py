@@ -32,7 +32,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from shared.db import create_pool, ensure_common_tables, migrate
+from shared.db import open_schema
 
 SCHEMA = "intake"
 MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "intake" / "migrations"
@@ -64,10 +64,7 @@ def create_app(dsn: str) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(dsn, max_size=10, command_timeout=10)
-        async with pool.acquire() as conn:
-            await migrate(conn, SCHEMA, MIGRATIONS)
-            await ensure_common_tables(conn, SCHEMA)
+        pool = await open_schema(dsn, SCHEMA, MIGRATIONS, max_size=10, command_timeout=10)
         state["pool"] = pool
         try:
             yield

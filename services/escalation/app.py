@@ -44,7 +44,7 @@ from services.escalation.domain.policy import PolicyBook
 from services.escalation.store import EscalationStore, PgEscalationStore
 from shared import retry, topics
 from shared.consumer import BatchProcessor, BatchResult
-from shared.db import create_pool, ensure_common_tables, migrate
+from shared.db import open_schema
 from shared.events import utcnow
 from shared.kafka_client import KafkaAccess
 from shared.outbox import OutboxRelay
@@ -158,14 +158,7 @@ class Escalation:
         async with self._start_lock:
             if self.pool is not None:
                 return
-            pool = await create_pool(self.settings.pg_dsn, max_size=6)
-            try:
-                async with pool.acquire() as conn:
-                    await migrate(conn, SCHEMA, MIGRATIONS)
-                    await ensure_common_tables(conn, SCHEMA)
-            except BaseException:
-                await pool.close()  # a start-up that failed halfway is tried again from scratch
-                raise
+            pool = await open_schema(self.settings.pg_dsn, SCHEMA, MIGRATIONS, max_size=6)
             self.relay = OutboxRelay(
                 pool=pool, schema=SCHEMA, kafka=self.kafka, service=SERVICE
             )

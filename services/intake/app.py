@@ -42,7 +42,7 @@ from shared import retry
 from shared.auth.settings import AuthSettings
 from shared.auth.verify import build_verifier
 from shared.consumer import BatchProcessor
-from shared.db import create_pool, ensure_common_tables, migrate
+from shared.db import create_pool, open_schema
 from shared.errors import Unavailable
 from shared.kafka_client import KafkaAccess
 from shared.lag import run_lag_collector
@@ -118,11 +118,9 @@ def create_app(settings: Settings, auth: AuthSettings | None = None) -> FastAPI:
         kafka = KafkaAccess.from_settings(settings)
 
         async def connect() -> tuple[asyncpg.Pool, asyncpg.Pool]:
-            work = await create_pool(settings.pg_dsn, max_size=4, command_timeout=60, connect_timeout=10)
+            work = await open_schema(settings.pg_dsn, SCHEMA, MIGRATIONS, max_size=4, command_timeout=60,
+                                     connect_timeout=10)
             try:
-                async with work.acquire() as conn:
-                    await migrate(conn, SCHEMA, MIGRATIONS)
-                    await ensure_common_tables(conn, SCHEMA)
                 return work, await create_pool(settings.pg_dsn, max_size=10, command_timeout=bound,
                                                connect_timeout=bound)
             except BaseException:

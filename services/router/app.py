@@ -33,7 +33,7 @@ from shared import topics
 from shared.auth.settings import AuthSettings
 from shared.auth.verify import build_verifier
 from shared.consumer import BatchProcessor, BatchResult, Prepared
-from shared.db import create_pool, ensure_common_tables, migrate
+from shared.db import open_schema
 from shared.errors import Unavailable
 from shared.events import IncidentLinked, PetitionActionTaken, PetitionSubmitted, utcnow
 from shared.kafka_client import KafkaAccess
@@ -105,14 +105,7 @@ class Router:
             # Every department's queue exists before the first petition is routed (one admin
             # call; later table reloads add theirs on first use).
             await self.queues.ensure({d.code for d in self.table.departments()})
-            pool = await create_pool(self.settings.pg_dsn, max_size=4)
-            try:
-                async with pool.acquire() as conn:
-                    await migrate(conn, SCHEMA, MIGRATIONS)
-                    await ensure_common_tables(conn, SCHEMA)
-            except BaseException:
-                await pool.close()  # a start-up that failed halfway is tried again from scratch
-                raise
+            pool = await open_schema(self.settings.pg_dsn, SCHEMA, MIGRATIONS, max_size=4)
             if self.settings.classify_workers > 0:
                 offload = OffloadedClassifier(
                     self.settings.classifier, workers=self.settings.classify_workers, local=self.plans.classifier,

@@ -145,6 +145,22 @@ async def ensure_common_tables(conn: asyncpg.Connection, schema: str) -> None:
         await conn.execute(COMMON_DDL.format(schema=f'"{schema}"'))
 
 
+async def open_schema(dsn: str, schema: str, migrations: Path, **pool: Any) -> asyncpg.Pool:
+    """A pool on `dsn` with `schema` migrated and its outbox and processed-event tables in
+    place: how every service opens its database. A start-up that fails halfway (the database
+    went away during the migration) closes the pool, so the caller can try again from scratch.
+    `pool` goes to :func:`create_pool`."""
+    opened = await create_pool(dsn, **pool)
+    try:
+        async with opened.acquire() as conn:
+            await migrate(conn, schema, migrations)
+            await ensure_common_tables(conn, schema)
+    except BaseException:
+        await opened.close()
+        raise
+    return opened
+
+
 async def add_to_outbox(
     conn: asyncpg.Connection, schema: str, messages: Sequence[OutboxMessage]
 ) -> None:
