@@ -59,8 +59,9 @@ class RouterStore(Transaction, Protocol):
     async def earlier_originals(
         self, petitioner_keys: Collection[str], received_from: datetime, received_until: datetime
     ) -> dict[str, list[Earlier]]:
-        """The petitions of `petitioner_keys`, repeats of none, received from the repeat
-        window before `received_from` up to `received_until`, by petitioner (a new dict)."""
+        """The petitions of `petitioner_keys` routed so far, repeats of none, received within
+        the repeat window before `received_from` or after `received_until` (or between), by
+        petitioner (a new dict)."""
         ...
 
     async def add_assignments(self, routed: Sequence[tuple[PetitionSubmitted, Routing]]) -> None:
@@ -121,7 +122,7 @@ class PgRouterStore(PgTransaction):
                FROM router.petition_index i JOIN router.assignment a USING (petition_id)
                WHERE i.petitioner_key = ANY($1::text[]) AND a.repeat_of IS NULL
                  AND i.received_at >= $2::timestamptz - interval '90 days'
-                 AND i.received_at <= $3::timestamptz""",
+                 AND i.received_at <= $3::timestamptz + interval '90 days'""",
             list(petitioner_keys), received_from, received_until,
         )
         out: dict[str, list[Earlier]] = {}

@@ -60,7 +60,7 @@ class FakeRouterStore(FakeTransaction):
         for petition_id, key, received_at, packed in self.db.petition_index.values():
             assignment = self.db.assignments.get(petition_id)
             if (assignment is None or assignment.repeat_of is not None or key not in petitioner_keys
-                    or not received_from - WINDOW <= received_at <= received_until):
+                    or not received_from - WINDOW <= received_at <= received_until + WINDOW):
                 continue
             out.setdefault(key, []).append(Earlier(petition_id, received_at, packed, assignment.department_code))
         return out

@@ -30,7 +30,17 @@ def test_a_reworded_follow_up_within_90_days_is_a_repeat_of_the_first() -> None:
 def test_other_matters_and_old_ones_are_not_repeats() -> None:
     assert find_original(OTHER, T0 + timedelta(days=1), [Earlier("p1", T0, FIRST, "X")]) is None
     assert find_original(FOLLOW_UP, T0 + timedelta(days=91), [Earlier("p1", T0, FIRST, "X")]) is None
-    assert find_original(FOLLOW_UP, T0 - timedelta(days=1), [Earlier("p1", T0, FIRST, "X")]) is None
+    assert find_original(FOLLOW_UP, T0 - timedelta(days=91), [Earlier("p1", T0, FIRST, "X")]) is None
+
+
+def test_a_petition_received_before_the_original_but_routed_after_it_repeats_it() -> None:
+    # petitions reach the router out of receipt order (partitions, instances, lag): the one
+    # routed first stands, whichever was received first
+    match = find_original(FOLLOW_UP, T0 - timedelta(days=1), [Earlier("p1", T0, FIRST, "X")])
+    assert match is not None and match.original.petition_id == "p1"
+    both = [Earlier("p2", T0 + timedelta(days=2), FIRST, "Y"), Earlier("p1", T0 - timedelta(days=2), FIRST, "X")]
+    match = find_original(FOLLOW_UP, T0, both)
+    assert match is not None and match.original.petition_id == "p1"  # the earliest received of them
 
 
 def test_a_signature_survives_the_index_format_and_old_rows_still_compare() -> None:

@@ -200,6 +200,26 @@ async def test_a_repeat_goes_to_the_department_of_the_original(table: RoutingTab
     assert set(router.db.petition_index) == {"P-1", "P-2", "P-3"}
 
 
+@pytest.mark.parametrize("same_batch", [False, True])
+async def test_a_person_has_one_original_whatever_order_the_petitions_reach_the_router(
+    table: RoutingTable, same_batch: bool,
+) -> None:
+    # the later-received petition is routed first (its partition was ahead): it is the original,
+    # and the one received a day before it, routed after it, repeats it
+    router = Router(table)
+    later = petition("P-2", petitioner="key-1", admin_code="430104", received_at=AT + timedelta(days=1))
+    earlier = petition("P-1", petitioner="key-1", title=FOLLOW_UP_TITLE, content=FOLLOW_UP_TEXT)
+    if same_batch:
+        await router.submit(later, earlier)
+    else:
+        await router.submit(later)
+        await router.submit(earlier)
+    assert router.db.assignments["P-2"].repeat_of is None
+    repeat = router.db.assignments["P-1"]
+    assert (repeat.department_code, repeat.rule, repeat.repeat_of) == ("A4-HOUSING", "repeat-of:P-2", "P-2")
+    assert (router.db.assignments["P-2"].department_code) == "A4-HOUSING"
+
+
 async def test_a_petition_after_the_repeat_window_is_routed_as_new(table: RoutingTable) -> None:
     router = Router(table)
     await router.submit(petition("P-1", petitioner="key-1", admin_code="430104"))

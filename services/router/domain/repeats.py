@@ -126,10 +126,17 @@ class RepeatMatch:
 def find_original(
     sig: Signature, received_at: datetime, earlier: Iterable[Earlier], *, threshold: float = THRESHOLD
 ) -> RepeatMatch | None:
-    """The earliest petition of the same person within the window with similar text."""
+    """The earliest-received of the person's petitions routed before this one (`earlier`,
+    originals) with similar text, received within the window on either side of it.
+
+    Either side: petitions reach the router out of the order they were received in (each
+    person's petitions are spread over partitions, so over router instances, and a
+    partition may lag), so the petition routed first is the original and every similar one
+    of the same person routed after it repeats it, even one received a little before it.
+    Judging by receipt order alone would let each of the two stand as an original."""
     best: RepeatMatch | None = None
     for e in sorted(earlier, key=lambda e: e.received_at):
-        if not received_at - WINDOW <= e.received_at <= received_at:
+        if abs(received_at - e.received_at) > WINDOW:
             continue
         score = similarity(sig, e.signature)
         if score >= threshold:
