@@ -89,14 +89,17 @@ async def route_new_petitions(
 
     A petition is routed once: its assignment is its ledger entry, so a petition already
     routed is only reported (:attr:`NewPetitionsRouted.repeated`)."""
-    existing = await store.routed_already([e.petition_id for e, _ in items])
     keyed = [e for e, _ in items if e.petitioner_key]
+    keys = cast("set[str]", {e.petitioner_key for e in keyed})  # keyed: none is None
+    if keys:
+        # repeat detection is serialised per petitioner: two router instances (each its own
+        # partitions) never both take two petitions of one person as originals. Locked before
+        # anything is read, so an instance that still routes a partition taken from it (a
+        # stall past its session) holds up the new owner, which then sees its petitions routed.
+        await store.lock_petitioners(keys)
+    existing = await store.routed_already([e.petition_id for e, _ in items])
     earlier: dict[str, list[Earlier]] = {}
     if keyed:
-        keys = cast("set[str]", {e.petitioner_key for e in keyed})  # keyed: none is None
-        # repeat detection is serialised per petitioner: two router instances (each its own
-        # partitions) never both take two petitions of one person as originals
-        await store.lock_petitioners(keys)
         earlier = await store.earlier_originals(
             keys, min(e.received_at for e in keyed), max(e.received_at for e in keyed),
         )

@@ -33,6 +33,7 @@ class RouterDb(FakeDatabase):
         self.decision_log: dict[tuple[str, int], tuple[Any, ...]] = {}
         self.notifications = 0  # relay wake-ups asked for
         self.locked_petitioners: list[tuple[str, ...]] = []  # each transaction's petitioner locks
+        self.lock_and_reads: list[str] = []  # "lock", "routed_already", "earlier_originals", in order
 
 
 def _insert(table: dict[Any, Any], key: Any, row: Any) -> None:
@@ -46,16 +47,19 @@ class FakeRouterStore(FakeTransaction):
 
     async def routed_already(self, petition_ids: Sequence[str]) -> set[str]:
         self.db.maybe_fail()
+        self.db.lock_and_reads.append("routed_already")
         return {p for p in petition_ids if p in self.db.assignments}
 
     async def lock_petitioners(self, petitioner_keys: Collection[str]) -> None:
         self.db.maybe_fail()
         self.db.locked_petitioners.append(tuple(sorted(set(petitioner_keys))))
+        self.db.lock_and_reads.append("lock")
 
     async def earlier_originals(
         self, petitioner_keys: Collection[str], received_from: datetime, received_until: datetime
     ) -> dict[str, list[Earlier]]:
         self.db.maybe_fail()
+        self.db.lock_and_reads.append("earlier_originals")
         out: dict[str, list[Earlier]] = {}
         for petition_id, key, received_at, packed in self.db.petition_index.values():
             assignment = self.db.assignments.get(petition_id)

@@ -113,7 +113,7 @@ class Router:
 
     def tables(self) -> dict[str, Any]:
         return copy.deepcopy({k: v for k, v in vars(self.db).items()
-                              if k not in ("faults", "commits", "locked_petitioners")})
+                              if k not in ("faults", "commits", "locked_petitioners", "lock_and_reads")})
 
 
 def petition(
@@ -442,5 +442,9 @@ async def test_repeat_detection_locks_the_batchs_petitioners_before_reading_thei
     router = Router(table)
     await router.submit(petition("P-1", petitioner="k-2"), petition("P-2", petitioner="k-1"), petition("P-3"))
     assert router.db.locked_petitioners == [("k-1", "k-2")]  # sorted: every transaction locks in one order
+    # nothing is read before the lock: a router still routing a partition taken from it holds
+    # up the new owner until it commits, and the new owner then sees those petitions routed
+    assert router.db.lock_and_reads == ["lock", "routed_already", "earlier_originals"]
     await router.submit(petition("P-4"))
     assert router.db.locked_petitioners == [("k-1", "k-2")]  # anonymous petitions lock nobody
+    assert router.db.lock_and_reads[3:] == ["routed_already"]
