@@ -219,7 +219,8 @@ class Router:
         """Route a run of new petitions; returns the messages of petitions already routed."""
         table = self.table
         outcome = await handlers.route_new_petitions(
-            store, items, table=table, plans=self.plans, queues=self.queues, clock=utcnow
+            store, items, table=table, plans=self.plans, queues=self.queues, clock=utcnow,
+            partitions={f"{raw.topic}:{raw.partition}" for _, raw in items},
         )
         decided_at = outcome.decided_at
         if decided_at is not None:

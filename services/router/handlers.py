@@ -11,7 +11,7 @@ the clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar, cast
@@ -82,21 +82,22 @@ async def route_new_petitions(
     plans: Plans,
     queues: DepartmentQueues,
     clock: Clock,
+    partitions: Collection[str] = (),
 ) -> NewPetitionsRouted[M]:
-    """Route a run of new petitions (each with its message) with a handful of round trips
-    for the whole run: each once, by its plan, or to its original's department when it
-    repeats an earlier petition of the same petitioner (in the store or earlier in the run).
+    """Route a run of new petitions (each with its message, read from `partitions`,
+    ``<topic>:<n>``) with a handful of round trips for the whole run: each once, by its
+    plan, or to its original's department when it repeats a petition of the same petitioner
+    routed before (in the store or earlier in the run).
 
     A petition is routed once: its assignment is its ledger entry, so a petition already
     routed is only reported (:attr:`NewPetitionsRouted.repeated`)."""
     keyed = [e for e, _ in items if e.petitioner_key]
     keys = cast("set[str]", {e.petitioner_key for e in keyed})  # keyed: none is None
-    if keys:
-        # repeat detection is serialised per petitioner: two router instances (each its own
-        # partitions) never both take two petitions of one person as originals. Locked before
-        # anything is read, so an instance that still routes a partition taken from it (a
-        # stall past its session) holds up the new owner, which then sees its petitions routed.
-        await store.lock_petitioners(keys)
+    # Locked before anything is read. Per partition: an instance still routing a partition a
+    # rebalance took from it (stalled past its session) holds up the new owner, which then
+    # sees those petitions routed. Per petitioner: two instances (each its own partitions)
+    # never both take two petitions of one person as originals.
+    await store.lock_routing(partitions, keys)
     existing = await store.routed_already([e.petition_id for e, _ in items])
     earlier: dict[str, list[Earlier]] = {}
     if keyed:

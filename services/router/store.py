@@ -50,10 +50,13 @@ class RouterStore(Transaction, Protocol):
         """Which of `petition_ids` have an assignment (were routed before)."""
         ...
 
-    async def lock_petitioners(self, petitioner_keys: Collection[str]) -> None:
-        """Hold each petitioner's lock until the transaction ends: whoever routes a petition of
-        the same person meanwhile (another router instance, on another partition) waits, then
-        sees this one's petitions among the originals. Locks are taken in one order (sorted)."""
+    async def lock_routing(self, partitions: Collection[str], petitioner_keys: Collection[str]) -> None:
+        """Hold, until the transaction ends, the lock of each of `partitions` (``<topic>:<n>``,
+        where the petitions were read) and of each petitioner: whoever routes petitions of the
+        same partition meanwhile (an instance still routing a partition a rebalance took from
+        it) or of the same person (another instance, on another partition) waits, then sees
+        this one's petitions routed and among the originals. Every transaction takes its locks
+        in one order (the partitions', then the petitioners')."""
         ...
 
     async def earlier_originals(
@@ -105,13 +108,19 @@ class PgRouterStore(PgTransaction):
         )
         return {r["petition_id"] for r in rows}
 
-    async def lock_petitioners(self, petitioner_keys: Collection[str]) -> None:
-        # transaction-scoped advisory locks in the router's own space (class id 20): a key
-        # hashing like another only serialises the two more than needed
+    async def lock_routing(self, partitions: Collection[str], petitioner_keys: Collection[str]) -> None:
+        # transaction-scoped advisory locks in the router's own space: class 21 a partition,
+        # class 20 a petitioner. Taken in the order of (class, hash), the same in every
+        # transaction, so two never wait on each other in a circle; a key hashing like another
+        # only serialises the two more than needed.
+        classes = [21] * len(set(partitions)) + [20] * len(set(petitioner_keys))
+        if not classes:
+            return
         await self.conn.execute(
-            """SELECT pg_advisory_xact_lock(20, hashtext(k))
-               FROM unnest($1::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n""",
-            sorted(set(petitioner_keys)),
+            """SELECT pg_advisory_xact_lock(c, h)
+               FROM (SELECT DISTINCT c, hashtext(k) AS h FROM unnest($1::int[], $2::text[]) AS t(c, k)
+                     ORDER BY c DESC, h) AS ordered""",
+            classes, [*set(partitions), *set(petitioner_keys)],
         )
 
     async def earlier_originals(

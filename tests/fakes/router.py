@@ -33,6 +33,7 @@ class RouterDb(FakeDatabase):
         self.decision_log: dict[tuple[str, int], tuple[Any, ...]] = {}
         self.notifications = 0  # relay wake-ups asked for
         self.locked_petitioners: list[tuple[str, ...]] = []  # each transaction's petitioner locks
+        self.locked_partitions: list[tuple[str, ...]] = []  # and its partition locks
         self.lock_and_reads: list[str] = []  # "lock", "routed_already", "earlier_originals", in order
 
 
@@ -50,8 +51,9 @@ class FakeRouterStore(FakeTransaction):
         self.db.lock_and_reads.append("routed_already")
         return {p for p in petition_ids if p in self.db.assignments}
 
-    async def lock_petitioners(self, petitioner_keys: Collection[str]) -> None:
+    async def lock_routing(self, partitions: Collection[str], petitioner_keys: Collection[str]) -> None:
         self.db.maybe_fail()
+        self.db.locked_partitions.append(tuple(sorted(set(partitions))))
         self.db.locked_petitioners.append(tuple(sorted(set(petitioner_keys))))
         self.db.lock_and_reads.append("lock")
 

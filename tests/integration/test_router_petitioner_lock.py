@@ -2,9 +2,11 @@
 
 Two router instances consume different partitions, and two petitions of one person can land on
 both. Each instance's transaction takes the petitioners' advisory locks before it reads their
-earlier originals (:meth:`services.router.store.PgRouterStore.lock_petitioners`), so the
+earlier originals (:meth:`services.router.store.PgRouterStore.lock_routing`), so the
 second waits for the first to commit and then sees its petition as the original, whichever
-of the two was received first (:func:`services.router.domain.repeats.find_original`).
+of the two was received first (:func:`services.router.domain.repeats.find_original`). The
+same transaction locks the partitions its petitions were read from: an instance still
+routing a partition a rebalance took from it holds up the new owner the same way.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from tests.integration.conftest import Stack
 pytestmark = pytest.mark.integration
 
 
-def test_a_petitioners_lock_holds_the_second_transaction_until_the_first_commits(stack: Stack) -> None:
+def test_a_petitioners_and_a_partitions_locks_hold_the_next_transaction_until_the_first_commits(
+    stack: Stack,
+) -> None:
     async def scenario() -> list[tuple[str, float]]:
-        pool = await create_pool(stack.infra.dsn, max_size=3)
+        pool = await create_pool(stack.infra.dsn, max_size=5)
         uow = PgUnitOfWork(pool, "router", PgRouterStore)
         events: list[tuple[str, float]] = []
         started = time.monotonic()
@@ -38,34 +42,34 @@ def test_a_petitioners_lock_holds_the_second_transaction_until_the_first_commits
 
         async def first() -> None:
             async with uow.begin() as store:
-                await store.lock_petitioners({"pk-b", "pk-a"})
+                await store.lock_routing({"petition.submitted:1", "petition.submitted:0"}, {"pk-b", "pk-a"})
                 note("first holds a and b")
                 await asyncio.sleep(1.0)
                 note("first commits")
 
-        async def same_person() -> None:
+        async def later(what: str, partitions: set[str], keys: set[str]) -> None:
             await asyncio.sleep(0.2)
             async with uow.begin() as store:
-                await store.lock_petitioners({"pk-b"})
-                note("second holds b")
-
-        async def someone_else() -> None:
-            await asyncio.sleep(0.2)
-            async with uow.begin() as store:
-                await store.lock_petitioners({"pk-c"})
-                note("third holds c")
+                await store.lock_routing(partitions, keys)
+                note(what)
 
         try:
-            await asyncio.gather(first(), same_person(), someone_else())
+            await asyncio.gather(
+                first(),
+                later("same person holds", {"petition.submitted:2"}, {"pk-b"}),
+                later("same partition holds", {"petition.submitted:1"}, set()),
+                later("someone else holds", {"petition.submitted:3"}, {"pk-c"}),
+            )
         finally:
             await pool.close()
         return events
 
     events = asyncio.run(scenario())
     order = [what for what, _ in events]
-    assert order.index("second holds b") > order.index("first commits"), events
-    # another person's petitions are not held up
-    assert order.index("third holds c") < order.index("first commits"), events
+    assert order.index("same person holds") > order.index("first commits"), events
+    assert order.index("same partition holds") > order.index("first commits"), events
+    # another person's petitions on another partition are not held up
+    assert order.index("someone else holds") < order.index("first commits"), events
 
 
 def test_an_original_received_after_the_petition_being_routed_is_found(stack: Stack) -> None:

@@ -94,7 +94,8 @@ class Router:
         await self.plans.prepare(list(items), self.table)
         async with self.uow.begin() as store:
             return await handlers.route_new_petitions(
-                store, items, table=self.table, plans=self.plans, queues=self.queues, clock=lambda: NOW
+                store, items, table=self.table, plans=self.plans, queues=self.queues, clock=lambda: NOW,
+                partitions={f"{m.topic}:{m.partition}" for _, m in items},
             )
 
     async def act(self, event: PetitionActionTaken) -> Reassignment | None:
@@ -112,8 +113,8 @@ class Router:
         return [e for e in events if isinstance(e, DepartmentAssignment)]
 
     def tables(self) -> dict[str, Any]:
-        return copy.deepcopy({k: v for k, v in vars(self.db).items()
-                              if k not in ("faults", "commits", "locked_petitioners", "lock_and_reads")})
+        kept_aside = ("faults", "commits", "locked_petitioners", "locked_partitions", "lock_and_reads")
+        return copy.deepcopy({k: v for k, v in vars(self.db).items() if k not in kept_aside})
 
 
 def petition(
@@ -436,15 +437,17 @@ async def test_a_link_never_sends_an_accusation_to_the_accused_nor_moves_a_petit
         await merge(router, link("P-9", "A3-HOUSING"))
 
 
-async def test_repeat_detection_locks_the_batchs_petitioners_before_reading_their_originals(
+async def test_routing_locks_the_batchs_partitions_and_petitioners_before_reading_anything(
     table: RoutingTable,
 ) -> None:
     router = Router(table)
     await router.submit(petition("P-1", petitioner="k-2"), petition("P-2", petitioner="k-1"), petition("P-3"))
-    assert router.db.locked_petitioners == [("k-1", "k-2")]  # sorted: every transaction locks in one order
-    # nothing is read before the lock: a router still routing a partition taken from it holds
+    assert router.db.locked_petitioners == [("k-1", "k-2")]
+    assert router.db.locked_partitions == [(f"{topics.PETITION_SUBMITTED}:0",)]
+    # nothing is read before the locks: a router still routing a partition taken from it holds
     # up the new owner until it commits, and the new owner then sees those petitions routed
     assert router.db.lock_and_reads == ["lock", "routed_already", "earlier_originals"]
     await router.submit(petition("P-4"))
-    assert router.db.locked_petitioners == [("k-1", "k-2")]  # anonymous petitions lock nobody
-    assert router.db.lock_and_reads[3:] == ["routed_already"]
+    assert router.db.locked_petitioners[1:] == [()]  # anonymous petitions lock nobody, their partition still
+    assert router.db.locked_partitions[1:] == [(f"{topics.PETITION_SUBMITTED}:0",)]
+    assert router.db.lock_and_reads[3:] == ["lock", "routed_already"]
