@@ -82,7 +82,7 @@ async def route_new_petitions(
     plans: Plans,
     queues: DepartmentQueues,
     clock: Clock,
-    partitions: Collection[str] = (),
+    partitions: Collection[str],
 ) -> NewPetitionsRouted[M]:
     """Route a run of new petitions (each with its message, read from `partitions`,
     ``<topic>:<n>``) with a handful of round trips for the whole run: each once, by its
@@ -118,15 +118,13 @@ async def route_new_petitions(
         key = event.petitioner_key
         if key:  # only a known person can repeat; anonymous ones skip the cost
             packed = plan.packed if plan.packed is not None else pack(signature(event.title, event.content))
-            match = find_original(packed, event.received_at, earlier.get(key, []))
-            if match is None:  # an original: later petitions of the run may repeat it
+            repeat = repeat_routing(plan, find_original(packed, event.received_at, earlier.get(key, [])), table)
+            if repeat is not None:
+                routing, encoded = repeat, encode(event, repeat, clock(), table)
+            else:  # an original (as the store will say): later petitions of the run may repeat it
                 earlier.setdefault(key, []).append(
                     Earlier(event.petition_id, event.received_at, packed, routing.decision.department.code)
                 )
-            else:
-                repeat = repeat_routing(plan, match, table)
-                if repeat is not None:
-                    routing, encoded = repeat, encode(event, repeat, clock(), table)
             index.append((event.petition_id, key, event.received_at, packed))
         routed.append((event, routing))
         decided.append((routing, encoded))

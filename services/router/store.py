@@ -55,8 +55,8 @@ class RouterStore(Transaction, Protocol):
         where the petitions were read) and of each petitioner: whoever routes petitions of the
         same partition meanwhile (an instance still routing a partition a rebalance took from
         it) or of the same person (another instance, on another partition) waits, then sees
-        this one's petitions routed and among the originals. Every transaction takes its locks
-        in one order (the partitions', then the petitioners')."""
+        this one's petitions routed and among the originals. One call takes its locks in one
+        order (the partitions', then the petitioners')."""
         ...
 
     async def earlier_originals(
@@ -110,9 +110,11 @@ class PgRouterStore(PgTransaction):
 
     async def lock_routing(self, partitions: Collection[str], petitioner_keys: Collection[str]) -> None:
         # transaction-scoped advisory locks in the router's own space: class 21 a partition,
-        # class 20 a petitioner. Taken in the order of (class, hash), the same in every
-        # transaction, so two never wait on each other in a circle; a key hashing like another
-        # only serialises the two more than needed.
+        # class 20 a petitioner, taken in the order of (class, hash), the same in every call;
+        # a key hashing like another only serialises the two more than needed. A transaction
+        # that routes several runs (new petitions between other events) calls this once per
+        # run, so two such can wait on each other in a circle: PostgreSQL breaks it (40P01)
+        # and the consumer retries the batch (shared.outages: transient).
         classes = [21] * len(set(partitions)) + [20] * len(set(petitioner_keys))
         if not classes:
             return

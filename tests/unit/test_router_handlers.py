@@ -98,6 +98,14 @@ class Router:
                 partitions={f"{m.topic}:{m.partition}" for _, m in items},
             )
 
+    async def submit_all(self, *events: PetitionSubmitted, same_batch: bool) -> None:
+        """Route `events` in one batch, or each in its own."""
+        if same_batch:
+            await self.submit(*events)
+        else:
+            for event in events:
+                await self.submit(event)
+
     async def act(self, event: PetitionActionTaken) -> Reassignment | None:
         async with self.uow.begin() as store:
             return await handlers.act_on_assignment(
@@ -210,11 +218,7 @@ async def test_a_person_has_one_original_whatever_order_the_petitions_reach_the_
     router = Router(table)
     later = petition("P-2", petitioner="key-1", admin_code="430104", received_at=AT + timedelta(days=1))
     earlier = petition("P-1", petitioner="key-1", title=FOLLOW_UP_TITLE, content=FOLLOW_UP_TEXT)
-    if same_batch:
-        await router.submit(later, earlier)
-    else:
-        await router.submit(later)
-        await router.submit(earlier)
+    await router.submit_all(later, earlier, same_batch=same_batch)
     assert router.db.assignments["P-2"].repeat_of is None
     repeat = router.db.assignments["P-1"]
     assert (repeat.department_code, repeat.rule, repeat.repeat_of) == ("A4-HOUSING", "repeat-of:P-2", "P-2")
@@ -240,6 +244,26 @@ async def test_a_repeat_accusing_the_originals_department_goes_above_it(table: R
     assert (accusation.department_code, accusation.rule, accusation.repeat_of) == (
         "A-GOV", "accusation:above:A3-HOUSING", None)
     assert [a.petition_id for a in router.assigned("A3-HOUSING")] == ["P-1"]
+
+
+@pytest.mark.parametrize("same_batch", [False, True])
+async def test_an_accusation_routed_as_new_counts_as_an_original_in_its_run_as_in_the_store(
+    table: RoutingTable, same_batch: bool,
+) -> None:
+    # the accusation was received first but routed after P-1; routed as new (it accuses P-1's
+    # bureau), it is an original, and the earliest-received one: P-3 repeats it however the
+    # petitions were batched
+    router = Router(table)
+    first = petition("P-1", petitioner="key-1", title=ACCUSATION_TITLE, content=ACCUSATION_TEXT)
+    accusation = petition("P-2", petitioner="key-1", title=ACCUSATION_TITLE, content=ACCUSATION_TEXT,
+                          kind=Kind.ACCUSATION, received_at=AT - timedelta(days=1))
+    third = petition("P-3", petitioner="key-1", title=ACCUSATION_TITLE, content=ACCUSATION_TEXT,
+                     received_at=AT + timedelta(days=2))
+    await router.submit(first)
+    await router.submit_all(accusation, third, same_batch=same_batch)
+    assert router.db.assignments["P-2"].repeat_of is None
+    assert (router.db.assignments["P-3"].repeat_of, router.db.assignments["P-3"].department_code) == (
+        "P-2", router.db.assignments["P-2"].department_code)
 
 
 async def test_an_accusation_goes_above_the_accused_units_own_government(table: RoutingTable) -> None:
